@@ -1,0 +1,11 @@
+/* driver.h — the mmc command line: one function per sub-command. */
+#ifndef MM_DRIVER_H
+#define MM_DRIVER_H
+
+#include <stdio.h>
+
+#include "../passes/passes.h"
+
+void print_info(FILE *out, const IrProgram *p);
+
+#endif

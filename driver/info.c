@@ -1,0 +1,96 @@
+/* info.c — `mmc info`: what a model is made of, for people. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../passes/passes.h"
+#include "driver.h"
+
+static size_t params_where(const IrProgram *p, int branch, int fusion) {
+    size_t t = 0;
+    for (int i = 0; i < p->params.n; i++) {
+        const IrParam *pr = IR_PARAM(p, i);
+        if (fusion >= 0 ? pr->fusion == fusion : pr->branch == branch && (pr->fusion < 0 || IR_FUSION(p, pr->fusion)->kind == FUSE_SE))
+            t += pr->numel;
+    }
+    return t;
+}
+
+static const char *dims(const int *s, int n) {
+    const char *r = "[";
+    for (int i = 0; i < n; i++) r = arena_printf(mm_arena, "%s%s%d", r, i ? "," : "", s[i]);
+    return arena_printf(mm_arena, "%s]", r);
+}
+
+static const char *policy_str(const IrProgram *p) {
+    const rt_config *c = &p->cfg;
+    switch (c->policy) {
+    case RT_POLICY_GUIDED:
+        return arena_printf(mm_arena, "guided(alpha=%g, window=%d, warmup=%d, update=%s)", c->alpha, c->window, c->warmup,
+                            c->rebalance_update == RT_REBAL_ALL ? "all" : "branch");
+    case RT_POLICY_RANDOM:
+        return arena_printf(mm_arena, "random(warmup=%d, update=%s)", c->warmup, c->rebalance_update == RT_REBAL_ALL ? "all" : "branch");
+    case RT_POLICY_RUBI: return arena_printf(mm_arena, "rubi(bias=%s)", IR_BRANCH(p, c->rubi_branch)->name);
+    default: return "vanilla";
+    }
+}
+
+void print_info(FILE *out, const IrProgram *p) {
+    fprintf(out, "model %s (%s)\n", p->name, p->src->path);
+    fprintf(out, "inputs:\n");
+    for (int i = 0; i < p->inputs.n; i++) {
+        const IrInput *in = IR_INPUT(p, i);
+        fprintf(out, "  %-10s %s\n", in->name, dims(in->shape, in->ndim));
+    }
+    fprintf(out, "branches:\n");
+    for (int b = 0; b < p->branches.n; b++) {
+        const IrBranch *br = IR_BRANCH(p, b);
+        int convs = 0, se = 0;
+        for (int i = 0; i < p->fwd->nodes.n; i++) {
+            const IrNode *n = IR_NODE(p->fwd, i);
+            if (n->branch == b && n->op == OP_CONV) convs++;
+        }
+        for (int f = 0; f < p->fusions.n; f++) se += IR_FUSION(p, f)->kind == FUSE_SE && IR_FUSION(p, f)->branch[0] == b;
+        fprintf(out, "  %-10s on %-8s %3d conv%s", br->name, IR_INPUT(p, br->input)->name, convs, convs == 1 ? " " : "s");
+        if (se) fprintf(out, ", %d se", se);
+        fprintf(out, "   parameters %zu\n", params_where(p, b, -1));
+    }
+    int nm = 0;
+    for (int f = 0; f < p->fusions.n; f++) nm += IR_FUSION(p, f)->kind == FUSE_MMTM;
+    fprintf(out, "fusion:%s\n", nm ? "" : " none");
+    for (int f = 0; f < p->fusions.n; f++) {
+        const IrFusion *fu = IR_FUSION(p, f);
+        if (fu->kind != FUSE_MMTM) continue;
+        fprintf(out, "  %-10s", fu->name);
+        for (int i = 0; i < fu->nb; i++) fprintf(out, "%s%s (%d ch)", i ? " + " : "", fu->point[i], fu->chan[i]);
+        fprintf(out, "  hidden %d%s   parameters %zu\n", fu->hidden, fu->double_sigmoid ? "  2*sigmoid gates" : "",
+                params_where(p, -1, f));
+    }
+    fprintf(out, "heads:\n");
+    for (int b = 0; b < p->branches.n; b++) {
+        const IrBranch *br = IR_BRANCH(p, b);
+        if (br->head)
+            fprintf(out, "  %-10s linear %d -> %d\n", br->name, br->head->src[0]->shape[1], br->head->shape[1]);
+        else
+            fprintf(out, "  %-10s %s -> %d logits\n", br->name, ir_op_name[br->out->op], br->out->shape[1]);
+    }
+    fprintf(out, "prediction: %s\n", p->predict_text);
+    fprintf(out, "loss: %s\n", p->loss_text);
+    const rt_config *c = &p->cfg;
+    fprintf(out, "training:\n");
+    if (strcmp(c->data, "colored_gray") == 0)
+        fprintf(out, "  data       colored_gray(variance=%g, val=%d%s%s%s)\n", c->variance, c->val_size, c->data_dir[0] ? ", dir=\"" : "",
+                c->data_dir, c->data_dir[0] ? "\"" : "");
+    else
+        fprintf(out, "  data       synthetic(train=%d, test=%d)\n", c->synth_train, c->synth_test);
+    fprintf(out, "  optimizer  sgd(lr=%g, momentum=%g, weight_decay=%g, l1=%g)\n", c->lr, c->momentum, c->weight_decay, c->l1);
+    fprintf(out, "  batch %d, epochs %d, seed %llu\n", c->batch, c->epochs, c->seed);
+    if (c->plateau_patience) fprintf(out, "  schedule   plateau(factor=%g, patience=%d)\n", c->plateau_factor, c->plateau_patience);
+    if (c->stop_perfect) fprintf(out, "  early_stop perfect(epochs=%d)\n", c->stop_perfect);
+    fprintf(out, "  policy     %s\n", policy_str(p));
+    fprintf(out, "groups (conditional learning speed, ALGORITHMS 4):\n");
+    for (int g = 0; g < 2 * p->branches.n; g++)
+        fprintf(out, "  %-16s %zu\n", ir_group_name(p, g), ir_group_params(p, 1u << g));
+    size_t total = 0;
+    for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
+    fprintf(out, "parameters: %zu\n", total);
+}

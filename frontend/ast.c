@@ -1,0 +1,51 @@
+/* ast.c — small constructors for the parser, and the entry point that runs
+ * the scanner and parser over one file. */
+#include "ast.h"
+
+#include "parser.h"
+
+typedef void *yyscan_t;
+int yylex_init_extra(const SrcFile *extra, yyscan_t *scanner);
+int yylex_destroy(yyscan_t scanner);
+void *yy_scan_bytes(const char *bytes, int len, yyscan_t scanner);
+void mm_lexer_reset_position(void);
+
+AstExpr *ast_expr(AstExprKind k, SrcLoc loc) {
+    AstExpr *e = NEW(AstExpr);
+    e->kind = k;
+    e->loc = loc;
+    return e;
+}
+
+void ast_args_push(AstArgs *a, AstArg arg) {
+    a->v = arena_realloc(mm_arena, a->v, sizeof(AstArg) * (size_t)a->n, sizeof(AstArg) * (size_t)(a->n + 1));
+    a->v[a->n++] = arg;
+}
+
+void ast_seq_push(AstSeq *s, AstLayer *l) {
+    s->v = arena_realloc(mm_arena, s->v, sizeof(AstLayer *) * (size_t)s->n, sizeof(AstLayer *) * (size_t)(s->n + 1));
+    s->v[s->n++] = l;
+}
+
+AstFile *parse_file(const SrcFile *src) {
+    AstFile *f = NEW(AstFile);
+    f->src = src;
+    yyscan_t sc;
+    mm_lexer_reset_position();
+    yylex_init_extra(src, &sc);
+    yy_scan_bytes(src->text, (int)src->len, sc);
+    /* On a syntax error the parser longjmps out; the scanner's memory is
+     * arena memory, so nothing is lost. */
+    yyparse(sc, f);
+    yylex_destroy(sc);
+    if (!f->model) {
+        SrcLoc l = {src, 1, 1, 1};
+        error_at(l, "no 'model' section in this file; a .mmnet file describes one model: model NAME { ... }");
+    }
+    if (!f->train) {
+        SrcLoc l = f->model->loc;
+        error_at(l, "model '%s' has no 'train' section; add one after the model: train { data ...; optimizer sgd(lr=0.01); batch 128; epochs 20 }",
+                 f->model->name);
+    }
+    return f;
+}

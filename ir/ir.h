@@ -1,0 +1,226 @@
+/* ir.h — the IR: a graph whose nodes are tensors (the ggml model).
+ *
+ * A node is the result of one operation: op, sources, attributes, shape,
+ * flags (INPUT/PARAM/STATE/OUTPUT/LOSS), the branch (modality group) and
+ * fusion module it belongs to, and the source location of the .mmnet
+ * construct it came from. Graphs keep nodes in a topological order: the
+ * builders append, so an order of construction is an order of execution.
+ *
+ * A program (IrProgram) is one model: the tables of parameters, state,
+ * inputs, branches and fusion modules, the training policy, the forward
+ * graph as written, and the graph variants derived from it (passes/). */
+#ifndef MM_IR_H
+#define MM_IR_H
+
+#include "ops.h"
+#include "util.h"
+#include "../runtime/mmrt_config.h"
+
+#define IR_MAXDIM 5 /* B, C, D, H, W */
+#define IR_MAXSRC 8
+
+typedef enum { DT_F32, DT_I32 } IrDtype;
+
+enum {
+    IRF_INPUT = 1 << 0,
+    IRF_PARAM = 1 << 1,
+    IRF_STATE = 1 << 2,
+    IRF_OUTPUT = 1 << 3, /* read by the runtime after the step */
+    IRF_LOSS = 1 << 4,
+    IRF_GRAD = 1 << 5,   /* the gradient of a parameter: lives in the gradient arena */
+};
+
+/* Where a node's result lives (decided by the memory planner). */
+typedef enum {
+    BUF_NONE,    /* not yet planned, or a view */
+    BUF_ACT,     /* activations that scale with the batch: offset in floats per sample */
+    BUF_FIXED,   /* activations that do not (BatchNorm statistics, the loss) */
+    BUF_PARAM,
+    BUF_GRAD,
+    BUF_STATE,
+    BUF_INPUT,
+    BUF_LABELS,
+} IrBuf;
+
+typedef struct {
+    int nsp;             /* spatial dimensions of a conv or pool: 2 or 3 */
+    int k[3], s[3], p[3];/* kernel, stride, padding (depth, height, width; 2-D uses [1], [2]) */
+    int cout;            /* output channels / features */
+    bool bias;
+    float f;             /* SCALE factor, SIGMOID scale, DROPOUT rate, BN epsilon */
+    float f2;            /* BN momentum */
+    int off, n;          /* SLICE_CH: channel range */
+    int mode;            /* ACCUM: RT_ACC_* */
+} IrAttr;
+
+typedef struct IrNode IrNode;
+struct IrNode {
+    int id;
+    IrOp op;
+    int nsrc;
+    IrNode *src[IR_MAXSRC];
+    IrDtype dt;
+    int ndim;
+    int shape[IR_MAXDIM]; /* shape[0] is the batch when `batched` (and is 0 then) */
+    bool batched;
+    IrAttr a;
+    unsigned flags;
+    int branch;           /* modality group: branch index, -1 when shared */
+    int fusion;           /* fusion module index, -1 outside */
+    int param;            /* PARAM nodes and parameter gradients: index in the parameter table */
+    int state;            /* STATE nodes: index in the state table */
+    int input;            /* INPUT nodes: index in the input table */
+    const char *name;     /* parameters, outputs: a readable name */
+    const char *role;     /* inside fusion modules: "squeeze", "gate", ... */
+    SrcLoc loc;
+
+    /* pass scratch */
+    IrNode *grad;         /* autodiff: accumulated gradient */
+    IrNode *clone;        /* variants: the copy in the graph being built */
+    bool needs_grad;
+    int uses;             /* consumers in the graph */
+    int last_use;         /* index of the last consumer (planner) */
+
+    /* memory plan */
+    IrBuf buf;
+    size_t off;           /* floats (per sample for BUF_ACT) */
+    IrNode *fused;        /* this node's kernel is part of `fused`'s kernel */
+    IrNode *epi[4];       /* element-wise ops folded into this node's kernel */
+    int nepi;
+};
+
+typedef enum {
+    VAR_FORWARD,      /* the model as written, training mode, no backward */
+    VAR_TRAIN,        /* regular step */
+    VAR_REBALANCE,    /* re-balancing step for branch k (ALGORITHMS §5) */
+    VAR_RUBI,         /* RUBi step with bias branch k (§7) */
+    VAR_EVAL,         /* evaluation mode */
+    VAR_CUT,          /* evaluation with the cross-modal flow cut (§3) */
+    VAR_SQUEEZE,      /* evaluation that accumulates the training-set squeeze means (§3) */
+    VAR_COUNT
+} IrVariant;
+
+extern const char *const ir_variant_name[VAR_COUNT];
+
+typedef struct {
+    const char *name;     /* "train", "rebalance-c", ... */
+    IrVariant kind;
+    int k;                /* branch of REBALANCE/RUBI */
+    PtrVec nodes;         /* topological order */
+    IrNode *loss;
+    IrNode *logits[RT_MAXB]; /* per-branch logits (OUTPUT) */
+    IrNode *pred;         /* the prediction (OUTPUT) */
+    size_t act_floats;    /* planned: floats per sample of batched activations */
+    size_t fixed_floats;  /* planned: floats of fixed-size activations */
+} IrGraph;
+
+/* ---- program tables ---------------------------------------------------- */
+typedef struct {
+    const char *name;     /* c.conv1.weight */
+    int ndim, shape[IR_MAXDIM];
+    size_t numel, off;
+    unsigned groups;      /* RT_GROUP_MAIN(k) | RT_GROUP_BYPASS(k) bits */
+    int branch, fusion;
+    int init;             /* RT_INIT_* */
+    float bound;          /* uniform bound for RT_INIT_UNIFORM */
+    SrcLoc loc;
+} IrParam;
+
+typedef struct {
+    const char *name;
+    int ndim, shape[IR_MAXDIM];
+    size_t numel, off;
+    int kind;             /* RT_STATE_* */
+    float init;
+    int branch, fusion;
+} IrState;
+
+typedef struct {
+    const char *name;
+    int ndim, shape[IR_MAXDIM]; /* per sample */
+    size_t numel;
+    SrcLoc loc;
+} IrInput;
+
+typedef struct {
+    const char *name;
+    int input;            /* index in the input table */
+    SrcLoc loc;
+    IrNode *out;          /* logits in the forward graph */
+    IrNode *head;         /* the final linear layer */
+    int nlayers;
+} IrBranch;
+
+typedef enum { FUSE_MMTM, FUSE_SE } IrFusionKind;
+
+typedef struct {
+    IrFusionKind kind;
+    const char *name;     /* mmtm1, c.se1 */
+    int nb;               /* branches joined (1 for SE) */
+    int branch[RT_MAXB];
+    const char *point[RT_MAXB]; /* labels: c.s1 */
+    int chan[RT_MAXB];
+    int hidden;
+    int ratio;
+    bool double_sigmoid;  /* 2*sigmoid gates (the MMTM paper) */
+    int gate_state[RT_MAXB];    /* running gate means (§5) */
+    int squeeze_state[RT_MAXB]; /* training-set squeeze means (§3) */
+    SrcLoc loc;
+} IrFusion;
+
+typedef struct {
+    const char *name;
+    const SrcFile *src;
+    PtrVec params, states, inputs, branches, fusions;
+    int nclasses;
+    size_t params_floats, states_floats;
+    rt_config cfg;            /* the train section */
+    const char *predict_text, *loss_text;
+    int rubi_branch;          /* from the .mmnet policy, or -1 */
+    IrGraph *fwd;             /* the model as written */
+    PtrVec graphs;            /* IrGraph*: the variants (passes/variants.c) */
+} IrProgram;
+
+#define IR_PARAM(p, i) ((IrParam *)(p)->params.v[i])
+#define IR_STATE(p, i) ((IrState *)(p)->states.v[i])
+#define IR_INPUT(p, i) ((IrInput *)(p)->inputs.v[i])
+#define IR_BRANCH(p, i) ((IrBranch *)(p)->branches.v[i])
+#define IR_FUSION(p, i) ((IrFusion *)(p)->fusions.v[i])
+#define IR_NODE(g, i) ((IrNode *)(g)->nodes.v[i])
+
+/* ---- graph construction ------------------------------------------------ */
+/* Builders append to the current graph, copying branch/fusion/loc from the
+ * builder context so that every node knows where it came from. */
+typedef struct {
+    IrGraph *g;
+    int branch, fusion;
+    SrcLoc loc;
+    const char *role;
+} IrBuilder;
+
+IrGraph *ir_graph_new(const char *name, IrVariant kind, int k);
+IrNode *ir_node(IrBuilder *b, IrOp op, int nsrc, IrNode **src);
+IrNode *ir_node1(IrBuilder *b, IrOp op, IrNode *a);
+IrNode *ir_node2(IrBuilder *b, IrOp op, IrNode *a, IrNode *c);
+IrNode *ir_node3(IrBuilder *b, IrOp op, IrNode *a, IrNode *c, IrNode *d);
+IrNode *ir_node4(IrBuilder *b, IrOp op, IrNode *a, IrNode *c, IrNode *d, IrNode *e);
+IrNode *ir_leaf(IrBuilder *b, IrOp op);
+/* Copy a node's op, attributes, identity and shape into graph b, with new sources. */
+IrNode *ir_clone(IrBuilder *b, const IrNode *n, IrNode **src);
+
+size_t ir_numel(const IrNode *n);          /* per sample when batched */
+void ir_set_shape(IrNode *n, bool batched, int ndim, const int *dims);
+void ir_copy_shape(IrNode *dst, const IrNode *src);
+char *ir_shape_str(const IrNode *n);       /* [B,32,14,14] */
+int ir_channels(const IrNode *n);          /* shape[1] of a batched tensor */
+size_t ir_positions(const IrNode *n);      /* product of spatial dims */
+
+/* ---- whole-program services --------------------------------------------- */
+void ir_dump_graph(Buf *b, const IrProgram *p, const IrGraph *g);
+void ir_verify(const IrProgram *p, const IrGraph *g, const char *after);
+void ir_count_uses(IrGraph *g);
+size_t ir_group_params(const IrProgram *p, unsigned group_bit);
+const char *ir_group_name(const IrProgram *p, int group); /* main_c, bypass_g */
+IrGraph *ir_find_graph(const IrProgram *p, const char *name);
+
+#endif
