@@ -658,6 +658,7 @@ static IrNode *build_item(Build *B, const Item *it, IrNode *x) {
         if (a[0].f < 0 || a[0].f >= 1) error_at(a[0].loc, "the dropout rate must be in [0, 1), not %g", a[0].f);
         n = ir_node1(&B->b, OP_DROPOUT, x);
         n->a.f = (float)a[0].f;
+        for (int i = 0; i < B->b.g->nodes.n; i++) n->a.n += IR_NODE(B->b.g, i)->op == OP_DROPOUT; /* mask stream */
         return n;
     case L_SE: return build_se(B, it, x);
     }

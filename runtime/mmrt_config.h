@@ -5,6 +5,15 @@
 #ifndef MMRT_CONFIG_H
 #define MMRT_CONFIG_H
 
+/* The element type of tensors. Programs use float; the gradient tests
+ * compile the same generated kernels with -DMMNET_F64 to check them against
+ * finite differences in double precision. */
+#ifdef MMNET_F64
+typedef double mm_real;
+#else
+typedef float mm_real;
+#endif
+
 #define RT_MAXB 8        /* branches (modalities) */
 #define RT_MAXIN 8       /* model inputs */
 #define RT_MAXFUSE 64    /* fusion modules */

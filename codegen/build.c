@@ -1,0 +1,214 @@
+/* build.c — `mmc emit` and `mmc build`: run a back end, write its sources
+ * (only once generation succeeded), and for `build` compile and link them
+ * with the runtime into one program. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codegen.h"
+
+#ifndef MMNET_BUILD_RUNTIME_INCLUDE
+#define MMNET_BUILD_RUNTIME_INCLUDE ""
+#define MMNET_BUILD_RUNTIME_LIB ""
+#define MMNET_BUILD_RUNTIME_CUDA_LIB ""
+#endif
+
+static int mkdir_p(const char *path) {
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int write_file(const char *dir, const CgFile *f) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, f->name);
+    FILE *out = fopen(path, "w");
+    if (!out) {
+        fprintf(stderr, "mmc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fwrite(f->text.s, 1, f->text.n, out);
+    if (fclose(out) != 0 || n != f->text.n) {
+        fprintf(stderr, "mmc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static bool exists(const char *p) { return access(p, F_OK) == 0; }
+
+static bool on_path(const char *prog) {
+    const char *path = getenv("PATH");
+    if (!path) return false;
+    char buf[PATH_MAX];
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, prog);
+        if (access(buf, X_OK) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
+/* Where the runtime's headers and library are: $MMNET_HOME, else next to
+ * this mmc (an installed tree: ../include/mmnet, ../lib/mmnet), else the
+ * build tree mmc was built in. */
+static void find_runtime(char *inc, char *lib, char *culib, size_t n) {
+    const char *home = getenv("MMNET_HOME");
+    if (home) {
+        snprintf(inc, n, "%s/include/mmnet", home);
+        snprintf(lib, n, "%s/lib/mmnet/libmmrt.a", home);
+        snprintf(culib, n, "%s/lib/mmnet/libmmrt_cuda.a", home);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(inc, n, "%s/../include/mmnet", self);
+            snprintf(lib, n, "%s/../lib/mmnet/libmmrt.a", self);
+            snprintf(culib, n, "%s/../lib/mmnet/libmmrt_cuda.a", self);
+            if (exists(lib) && exists(inc)) return;
+        }
+    }
+    snprintf(inc, n, "%s", MMNET_BUILD_RUNTIME_INCLUDE);
+    snprintf(lib, n, "%s", MMNET_BUILD_RUNTIME_LIB);
+    snprintf(culib, n, "%s", MMNET_BUILD_RUNTIME_CUDA_LIB);
+}
+
+static int run(char *const argv[], bool show) {
+    if (show) {
+        for (int i = 0; argv[i]; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+        fputc('\n', stderr);
+    }
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "mmc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The GPU's architecture from nvidia-smi, e.g. "sm_90"; NULL when none. */
+static const char *detect_arch(void) {
+    FILE *f = popen("nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null", "r");
+    if (!f) return NULL;
+    char line[64] = "";
+    const char *r = NULL;
+    if (fgets(line, sizeof line, f)) {
+        int maj = 0, min = 0;
+        if (sscanf(line, "%d.%d", &maj, &min) == 2) r = arena_printf(mm_arena, "sm_%d%d", maj, min);
+    }
+    pclose(f);
+    return r;
+}
+
+int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
+                   const char *keep, const char *cc, bool profile) {
+    const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
+    bool cuda = be == &cg_cuda_backend;
+    CgOptions o = {profile, p->src->path, !getenv("MMNET_NO_CUBLAS")};
+    CgOutput gen = {0};
+    be->emit(p, &o, &gen);
+    int rc = 0;
+    const char *dir = strcmp(cmd, "emit") == 0 ? out : keep;
+    char tmpdir[] = "/tmp/mmc-build-XXXXXX";
+    if (!dir) {
+        if (!mkdtemp(tmpdir)) {
+            fprintf(stderr, "mmc: error: cannot create a temporary directory: %s\n", strerror(errno));
+            rc = 1;
+            goto done;
+        }
+        dir = tmpdir;
+    } else if (mkdir_p(dir) != 0) {
+        fprintf(stderr, "mmc: error: cannot create '%s': %s\n", dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    for (int i = 0; i < gen.n; i++)
+        if (write_file(dir, &gen.files[i]) != 0) { rc = 1; goto done; }
+    if (strcmp(cmd, "emit") == 0) {
+        for (int i = 0; i < gen.n; i++) printf("%s/%s\n", dir, gen.files[i].name);
+        goto done;
+    }
+    {
+        char inc[PATH_MAX], lib[PATH_MAX], culib[PATH_MAX];
+        find_runtime(inc, lib, culib, sizeof inc);
+        if (!exists(lib) || !exists(inc)) {
+            fprintf(stderr, "mmc: error: cannot find the mmnet runtime (looked for %s); set MMNET_HOME to the install prefix\n", lib);
+            rc = 1;
+            goto done;
+        }
+        char incflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
+        snprintf(incflag, sizeof incflag, "-I%s", inc);
+        snprintf(src0, sizeof src0, "%s/%s", dir, gen.files[0].name);
+        snprintf(src1, sizeof src1, "%s/%s", dir, gen.files[1].name);
+        bool show = getenv("MMNET_VERBOSE") != NULL;
+        if (!cuda) {
+            const char *env = getenv("MMNET_CC");
+            const char *compiler = cc ? cc : env ? env : on_path("clang") ? "clang" : on_path("gcc") ? "gcc" : "cc";
+            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 -march=native -fopenmp\"", compiler);
+            char *argv[] = {(char *)compiler, "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
+                            "-w", flags, incflag, src0, src1, lib, "-lz", "-lcjson", "-lm", "-o", (char *)out, NULL};
+            int r = run(argv, show);
+            if (r != 0) {
+                fprintf(stderr, "mmc: error: %s failed (exit %d) compiling the generated code in %s%s\n", compiler, r, dir,
+                        keep ? "" : " (kept for inspection)");
+                if (!keep) keep = dir; /* keep the sources so the failure can be looked at */
+                rc = 1;
+            }
+        } else {
+            if (!exists(culib)) {
+                fprintf(stderr, "mmc: error: this mmc was built without the CUDA runtime (no %s)\n", culib);
+                rc = 1;
+                goto done;
+            }
+            const char *a = arch ? arch : detect_arch();
+            if (!a) a = "sm_90";
+            char archflag[64];
+            snprintf(archflag, sizeof archflag, "-arch=%s", a);
+            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
+            char *argv[] = {"nvcc", "-O3", archflag, "-std=c++17", "-w", flags, incflag, "-x", "cu", src0, "-x", "c", src1,
+                            culib, lib, "-lcublas", "-lz", "-lcjson", "-lgomp", "-lm", "-o", (char *)out, NULL};
+            int r = run(argv, show);
+            if (r != 0) {
+                fprintf(stderr, "mmc: error: nvcc failed (exit %d) compiling the generated code in %s\n", r, dir);
+                if (!keep) keep = dir;
+                rc = 1;
+            }
+        }
+    }
+done:
+    if (dir == tmpdir && !keep) {
+        for (int i = 0; i < gen.n; i++) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, gen.files[i].name);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    for (int i = 0; i < gen.n; i++) buf_free(&gen.files[i].text);
+    return rc;
+}

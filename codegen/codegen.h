@@ -1,0 +1,49 @@
+/* codegen.h — the back-end interface: one IR, one op table, an emitter per
+ * target behind one struct of function pointers (the ggml backend model).
+ *
+ * An emitter turns the planned program into source files held in memory;
+ * build.c writes them out only when generation succeeded, then compiles. */
+#ifndef MM_CODEGEN_H
+#define MM_CODEGEN_H
+
+#include "../ir/ir.h"
+
+typedef struct {
+    const char *name;   /* "model.c" */
+    Buf text;
+} CgFile;
+
+typedef struct {
+    CgFile files[4];
+    int n;
+} CgOutput;
+
+typedef struct {
+    bool profile;       /* time every kernel (mmc build --profile) */
+    const char *source; /* the .mmnet path, for the header line */
+    bool use_cublas;    /* CUDA: cuBLAS for GEMM-shaped kernels */
+} CgOptions;
+
+typedef struct {
+    const char *name;                 /* "c", "cuda" */
+    bool (*supports_op)(IrOp op);
+    void (*emit)(const IrProgram *p, const CgOptions *o, CgOutput *out);
+} CgBackend;
+
+extern const CgBackend cg_c_backend;
+extern const CgBackend cg_cuda_backend;
+
+/* Shared by the emitters (emit_common.c). */
+CgFile *cg_file(CgOutput *out, const char *name);
+void cg_header(Buf *b, const IrProgram *p, const CgOptions *o, const char *what);
+/* The model's tables and the rt_model definition; impl is the back end's
+ * table symbol, backend its rt_backend symbol. */
+void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend);
+void cg_main(Buf *b, const IrProgram *p, const CgOptions *o);
+const char *cg_loc(const IrNode *n);      /* "cgmnist.mmnet:14:5" */
+const char *cg_describe(const IrNode *n); /* "%11 conv(%8 [B,3,28,28], %9 [32,3,5,5]) -> [B,32,28,28] k=5x5 ..." */
+double cg_flops(const IrNode *n, bool per_example); /* per example for batched work */
+bool cg_has_kernel(const IrNode *n);      /* false for leaves, views, fused ops */
+const char *cg_float(double x);           /* a C float literal: 1.0f, 1e-05f */
+
+#endif

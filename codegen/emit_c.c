@@ -1,0 +1,583 @@
+/* emit_c.c — the C back end: one function per kernel with its shapes as
+ * constants, one run function per graph variant calling them in order,
+ * OpenMP across the batch (or across channels for reductions), and the
+ * tables the runtime reads. The CPU path is the oracle every other back end
+ * is checked against, so each kernel is written to be plainly correct
+ * first; reductions are ordered so results do not depend on thread count. */
+#include <stdio.h>
+#include <string.h>
+
+#include "codegen.h"
+
+typedef struct {
+    Buf *b;
+    const IrProgram *p;
+    const IrGraph *g;
+    int gi;
+    const char *gname;   /* C identifier of the graph */
+    size_t scratch;      /* floats per thread */
+    size_t partial;      /* floats per chunk */
+    int nk;              /* kernels emitted in this graph */
+} Emit;
+
+static bool supports(IrOp op) { (void)op; return true; }
+
+static const char *ident(const char *s) {
+    char *r = arena_strdup(mm_arena, s);
+    for (char *q = r; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) *q = '_';
+    return r;
+}
+
+/* Where a node's data is, as an expression inside a run function. */
+static const char *ptr(const IrNode *n) {
+    switch (n->buf) {
+    case BUF_ACT: return arena_printf(mm_arena, "A + %zu * MB", n->off);
+    case BUF_FIXED: return arena_printf(mm_arena, "F + %zu", n->off);
+    case BUF_PARAM: return arena_printf(mm_arena, "P + %zu", n->off);
+    case BUF_GRAD: return arena_printf(mm_arena, "G + %zu", n->off);
+    case BUF_STATE: return arena_printf(mm_arena, "S + %zu", n->off);
+    case BUF_INPUT: return arena_printf(mm_arena, "X[%zu]", n->off);
+    case BUF_LABELS: return "Y";
+    default: mm_assert(!"node without a buffer"); return NULL;
+    }
+}
+
+static bool needs_exec(const IrNode *n) { return n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW; }
+static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
+
+/* Total element count expression: per-sample count times B for batched tensors. */
+static const char *count(const IrNode *n) {
+    return n->batched ? arena_printf(mm_arena, "(size_t)B * %zu", ir_numel(n)) : arena_printf(mm_arena, "%zu", ir_numel(n));
+}
+
+/* Statements applying the fused element-wise ops to `v`. */
+static void epilogue(Emit *E, const IrNode *n, const char *indent) {
+    for (int i = 0; i < n->nepi; i++) {
+        const IrNode *e = n->epi[i];
+        if (e->op == OP_RELU) buf_printf(E->b, "%sv = v > 0.0f ? v : 0.0f;  /* %%%d relu */\n", indent, e->id);
+        else if (e->op == OP_SIGMOID) buf_printf(E->b, "%sv = %s / (1.0f + MMK_EXP(-v));  /* %%%d sigmoid */\n", indent, cg_float(e->a.f), e->id);
+        else mm_assert(!"unsupported epilogue");
+    }
+}
+
+#define P(...) buf_printf(E->b, __VA_ARGS__)
+
+static const char *omp_for(const char *work) {
+    return arena_printf(mm_arena, "    #pragma omp parallel for schedule(static) if ((size_t)(%s) >= 16384)\n", work);
+}
+
+/* Window constants of a conv/pool: input x, output y (batched, 2-D or 3-D). */
+static void window_consts(Emit *E, const IrNode *x, const IrNode *y, const IrAttr *a) {
+    int nsp = a->nsp;
+    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
+    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
+    P("    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
+      ir_channels(y), dd, ho, wo);
+    P("           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0], a->k[1],
+      a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
+}
+
+#define WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
+
+static bool pointwise_conv(const IrAttr *a) {
+    for (int d = 0; d < 3; d++)
+        if (a->k[d] != 1 || a->s[d] != 1 || a->p[d] != 0) return false;
+    return true;
+}
+
+static void kernel_body(Emit *E, const IrNode *n) {
+    const IrNode *x = n->nsrc ? n->src[0] : NULL;
+    const char *total = count(n);
+    switch (n->op) {
+    case OP_ONE:
+        P("    y[0] = 1.0f;\n");
+        break;
+    case OP_CONV: {
+        /* Per example: unroll the windows (im2col), one GEMM with the
+         * weights, bias first, the fused epilogue last. */
+        window_consts(E, x, n, &n->a);
+        bool pw = pointwise_conv(&n->a);
+        size_t kp = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(n);
+        if (!pw && kp > E->scratch) E->scratch = kp;
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO };\n");
+        P("    #pragma omp parallel for schedule(static)\n");
+        P("    for (int n = 0; n < B; n++) {\n");
+        P("        const mm_real *xs = x0 + (size_t)n * CI * DI * HI * WI;\n");
+        P("        mm_real *restrict ys = y + (size_t)n * CO * Q;\n");
+        if (pw) P("        const mm_real *col = xs;  /* 1x1, stride 1: the input is its own column matrix */\n");
+        else {
+            P("        mm_real *restrict col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        mmk_im2col(col, xs, " WIN ");\n");
+        }
+        P("        for (int co = 0; co < CO; co++)\n");
+        P("            for (int q = 0; q < Q; q++) ys[co * Q + q] = %s;\n", n->a.bias ? "x2[co]" : "0.0f");
+        P("        mmk_gemm_nn(CO, Q, K, x1, K, col, Q, ys, Q);\n");
+        if (n->nepi) {
+            P("        for (int i = 0; i < CO * Q; i++) {\n            mm_real v = ys[i];\n");
+            epilogue(E, n, "            ");
+            P("            ys[i] = v;\n        }\n");
+        }
+        P("    }\n");
+        break;
+    }
+    case OP_CONV_DX: {
+        /* dx = col2im(W^T . dy), per example. n has x's shape; dy = src 0. */
+        const IrNode *dy = n->src[0];
+        window_consts(E, n, dy, &n->a);
+        bool pw = pointwise_conv(&n->a);
+        size_t kp = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(dy);
+        if (!pw && kp > E->scratch) E->scratch = kp;
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO };\n");
+        P("    #pragma omp parallel for schedule(static)\n");
+        P("    for (int n = 0; n < B; n++) {\n");
+        P("        const mm_real *dys = x0 + (size_t)n * CO * Q;\n");
+        P("        mm_real *restrict dxs = y + (size_t)n * CI * DI * HI * WI;\n");
+        if (pw) {
+            P("        memset(dxs, 0, sizeof(mm_real) * CI * DI * HI * WI);\n");
+            P("        mmk_gemm_tn(K, Q, CO, x1, K, dys, Q, dxs, Q);\n");
+        } else {
+            P("        mm_real *restrict dcol = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        memset(dcol, 0, sizeof(mm_real) * K * Q);\n");
+            P("        mmk_gemm_tn(K, Q, CO, x1, K, dys, Q, dcol, Q);\n");
+            P("        memset(dxs, 0, sizeof(mm_real) * CI * DI * HI * WI);\n");
+            P("        mmk_col2im(dxs, dcol, " WIN ");\n");
+        }
+        P("    }\n");
+        break;
+    }
+    case OP_CONV_DW: {
+        /* dW = sum over examples of dy . col^T, in RT_DW_CHUNKS fixed chunks
+         * of the batch summed in order (thread-count independent). */
+        const IrNode *dy = n->src[0], *xin = n->src[1];
+        window_consts(E, xin, dy, &n->a);
+        bool pw = pointwise_conv(&n->a);
+        size_t kp = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(dy);
+        if (!pw && kp > E->scratch) E->scratch = kp;
+        if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K };\n");
+        P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
+        P("    #pragma omp parallel for schedule(static)\n");
+        P("    for (int c = 0; c < nch; c++) {\n");
+        P("        mm_real *restrict part = e->partial + (size_t)c * e->impl->partial_floats;\n");
+        P("        memset(part, 0, sizeof(mm_real) * NW);\n");
+        P("        for (int n = (int)((long)B * c / nch); n < (int)((long)B * (c + 1) / nch); n++) {\n");
+        P("            const mm_real *dys = x0 + (size_t)n * CO * Q;\n");
+        P("            const mm_real *xs = x1 + (size_t)n * CI * DI * HI * WI;\n");
+        if (pw) P("            const mm_real *col = xs;\n");
+        else {
+            P("            mm_real *restrict col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("            mmk_im2col(col, xs, " WIN ");\n");
+        }
+        P("            mmk_gemm_nt(CO, K, Q, dys, Q, col, Q, part, K);\n");
+        P("        }\n    }\n");
+        P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
+        P("    for (int i = 0; i < NW; i++) {\n        mm_real s = 0.0f;\n");
+        P("        for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + i];\n");
+        P("        y[i] = s;\n    }\n");
+        break;
+    }
+    case OP_MAXPOOL: case OP_AVGPOOL: {
+        window_consts(E, x, n, &n->a);
+        bool mx = n->op == OP_MAXPOOL;
+        P("    %s", omp_for("B * CO"));
+        P("    for (int nc = 0; nc < B * CO; nc++) {\n");
+        P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n");
+        P("        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
+        P("        for (int od = 0; od < DO; od++)\n        for (int oh = 0; oh < HO; oh++)\n        for (int ow = 0; ow < WO; ow++) {\n");
+        P("            mm_real m = %s;\n", mx ? "-INFINITY" : "0.0f");
+        P("            for (int kd = 0; kd < KD; kd++) {\n                int id = od * SD - PD + kd;\n                if (id < 0 || id >= DI) continue;\n");
+        P("                for (int kh = 0; kh < KH; kh++) {\n                    int ih = oh * SH - PH + kh;\n                    if (ih < 0 || ih >= HI) continue;\n");
+        P("                    for (int kw = 0; kw < KW; kw++) {\n                        int iw = ow * SW - PW + kw;\n                        if (iw < 0 || iw >= WI) continue;\n");
+        P("                        mm_real v = xs[(id * HI + ih) * WI + iw];\n");
+        if (mx) P("                        if (v > m || v != v) m = v;\n");
+        else P("                        m += v;\n");
+        P("                    }\n                }\n            }\n");
+        /* Average pooling counts the padding (PyTorch's count_include_pad). */
+        P("            ys[(od * HO + oh) * WO + ow] = %s;\n        }\n    }\n", mx ? "m" : "m * (1.0f / (KD * KH * KW))");
+        break;
+    }
+    case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
+        /* n has x's shape; dy = src 0. The max is found again in the input
+         * (the first maximum of the window, as the forward pass chose it). */
+        const IrNode *dy = n->src[0];
+        window_consts(E, n, dy, &n->a);
+        bool mx = n->op == OP_MAXPOOL_DX;
+        P("    %s", omp_for("B * CI"));
+        P("    for (int nc = 0; nc < B * CI; nc++) {\n");
+        if (mx) P("        const mm_real *xs = x1 + (size_t)nc * DI * HI * WI;\n");
+        P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n");
+        P("        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
+        P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
+        P("        for (int od = 0; od < DO; od++)\n        for (int oh = 0; oh < HO; oh++)\n        for (int ow = 0; ow < WO; ow++) {\n");
+        P("            mm_real g = dys[(od * HO + oh) * WO + ow];\n");
+        if (mx) P("            mm_real m = -INFINITY;\n            int at = -1;\n");
+        P("            for (int kd = 0; kd < KD; kd++) {\n                int id = od * SD - PD + kd;\n                if (id < 0 || id >= DI) continue;\n");
+        P("                for (int kh = 0; kh < KH; kh++) {\n                    int ih = oh * SH - PH + kh;\n                    if (ih < 0 || ih >= HI) continue;\n");
+        P("                    for (int kw = 0; kw < KW; kw++) {\n                        int iw = ow * SW - PW + kw;\n                        if (iw < 0 || iw >= WI) continue;\n");
+        if (mx) P("                        int i = (id * HI + ih) * WI + iw;\n                        if (xs[i] > m || (at < 0 && xs[i] != xs[i])) { m = xs[i]; at = i; }\n");
+        else P("                        dxs[(id * HI + ih) * WI + iw] += g * (1.0f / (KD * KH * KW));\n");
+        P("                    }\n                }\n            }\n");
+        if (mx) P("            if (at >= 0) dxs[at] += g;\n");
+        P("        }\n    }\n");
+        break;
+    }
+    case OP_GAP:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        const mm_real *xs = x0 + (size_t)nc * Q;\n");
+        P("        mm_real s = 0.0f;\n        for (int q = 0; q < Q; q++) s += xs[q];\n        y[nc] = s * (1.0f / Q);\n    }\n");
+        break;
+    case OP_GAP_DX:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        mm_real g = x0[nc] * (1.0f / Q);\n");
+        P("        for (int q = 0; q < Q; q++) y[(size_t)nc * Q + q] = g;\n    }\n");
+        break;
+    case OP_LINEAR:
+        P("    enum { I = %d, O = %d };\n", x->shape[1], n->shape[1]);
+        P("    %s", omp_for("B * I * O"));
+        P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
+        P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
+          n->a.bias ? "x2[o] + " : "");
+        epilogue(E, n, "            ");
+        P("            ys[o] = v;\n        }\n    }\n");
+        break;
+    case OP_LINEAR_DX: /* dx[n][i] = sum_o dy[n][o] w[o][i] */
+        P("    enum { I = %d, O = %d };\n", n->shape[1], n->src[0]->shape[1]);
+        P("    %s", omp_for("B * I * O"));
+        P("    for (int n = 0; n < B; n++) {\n        mm_real *dxs = y + (size_t)n * I;\n");
+        P("        memset(dxs, 0, sizeof(mm_real) * I);\n        mmk_gemm_nn(1, I, O, x0 + (size_t)n * O, O, x1, I, dxs, I);\n    }\n");
+        break;
+    case OP_LINEAR_DW: /* dw[o][i] = sum_n dy[n][o] x[n][i]; rows in parallel, examples in order */
+        P("    enum { I = %d, O = %d };\n", n->shape[1], n->shape[0]);
+        P("    %s", omp_for("B * I * O"));
+        P("    for (int o = 0; o < O; o++) {\n        mm_real *dw = y + (size_t)o * I;\n        memset(dw, 0, sizeof(mm_real) * I);\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
+        P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) dw[i] += g * xs[i];\n        }\n    }\n");
+        break;
+    case OP_RELU: case OP_SIGMOID: case OP_SCALE: case OP_DROPOUT:
+    case OP_RELU_DX: case OP_SIGMOID_DX: case OP_DROPOUT_DX: case OP_MUL: case OP_ADD: case OP_MEAN: {
+        const char *expr;
+        switch (n->op) {
+        case OP_RELU: expr = "x0[i] > 0.0f ? x0[i] : 0.0f"; break;
+        case OP_SIGMOID: expr = arena_printf(mm_arena, "%s / (1.0f + MMK_EXP(-x0[i]))", cg_float(n->a.f)); break;
+        case OP_SCALE: expr = arena_printf(mm_arena, "x0[i] * %s", cg_float(n->a.f)); break;
+        case OP_RELU_DX: expr = "x1[i] > 0.0f ? x0[i] : 0.0f"; break;
+        case OP_SIGMOID_DX: expr = arena_printf(mm_arena, "x0[i] * x1[i] * (1.0f - x1[i] * %s)", cg_float(1.0 / n->a.f)); break;
+        case OP_DROPOUT: case OP_DROPOUT_DX:
+            expr = arena_printf(mm_arena, "mmk_keep(h->seed, h->step, %du, i, %s) ? x0[i] * %s : 0.0f", n->a.n, cg_float(n->a.f),
+                                cg_float(1.0 / (1.0 - n->a.f)));
+            break;
+        case OP_MUL: expr = "x0[i] * x1[i]"; break;
+        default: {
+            const char *s = "";
+            for (int i = 0; i < n->nsrc; i++) s = arena_printf(mm_arena, "%s%sx%d[i]", s, i ? " + " : "", i);
+            expr = n->op == OP_MEAN && n->nsrc > 1 ? arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc)) : s;
+        }
+        }
+        P("    %s", omp_for(total));
+        P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, expr);
+        epilogue(E, n, "        ");
+        P("        y[i] = v;\n    }\n");
+        break;
+    }
+    case OP_BN_STATS: {
+        /* Batch mean and 1/std per channel (biased variance, as PyTorch
+         * normalises); the running statistics move by `momentum` with the
+         * unbiased variance. Sums in double, channels in parallel. */
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
+        P("    const double cnt = (double)B * Q;\n");
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0, ss = 0.0;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        const double mean = s / cnt;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("            for (int q = 0; q < Q; q++) { double d = xs[q] - mean; ss += d * d; }\n        }\n");
+        P("        const double var = ss / cnt;\n");
+        P("        y[c] = (mm_real)mean;\n        y[C + c] = (mm_real)(1.0 / sqrt(var + %.9g));\n", n->a.f);
+        P("        x1[c] = (mm_real)((1.0 - %.9g) * x1[c] + %.9g * mean);\n", n->a.f2, n->a.f2);
+        P("        x2[c] = (mm_real)((1.0 - %.9g) * x2[c] + %.9g * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n    }\n", n->a.f2, n->a.f2);
+        break;
+    }
+    case OP_BN_RUNSTATS:
+        P("    enum { C = %d };\n", n->shape[1]);
+        P("    for (int c = 0; c < C; c++) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / MMK_SQRT(x1[c] + %s);\n    }\n", cg_float(n->a.f));
+        break;
+    case OP_BN_APPLY: case OP_BN_APPLY_DX:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        const int c = nc %% C;\n");
+        if (n->op == OP_BN_APPLY) {
+            P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * a + b;\n");
+        } else {
+            P("        const mm_real a = x1[C + c] * x2[c];\n");
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * a;\n");
+        }
+        epilogue(E, n, "            ");
+        P("            y[(size_t)nc * Q + q] = v;\n        }\n    }\n");
+        break;
+    case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: {
+        /* Per channel: sum dy and sum dy (x - mean). */
+        const IrNode *dy = n->src[0];
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), ir_positions(dy));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
+        bool ds = n->op == OP_BN_APPLY_DSTATS;
+        P("        double %ssgx = 0.0;\n", ds ? "sg = 0.0, " : "");
+        P("        for (int n = 0; n < B; n++) {\n            const size_t o = ((size_t)n * C + c) * Q;\n");
+        P("            for (int q = 0; q < Q; q++) { %ssgx += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "sg += x0[o + q]; " : "");
+        if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
+        else P("        y[c] = (mm_real)(sgx * inv);\n    }\n");
+        break;
+    }
+    case OP_BN_STATS_DX: {
+        /* x's gradient through the batch statistics: d mean and d (1/std). */
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
+        P("    const mm_real inv_cnt = 1.0f / ((mm_real)B * Q);\n");
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        const int c = nc %% C;\n");
+        P("        const mm_real mean = x2[c], inv = x2[C + c];\n");
+        P("        const mm_real dvar = x0[C + c] * -0.5f * inv * inv * inv;\n");
+        P("        const mm_real a = x0[c] * inv_cnt, b = 2.0f * dvar * inv_cnt;\n");
+        P("        for (int q = 0; q < Q; q++) y[(size_t)nc * Q + q] = a + b * (x1[(size_t)nc * Q + q] - mean);\n    }\n");
+        break;
+    }
+    case OP_REDUCE_CH: {
+        int nd = x->ndim;
+        size_t q = nd > 2 ? ir_positions(x) : 1;
+        P("    enum { C = %d, Q = %zu };\n", nd >= 2 ? ir_channels(x) : 1, q);
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        y[c] = (mm_real)s;\n    }\n");
+        break;
+    }
+    case OP_CONCAT: {
+        P("    enum { Q = %zu, C = %d };\n", ir_positions(n), ir_channels(n));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int n = 0; n < B; n++) {\n");
+        int off = 0;
+        for (int i = 0; i < n->nsrc; i++) {
+            int c = ir_channels(n->src[i]);
+            P("        memcpy(y + ((size_t)n * C + %d) * Q, x%d + (size_t)n * %d * Q, sizeof(mm_real) * %d * Q);\n", off, i, c, c);
+            off += c;
+        }
+        P("    }\n");
+        break;
+    }
+    case OP_SLICE_CH:
+        P("    enum { Q = %zu, C = %d, N = %d, OFF = %d };\n", ir_positions(n), ir_channels(x), n->a.n, n->a.off);
+        P("    for (int n = 0; n < B; n++)\n        memcpy(y + (size_t)n * N * Q, x0 + ((size_t)n * C + OFF) * Q, sizeof(mm_real) * N * Q);\n");
+        break;
+    case OP_CHSCALE:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        const mm_real g = x1[nc];\n");
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * g;\n");
+        epilogue(E, n, "            ");
+        P("            y[(size_t)nc * Q + q] = v;\n        }\n    }\n");
+        break;
+    case OP_CHSCALE_DG:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
+        P("    %s", omp_for("B * C * Q"));
+        P("    for (int nc = 0; nc < B * C; nc++) {\n        mm_real s = 0.0f;\n");
+        P("        for (int q = 0; q < Q; q++) s += x0[(size_t)nc * Q + q] * x1[(size_t)nc * Q + q];\n        y[nc] = s;\n    }\n");
+        break;
+    case OP_BCAST:
+        P("    enum { C = %d };\n", n->shape[1]);
+        P("    for (int n = 0; n < B; n++) memcpy(y + (size_t)n * C, x0, sizeof(mm_real) * C);\n");
+        break;
+    case OP_CE:
+        /* Mean cross-entropy over the batch, log-sum-exp in double. */
+        P("    enum { K = %d };\n", x->shape[1]);
+        P("    double s = 0.0;\n");
+        P("    for (int n = 0; n < B; n++) {\n        const mm_real *z = x0 + (size_t)n * K;\n");
+        P("        mm_real m = z[0];\n        for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;\n");
+        P("        double se = 0.0;\n        for (int k = 0; k < K; k++) se += exp((double)z[k] - m);\n");
+        P("        s += log(se) + m - z[x1[n]];\n    }\n    y[0] = (mm_real)(s / B);\n");
+        break;
+    case OP_CE_DX:
+        P("    enum { K = %d };\n", n->shape[1]);
+        P("    const mm_real g = x0[0] / B;\n");
+        P("    for (int n = 0; n < B; n++) {\n        const mm_real *z = x1 + (size_t)n * K;\n        mm_real *d = y + (size_t)n * K;\n");
+        P("        mm_real m = z[0];\n        for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;\n");
+        P("        double se = 0.0;\n        for (int k = 0; k < K; k++) se += exp((double)z[k] - m);\n");
+        P("        for (int k = 0; k < K; k++) d[k] = g * (mm_real)(exp((double)z[k] - m) / se);\n");
+        P("        d[x2[n]] -= g;\n    }\n");
+        break;
+    case OP_ACCUM:
+        /* A running mean kept in state: over steps of the batch mean (gates),
+         * or over examples (squeeze vectors); h->acc_n counts what came before. */
+        P("    enum { C = %d };\n", n->src[1]->shape[0]);
+        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0;\n");
+        P("        for (int n = 0; n < B; n++) s += x0[(size_t)n * C + c];\n");
+        if (n->a.mode == RT_ACC_STEPS) P("        x1[c] += (mm_real)((s / B - x1[c]) / (double)(h->acc_n + 1));\n    }\n");
+        else P("        x1[c] += (mm_real)((s - (double)B * x1[c]) / (double)(h->acc_n + B));\n    }\n");
+        break;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof msg, "C back end: no kernel for op '%s'", ir_op_name[n->op]);
+        mm_panic(__FILE__, __LINE__, msg);
+    }
+    }
+}
+
+static bool writes_input(const IrNode *n, int i) {
+    /* Sources a kernel updates in place: running statistics and accumulators. */
+    return (n->op == OP_BN_STATS && i >= 1) || (n->op == OP_ACCUM && i == 1);
+}
+
+/* Kernels are shared between graph variants when their code is the same:
+ * the training, re-balancing and RUBi graphs have most layers in common. */
+typedef struct {
+    uint64_t hash;
+    char *code;          /* signature after the name, and body */
+    const char *name;
+} Kernel;
+
+typedef struct {
+    Kernel *v;
+    int n, cap;
+} KernelTable;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Emit n's kernel unless an identical one exists; returns its name. */
+static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
+    bool out = n->op != OP_ACCUM;
+    bool inplace_ok = ir_op_flags[n->op] & OPF_INPLACE;
+    Buf code = {0}, *saved = E->b;
+    E->b = &code;
+    P("(");
+    const char *sep = "";
+    if (out) {
+        P("mm_real *%sy", inplace_ok ? "" : "restrict ");
+        sep = ", ";
+    }
+    for (int i = 0; i < n->nsrc; i++) {
+        const IrNode *s = n->src[i];
+        if (s->dt == DT_I32) P("%sconst int32_t *restrict x%d", sep, i);
+        else if (writes_input(n, i)) P("%smm_real *restrict x%d", sep, i);
+        else P("%sconst mm_real *%sx%d", sep, inplace_ok ? "" : "restrict ", i);
+        sep = ", ";
+    }
+    P("%sint B", sep);
+    if (needs_exec(n)) P(", rt_exec *e");
+    if (needs_hyper(n)) P(", const rt_hyper *h");
+    P(") {\n");
+    kernel_body(E, n);
+    P("}\n");
+    E->b = saved;
+    uint64_t h = fnv1a(code.s);
+    for (int i = 0; i < kt->n; i++)
+        if (kt->v[i].hash == h && strcmp(kt->v[i].code, code.s) == 0) {
+            buf_free(&code);
+            return kt->v[i].name;
+        }
+    const char *name = arena_printf(mm_arena, "k%d_%s", kt->n, ir_op_name[n->op]);
+    P("\n/* %s\n * %s, graph %s */\nstatic void %s%s", cg_describe(n), cg_loc(n), E->g->name, name, code.s);
+    if (kt->n == kt->cap) {
+        kt->cap = kt->cap ? 2 * kt->cap : 256;
+        kt->v = arena_realloc(mm_arena, kt->v, sizeof(Kernel) * (size_t)kt->n, sizeof(Kernel) * (size_t)kt->cap);
+    }
+    kt->v[kt->n++] = (Kernel){h, arena_strdup(mm_arena, code.s), name};
+    buf_free(&code);
+    return name;
+}
+
+static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
+    const IrGraph *g = E->g;
+    buf_printf(E->b, "\n/* ==== graph %s: %d nodes ==== */\n", g->name, g->nodes.n);
+    const char **kn = NEWN(const char *, g->nodes.n);
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (cg_has_kernel(n)) kn[i] = emit_kernel(E, kt, n);
+    }
+    /* Kernel table for profiling. */
+    int nk = 0;
+    for (int i = 0; i < g->nodes.n; i++) nk += cg_has_kernel(IR_NODE(g, i));
+    P("\nstatic const rt_kernel_info %s_kernels[%d] = {\n", E->gname, nk ? nk : 1);
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (!cg_has_kernel(n)) continue;
+        P("    {\"%%%d %s%s%s\", %.6g, %.6g},\n", n->id, ir_op_name[n->op], n->name ? " " : "", n->name ? ident(n->name) : "",
+          cg_flops(n, true), cg_flops(n, false));
+    }
+    if (!nk) P("    {\"\", 0, 0},\n");
+    P("};\n");
+    E->nk = nk;
+
+    P("\nstatic void run_%s(rt_exec *e, const rt_batch *bt, const rt_hyper *h, rt_result *r) {\n", E->gname);
+    P("    const int B = bt->B;\n    const size_t MB = (size_t)e->max_batch;\n");
+    P("    mm_real *const A = e->act, *const F = e->fixed, *const P = e->params, *const G = e->grads, *const S = e->states;\n");
+    P("    const mm_real *const *X = bt->x;\n    const int32_t *const Y = bt->y;\n");
+    P("    (void)A; (void)F; (void)P; (void)G; (void)S; (void)X; (void)Y; (void)h; (void)MB;\n");
+    int k = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (!cg_has_kernel(n)) continue;
+        const char *args = "";
+        if (n->op != OP_ACCUM) args = ptr(n);
+        for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(n->src[j]));
+        args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
+        const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
+        if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
+        else P("    %s\n", call);
+        k++;
+    }
+    if (g->loss) P("    r->loss = (double)*(%s);\n", ptr(g->loss));
+    for (int b = 0; b < E->p->branches.n; b++)
+        if (g->logits[b]) P("    r->logits[%d] = %s;\n", b, ptr(g->logits[b]));
+    if (g->pred) P("    r->pred = %s;\n", ptr(g->pred));
+    P("}\n");
+}
+
+static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
+    CgFile *f = cg_file(out, "model.c");
+    Buf *b = &f->text;
+    size_t total = 0;
+    for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
+    cg_header(b, p, o, arena_printf(mm_arena, "%zu parameters, %d graphs; back end c (%s)", total, p->graphs.n,
+                                      "kernels in C, OpenMP across the batch"));
+    if (o->profile) buf_puts(b, "#define MMNET_PROFILE 1\n");
+    buf_puts(b, "#include \"mmrt_cpu.h\"\n");
+    buf_puts(b, "#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
+    size_t scratch = 16, partial = 16, act = 0, fixed = 0;
+    PtrVec names = {0};
+    KernelTable kt = {0};
+    for (int gi = 0; gi < p->graphs.n; gi++) {
+        const IrGraph *g = p->graphs.v[gi];
+        Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0};
+        emit_graph(&E, &kt, o->profile);
+        if (E.scratch > scratch) scratch = E.scratch;
+        if (E.partial > partial) partial = E.partial;
+        if (g->act_floats > act) act = g->act_floats;
+        if (g->fixed_floats > fixed) fixed = g->fixed_floats;
+        vec_push(&names, (void *)E.gname);
+    }
+    buf_puts(b, "\nstatic const rt_cpu_run_fn runs[] = {");
+    for (int i = 0; i < names.n; i++) buf_printf(b, "%srun_%s", i ? ", " : "", (char *)names.v[i]);
+    buf_puts(b, "};\nstatic const int nkernels[] = {");
+    for (int gi = 0; gi < p->graphs.n; gi++) {
+        int nk = 0;
+        const IrGraph *g = p->graphs.v[gi];
+        for (int i = 0; i < g->nodes.n; i++) nk += cg_has_kernel(IR_NODE(g, i));
+        buf_printf(b, "%s%d", gi ? ", " : "", nk);
+    }
+    buf_puts(b, "};\nstatic const rt_kernel_info *const kernels[] = {");
+    for (int i = 0; i < names.n; i++) buf_printf(b, "%s%s_kernels", i ? ", " : "", (char *)names.v[i]);
+    buf_puts(b, "};\n");
+    buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act, fixed,
+               scratch, partial, o->profile);
+    cg_tables(b, p, "cpu_impl", "rt_cpu_backend");
+    CgFile *m = cg_file(out, "main.c");
+    cg_main(&m->text, p, o);
+}
+
+const CgBackend cg_c_backend = {"c", supports, emit};

@@ -1,0 +1,205 @@
+/* rt_cpu.c — the CPU back end: the arenas, and the training step around the
+ * generated kernels: forward and backward (generated), then one pass over
+ * the parameters that computes each one's |grad|^2 and |param|^2 (the
+ * conditional-learning-speed norms, ALGORITHMS §4) and applies SGD, so the
+ * norms cost no extra pass over memory. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmrt_cpu.h"
+
+#define UPDATE_CHUNK 65536  /* elements per work item of the update */
+
+static size_t update_items(const rt_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->nparams; i++) n += (m->params[i].numel + UPDATE_CHUNK - 1) / UPDATE_CHUNK;
+    return n;
+}
+
+static rt_exec *cpu_create(const rt_model *m, int max_batch) {
+    rt_exec *e = rt_alloc(sizeof *e);
+    const rt_cpu_impl *impl = m->impl;
+    e->m = m;
+    e->impl = impl;
+    e->max_batch = max_batch;
+#ifdef _OPENMP
+    e->nthreads = omp_get_max_threads();
+#else
+    e->nthreads = 1;
+#endif
+    size_t np = m->params_floats;
+    e->params = rt_alloc(sizeof(mm_real) * np);
+    e->grads = rt_alloc(sizeof(mm_real) * np);
+    e->mom = rt_alloc(sizeof(mm_real) * np);
+    e->states = rt_alloc(sizeof(mm_real) * (m->states_floats + 1));
+    e->act = rt_alloc(sizeof(mm_real) * (impl->act_floats * (size_t)max_batch + 16));
+    e->fixed = rt_alloc(sizeof(mm_real) * (impl->fixed_floats + 16));
+    e->scratch = rt_alloc(sizeof(mm_real) * impl->scratch_floats * (size_t)e->nthreads);
+    e->partial = rt_alloc(sizeof(mm_real) * impl->partial_floats * RT_DW_CHUNKS);
+    e->norms = rt_alloc(sizeof(double[2]) * (size_t)m->nparams);
+    e->norm_parts = rt_alloc(sizeof(double[2]) * update_items(m));
+    int maxk = 0;
+    for (int v = 0; v < m->nvariants; v++)
+        if (impl->nkernels[v] > maxk) maxk = impl->nkernels[v];
+    e->prof_time = rt_alloc(sizeof(double) * (size_t)(maxk + 1));
+    return e;
+}
+
+static void cpu_destroy(rt_exec *e) {
+    if (!e) return;
+    free(e->params);
+    free(e->grads);
+    free(e->mom);
+    free(e->states);
+    free(e->act);
+    free(e->fixed);
+    free(e->scratch);
+    free(e->partial);
+    free(e->norms);
+    free(e->norm_parts);
+    free(e->prof_time);
+    free(e);
+}
+
+static mm_real *arena(rt_exec *e, int which, size_t *n) {
+    switch (which) {
+    case RT_ARENA_PARAMS: *n = e->m->params_floats; return e->params;
+    case RT_ARENA_MOMENTUM: *n = e->m->params_floats; return e->mom;
+    default: *n = e->m->states_floats; return e->states;
+    }
+}
+
+static void cpu_read(rt_exec *e, int which, mm_real *host) {
+    size_t n;
+    mm_real *a = arena(e, which, &n);
+    memcpy(host, a, sizeof(mm_real) * n);
+}
+
+static void cpu_write(rt_exec *e, int which, const mm_real *host) {
+    size_t n;
+    mm_real *a = arena(e, which, &n);
+    memcpy(a, host, sizeof(mm_real) * n);
+}
+
+/* SGD with momentum, weight decay and L1, as torch.optim.SGD (dampening 0):
+ *   g  = dL/dw + l1 * sign(w)      (the L1 penalty is part of the loss)
+ *   m  = momentum * m + g + wd * w
+ *   w -= lr * m
+ * with |g|^2 and |w|^2 (before the update) summed per parameter. */
+static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h) {
+    const rt_model *m = e->m;
+    size_t items = update_items(m);
+    const mm_real lr = h->lr, mu = h->momentum, wd = h->weight_decay, l1 = h->l1;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (size_t it = 0; it < items; it++) {
+        /* Find the parameter and chunk of work item `it`. */
+        size_t k = it;
+        int p = 0;
+        for (;; p++) {
+            size_t c = (m->params[p].numel + UPDATE_CHUNK - 1) / UPDATE_CHUNK;
+            if (k < c) break;
+            k -= c;
+        }
+        const rt_param_info *pi = &m->params[p];
+        size_t lo = k * UPDATE_CHUNK, hi = lo + UPDATE_CHUNK < pi->numel ? lo + UPDATE_CHUNK : pi->numel;
+        mm_real *w = e->params + pi->off, *g = e->grads + pi->off, *mo = e->mom + pi->off;
+        int upd = !h->update || h->update[p];
+        int hg = has_grad[p];
+        mm_real g2 = 0.0f, w2 = 0.0f;
+        double sg = 0.0, sw = 0.0;
+        for (size_t i = lo; i < hi; i++) {
+            mm_real wi = w[i];
+            mm_real gi = hg ? g[i] : 0.0f;
+            if (l1 != 0.0f) gi += wi > 0.0f ? l1 : wi < 0.0f ? -l1 : 0.0f;
+            g2 += gi * gi;
+            w2 += wi * wi;
+            if ((i & 1023) == 1023) { sg += g2; sw += w2; g2 = w2 = 0.0f; }
+            if (upd) {
+                mm_real mi = mu * mo[i] + gi + wd * wi;
+                mo[i] = mi;
+                w[i] = wi - lr * mi;
+            }
+        }
+        e->norm_parts[it][0] = sg + g2;
+        e->norm_parts[it][1] = sw + w2;
+    }
+    size_t it = 0;
+    for (int p = 0; p < m->nparams; p++) {
+        size_t c = (m->params[p].numel + UPDATE_CHUNK - 1) / UPDATE_CHUNK;
+        double a = 0.0, b = 0.0;
+        for (size_t j = 0; j < c; j++, it++) {
+            a += e->norm_parts[it][0];
+            b += e->norm_parts[it][1];
+        }
+        e->norms[p][0] = a;
+        e->norms[p][1] = b;
+    }
+}
+
+static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
+    memset(r, 0, sizeof *r);
+    e->impl->run[v](e, b, h, r);
+    update(e, e->m->variants[v].has_grad, h);
+    r->norms = e->norms;
+}
+
+static void cpu_eval(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
+    memset(r, 0, sizeof *r);
+    e->impl->run[v](e, b, h, r);
+}
+
+/* One step with every kernel timed; prints time and GFLOP/s per kernel.
+ * Parameters are saved and restored so the step changes nothing. */
+static void cpu_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, FILE *out) {
+    const rt_model *m = e->m;
+    const rt_cpu_impl *impl = e->impl;
+    int nk = impl->nkernels[v];
+    const rt_kernel_info *ki = impl->kernels[v];
+    if (!impl->profiled) {
+        fprintf(out, "%s: this program was built without per-kernel timing; rebuild it with: mmc build --profile\n", rt_prog);
+        return;
+    }
+    size_t np = m->params_floats;
+    mm_real *save[3] = {rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * (m->states_floats + 1))};
+    memcpy(save[0], e->params, sizeof(mm_real) * np);
+    memcpy(save[1], e->mom, sizeof(mm_real) * np);
+    memcpy(save[2], e->states, sizeof(mm_real) * m->states_floats);
+    rt_result r;
+    const int reps = 5;
+    double best_total = 1e30, *best = rt_alloc(sizeof(double) * (size_t)(nk + 1));
+    for (int i = 0; i < nk; i++) best[i] = 1e30;
+    for (int rep = 0; rep < reps + 1; rep++) {
+        memset(e->prof_time, 0, sizeof(double) * (size_t)(nk + 1));
+        e->prof_on = 1;
+        double t0 = rt_now();
+        impl->run[v](e, b, h, &r);
+        double t = rt_now() - t0;
+        e->prof_on = 0;
+        if (rep == 0) continue; /* warm-up */
+        if (t < best_total) best_total = t;
+        for (int i = 0; i < nk; i++)
+            if (e->prof_time[i] < best[i]) best[i] = e->prof_time[i];
+    }
+    double t0 = rt_now();
+    if (m->variants[v].has_grad) update(e, m->variants[v].has_grad, h);
+    double tu = rt_now() - t0;
+    memcpy(e->params, save[0], sizeof(mm_real) * np);
+    memcpy(e->mom, save[1], sizeof(mm_real) * np);
+    memcpy(e->states, save[2], sizeof(mm_real) * m->states_floats);
+    fprintf(out, "profile of one '%s' step, batch %d, %d threads (best of %d runs), SIMD %s\n", m->variants[v].name, b->B,
+            e->nthreads, reps, impl->simd);
+    fprintf(out, "%-44s %10s %8s %10s\n", "kernel", "ms", "share", "GFLOP/s");
+    double sum = 0;
+    for (int i = 0; i < nk; i++) sum += best[i];
+    for (int i = 0; i < nk; i++) {
+        double fl = ki[i].flops * b->B + ki[i].flops_fixed;
+        fprintf(out, "%-44.44s %10.3f %7.1f%% %10.2f\n", ki[i].name, best[i] * 1e3, 100 * best[i] / (sum > 0 ? sum : 1),
+                best[i] > 0 ? fl / best[i] * 1e-9 : 0.0);
+    }
+    if (m->variants[v].has_grad) fprintf(out, "%-44s %10.3f\n", "update (SGD + norms)", tu * 1e3);
+    fprintf(out, "%-44s %10.3f\n", "total (kernels, best run)", best_total * 1e3);
+    free(best);
+    for (int i = 0; i < 3; i++) free(save[i]);
+}
+
+const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile};

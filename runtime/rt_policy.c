@@ -1,0 +1,86 @@
+/* rt_policy.c — conditional learning speed and the guided/random
+ * controllers (ALGORITHMS §4-§6). */
+#include <math.h>
+#include <string.h>
+
+#include "rt_policy.h"
+
+void rt_speed_init(rt_speed *sp, int nb) {
+    memset(sp, 0, sizeof *sp);
+    sp->nb = nb;
+    for (int k = 0; k < RT_MAXB; k++) sp->s[k] = NAN;
+    sp->d_speed = NAN;
+}
+
+void rt_speed_add(rt_speed *sp, const rt_model *m, double (*norms)[2]) {
+    double g2[2 * RT_MAXB] = {0}, w2[2 * RT_MAXB] = {0};
+    for (int p = 0; p < m->nparams; p++) {
+        unsigned gr = m->params[p].groups;
+        for (int bit = 0; bit < 2 * sp->nb; bit++)
+            if (gr & (1u << bit)) {
+                g2[bit] += norms[p][0];
+                w2[bit] += norms[p][1];
+            }
+    }
+    /* mu(theta, i) = |grad|^2 / |theta|^2 over the whole group (§4). */
+    for (int k = 0; k < sp->nb; k++) {
+        if (w2[2 * k] > 0) sp->main_sum[k] += g2[2 * k] / w2[2 * k];
+        if (w2[2 * k + 1] > 0) sp->bypass_sum[k] += g2[2 * k + 1] / w2[2 * k + 1];
+    }
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < sp->nb; k++) {
+        sp->s[k] = sp->main_sum[k] > 0 && sp->bypass_sum[k] > 0 ? log10(sp->bypass_sum[k] / sp->main_sum[k]) : NAN;
+        if (sp->s[k] < lo) lo = sp->s[k];
+        if (sp->s[k] > hi) hi = sp->s[k];
+    }
+    /* Two branches: s_0 - s_1. More: the two most different speeds (§8), signed
+     * so that it is positive when the first of them in branch order is faster. */
+    if (sp->nb == 2) sp->d_speed = sp->s[0] - sp->s[1];
+    else if (sp->nb > 2 && isfinite(lo) && isfinite(hi)) sp->d_speed = hi - lo;
+    else sp->d_speed = NAN;
+}
+
+void rt_controller_init(rt_controller *c, const rt_config *cfg, int nb, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    c->policy = cfg->policy;
+    c->alpha = cfg->alpha;
+    c->window = cfg->window;
+    c->warmup = cfg->warmup;
+    c->nb = nb;
+    c->rubi_branch = cfg->rubi_branch;
+    c->mode = RT_STEP_REGULAR;
+    rt_rng_seed(&c->rng, seed ^ 0x706f6c696379ULL);
+}
+
+int rt_controller_next(rt_controller *c, int epoch) {
+    if (epoch < c->warmup) return RT_STEP_REGULAR;
+    switch (c->policy) {
+    case RT_POLICY_GUIDED:
+        if (c->left > 0) {
+            c->left--;
+            return c->mode;
+        }
+        c->mode = RT_STEP_REGULAR;
+        return RT_STEP_REGULAR;
+    case RT_POLICY_RANDOM: {
+        /* Uniform over {regular, re-balance branch 0, ..., branch nb-1} (§6). */
+        int r = (int)rt_rng_below(&c->rng, (uint32_t)c->nb + 1);
+        return r == 0 ? RT_STEP_REGULAR : r - 1;
+    }
+    default: return RT_STEP_REGULAR;
+    }
+}
+
+void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp) {
+    if (c->policy != RT_POLICY_GUIDED || epoch < c->warmup || !isfinite(sp->d_speed)) return;
+    if (fabs(sp->d_speed) <= c->alpha) return;
+    /* Accelerate the branch whose own-modality learning lags: the one whose
+     * bypass learns fastest relative to its main path (largest s_k). */
+    int k = 0;
+    if (sp->nb == 2) k = sp->d_speed > 0 ? 0 : 1;
+    else
+        for (int j = 1; j < sp->nb; j++)
+            if (sp->s[j] > sp->s[k]) k = j;
+    c->mode = k;
+    c->left = c->window;
+}

@@ -1,0 +1,42 @@
+/* rt_policy.h — the balancing algorithms' decisions (ALGORITHMS §4-§6),
+ * kept apart from the training loop so that tests can drive them with
+ * given d_speed sequences. */
+#ifndef RT_POLICY_H
+#define RT_POLICY_H
+
+#include "mmrt.h"
+
+#define RT_STEP_REGULAR (-1)   /* otherwise: the branch re-balanced */
+
+/* Conditional learning speed (§4): sums of mu = |grad|^2 / |param|^2 per
+ * group over the regular steps so far. */
+typedef struct {
+    int nb;
+    double main_sum[RT_MAXB], bypass_sum[RT_MAXB];
+    double s[RT_MAXB];         /* s_k = log10(bypass_k / main_k); NAN until defined */
+    double d_speed;            /* the spread between the two most different speeds */
+} rt_speed;
+
+void rt_speed_init(rt_speed *sp, int nb);
+/* Add one regular step: norms[p] = {|g|^2, |w|^2} of every parameter. */
+void rt_speed_add(rt_speed *sp, const rt_model *m, double (*norms)[2]);
+
+typedef struct {
+    int policy;                /* RT_POLICY_* */
+    float alpha;
+    int window, warmup;        /* warmup in epochs */
+    int nb;
+    int rubi_branch;
+    int mode;                  /* RT_STEP_REGULAR or the branch of the window in progress */
+    int left;                  /* re-balancing steps left in the window */
+    rt_rng rng;                /* random policy */
+} rt_controller;
+
+void rt_controller_init(rt_controller *c, const rt_config *cfg, int nb, uint64_t seed);
+/* The kind of the next step: RT_STEP_REGULAR or a branch to re-balance. */
+int rt_controller_next(rt_controller *c, int epoch);
+/* After a regular step: the guided test |d_speed| > alpha opens a window of
+ * `window` re-balancing steps for the branch whose s is largest. */
+void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp);
+
+#endif

@@ -1,0 +1,27 @@
+/* rt_train.h — the training loop and the evaluations of a checkpoint,
+ * between the command line (rt_main.c) and the back end. */
+#ifndef RT_TRAIN_H
+#define RT_TRAIN_H
+
+#include "mmrt.h"
+
+typedef struct {
+    rt_config cfg;             /* the .mmnet's, with the command line's overrides */
+    const char *data_dir;      /* resolved: --data, the .mmnet's dir, or the default */
+    const char *out_dir;       /* RUNDIR */
+    bool resume;
+    bool quiet;
+    int profile;               /* print a per-kernel profile of one step first */
+    int limit_test;            /* evaluate on only this many validation and test examples (0: all) */
+    bool lr_given;             /* --lr was given: it overrides a resumed run's learning rate */
+} rt_train_opts;
+
+int rt_train(const rt_model *m, const rt_train_opts *o);
+
+/* Accuracy of the prediction and of each branch on the test set. */
+int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util);
+
+/* The default data directory (Debian's dataset-fashion-mnist). */
+#define RT_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
+
+#endif

@@ -1,0 +1,94 @@
+/* rt_util.c — checked calls, time and random numbers. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mmrt.h"
+
+const char *rt_prog = "mmnet";
+
+void rt_die(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: error: ", rt_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void rt_warn(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: warning: ", rt_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void *rt_alloc_at(size_t n, const char *file, int line) {
+    size_t sz = (n + 63) & ~(size_t)63;
+    void *p = NULL;
+    if (sz == 0) sz = 64;
+    if (posix_memalign(&p, 64, sz) != 0 || !p)
+        rt_die("out of memory allocating %zu bytes (%s:%d)", n, file, line);
+    memset(p, 0, sz);
+    return p;
+}
+
+FILE *rt_fopen_at(const char *path, const char *mode, const char *file, int line) {
+    FILE *f = fopen(path, mode);
+    if (!f) rt_die("cannot open '%s' for %s: %s (%s:%d)", path, mode[0] == 'r' ? "reading" : "writing", strerror(errno), file, line);
+    return f;
+}
+
+double rt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rt_rng_seed(rt_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t rt_rng_next(rt_rng *r) {
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double rt_rng_uniform(rt_rng *r) { return (double)(rt_rng_next(r) >> 11) * 0x1.0p-53; }
+
+double rt_rng_normal(rt_rng *r) {
+    /* Box-Muller; one value per call keeps the stream simple to reproduce. */
+    double u = rt_rng_uniform(r), v = rt_rng_uniform(r);
+    if (u < 1e-300) u = 1e-300;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+uint32_t rt_rng_below(rt_rng *r, uint32_t n) {
+    uint64_t lim = UINT64_MAX - UINT64_MAX % n;
+    for (;;) {
+        uint64_t x = rt_rng_next(r);
+        if (x < lim) return (uint32_t)(x % n);
+    }
+}

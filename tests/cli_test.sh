@@ -1,0 +1,28 @@
+#!/bin/sh
+# mmc's command line: help, version, and wrong usage exits 2 with a message
+# naming the offending word; a missing file exits 1 naming it.
+set -u
+MMC=$1; ROOT=$2
+fail=0
+expect() { # expect STATUS PATTERN CMD...
+    want=$1; pat=$2; shift 2
+    out=$("$@" 2>&1); st=$?
+    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
+        echo "FAIL: $* -> status $st (want $want), output:"; printf '%s\n' "$out"; fail=1
+    fi
+}
+expect 0 "usage: mmc" "$MMC" --help
+expect 0 "mmc [0-9]" "$MMC" --version
+expect 2 "usage: mmc" "$MMC"
+expect 2 "unknown command 'chek'; did you mean 'check'" "$MMC" chek x.mmnet
+expect 2 "unknown option '--bogus'" "$MMC" check "$ROOT/examples/cgmnist.mmnet" --bogus
+expect 2 "'check' needs a .mmnet file" "$MMC" check
+expect 2 "needs -o" "$MMC" build "$ROOT/examples/cgmnist.mmnet"
+expect 2 "unknown target 'tpu'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target tpu -o /tmp/x
+expect 2 "unknown pass 'parse'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after parse
+expect 2 "no variant 'nope'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant nope
+expect 1 "cannot read 'no/such.mmnet': No such file" "$MMC" check no/such.mmnet
+expect 0 "rebalance-c" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant list
+expect 0 "graph cut" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant cut
+expect 0 "conv_dw" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after autodiff
+exit $fail

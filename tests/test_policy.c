@@ -1,0 +1,120 @@
+/* test_policy.c — the balancing algorithms' decisions (ALGORITHMS §4-§6):
+ * the conditional learning speed from given norms, and the exact sequence
+ * of step kinds the guided controller produces from a given sequence of
+ * d_speed values (warm-up, threshold, window Q, sign -> branch), and the
+ * random controller's distribution. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_policy.h"
+
+static int failures;
+#define CHECK(c)                                                              \
+    do {                                                                      \
+        if (!(c)) {                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+            failures++;                                                       \
+        }                                                                     \
+    } while (0)
+
+static rt_speed speed_with(double d) {
+    rt_speed s;
+    rt_speed_init(&s, 2);
+    s.d_speed = d;
+    s.s[0] = d / 2;
+    s.s[1] = -d / 2;
+    return s;
+}
+
+static void test_guided(void) {
+    rt_config cfg = {0};
+    cfg.policy = RT_POLICY_GUIDED;
+    cfg.alpha = 0.1f;
+    cfg.window = 3;
+    cfg.warmup = 1;
+    rt_controller c;
+    rt_controller_init(&c, &cfg, 2, 1);
+    /* Each row: the epoch, then d_speed after the step if it was regular. */
+    struct { int epoch; double d; int expect; } seq[] = {
+        {0, 0.9, RT_STEP_REGULAR},   /* warm-up: a large d_speed changes nothing */
+        {0, -0.9, RT_STEP_REGULAR},
+        {1, 0.05, RT_STEP_REGULAR},  /* within tolerance */
+        {1, 0.30, RT_STEP_REGULAR},  /* > alpha, positive: re-balance branch 0 for Q steps */
+        {1, 0, 0}, {1, 0, 0}, {1, 0, 0},
+        {1, -0.2, RT_STEP_REGULAR},  /* regular again, the test is made there: branch 1 */
+        {1, 0, 1}, {1, 0, 1}, {2, 0, 1}, /* a window runs across an epoch boundary */
+        {2, 0.1, RT_STEP_REGULAR},   /* exactly alpha: not above it */
+        {2, NAN, RT_STEP_REGULAR},   /* undefined speed: no decision */
+        {2, -0.11, RT_STEP_REGULAR},
+        {2, 0, 1}, {2, 0, 1}, {2, 0, 1},
+        {2, 0, RT_STEP_REGULAR},
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        int k = rt_controller_next(&c, seq[i].epoch);
+        if (k != seq[i].expect) fprintf(stderr, "guided step %zu: got %d, expected %d\n", i, k, seq[i].expect);
+        CHECK(k == seq[i].expect);
+        if (k == RT_STEP_REGULAR) {
+            rt_speed s = speed_with(seq[i].d);
+            rt_controller_after_regular(&c, seq[i].epoch, &s);
+        }
+    }
+}
+
+static void test_random(void) {
+    rt_config cfg = {0};
+    cfg.policy = RT_POLICY_RANDOM;
+    cfg.warmup = 1;
+    rt_controller a, b;
+    rt_controller_init(&a, &cfg, 2, 42);
+    rt_controller_init(&b, &cfg, 2, 42);
+    for (int i = 0; i < 100; i++) CHECK(rt_controller_next(&a, 0) == RT_STEP_REGULAR);
+    int count[3] = {0};
+    const int n = 30000;
+    for (int i = 0; i < n; i++) {
+        int k = rt_controller_next(&a, 1);
+        CHECK(k == rt_controller_next(&b, 1)); /* deterministic for a seed */
+        CHECK(k >= -1 && k <= 1);
+        count[k + 1]++;
+    }
+    for (int j = 0; j < 3; j++) CHECK(fabs(count[j] / (double)n - 1.0 / 3) < 0.015);
+}
+
+static void test_speed(void) {
+    /* Four parameters: main_0, main_1, the shared squeeze (bypass of both),
+     * the excitation of branch 0 (bypass_0). */
+    rt_param_info p[4] = {
+        {"a", 1, {1}, 1, 0, RT_GROUP_MAIN(0), 0, 0, 0},
+        {"b", 1, {1}, 1, 16, RT_GROUP_MAIN(1), 1, 0, 0},
+        {"sq", 1, {1}, 1, 32, RT_GROUP_BYPASS(0) | RT_GROUP_BYPASS(1), -1, 0, 0},
+        {"e0", 1, {1}, 1, 48, RT_GROUP_BYPASS(0), 0, 0, 0},
+    };
+    rt_model m = {0};
+    m.nparams = 4;
+    m.params = p;
+    m.nbranches = 2;
+    rt_speed s;
+    rt_speed_init(&s, 2);
+    double n1[4][2] = {{1, 4}, {2, 1}, {0.5, 1}, {0.5, 1}};
+    double n2[4][2] = {{3, 4}, {2, 2}, {1, 2}, {0, 2}};
+    rt_speed_add(&s, &m, n1);
+    rt_speed_add(&s, &m, n2);
+    /* mu(main_0) = 1/4, 3/4; mu(bypass_0) = (0.5+0.5)/(1+1), (1+0)/(2+2);
+     * mu(main_1) = 2, 1; mu(bypass_1) = 0.5, 0.5. */
+    double s0 = log10((0.5 + 0.25) / (0.25 + 0.75)), s1 = log10((0.5 + 0.5) / (2.0 + 1.0));
+    CHECK(fabs(s.s[0] - s0) < 1e-12);
+    CHECK(fabs(s.s[1] - s1) < 1e-12);
+    CHECK(fabs(s.d_speed - (s0 - s1)) < 1e-12);
+}
+
+int main(void) {
+    test_guided();
+    test_random();
+    test_speed();
+    if (failures) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("ok: guided sequence, random distribution, conditional learning speed\n");
+    return 0;
+}
