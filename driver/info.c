@@ -26,9 +26,9 @@ static const char *policy_str(const IrProgram *p) {
     switch (c->policy) {
     case RT_POLICY_GUIDED:
         return arena_printf(mm_arena, "guided(alpha=%g, window=%d, warmup=%d, update=%s)", c->alpha, c->window, c->warmup,
-                            c->rebalance_update == RT_REBAL_ALL ? "all" : "branch");
+                            c->rebalance_update == RT_REBAL_ALL ? "all" : "own");
     case RT_POLICY_RANDOM:
-        return arena_printf(mm_arena, "random(warmup=%d, update=%s)", c->warmup, c->rebalance_update == RT_REBAL_ALL ? "all" : "branch");
+        return arena_printf(mm_arena, "random(warmup=%d, update=%s)", c->warmup, c->rebalance_update == RT_REBAL_ALL ? "all" : "own");
     case RT_POLICY_RUBI: return arena_printf(mm_arena, "rubi(bias=%s)", IR_BRANCH(p, c->rubi_branch)->name);
     default: return "vanilla";
     }

@@ -17,13 +17,21 @@ AstExpr *ast_expr(AstExprKind k, SrcLoc loc) {
     return e;
 }
 
+/* Arrays without a capacity field grow by doubling whenever their length
+ * reaches a power of two (amortised constant time). */
+void *ast_grow(void *v, int n, size_t elem) {
+    if (n >= 4 && (n & (n - 1))) return v;
+    size_t cap = n < 4 ? 4 : (size_t)n * 2;
+    return arena_realloc(mm_arena, v, elem * (size_t)n, elem * cap);
+}
+
 void ast_args_push(AstArgs *a, AstArg arg) {
-    a->v = arena_realloc(mm_arena, a->v, sizeof(AstArg) * (size_t)a->n, sizeof(AstArg) * (size_t)(a->n + 1));
+    a->v = ast_grow(a->v, a->n, sizeof(AstArg));
     a->v[a->n++] = arg;
 }
 
 void ast_seq_push(AstSeq *s, AstLayer *l) {
-    s->v = arena_realloc(mm_arena, s->v, sizeof(AstLayer *) * (size_t)s->n, sizeof(AstLayer *) * (size_t)(s->n + 1));
+    s->v = ast_grow(s->v, s->n, sizeof(AstLayer *));
     s->v[s->n++] = l;
 }
 

@@ -140,5 +140,6 @@ AstFile *parse_file(const SrcFile *src);
 AstExpr *ast_expr(AstExprKind k, SrcLoc loc);
 void ast_args_push(AstArgs *a, AstArg arg);
 void ast_seq_push(AstSeq *s, AstLayer *l);
+void *ast_grow(void *v, int n, size_t elem);
 
 #endif

@@ -169,7 +169,7 @@ params: param {
             $$.v = NEWN(AstParam, 1); $$.v[0] = $1; $$.n = 1;
         }
       | params ',' param {
-            $$.v = arena_realloc(mm_arena, $1.v, sizeof(AstParam) * $1.n, sizeof(AstParam) * ($1.n + 1));
+            $$.v = ast_grow($1.v, $1.n, sizeof(AstParam));
             $$.v[$1.n] = $3; $$.n = $1.n + 1;
         }
       ;
@@ -210,7 +210,7 @@ paths: KW_PATH '{' seq '}' {
            $$.v = NEWN(AstSeq, 1); $$.v[0] = $3; $$.n = 1;
        }
      | paths KW_PATH '{' seq '}' {
-           $$.v = arena_realloc(mm_arena, $1.v, sizeof(AstSeq) * $1.n, sizeof(AstSeq) * ($1.n + 1));
+           $$.v = ast_grow($1.v, $1.n, sizeof(AstSeq));
            $$.v[$1.n] = $4; $$.n = $1.n + 1;
        }
      ;
@@ -265,8 +265,7 @@ exprs: expr {
        }
      | exprs ',' expr {
            $$ = $1;
-           $$->items = arena_realloc(mm_arena, $$->items, sizeof(AstExpr *) * $$->nitems,
-                                     sizeof(AstExpr *) * ($$->nitems + 1));
+           $$->items = ast_grow($$->items, $$->nitems, sizeof(AstExpr *));
            $$->items[$$->nitems++] = $3;
        }
      ;
@@ -297,20 +296,33 @@ static SrcLoc span(SrcLoc a, SrcLoc b) {
 
 static void yyerror(SrcLoc *loc, void *scanner, AstFile *out, const char *msg) {
     (void)scanner; (void)out;
+    if (strcmp(msg, "memory exhausted") == 0)
+        error_at(*loc, "the file nests too deeply here (the limit is about %d levels of braces, brackets and parentheses)", YYMAXDEPTH / 3);
     error_at(*loc, "%s", msg);
 }
+
+const SrcLoc *mm_lexer_open_brace(void);
+int mm_lexer_prev_token(SrcLoc *loc);
 
 /* "found 'x', expected '{' or name" — the found token is quoted from the
  * source text so that the message shows exactly what the user wrote. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, AstFile *out) {
     (void)scanner;
+    (void)out;
     SrcLoc loc = *yypcontext_location(ctx);
-    yysymbol_kind_t expected[8];
-    int n = yypcontext_expected_tokens(ctx, expected, 8);
+    yysymbol_kind_t expected[40];
+    int n = yypcontext_expected_tokens(ctx, expected, 40);
     Buf b = {0};
     yysymbol_kind_t tok = yypcontext_token(ctx);
+    const char *hint = "";
     if (tok == YYSYMBOL_YYEOF) {
-        buf_puts(&b, "unexpected end of file");
+        const SrcLoc *open = mm_lexer_open_brace();
+        if (open) {
+            diag_note_later(*open, "this '{' is not closed");
+            buf_puts(&b, "unexpected end of file; expected '}'");
+        } else {
+            buf_puts(&b, "unexpected end of file");
+        }
     } else {
         const char *p = loc.file->text;
         int line = 1;
@@ -321,19 +333,37 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, AstFile
             buf_printf(&b, "unexpected %s", name); /* a keyword or punctuation: its name is its text */
         else
             buf_printf(&b, "unexpected %s '%.*s'", name, loc.len > 40 ? 40 : loc.len, p);
+        /* `conv 32 k5`: arguments written without parentheses. */
+        SrcLoc ploc;
+        if ((tok == YYSYMBOL_INT || tok == YYSYMBOL_FLOAT) && mm_lexer_prev_token(&ploc) == IDENT) {
+            /* A name then a number: `conv 32` (old layer syntax), or a train
+             * key whose value is missing, so that the next key became it. */
+            static const char *const keys[] = {"data", "optimizer", "batch", "epochs", "seed", "schedule", "early_stop", "policy"};
+            const char *q = loc.file->text;
+            int l = 1;
+            while (l < ploc.line && *q) if (*q++ == '\n') l++;
+            q += ploc.col - 1;
+            bool key = false;
+            for (int i = 0; i < 8; i++) key |= (int)strlen(keys[i]) == ploc.len && strncmp(q, keys[i], (size_t)ploc.len) == 0;
+            hint = key ? arena_printf(mm_arena, "; '%.*s' was read as the value of the item before it: does that item miss its value?",
+                                      ploc.len, q)
+                       : "; layer arguments go in parentheses, e.g. conv(32, k=5, p=2)";
+        }
     }
-    if (n > 0 && n <= 6) {
+    bool value = false;
+    for (int i = 0; i < n; i++) value |= expected[i] == YYSYMBOL_INT;
+    if (n > 0 && n <= 6 && !hint[0] && tok != YYSYMBOL_YYEOF) {
         buf_puts(&b, "; expected ");
         for (int i = 0; i < n; i++) {
             if (i) buf_puts(&b, i == n - 1 ? " or " : ", ");
-            const char *name = yysymbol_name(expected[i]);
-            if (strcmp(name, "end of file") == 0) name = "end of file";
-            buf_printf(&b, "%s", name);
+            buf_printf(&b, "%s", yysymbol_name(expected[i]));
         }
+    } else if (value && !hint[0] && tok != YYSYMBOL_YYEOF) {
+        buf_puts(&b, "; expected a value (a number, a name, a string, a list or a call)");
     }
+    buf_puts(&b, hint);
     char *msg = arena_strdup(mm_arena, b.s);
     buf_free(&b);
-    (void)out;
     error_at(loc, "%s", msg);
     return 0;
 }

@@ -139,10 +139,17 @@ static void print_located(SrcLoc loc, const char *kind, const char *fmt, va_list
         if (*p == '\n') l++;
     const char *e = p;
     while (e < end && *e != '\n') e++;
+    /* A long line is shown from a little before the caret, and cut. */
+    int col = loc.col;
+    if (col > 120) {
+        p += col - 60;
+        col = 60;
+    }
+    if (e - p > 160) e = p + 160;
     fprintf(f, "%5d | %.*s\n      | ", loc.line, (int)(e - p), p);
-    for (int i = 1; i < loc.col && p + i - 1 < e; i++) fputc(p[i - 1] == '\t' ? '\t' : ' ', f);
+    for (int i = 1; i < col && p + i - 1 < e; i++) fputc(p[i - 1] == '\t' ? '\t' : ' ', f);
     fprintf(f, "%s^", kcol);
-    for (int i = 1; i < loc.len && p + loc.col - 1 + i < e; i++) fputc('~', f);
+    for (int i = 1; i < loc.len && p + col - 1 + i < e; i++) fputc('~', f);
     fprintf(f, "%s\n", reset);
 }
 
@@ -198,6 +205,7 @@ void error_plain(const char *fmt, ...) {
     raise_error();
 }
 
+/* Optimal string alignment distance: edits and adjacent swaps ('rleu'). */
 static int edit_distance(const char *a, const char *b) {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 63 || lb > 63) return 99;
@@ -209,21 +217,24 @@ static int edit_distance(const char *a, const char *b) {
             int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
             if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
             if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c) c = d[i - 2][j - 2] + 1;
             d[i][j] = c;
         }
     return d[la][lb];
 }
 
+/* Suggest only names close enough to be typos: about one edit per four
+ * characters (none for one-letter names), at most three. */
 const char *nearest_name(const char *name, const char *const *cands, int n) {
     const char *best = NULL;
     int bestd = 99;
-    int limit = (int)strlen(name) / 3 + 1;
+    int limit = ((int)strlen(name) + 2) / 4;
     if (limit > 3) limit = 3;
     for (int i = 0; i < n; i++) {
         int d = edit_distance(name, cands[i]);
         if (d < bestd) { bestd = d; best = cands[i]; }
     }
-    return bestd <= limit ? best : NULL;
+    return bestd <= limit && bestd > 0 ? best : NULL;
 }
 
 char *join_names(const char *const *names, int n, const char *last_sep) {

@@ -11,6 +11,7 @@
  * Shapes are not known here: pass_shapes infers them, sizes parameters and
  * reports impossible shapes at the layer that causes them. */
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,13 @@ struct Env {
 };
 
 static Val eval(const AstExpr *e, Env *env);
+static _Noreturn void unknown_name(const Val *v, Env *env);
 
 static Val eval_binop(const AstExpr *e, Env *env) {
     Val a = eval(e->l, env), b = eval(e->r, env), r = {0};
     r.loc = e->l->loc;
+    if (a.k == V_NAME) unknown_name(&a, env);
+    if (b.k == V_NAME) unknown_name(&b, env);
     if ((a.k != V_INT && a.k != V_FLOAT) || (b.k != V_INT && b.k != V_FLOAT))
         error_at(e->loc, "'%c' needs two numbers, not %s and %s", e->op, vkind_name(a.k), vkind_name(b.k));
     if (a.k == V_INT && b.k == V_INT) {
@@ -147,7 +151,32 @@ static Val default_val(const ArgSpec *s, SrcLoc loc) {
     return v;
 }
 
-static void check_type(const Signature *sig, const ArgSpec *s, Val *v) {
+/* A value as the user wrote it, for messages: 3.5, [3, 3, 3, 3], "x". */
+static const char *val_text(const Val *v) {
+    switch (v->k) {
+    case V_INT: return arena_printf(mm_arena, "%lld", v->i);
+    case V_FLOAT: return arena_printf(mm_arena, "%g", v->f);
+    case V_BOOL: return v->i ? "true" : "false";
+    case V_STR: return arena_printf(mm_arena, "the string \"%s\"", v->s);
+    case V_NAME: return arena_printf(mm_arena, "the name '%s'", v->s);
+    case V_LIST: return arena_printf(mm_arena, "a list of %d", v->n);
+    default: return "nothing";
+    }
+}
+
+/* A name where a value is expected: an undefined block parameter, most
+ * likely a typo of one. */
+static _Noreturn void unknown_name(const Val *v, Env *env) {
+    const char *names[64];
+    int n = 0;
+    for (Env *e = env; e && n < 64; e = e->next) names[n++] = e->name;
+    const char *near = nearest_name(v->s, names, n);
+    if (near) error_at(v->loc, "unknown name '%s'; did you mean '%s'?", v->s, near);
+    if (n) error_at(v->loc, "unknown name '%s' (the block's parameters: %s)", v->s, join_names(names, n, " and "));
+    error_at(v->loc, "unknown name '%s': expected a value", v->s);
+}
+
+static void check_type(const Signature *sig, const ArgSpec *s, Val *v, Env *env) {
     bool ok;
     switch (s->type) {
     case 'i': ok = v->k == V_INT; break;
@@ -168,9 +197,10 @@ static void check_type(const Signature *sig, const ArgSpec *s, Val *v) {
     default: ok = false;
     }
     if (!ok) {
+        if (v->k == V_NAME && s->type != 'n' && s->type != 's') unknown_name(v, env);
         const char *want = s->type == 'i' ? "an integer" : s->type == 'f' ? "a number" : s->type == 'b' ? "true or false"
                          : s->type == 's' ? "a string" : s->type == 'n' ? "a name" : "an integer or a list of 1 to 3 integers";
-        error_at(v->loc, "%s: '%s' must be %s, not %s", sig->what, s->name, want, vkind_name(v->k));
+        error_at(v->loc, "%s: '%s' must be %s, not %s", sig->what, s->name, want, val_text(v));
     }
 }
 
@@ -204,7 +234,7 @@ static void match_args(const Signature *sig, const AstArgs *args, Env *env, SrcL
         if (seen[idx]) error_at(arg->loc, "%s: '%s' is given twice", sig->what, sig->spec[idx].name);
         seen[idx] = true;
         out[idx] = eval(arg->val, env);
-        check_type(sig, &sig->spec[idx], &out[idx]);
+        check_type(sig, &sig->spec[idx], &out[idx], env);
     }
     for (int i = 0; i < ns; i++) {
         if (seen[i]) continue;
@@ -267,11 +297,12 @@ struct Item {
     Items *paths;
     int npaths;
     const char *label;   /* IT_LABEL */
+    SrcLoc call;         /* IT_LABEL: the outermost block call that placed it (or its own loc) */
     int pending;         /* IT_LABEL: fusions still waiting here */
 };
 
 static void items_push(Items *s, Item *it) {
-    s->v = arena_realloc(mm_arena, s->v, sizeof(Item *) * (size_t)s->n, sizeof(Item *) * (size_t)(s->n + 1));
+    s->v = ast_grow(s->v, s->n, sizeof(Item *));
     s->v[s->n++] = it;
 }
 
@@ -299,6 +330,7 @@ typedef struct {
     const AstModel *m;
     IrProgram *p;
     const AstBlock *stack[64]; /* blocks being expanded */
+    SrcLoc call0;              /* the outermost block call being expanded */
     int depth;
     long nitems;
     /* labels of the branch being elaborated */
@@ -333,6 +365,12 @@ static void add_label(Elab *E, Items *out, const char *label, SrcLoc loc, bool t
         for (int i = 0; i < all[k]->n; i++) {
             Item *o = all[k]->v[i];
             if (strcmp(o->label, label) == 0) {
+                SrcLoc here = E->depth ? E->call0 : loc;
+                if (o->loc.line == loc.line && o->loc.col == loc.col) {
+                    /* One label in a block's body, placed again by a second call. */
+                    diag_note_later(o->call, "the first call that places '@%s' is here", label);
+                    error_at(here, "label '@%s' is placed twice in this branch: the block that defines it is called twice", label);
+                }
                 diag_note_later(o->loc, "'@%s' is first defined here", label);
                 error_at(loc, "label '@%s' is defined twice in this branch", label);
             }
@@ -340,6 +378,7 @@ static void add_label(Elab *E, Items *out, const char *label, SrcLoc loc, bool t
     Item *it = NEW(Item);
     it->kind = IT_LABEL;
     it->loc = loc;
+    it->call = E->depth ? E->call0 : loc;
     it->label = label;
     items_push(out, it);
     vec_push(top ? &E->labels : &E->nested, it);
@@ -348,8 +387,11 @@ static void add_label(Elab *E, Items *out, const char *label, SrcLoc loc, bool t
 static void elab_block_call(Elab *E, const AstBlock *b, const AstExpr *call, Env *env, Scope *sc, Items *out, bool top) {
     for (int i = 0; i < E->depth; i++)
         if (E->stack[i] == b) {
+            const char *chain = b->name;
+            for (int j = i + 1; j < E->depth; j++) chain = arena_printf(mm_arena, "%s -> %s", chain, E->stack[j]->name);
             diag_note_later(b->loc, "block '%s' is defined here", b->name);
-            error_at(call->loc, "block '%s' calls itself; blocks cannot be recursive", b->name);
+            if (i == E->depth - 1) error_at(call->loc, "block '%s' calls itself; blocks cannot be recursive", b->name);
+            error_at(call->loc, "block '%s' calls itself through %s -> %s; blocks cannot be recursive", b->name, chain, b->name);
         }
     if (E->depth == ARRAY_LEN(E->stack)) error_at(call->loc, "blocks are nested too deeply (the limit is %d)", ARRAY_LEN(E->stack));
     /* Bind parameters: positional, then by name, then defaults. */
@@ -395,6 +437,7 @@ static void elab_block_call(Elab *E, const AstBlock *b, const AstExpr *call, Env
         benv = e;
     }
     Scope inner = {scope_next(sc, b->name), {0}, {0}};
+    if (E->depth == 0) E->call0 = call->loc;
     E->stack[E->depth++] = b;
     elab_seq(E, &b->body, benv, &inner, out, top);
     E->depth--;
@@ -429,7 +472,8 @@ static void elab_layer(Elab *E, const AstLayer *l, Env *env, Scope *sc, Items *o
     }
     case AL_REPEAT: {
         Val n = eval(l->count, env);
-        if (n.k != V_INT) error_at(l->count->loc, "'repeat' needs an integer count, not %s", vkind_name(n.k));
+        if (n.k == V_NAME) unknown_name(&n, env);
+        if (n.k != V_INT) error_at(l->count->loc, "'repeat' needs an integer count, not %s", val_text(&n));
         if (n.i < 1) error_at(l->count->loc, "'repeat' needs a count of at least 1, not %lld", n.i);
         if (n.i > 10000) error_at(l->count->loc, "'repeat %lld' is too many (the limit is 10000)", n.i);
         for (long long i = 0; i < n.i; i++) elab_seq(E, &l->body, env, sc, out, top);
@@ -476,6 +520,7 @@ typedef struct {
     IrProgram *p;
     IrBuilder b;
     IrNode *labels_node;
+    int ndropout;
 } Build;
 
 static int add_param(Build *B, const char *name, int init, unsigned groups, SrcLoc loc, IrNode **out) {
@@ -516,12 +561,24 @@ static IrNode *state_node(Build *B, int idx) {
 
 static unsigned main_group(const Build *B) { return B->b.branch >= 0 ? RT_GROUP_MAIN(B->b.branch) : 0; }
 
+/* Window sizes not given (or not given for a dimension) are WIN_UNSET until
+ * pass_shapes knows the rank. */
+#define WIN_UNSET INT_MIN
+
 static void set_window(IrAttr *a, const Val *k, const Val *s, const Val *p) {
     const Val *v[3] = {k, s, p};
     int *dst[3] = {a->k, a->s, a->p};
+    static const char *what[3] = {"kernel size", "stride", "padding"};
     for (int j = 0; j < 3; j++) {
-        for (int d = 0; d < 3; d++) dst[j][d] = -1; /* filled by pass_shapes once the rank is known */
+        for (int d = 0; d < 3; d++) dst[j][d] = WIN_UNSET;
         if (v[j]->k == V_NONE) continue;
+        int n = v[j]->k == V_INT ? 1 : v[j]->n;
+        for (int i = 0; i < n; i++) {
+            const Val *x = v[j]->k == V_INT ? v[j] : &v[j]->items[i];
+            if (x->i > 65536) error_at(x->loc, "a %s of %lld is too large (the limit is 65536)", what[j], x->i);
+            if (j == 2 && x->i < 0) error_at(x->loc, "the padding cannot be negative (%lld)", x->i);
+            if (j < 2 && x->i < 1) error_at(x->loc, "the %s must be at least 1, not %lld", what[j], x->i);
+        }
         if (v[j]->k == V_INT)
             for (int d = 0; d < 3; d++) dst[j][d] = (int)v[j]->i;
         else
@@ -531,17 +588,9 @@ static void set_window(IrAttr *a, const Val *k, const Val *s, const Val *p) {
     a->nsp = k->k == V_LIST ? k->n : 0;
     if (s->k == V_NONE)
         for (int d = 0; d < 3; d++) a->s[d] = a->k[d]; /* pooling stride defaults to the kernel */
-    for (int j = 0; j < 3; j++) {
-        if (v[j]->k == V_NONE) continue;
+    for (int j = 0; j < 3; j++)
         if (v[j]->k == V_LIST && k->k == V_LIST && v[j]->n != k->n)
             error_at(v[j]->loc, "this list has %d entries but the kernel has %d", v[j]->n, k->n);
-        for (int d = 0; d < 3; d++) {
-            int x = dst[j][d];
-            if (x == -1) continue;
-            if (j < 2 && x < 1) error_at(v[j]->loc, "the %s must be at least 1, not %d", j == 0 ? "kernel size" : "stride", x);
-            if (j == 2 && x < 0) error_at(v[j]->loc, "the padding cannot be negative (%d)", x);
-        }
-    }
 }
 
 static IrNode *build_linear(Build *B, IrNode *x, int out, bool bias, const char *pname, unsigned groups, SrcLoc loc) {
@@ -612,6 +661,7 @@ static IrNode *build_item(Build *B, const Item *it, IrNode *x) {
     switch (it->def->kind) {
     case L_CONV: case L_CONV2D: case L_CONV3D: {
         if (a[0].i < 1) error_at(a[0].loc, "a convolution needs at least 1 output channel, not %lld", a[0].i);
+        if (a[0].i > 65536) error_at(a[0].loc, "%lld output channels are too many (the limit is 65536)", a[0].i);
         IrNode *w, *b = NULL;
         unsigned g = main_group(B);
         add_param(B, arena_printf(mm_arena, "%s.weight", it->pname), RT_INIT_UNIFORM, g, it->loc, &w);
@@ -633,8 +683,8 @@ static IrNode *build_item(Build *B, const Item *it, IrNode *x) {
         int rm = add_state(B->p, arena_printf(mm_arena, "%s.running_mean", it->pname), RT_STATE_BN_MEAN, 0, B->b.branch, B->b.fusion);
         int rv = add_state(B->p, arena_printf(mm_arena, "%s.running_var", it->pname), RT_STATE_BN_VAR, 1, B->b.branch, B->b.fusion);
         double eps = a[0].f, mom = a[1].f;
-        if (eps <= 0) error_at(a[0].loc, "'eps' must be positive, not %g", eps);
-        if (mom < 0 || mom > 1) error_at(a[1].loc, "'momentum' must be in [0, 1], not %g", mom);
+        if (!(eps > 0 && eps < 1)) error_at(a[0].loc, "batchnorm: 'eps' must be positive and below 1, not %g", eps);
+        if (!(mom >= 0 && mom <= 1)) error_at(a[1].loc, "batchnorm: 'momentum' must be in [0, 1], not %g", mom);
         IrNode *st = ir_node3(&B->b, OP_BN_STATS, x, state_node(B, rm), state_node(B, rv));
         st->a.f = (float)eps;
         st->a.f2 = (float)mom;
@@ -653,12 +703,13 @@ static IrNode *build_item(Build *B, const Item *it, IrNode *x) {
     case L_FLATTEN: return ir_node1(&B->b, OP_FLATTEN, x);
     case L_LINEAR:
         if (a[0].i < 1) error_at(a[0].loc, "a linear layer needs at least 1 output, not %lld", a[0].i);
+        if (a[0].i > 1 << 24) error_at(a[0].loc, "%lld outputs are too many (the limit is 16777216)", a[0].i);
         return build_linear(B, x, (int)a[0].i, a[1].i, it->pname, main_group(B), it->loc);
     case L_DROPOUT:
-        if (a[0].f < 0 || a[0].f >= 1) error_at(a[0].loc, "the dropout rate must be in [0, 1), not %g", a[0].f);
+        if (!(a[0].f >= 0 && a[0].f < 1)) error_at(a[0].loc, "dropout: the rate must be in [0, 1), not %g", a[0].f);
         n = ir_node1(&B->b, OP_DROPOUT, x);
         n->a.f = (float)a[0].f;
-        for (int i = 0; i < B->b.g->nodes.n; i++) n->a.n += IR_NODE(B->b.g, i)->op == OP_DROPOUT; /* mask stream */
+        n->a.n = B->ndropout++; /* its mask's random stream */
         return n;
     case L_SE: return build_se(B, it, x);
     }
@@ -944,7 +995,7 @@ IrProgram *pass_lower(const AstFile *f) {
         in->numel = 1;
         for (int d = 0; d < s->nitems; d++) {
             Val v = eval(s->items[d], NULL);
-            if (v.k != V_INT) error_at(v.loc, "a dimension must be an integer, not %s", vkind_name(v.k));
+            if (v.k != V_INT) error_at(v.loc, "a dimension must be an integer, not %s", val_text(&v));
             if (v.i < 1) error_at(v.loc, "a dimension must be at least 1, not %lld", v.i);
             if (v.i > 65536) error_at(v.loc, "dimension %lld is too large (the limit is 65536)", v.i);
             in->shape[d] = (int)v.i;
@@ -981,7 +1032,7 @@ IrProgram *pass_lower(const AstFile *f) {
     }
     for (int i = 0; i < m->branches.n; i++) {
         const AstBranch *ab = m->branches.v[i];
-        Elab E = {m, p, {0}, 0, 0, {0}, {0}};
+        Elab E = {m, p, {0}, {0}, 0, 0, {0}, {0}};
         Scope sc = {ab->name, {0}, {0}};
         elab_seq(&E, &ab->body, NULL, &sc, &items[i], true);
         if (items[i].n == 0) error_at(ab->loc, "branch '%s' has no layers", ab->name);
@@ -995,7 +1046,7 @@ IrProgram *pass_lower(const AstFile *f) {
 
     /* Construction in lock-step. */
     p->fwd = ir_graph_new("forward", VAR_FORWARD, -1);
-    Build B = {p, {p->fwd, -1, -1, {0}, NULL}, NULL};
+    Build B = {p, {p->fwd, -1, -1, {0}, NULL}, NULL, 0};
     IrNode *in_nodes[RT_MAXIN];
     for (int j = 0; j < p->inputs.n; j++) {
         IrInput *in = IR_INPUT(p, j);

@@ -28,6 +28,7 @@ typedef struct {
 
 static size_t align16(size_t x) { return (x + 15) & ~(size_t)15; }
 
+/* Live blocks are kept sorted by offset; freeing keeps the order. */
 static void pool_free_dead(Pool *p, int now) {
     int k = 0;
     for (int i = 0; i < p->n; i++)
@@ -35,23 +36,21 @@ static void pool_free_dead(Pool *p, int now) {
     p->n = k;
 }
 
-static int cmp_off(const void *a, const void *b) {
-    const Block *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
+/* First fit: the lowest gap between live blocks that holds `size`. */
 static size_t pool_alloc(Pool *p, size_t size, int end, IrNode *owner) {
-    if (p->n) qsort(p->v, (size_t)p->n, sizeof(Block), cmp_off);
     size_t at = 0;
-    for (int i = 0; i < p->n; i++) {
-        if (p->v[i].off >= at + size) break;
-        if (p->v[i].off + p->v[i].size > at) at = p->v[i].off + p->v[i].size;
+    int pos = 0;
+    for (; pos < p->n; pos++) {
+        if (p->v[pos].off >= at + size) break;
+        if (p->v[pos].off + p->v[pos].size > at) at = p->v[pos].off + p->v[pos].size;
     }
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 64;
         p->v = arena_realloc(mm_arena, p->v, sizeof(Block) * (size_t)p->n, sizeof(Block) * (size_t)p->cap);
     }
-    p->v[p->n++] = (Block){at, size, end, owner};
+    memmove(p->v + pos + 1, p->v + pos, sizeof(Block) * (size_t)(p->n - pos));
+    p->v[pos] = (Block){at, size, end, owner};
+    p->n++;
     if (at + size > p->top) p->top = at + size;
     return at;
 }

@@ -2,6 +2,7 @@
  * chibicc's add_type). Sizes every parameter and state tensor from the layer
  * that uses it, and reports impossible shapes at the layer that causes them
  * with the shapes involved. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,10 +23,13 @@ static void set_param(IrProgram *p, IrNode *pn, int ndim, const int *dims, float
     ir_set_shape(pn, false, ndim, dims);
     pr->ndim = ndim;
     pr->numel = 1;
+    double e = 1;
     for (int i = 0; i < ndim; i++) {
         pr->shape[i] = dims[i];
         pr->numel *= (size_t)dims[i];
+        e *= dims[i];
     }
+    if (e > 1e9) error_at(pr->loc, "the parameter %s would have %.0f values: too large", pr->name, e);
     pr->bound = bound;
 }
 
@@ -54,16 +58,18 @@ static void window(IrNode *n, const IrNode *x, int *out) {
     a->nsp = nsp;
     for (int d = 0; d < 3 - nsp; d++) { a->k[d] = 1; a->s[d] = 1; a->p[d] = 0; }
     for (int d = 3 - nsp; d < 3; d++) {
-        if (a->k[d] < 0 || a->s[d] < 0 || a->p[d] < 0)
+        if (a->k[d] == INT_MIN || a->s[d] == INT_MIN || a->p[d] == INT_MIN)
             error_at(n->loc, "%s: a list given for the kernel, stride or padding must have one entry per spatial dimension", layer_name(n));
         int in = x->shape[2 + d - (3 - nsp)];
         if (n->op != OP_CONV && a->p[d] * 2 > a->k[d])
-            error_at(n->loc, "%s: the padding (%d) must be at most half the kernel (%d)", layer_name(n), a->p[d], a->k[d]);
+            error_at(n->loc, "%s: a padding of %d is more than half the kernel size %d (at most %d)", layer_name(n), a->p[d], a->k[d],
+                     a->k[d] / 2);
         long o = ((long)in + 2L * a->p[d] - a->k[d]) / a->s[d] + 1;
         if ((long)in + 2L * a->p[d] < a->k[d] || o < 1)
             error_at(n->loc, "%s: the kernel (%d) is larger than its input (%d%s) in %s %s", layer_name(n), a->k[d], in,
                      a->p[d] ? " with padding" : "", ir_shape_str(x),
                      nsp == 2 ? (d == 1 ? "(height)" : "(width)") : (d == 0 ? "(time)" : d == 1 ? "(height)" : "(width)"));
+        if (o > (1L << 24)) error_at(n->loc, "%s: the output is too large (%ld positions in one dimension)", layer_name(n), o);
         out[2 + d - (3 - nsp)] = (int)o;
     }
 }
@@ -79,6 +85,20 @@ static size_t check_size(const IrNode *n) {
     for (int i = n->batched ? 1 : 0; i < n->ndim; i++) e *= n->shape[i];
     if (e > 1e9) error_at(n->loc, "%s makes a tensor of %s: too large", ir_op_name[n->op], ir_shape_str(n));
     return (size_t)e;
+}
+
+/* Every branch ends in logits, and all in the same number of them. */
+static void check_classes(IrProgram *p) {
+    for (int b = 0; b < p->branches.n; b++) {
+        IrNode *out = IR_BRANCH(p, b)->out;
+        if (out->ndim != 2)
+            error_at(IR_BRANCH(p, b)->loc, "branch '%s' must end in class logits [B,classes] (e.g. gap then linear), but it ends in %s",
+                     IR_BRANCH(p, b)->name, ir_shape_str(out));
+        if (b == 0) p->nclasses = out->shape[1];
+        else if (out->shape[1] != p->nclasses)
+            error_at(IR_BRANCH(p, b)->loc, "branch '%s' ends in %d logits but branch '%s' in %d; the branches predict the same classes",
+                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, 0)->name, p->nclasses);
+    }
 }
 
 static void infer(IrProgram *p, IrNode *n) {
@@ -141,13 +161,14 @@ static void infer(IrProgram *p, IrNode *n) {
         if (n->a.cout == 0) { /* inside a fusion module: sized by the module */
             IrFusion *f = IR_FUSION(p, n->fusion);
             if (strcmp(n->role, "hidden") == 0) {
-                int sum = 0;
+                long sum = 0;
                 for (int i = 0; i < f->nb; i++) sum += f->chan[i];
+                if (sum > 1 << 24) error_at(f->loc, "%s: %ld channels are too many", f->kind == FUSE_MMTM ? "mmtm" : "se", sum);
                 /* MMTM: 2(C0+C1)/ratio (the reference code's convention, ALGORITHMS §1);
                  * SE: C/ratio (the SE paper's). */
-                f->hidden = f->kind == FUSE_MMTM ? 2 * sum / f->ratio : sum / f->ratio;
+                f->hidden = (int)(f->kind == FUSE_MMTM ? 2 * sum / f->ratio : sum / f->ratio);
                 if (f->hidden < 1)
-                    error_at(f->loc, "%s: ratio %d leaves no hidden units for %d channels", f->kind == FUSE_MMTM ? "mmtm" : "se",
+                    error_at(f->loc, "%s: ratio %d leaves no hidden units for %ld channels", f->kind == FUSE_MMTM ? "mmtm" : "se",
                              f->ratio, sum);
                 n->a.cout = f->hidden;
             } else {
@@ -183,6 +204,7 @@ static void infer(IrProgram *p, IrNode *n) {
         break;
     }
     case OP_ADD: case OP_MEAN:
+        if (n == p->fwd->pred) check_classes(p);
         for (int i = 1; i < n->nsrc; i++)
             same_shape(n, x, n->src[i], n->op == OP_MEAN ? "'predict' averages branch logits of one shape, but" :
                                          n->nsrc == 2 && n->src[0]->op != OP_CE ? "residual: the main path and the shortcut disagree" : "add");
@@ -193,7 +215,7 @@ static void infer(IrProgram *p, IrNode *n) {
         ir_copy_shape(n, x);
         break;
     case OP_CONCAT: {
-        int c = 0;
+        long c = 0;
         for (int i = 0; i < n->nsrc; i++) {
             const IrNode *y = n->src[i];
             bool ok = y->ndim == x->ndim;
@@ -203,8 +225,9 @@ static void infer(IrProgram *p, IrNode *n) {
                          ir_shape_str(y), ir_shape_str(x));
             c += ir_channels(y);
         }
+        if (c > 1 << 24) error_at(n->loc, "concat: %ld channels are too many", c);
         ir_copy_shape(n, x);
-        n->shape[1] = c;
+        n->shape[1] = (int)c;
         break;
     }
     case OP_CHSCALE:
@@ -237,8 +260,11 @@ static void bind_data(IrProgram *p) {
             if (k < 0)
                 error_at(in->loc, "the data set colored_gray provides the inputs 'color' [3,28,28] and 'gray' [1,28,28], not '%s'",
                          in->name);
-            if (in->ndim != 3 || in->shape[0] != streams[k].c || in->shape[1] != 28 || in->shape[2] != 28)
-                error_at(in->loc, "colored_gray's '%s' images are [%d,28,28]", in->name, streams[k].c);
+            if (in->ndim != 3 || in->shape[0] != streams[k].c || in->shape[1] != 28 || in->shape[2] != 28) {
+                const char *d = "[";
+                for (int j = 0; j < in->ndim; j++) d = arena_printf(mm_arena, "%s%s%d", d, j ? "," : "", in->shape[j]);
+                error_at(in->loc, "colored_gray's '%s' images are [%d,28,28], not %s]", in->name, streams[k].c, d);
+            }
         }
         if (classes != 10)
             error_at(IR_BRANCH(p, 0)->loc, "colored_gray has 10 classes, but the branches end in %d logits", classes);
@@ -248,14 +274,7 @@ static void bind_data(IrProgram *p) {
 void pass_shapes(IrProgram *p) {
     IrGraph *g = p->fwd;
     for (int i = 0; i < g->nodes.n; i++) infer(p, IR_NODE(g, i));
-    /* Classes: every branch ends in the same number of logits. */
-    for (int b = 0; b < p->branches.n; b++) {
-        IrNode *out = IR_BRANCH(p, b)->out;
-        if (b == 0) p->nclasses = out->shape[1];
-        else if (out->shape[1] != p->nclasses)
-            error_at(IR_BRANCH(p, b)->loc, "branch '%s' ends in %d logits but branch '%s' in %d; the branches predict the same classes",
-                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, 0)->name, p->nclasses);
-    }
+    check_classes(p);
     if (p->nclasses < 2) error_at(IR_BRANCH(p, 0)->loc, "the branches need at least 2 class logits, not %d", p->nclasses);
     for (int i = 0; i < p->fusions.n; i++) {
         IrFusion *f = IR_FUSION(p, i);
@@ -282,5 +301,6 @@ void pass_shapes(IrProgram *p) {
         off += (s->numel + 15) & ~(size_t)15;
     }
     p->states_floats = off;
-    if (p->params_floats > ((size_t)1 << 31)) error_at(p->fwd->loss->loc, "the model has too many parameters");
+    if (p->params_floats > ((size_t)1 << 31))
+        error_at(IR_BRANCH(p, 0)->loc, "the model has %zu parameters: too many (the limit is 2^31)", p->params_floats);
 }

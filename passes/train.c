@@ -87,7 +87,7 @@ static void take_opts(const AstExpr *call, Opt *opts, int n, const char *what) {
 static double num_in(const Opt *o, double lo, double hi, bool lo_open, const char *what) {
     if (!o->given) return o->num;
     if (!(o->num >= lo) || (lo_open && o->num == lo) || o->num > hi || !isfinite(o->num))
-        error_at(o->loc, "%s: '%s' is %g; it must be %s %g and at most %g", what, o->key, o->num, lo_open ? "above" : "at least",
+        error_at(o->loc, "%s: '%s' is %.15g; it must be %s %.15g and at most %.15g", what, o->key, o->num, lo_open ? "above" : "at least",
                  lo, hi);
     return o->num;
 }
@@ -246,8 +246,8 @@ void lower_train(const AstTrain *t, IrProgram *p) {
                 c->window = (int)num_in(&o[1], 1, 1000000, false, "'guided'");
                 c->warmup = (int)num_in(&o[2], 0, 100000, false, guided ? "'guided'" : "'random'");
                 if (strcmp(o[3].str, "all") == 0) c->rebalance_update = RT_REBAL_ALL;
-                else if (strcmp(o[3].str, "branch") == 0) c->rebalance_update = RT_REBAL_BRANCH;
-                else error_at(o[3].loc, "'update' is 'all' (every parameter, the default) or 'branch' (only the re-balanced branch)");
+                else if (strcmp(o[3].str, "own") == 0) c->rebalance_update = RT_REBAL_BRANCH;
+                else error_at(o[3].loc, "'update' is 'all' (every parameter, the default) or 'own' (only the re-balanced branch's own parameters)");
                 if (!has_mmtm(p))
                     error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", pol);
             }

@@ -43,7 +43,7 @@ static void usage(const rt_model *m, FILE *f) {
             "  --val N                held-out validation examples\n"
             "  --policy P             vanilla, guided, random, or rubi:BRANCH\n"
             "  --alpha X  --window Q  --warmup E   guided/random options (ALGORITHMS 5, 6)\n"
-            "  --rebalance-update all|branch       what a re-balancing step updates\n"
+            "  --rebalance-update all|own          what a re-balancing step updates: every parameter, or the branch's own\n"
             "  --threads N            CPU threads (default: all cores)\n"
             "  --profile              print time and GFLOP/s of every kernel for one step first\n"
             "  --quiet                no progress line\n"
@@ -159,8 +159,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         else if (strcmp(a, "--rebalance-update") == 0) {
             const char *v = value(argc, argv, &i);
             if (strcmp(v, "all") == 0) o.cfg.rebalance_update = RT_REBAL_ALL;
-            else if (strcmp(v, "branch") == 0) o.cfg.rebalance_update = RT_REBAL_BRANCH;
-            else bad("--rebalance-update is 'all' or 'branch', not '%s'%s", v, "");
+            else if (strcmp(v, "own") == 0) o.cfg.rebalance_update = RT_REBAL_BRANCH;
+            else bad("--rebalance-update is 'all' or 'own', not '%s'%s", v, "");
         } else if (strcmp(a, "--policy") == 0) {
             const char *v = value(argc, argv, &i);
             if (strcmp(v, "vanilla") == 0) o.cfg.policy = RT_POLICY_VANILLA;

@@ -25,4 +25,8 @@ expect 1 "cannot read 'no/such.mmnet': No such file" "$MMC" check no/such.mmnet
 expect 0 "rebalance-c" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant list
 expect 0 "graph cut" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant cut
 expect 0 "conv_dw" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after autodiff
+# The branch-only re-balancing option reads back.
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+sed 's/policy vanilla/policy guided(alpha=0.1, window=5, warmup=1, update=own)/' "$ROOT/examples/cgmnist.mmnet" > "$tmp/own.mmnet"
+expect 0 "guided(alpha=0.1, window=5, warmup=1, update=own)" "$MMC" info "$tmp/own.mmnet"
 exit $fail
