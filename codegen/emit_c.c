@@ -17,6 +17,7 @@ typedef struct {
     const char *gname;   /* C identifier of the graph */
     size_t scratch;      /* floats per thread */
     size_t partial;      /* floats per chunk */
+    size_t wt;           /* floats of the largest transposed weight */
     int nk;              /* kernels emitted in this graph */
 } Emit;
 
@@ -44,6 +45,7 @@ static const char *ptr(const IrNode *n) {
 }
 
 static bool needs_exec(const IrNode *n) { return n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW; }
+static const char *omp_for(const char *work);
 static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
 
 /* Total element count expression: per-sample count times B for batched tensors. */
@@ -64,7 +66,7 @@ static void epilogue(Emit *E, const IrNode *n, const char *indent) {
 #define P(...) buf_printf(E->b, __VA_ARGS__)
 
 static const char *omp_for(const char *work) {
-    return arena_printf(mm_arena, "    #pragma omp parallel for schedule(static) if ((size_t)(%s) >= 16384)\n", work);
+    return arena_printf(mm_arena, "    #pragma omp parallel for schedule(static) if ((size_t)(%s) >= 32768)\n", work);
 }
 
 /* Window constants of a conv/pool: input x, output y (batched, 2-D or 3-D). */
@@ -86,6 +88,24 @@ static bool pointwise_conv(const IrAttr *a) {
     return true;
 }
 
+/* Feature maps are channel-major ([C][B][...], see mmrt_cpu.h); vectors
+ * are [B][F]. BASE is where example n's channel c starts, with Q values. */
+static bool cb(const IrNode *n) { return n->batched && n->ndim >= 3; }
+static const char *base(const IrNode *n) { return cb(n) ? "((size_t)c * B + n) * Q" : "((size_t)n * C + c)"; }
+static size_t positions(const IrNode *n) { return cb(n) ? ir_positions(n) : 1; }
+
+/* Only a ReLU can ride in the GEMM's store; other epilogues get a pass. */
+static bool relu_only(const IrNode *n) { return n->nepi == 1 && n->epi[0]->op == OP_RELU; }
+
+enum { PANEL = 256 }; /* GEMM columns per panel: a multiple of every MMK_NR */
+
+/* Loop over every (channel, example) run of Q values, in parallel. */
+static void for_planes(Emit *E, const IrNode *t) {
+    P("    enum { C = %d, Q = %zu };\n", ir_channels(t), positions(t));
+    P("%s", omp_for("B * C * Q"));
+    P("    for (int i = 0; i < C * B; i++) {\n        const int c = i / B, n = i %% B;\n        const size_t o = %s;\n", base(t));
+}
+
 static void kernel_body(Emit *E, const IrNode *n) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
     const char *total = count(n);
@@ -94,93 +114,90 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    y[0] = 1.0f;\n");
         break;
     case OP_CONV: {
-        /* Per example: unroll the windows (im2col), one GEMM with the
-         * weights, bias first, the fused epilogue last. */
+        /* Y[CO][B*Q] = W[CO][K] . COL[K][B*Q] + bias, one panel of columns
+         * per task: unroll the panel (im2col), then the GEMM; ReLU in the store. */
         window_consts(E, x, n, &n->a);
-        bool pw = pointwise_conv(&n->a);
-        size_t kp = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(n);
-        if (!pw && kp > E->scratch) E->scratch = kp;
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO };\n");
+        bool pw = pointwise_conv(&n->a), relu = relu_only(n);
+        size_t k = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2];
+        if (!pw && k * PANEL > E->scratch) E->scratch = k * PANEL;
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NB = %d };\n", PANEL);
+        P("    const int N = B * Q;\n");
         P("    #pragma omp parallel for schedule(static)\n");
-        P("    for (int n = 0; n < B; n++) {\n");
-        P("        const mm_real *xs = x0 + (size_t)n * CI * DI * HI * WI;\n");
-        P("        mm_real *restrict ys = y + (size_t)n * CO * Q;\n");
-        if (pw) P("        const mm_real *col = xs;  /* 1x1, stride 1: the input is its own column matrix */\n");
-        else {
-            P("        mm_real *restrict col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        mmk_im2col(col, xs, " WIN ");\n");
+        P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
+        if (pw) {
+            P("        /* 1x1, stride 1: the input is its own column matrix */\n");
+            P("        mmk_gemm(CO, nb, K, x1, K, x0 + j0, N, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
+        } else {
+            P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        mmk_im2col_cb(panel, NB, 0, x0, B, j0, nb, " WIN ");\n");
+            P("        mmk_gemm(CO, nb, K, x1, K, panel, NB, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
         }
-        P("        for (int co = 0; co < CO; co++)\n");
-        P("            for (int q = 0; q < Q; q++) ys[co * Q + q] = %s;\n", n->a.bias ? "x2[co]" : "0.0f");
-        P("        mmk_gemm_nn(CO, Q, K, x1, K, col, Q, ys, Q);\n");
-        if (n->nepi) {
-            P("        for (int i = 0; i < CO * Q; i++) {\n            mm_real v = ys[i];\n");
-            epilogue(E, n, "            ");
-            P("            ys[i] = v;\n        }\n");
+        if (n->nepi && !relu) {
+            P("        for (int co = 0; co < CO; co++)\n            for (int j = j0; j < j0 + nb; j++) {\n");
+            P("                mm_real v = y[(size_t)co * N + j];\n");
+            epilogue(E, n, "                ");
+            P("                y[(size_t)co * N + j] = v;\n            }\n");
         }
         P("    }\n");
         break;
     }
     case OP_CONV_DX: {
-        /* dx = col2im(W^T . dy), per example. n has x's shape; dy = src 0. */
+        /* dX = col2im(W^T . dY), a panel of whole examples per task (so no
+         * two tasks add into the same input). n has x's shape; dy = src 0. */
         const IrNode *dy = n->src[0];
         window_consts(E, n, dy, &n->a);
         bool pw = pointwise_conv(&n->a);
-        size_t kp = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(dy);
-        if (!pw && kp > E->scratch) E->scratch = kp;
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO };\n");
-        P("    #pragma omp parallel for schedule(static)\n");
-        P("    for (int n = 0; n < B; n++) {\n");
-        P("        const mm_real *dys = x0 + (size_t)n * CO * Q;\n");
-        P("        mm_real *restrict dxs = y + (size_t)n * CI * DI * HI * WI;\n");
+        size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy);
+        size_t s = q >= PANEL ? 1 : PANEL / q;
+        if (!pw && k * s * q > E->scratch) E->scratch = k * s * q;
+        if ((size_t)ir_channels(dy) * k > E->wt) E->wt = (size_t)ir_channels(dy) * k;
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, QI = DI * HI * WI, S = %zu, NB = %d };\n", s, PANEL);
+        P("    const int N = B * Q;\n");
+        P("    mmk_transpose(e->wt, x1, CO, K);  /* W^T: [K][CO] */\n");
         if (pw) {
-            P("        memset(dxs, 0, sizeof(mm_real) * CI * DI * HI * WI);\n");
-            P("        mmk_gemm_tn(K, Q, CO, x1, K, dys, Q, dxs, Q);\n");
+            P("    #pragma omp parallel for schedule(static)\n");
+            P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
+            P("        mmk_gemm(CI, nb, CO, e->wt, CO, x0 + j0, N, y + j0, N, NULL, 0, 0);\n    }\n");
         } else {
-            P("        mm_real *restrict dcol = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        memset(dcol, 0, sizeof(mm_real) * K * Q);\n");
-            P("        mmk_gemm_tn(K, Q, CO, x1, K, dys, Q, dcol, Q);\n");
-            P("        memset(dxs, 0, sizeof(mm_real) * CI * DI * HI * WI);\n");
-            P("        mmk_col2im(dxs, dcol, " WIN ");\n");
+            P("    #pragma omp parallel for schedule(static)\n");
+            P("    for (int n0 = 0; n0 < B; n0 += S) {\n");
+            P("        const int ns = B - n0 < S ? B - n0 : S, j0 = n0 * Q;\n");
+            P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        mmk_gemm(K, ns * Q, CO, e->wt, CO, x0 + j0, N, panel, S * Q, NULL, 0, 0);\n");
+            P("        for (int ci = 0; ci < CI; ci++) memset(y + ((size_t)ci * B + n0) * QI, 0, sizeof(mm_real) * ns * QI);\n");
+            P("        mmk_col2im_cb(y, panel, S * Q, B, j0, ns * Q, " WIN ");\n    }\n");
         }
-        P("    }\n");
         break;
     }
     case OP_CONV_DW: {
-        /* dW = sum over examples of dy . col^T, in RT_DW_CHUNKS fixed chunks
-         * of the batch summed in order (thread-count independent). */
+        /* dW[CO][K] = dY[CO][B*Q] . COL^T, the batch split into RT_DW_CHUNKS
+         * fixed chunks summed in order (independent of the thread count). */
         const IrNode *dy = n->src[0], *xin = n->src[1];
         window_consts(E, xin, dy, &n->a);
-        bool pw = pointwise_conv(&n->a);
-        size_t kp = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2] * ir_positions(dy);
-        if (!pw && kp > E->scratch) E->scratch = kp;
+        size_t k = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2];
+        if (k * PANEL > E->scratch) E->scratch = k * PANEL;
         if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K };\n");
-        P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K, NB = %d };\n", PANEL);
+        P("    const int N = B * Q, nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
         P("    #pragma omp parallel for schedule(static)\n");
         P("    for (int c = 0; c < nch; c++) {\n");
-        P("        mm_real *restrict part = e->partial + (size_t)c * e->impl->partial_floats;\n");
-        P("        memset(part, 0, sizeof(mm_real) * NW);\n");
-        P("        for (int n = (int)((long)B * c / nch); n < (int)((long)B * (c + 1) / nch); n++) {\n");
-        P("            const mm_real *dys = x0 + (size_t)n * CO * Q;\n");
-        P("            const mm_real *xs = x1 + (size_t)n * CI * DI * HI * WI;\n");
-        if (pw) P("            const mm_real *col = xs;\n");
-        else {
-            P("            mm_real *restrict col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("            mmk_im2col(col, xs, " WIN ");\n");
-        }
-        P("            mmk_gemm_nt(CO, K, Q, dys, Q, col, Q, part, K);\n");
-        P("        }\n    }\n");
+        P("        mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;\n");
+        P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+        P("        const int ja = (int)((long)B * c / nch) * Q, jb = (int)((long)B * (c + 1) / nch) * Q;\n");
+        P("        for (int j0 = ja; j0 < jb; j0 += NB) {\n            const int nb = jb - j0 < NB ? jb - j0 : NB;\n");
+        P("            mmk_im2col_cb(panel, K, 1, x1, B, j0, nb, " WIN ");  /* transposed: [nb][K] */\n");
+        P("            mmk_gemm(CO, K, nb, x0 + j0, N, panel, K, part, K, NULL, j0 > ja, 0);\n        }\n    }\n");
         P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
-        P("    for (int i = 0; i < NW; i++) {\n        mm_real s = 0.0f;\n");
+        P("    for (int i = 0; i < NW; i++) {\n        mm_real s = 0;\n");
         P("        for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + i];\n");
         P("        y[i] = s;\n    }\n");
         break;
     }
     case OP_MAXPOOL: case OP_AVGPOOL: {
+        /* Each (channel, example) plane is contiguous in either layout. */
         window_consts(E, x, n, &n->a);
         bool mx = n->op == OP_MAXPOOL;
-        P("    %s", omp_for("B * CO"));
+        P("%s", omp_for("B * CO"));
         P("    for (int nc = 0; nc < B * CO; nc++) {\n");
         P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n");
         P("        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
@@ -203,7 +220,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         const IrNode *dy = n->src[0];
         window_consts(E, n, dy, &n->a);
         bool mx = n->op == OP_MAXPOOL_DX;
-        P("    %s", omp_for("B * CI"));
+        P("%s", omp_for("B * CI"));
         P("    for (int nc = 0; nc < B * CI; nc++) {\n");
         if (mx) P("        const mm_real *xs = x1 + (size_t)nc * DI * HI * WI;\n");
         P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n");
@@ -223,20 +240,28 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     }
     case OP_GAP:
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        const mm_real *xs = x0 + (size_t)nc * Q;\n");
-        P("        mm_real s = 0.0f;\n        for (int q = 0; q < Q; q++) s += xs[q];\n        y[nc] = s * (1.0f / Q);\n    }\n");
+        for_planes(E, x);
+        P("        mm_real s = 0;\n        for (int q = 0; q < Q; q++) s += x0[o + q];\n        y[(size_t)n * C + c] = s * (1.0f / Q);\n    }\n");
         break;
     case OP_GAP_DX:
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        mm_real g = x0[nc] * (1.0f / Q);\n");
-        P("        for (int q = 0; q < Q; q++) y[(size_t)nc * Q + q] = g;\n    }\n");
+        for_planes(E, n);
+        P("        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n        for (int q = 0; q < Q; q++) y[o + q] = g;\n    }\n");
         break;
+    case OP_FLATTEN: case OP_RESHAPE: {
+        /* Between a feature map (channel-major) and a vector per example. */
+        const IrNode *map = n->op == OP_FLATTEN ? x : n;
+        if (!cb(map)) {
+            P("    memcpy(y, x0, sizeof(mm_real) * %s);\n", total);
+            break;
+        }
+        for_planes(E, map);
+        if (n->op == OP_FLATTEN) P("        memcpy(y + (size_t)n * C * Q + (size_t)c * Q, x0 + o, sizeof(mm_real) * Q);\n    }\n");
+        else P("        memcpy(y + o, x0 + (size_t)n * C * Q + (size_t)c * Q, sizeof(mm_real) * Q);\n    }\n");
+        break;
+    }
     case OP_LINEAR:
         P("    enum { I = %d, O = %d };\n", x->shape[1], n->shape[1]);
-        P("    %s", omp_for("B * I * O"));
+        P("%s", omp_for("B * I * O"));
         P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
         P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
           n->a.bias ? "x2[o] + " : "");
@@ -245,13 +270,13 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     case OP_LINEAR_DX: /* dx[n][i] = sum_o dy[n][o] w[o][i] */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->src[0]->shape[1]);
-        P("    %s", omp_for("B * I * O"));
-        P("    for (int n = 0; n < B; n++) {\n        mm_real *dxs = y + (size_t)n * I;\n");
-        P("        memset(dxs, 0, sizeof(mm_real) * I);\n        mmk_gemm_nn(1, I, O, x0 + (size_t)n * O, O, x1, I, dxs, I);\n    }\n");
+        P("%s", omp_for("B * I * O"));
+        P("    for (int n0 = 0; n0 < B; n0 += 8) {\n        const int nn = B - n0 < 8 ? B - n0 : 8;\n");
+        P("        mmk_gemm(nn, I, O, x0 + (size_t)n0 * O, O, x1, I, y + (size_t)n0 * I, I, NULL, 0, 0);\n    }\n");
         break;
     case OP_LINEAR_DW: /* dw[o][i] = sum_n dy[n][o] x[n][i]; rows in parallel, examples in order */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->shape[0]);
-        P("    %s", omp_for("B * I * O"));
+        P("%s", omp_for("B * I * O"));
         P("    for (int o = 0; o < O; o++) {\n        mm_real *dw = y + (size_t)o * I;\n        memset(dw, 0, sizeof(mm_real) * I);\n");
         P("        for (int n = 0; n < B; n++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
         P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) dw[i] += g * xs[i];\n        }\n    }\n");
@@ -276,7 +301,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
             expr = n->op == OP_MEAN && n->nsrc > 1 ? arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc)) : s;
         }
         }
-        P("    %s", omp_for(total));
+        P("%s", omp_for(total));
         P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, expr);
         epilogue(E, n, "        ");
         P("        y[i] = v;\n    }\n");
@@ -286,18 +311,19 @@ static void kernel_body(Emit *E, const IrNode *n) {
         /* Batch mean and 1/std per channel (biased variance, as PyTorch
          * normalises); the running statistics move by `momentum` with the
          * unbiased variance. Sums in double, channels in parallel. */
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
         P("    const double cnt = (double)B * Q;\n");
-        P("    %s", omp_for("B * C * Q"));
+        P("%s", omp_for("B * C * Q"));
         P("    for (int c = 0; c < C; c++) {\n        double s = 0.0, ss = 0.0;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
         P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        const double mean = s / cnt;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
         P("            for (int q = 0; q < Q; q++) { double d = xs[q] - mean; ss += d * d; }\n        }\n");
         P("        const double var = ss / cnt;\n");
-        P("        y[c] = (mm_real)mean;\n        y[C + c] = (mm_real)(1.0 / sqrt(var + %.9g));\n", n->a.f);
-        P("        x1[c] = (mm_real)((1.0 - %.9g) * x1[c] + %.9g * mean);\n", n->a.f2, n->a.f2);
-        P("        x2[c] = (mm_real)((1.0 - %.9g) * x2[c] + %.9g * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n    }\n", n->a.f2, n->a.f2);
+        P("        y[c] = (mm_real)mean;\n        y[C + c] = (mm_real)(1.0 / sqrt(var + %s));\n", cg_float(n->a.f));
+        P("        x1[c] = (mm_real)((1.0 - %s) * x1[c] + %s * mean);\n", cg_float(n->a.f2), cg_float(n->a.f2));
+        P("        x2[c] = (mm_real)((1.0 - %s) * x2[c] + %s * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n    }\n",
+          cg_float(n->a.f2), cg_float(n->a.f2));
         break;
     }
     case OP_BN_RUNSTATS:
@@ -305,85 +331,86 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    for (int c = 0; c < C; c++) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / MMK_SQRT(x1[c] + %s);\n    }\n", cg_float(n->a.f));
         break;
     case OP_BN_APPLY: case OP_BN_APPLY_DX:
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        const int c = nc %% C;\n");
+        for_planes(E, n);
         if (n->op == OP_BN_APPLY) {
             P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * a + b;\n");
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a + b;\n");
         } else {
             P("        const mm_real a = x1[C + c] * x2[c];\n");
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * a;\n");
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a;\n");
         }
         epilogue(E, n, "            ");
-        P("            y[(size_t)nc * Q + q] = v;\n        }\n    }\n");
+        P("            y[o + q] = v;\n        }\n    }\n");
         break;
     case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: {
         /* Per channel: sum dy and sum dy (x - mean). */
         const IrNode *dy = n->src[0];
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), ir_positions(dy));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
         bool ds = n->op == OP_BN_APPLY_DSTATS;
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), positions(dy));
+        P("%s", omp_for("B * C * Q"));
+        P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
         P("        double %ssgx = 0.0;\n", ds ? "sg = 0.0, " : "");
-        P("        for (int n = 0; n < B; n++) {\n            const size_t o = ((size_t)n * C + c) * Q;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const size_t o = %s;\n", base(dy));
         P("            for (int q = 0; q < Q; q++) { %ssgx += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "sg += x0[o + q]; " : "");
-        if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
+        if (ds) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
         else P("        y[c] = (mm_real)(sgx * inv);\n    }\n");
         break;
     }
-    case OP_BN_STATS_DX: {
+    case OP_BN_STATS_DX:
         /* x's gradient through the batch statistics: d mean and d (1/std). */
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
-        P("    const mm_real inv_cnt = 1.0f / ((mm_real)B * Q);\n");
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        const int c = nc %% C;\n");
-        P("        const mm_real mean = x2[c], inv = x2[C + c];\n");
+        for_planes(E, n);
+        P("        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c];\n");
         P("        const mm_real dvar = x0[C + c] * -0.5f * inv * inv * inv;\n");
         P("        const mm_real a = x0[c] * inv_cnt, b = 2.0f * dvar * inv_cnt;\n");
-        P("        for (int q = 0; q < Q; q++) y[(size_t)nc * Q + q] = a + b * (x1[(size_t)nc * Q + q] - mean);\n    }\n");
+        P("        for (int q = 0; q < Q; q++) y[o + q] = a + b * (x1[o + q] - mean);\n    }\n");
         break;
-    }
-    case OP_REDUCE_CH: {
-        int nd = x->ndim;
-        size_t q = nd > 2 ? ir_positions(x) : 1;
-        P("    enum { C = %d, Q = %zu };\n", nd >= 2 ? ir_channels(x) : 1, q);
-        P("    %s", omp_for("B * C * Q"));
+    case OP_REDUCE_CH:
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
+        P("%s", omp_for("B * C * Q"));
         P("    for (int c = 0; c < C; c++) {\n        double s = 0.0;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + ((size_t)n * C + c) * Q;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
         P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        y[c] = (mm_real)s;\n    }\n");
         break;
-    }
     case OP_CONCAT: {
-        P("    enum { Q = %zu, C = %d };\n", ir_positions(n), ir_channels(n));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int n = 0; n < B; n++) {\n");
         int off = 0;
+        if (cb(n)) { /* channel-major: each path's whole buffer is one block */
+            P("    enum { Q = %zu };\n", ir_positions(n));
+            for (int i = 0; i < n->nsrc; i++) {
+                int c = ir_channels(n->src[i]);
+                P("    memcpy(y + (size_t)%d * B * Q, x%d, sizeof(mm_real) * %d * B * Q);\n", off, i, c);
+                off += c;
+            }
+            break;
+        }
+        P("    enum { C = %d };\n", ir_channels(n));
+        P("    for (int n = 0; n < B; n++) {\n");
         for (int i = 0; i < n->nsrc; i++) {
             int c = ir_channels(n->src[i]);
-            P("        memcpy(y + ((size_t)n * C + %d) * Q, x%d + (size_t)n * %d * Q, sizeof(mm_real) * %d * Q);\n", off, i, c, c);
+            P("        memcpy(y + (size_t)n * C + %d, x%d + (size_t)n * %d, sizeof(mm_real) * %d);\n", off, i, c, c);
             off += c;
         }
         P("    }\n");
         break;
     }
     case OP_SLICE_CH:
-        P("    enum { Q = %zu, C = %d, N = %d, OFF = %d };\n", ir_positions(n), ir_channels(x), n->a.n, n->a.off);
-        P("    for (int n = 0; n < B; n++)\n        memcpy(y + (size_t)n * N * Q, x0 + ((size_t)n * C + OFF) * Q, sizeof(mm_real) * N * Q);\n");
+        if (cb(n)) {
+            P("    enum { Q = %zu, N = %d, OFF = %d };\n", ir_positions(n), n->a.n, n->a.off);
+            P("    memcpy(y, x0 + (size_t)OFF * B * Q, sizeof(mm_real) * N * B * Q);\n");
+        } else {
+            P("    enum { C = %d, N = %d, OFF = %d };\n", ir_channels(x), n->a.n, n->a.off);
+            P("    for (int n = 0; n < B; n++)\n        memcpy(y + (size_t)n * N, x0 + (size_t)n * C + OFF, sizeof(mm_real) * N);\n");
+        }
         break;
     case OP_CHSCALE:
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(n), ir_positions(n));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        const mm_real g = x1[nc];\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[(size_t)nc * Q + q] * g;\n");
+        for_planes(E, n);
+        P("        const mm_real g = x1[(size_t)n * C + c];\n");
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * g;\n");
         epilogue(E, n, "            ");
-        P("            y[(size_t)nc * Q + q] = v;\n        }\n    }\n");
+        P("            y[o + q] = v;\n        }\n    }\n");
         break;
     case OP_CHSCALE_DG:
-        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), ir_positions(x));
-        P("    %s", omp_for("B * C * Q"));
-        P("    for (int nc = 0; nc < B * C; nc++) {\n        mm_real s = 0.0f;\n");
-        P("        for (int q = 0; q < Q; q++) s += x0[(size_t)nc * Q + q] * x1[(size_t)nc * Q + q];\n        y[nc] = s;\n    }\n");
+        for_planes(E, x);
+        P("        mm_real s = 0;\n        for (int q = 0; q < Q; q++) s += x0[o + q] * x1[o + q];\n        y[(size_t)n * C + c] = s;\n    }\n");
         break;
     case OP_BCAST:
         P("    enum { C = %d };\n", n->shape[1]);
@@ -548,15 +575,16 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     if (o->profile) buf_puts(b, "#define MMNET_PROFILE 1\n");
     buf_puts(b, "#include \"mmrt_cpu.h\"\n");
     buf_puts(b, "#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
-    size_t scratch = 16, partial = 16, act = 0, fixed = 0;
+    size_t scratch = 16, partial = 16, wt = 16, act = 0, fixed = 0;
     PtrVec names = {0};
     KernelTable kt = {0};
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
-        Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0};
+        Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0, 0};
         emit_graph(&E, &kt, o->profile);
         if (E.scratch > scratch) scratch = E.scratch;
         if (E.partial > partial) partial = E.partial;
+        if (E.wt > wt) wt = E.wt;
         if (g->act_floats > act) act = g->act_floats;
         if (g->fixed_floats > fixed) fixed = g->fixed_floats;
         vec_push(&names, (void *)E.gname);
@@ -573,8 +601,8 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "};\nstatic const rt_kernel_info *const kernels[] = {");
     for (int i = 0; i < names.n; i++) buf_printf(b, "%s%s_kernels", i ? ", " : "", (char *)names.v[i]);
     buf_puts(b, "};\n");
-    buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act, fixed,
-               scratch, partial, o->profile);
+    buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act,
+               fixed, scratch, partial, wt, o->profile);
     cg_tables(b, p, "cpu_impl", "rt_cpu_backend");
     CgFile *m = cg_file(out, "main.c");
     cg_main(&m->text, p, o);

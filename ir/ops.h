@@ -29,7 +29,7 @@
     X(MAXPOOL,        "maxpool",        1,  OPF_DIFF)                           \
     X(AVGPOOL,        "avgpool",        1,  OPF_DIFF)                           \
     X(GAP,            "gap",            1,  OPF_DIFF)          /* global average pool -> (B, C) */ \
-    X(FLATTEN,        "flatten",        1,  OPF_DIFF | OPF_VIEW)                \
+    X(FLATTEN,        "flatten",        1,  OPF_DIFF)          /* a copy: feature maps are channel-major */ \
     X(LINEAR,         "linear",         -1, OPF_DIFF)          /* x, w[, b] */  \
     X(RELU,           "relu",           1,  OPF_DIFF | OPF_ELEM | OPF_INPLACE)  \
     X(SIGMOID,        "sigmoid",        1,  OPF_DIFF | OPF_ELEM | OPF_INPLACE)  /* scale * sigmoid(x) */ \
@@ -53,7 +53,7 @@
     X(MAXPOOL_DX,     "maxpool_dx",     2,  OPF_BWD)           /* dy, x */      \
     X(AVGPOOL_DX,     "avgpool_dx",     1,  OPF_BWD)                            \
     X(GAP_DX,         "gap_dx",         1,  OPF_BWD)                            \
-    X(RESHAPE,        "reshape",        1,  OPF_BWD | OPF_VIEW)                 \
+    X(RESHAPE,        "reshape",        1,  OPF_BWD)                            \
     X(LINEAR_DX,      "linear_dx",      2,  OPF_BWD)           /* dy, w */      \
     X(LINEAR_DW,      "linear_dw",      2,  OPF_BWD)           /* dy, x */      \
     X(RELU_DX,        "relu_dx",        2,  OPF_BWD | OPF_ELEM | OPF_INPLACE) /* dy, y */ \

@@ -49,6 +49,7 @@ struct rt_exec {
     mm_real *params, *grads, *mom, *states;
     mm_real *act, *fixed;
     mm_real *scratch;        /* nthreads * impl->scratch_floats */
+    mm_real *wt;             /* impl->wt_floats: a transposed weight matrix */
     mm_real *partial;        /* RT_DW_CHUNKS * impl->partial_floats */
     double (*norms)[2];
     double (*norm_parts)[2]; /* per work item of the update */
@@ -70,6 +71,7 @@ struct rt_cpu_impl {
     size_t act_floats, fixed_floats;   /* largest over the variants */
     size_t scratch_floats;             /* per thread */
     size_t partial_floats;             /* per chunk */
+    size_t wt_floats;                  /* the largest weight matrix */
     const int *nkernels;               /* per variant */
     const rt_kernel_info *const *kernels; /* per variant */
     const char *simd;                  /* the instruction set the kernels were compiled for */
@@ -81,92 +83,219 @@ extern const rt_backend rt_cpu_backend;
 /* ---- kernel building blocks ----------------------------------------------- */
 #define MMK_THREAD() (omp_get_thread_num())
 
-/* Unrolled column of an input for a convolution window: col[K][P], K =
- * CI*KD*KH*KW rows of P = DO*HO*WO output positions; zero where the window
- * falls in the padding. */
-static inline void mmk_im2col(mm_real *restrict col, const mm_real *restrict x, int CI, int DI, int HI, int WI, int KD, int KH,
-                              int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
-    const int P = DO * HO * WO;
-    for (int ci = 0; ci < CI; ci++)
-        for (int kd = 0; kd < KD; kd++)
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++) {
-                    mm_real *restrict row = col + ((size_t)((ci * KD + kd) * KH + kh) * KW + kw) * P;
-                    for (int od = 0; od < DO; od++) {
-                        int id = od * SD - PD + kd;
-                        for (int oh = 0; oh < HO; oh++) {
-                            int ih = oh * SH - PH + kh;
-                            mm_real *restrict r = row + (od * HO + oh) * WO;
-                            if (id < 0 || id >= DI || ih < 0 || ih >= HI) {
-                                for (int ow = 0; ow < WO; ow++) r[ow] = 0.0f;
-                                continue;
+/* ---- layout ----------------------------------------------------------------
+ * Feature maps (batched tensors of rank 3 and more) are stored channel-major:
+ * [C][B][D][H][W]. A convolution over the whole batch is then one GEMM,
+ * Y[CO][B*Q] = W[CO][K] . COL[K][B*Q], and per-channel reductions
+ * (BatchNorm, bias gradients) read contiguous memory. Vectors [B][F] are
+ * row-major. */
+
+/* Columns [j0, j0+nb) of the unrolled input of a convolution, column j being
+ * output position q = j % Q of example n = j / Q (K = CI*KD*KH*KW rows).
+ * Not transposed: panel[k * ldp + jj]; transposed: panel[jj * ldp + k].
+ * Zero where the window falls in the padding. */
+static inline void mmk_im2col_cb(mm_real *restrict panel, int ldp, int transposed, const mm_real *restrict x, int B, int j0,
+                                 int nb, int CI, int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD,
+                                 int PH, int PW, int DO, int HO, int WO) {
+    const int Q = DO * HO * WO;
+    int n = j0 / Q, q = j0 % Q;
+    int od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+    for (int jj = 0; jj < nb;) {
+        int run = WO - ow < nb - jj ? WO - ow : nb - jj;
+        for (int ci = 0; ci < CI; ci++)
+            for (int kd = 0; kd < KD; kd++) {
+                const int id = od * SD - PD + kd;
+                for (int kh = 0; kh < KH; kh++) {
+                    const int ih = oh * SH - PH + kh;
+                    const int inside = id >= 0 && id < DI && ih >= 0 && ih < HI;
+                    const mm_real *xr = x + (((size_t)ci * B + n) * DI + (inside ? id : 0)) * HI * WI + (size_t)(inside ? ih : 0) * WI;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const int k = ((ci * KD + kd) * KH + kh) * KW + kw;
+                        if (!transposed) {
+                            mm_real *restrict dst = panel + (size_t)k * ldp + jj;
+                            for (int t = 0; t < run; t++) {
+                                int iw = (ow + t) * SW - PW + kw;
+                                dst[t] = inside && iw >= 0 && iw < WI ? xr[iw] : (mm_real)0;
                             }
-                            const mm_real *restrict xr = x + (((size_t)ci * DI + id) * HI + ih) * WI;
-                            if (SW == 1) {
-                                for (int ow = 0; ow < WO; ow++) {
-                                    int iw = ow - PW + kw;
-                                    r[ow] = (iw >= 0 && iw < WI) ? xr[iw] : 0.0f;
-                                }
-                            } else {
-                                for (int ow = 0; ow < WO; ow++) {
-                                    int iw = ow * SW - PW + kw;
-                                    r[ow] = (iw >= 0 && iw < WI) ? xr[iw] : 0.0f;
-                                }
+                        } else {
+                            mm_real *restrict dst = panel + (size_t)jj * ldp + k;
+                            for (int t = 0; t < run; t++) {
+                                int iw = (ow + t) * SW - PW + kw;
+                                dst[(size_t)t * ldp] = inside && iw >= 0 && iw < WI ? xr[iw] : (mm_real)0;
                             }
                         }
                     }
                 }
-}
-
-/* The adjoint of im2col: add each column entry back to its input position. */
-static inline void mmk_col2im(mm_real *restrict x, const mm_real *restrict col, int CI, int DI, int HI, int WI, int KD, int KH,
-                              int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
-    const int P = DO * HO * WO;
-    for (int ci = 0; ci < CI; ci++)
-        for (int kd = 0; kd < KD; kd++)
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++) {
-                    const mm_real *restrict row = col + ((size_t)((ci * KD + kd) * KH + kh) * KW + kw) * P;
-                    for (int od = 0; od < DO; od++) {
-                        int id = od * SD - PD + kd;
-                        if (id < 0 || id >= DI) continue;
-                        for (int oh = 0; oh < HO; oh++) {
-                            int ih = oh * SH - PH + kh;
-                            if (ih < 0 || ih >= HI) continue;
-                            const mm_real *restrict r = row + (od * HO + oh) * WO;
-                            mm_real *restrict xr = x + (((size_t)ci * DI + id) * HI + ih) * WI;
-                            for (int ow = 0; ow < WO; ow++) {
-                                int iw = ow * SW - PW + kw;
-                                if (iw >= 0 && iw < WI) xr[iw] += r[ow];
-                            }
-                        }
-                    }
+            }
+        jj += run;
+        ow += run;
+        if (ow == WO) {
+            ow = 0;
+            if (++oh == HO) {
+                oh = 0;
+                if (++od == DO) {
+                    od = 0;
+                    n++;
                 }
-}
-
-/* C[M][N] += A[M][K] . B[K][N]   (row-major, leading dimensions given) */
-static inline void mmk_gemm_nn(int M, int N, int K, const mm_real *restrict A, int lda, const mm_real *restrict Bm, int ldb,
-                               mm_real *restrict C, int ldc) {
-    for (int i = 0; i < M; i++) {
-        mm_real *restrict c = C + (size_t)i * ldc;
-        for (int k = 0; k < K; k++) {
-            const mm_real a = A[(size_t)i * lda + k];
-            const mm_real *restrict b = Bm + (size_t)k * ldb;
-            for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
         }
     }
 }
 
-/* C[M][N] += A^T . B, A stored [K][M] */
-static inline void mmk_gemm_tn(int M, int N, int K, const mm_real *restrict A, int lda, const mm_real *restrict Bm, int ldb,
-                               mm_real *restrict C, int ldc) {
-    for (int i = 0; i < M; i++) {
-        mm_real *restrict c = C + (size_t)i * ldc;
-        for (int k = 0; k < K; k++) {
-            const mm_real a = A[(size_t)k * lda + i];
-            const mm_real *restrict b = Bm + (size_t)k * ldb;
-            for (int j = 0; j < N; j++) c[j] += a * b[j];
+/* The adjoint of mmk_im2col_cb (not transposed): add the panel's columns
+ * back into dx at their input positions. */
+static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict panel, int ldp, int B, int j0, int nb, int CI,
+                                 int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW,
+                                 int DO, int HO, int WO) {
+    const int Q = DO * HO * WO;
+    int n = j0 / Q, q = j0 % Q;
+    int od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+    for (int jj = 0; jj < nb;) {
+        int run = WO - ow < nb - jj ? WO - ow : nb - jj;
+        for (int ci = 0; ci < CI; ci++)
+            for (int kd = 0; kd < KD; kd++) {
+                const int id = od * SD - PD + kd;
+                if (id < 0 || id >= DI) continue;
+                for (int kh = 0; kh < KH; kh++) {
+                    const int ih = oh * SH - PH + kh;
+                    if (ih < 0 || ih >= HI) continue;
+                    mm_real *restrict xr = dx + (((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const mm_real *restrict src = panel + (size_t)(((ci * KD + kd) * KH + kh) * KW + kw) * ldp + jj;
+                        for (int t = 0; t < run; t++) {
+                            int iw = (ow + t) * SW - PW + kw;
+                            if (iw >= 0 && iw < WI) xr[iw] += src[t];
+                        }
+                    }
+                }
+            }
+        jj += run;
+        ow += run;
+        if (ow == WO) {
+            ow = 0;
+            if (++oh == HO) {
+                oh = 0;
+                if (++od == DO) {
+                    od = 0;
+                    n++;
+                }
+            }
         }
+    }
+}
+
+/* ---- GEMM ---------------------------------------------------------------------
+ * C[M][N] = (acc ? C : bias[m] or 0) + A[M][K] . B[K][N], then max(., 0) if
+ * relu. Row-major with leading dimensions. Register-blocked micro-kernels
+ * (MR rows by NR columns kept in registers over the whole K loop) for
+ * AVX-512 and AVX2; plain loops otherwise (and for double precision). */
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+#define MMK_NR 32
+#define MMK_TILE(MR)                                                                                                     \
+    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bm, int ldb,           \
+                                    float *restrict C, int ldc, int nr, const float *bias, int acc, int relu) {          \
+        const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                                \
+        const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;           \
+        __m512 c0[MR], c1[MR];                                                                                           \
+        for (int r = 0; r < MR; r++) {                                                                                   \
+            if (acc) {                                                                                                   \
+                c0[r] = _mm512_maskz_loadu_ps(m0, C + (size_t)r * ldc);                                                   \
+                c1[r] = _mm512_maskz_loadu_ps(m1, C + (size_t)r * ldc + 16);                                              \
+            } else {                                                                                                     \
+                c0[r] = c1[r] = _mm512_set1_ps(bias ? bias[r] : 0.0f);                                                   \
+            }                                                                                                            \
+        }                                                                                                                \
+        for (int k = 0; k < K; k++) {                                                                                    \
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, Bm + (size_t)k * ldb);                                            \
+            const __m512 b1 = _mm512_maskz_loadu_ps(m1, Bm + (size_t)k * ldb + 16);                                       \
+            for (int r = 0; r < MR; r++) {                                                                               \
+                const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                                 \
+                c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);                                                                   \
+                c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);                                                                   \
+            }                                                                                                            \
+        }                                                                                                                \
+        for (int r = 0; r < MR; r++) {                                                                                   \
+            if (relu) {                                                                                                  \
+                c0[r] = _mm512_max_ps(c0[r], _mm512_setzero_ps());                                                       \
+                c1[r] = _mm512_max_ps(c1[r], _mm512_setzero_ps());                                                       \
+            }                                                                                                            \
+            _mm512_mask_storeu_ps(C + (size_t)r * ldc, m0, c0[r]);                                                       \
+            _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, c1[r]);                                                  \
+        }                                                                                                                \
+    }
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(MMNET_F64)
+#define MMK_NR 16
+static inline __m256i mmk_mask8(int n) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+#define MMK_TILE(MR)                                                                                                     \
+    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bm, int ldb,           \
+                                    float *restrict C, int ldc, int nr, const float *bias, int acc, int relu) {          \
+        const __m256i m0 = mmk_mask8(nr), m1 = mmk_mask8(nr - 8);                                                        \
+        __m256 c0[MR], c1[MR];                                                                                           \
+        for (int r = 0; r < MR; r++) {                                                                                   \
+            if (acc) {                                                                                                   \
+                c0[r] = _mm256_maskload_ps(C + (size_t)r * ldc, m0);                                                     \
+                c1[r] = _mm256_maskload_ps(C + (size_t)r * ldc + 8, m1);                                                 \
+            } else {                                                                                                     \
+                c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);                                                   \
+            }                                                                                                            \
+        }                                                                                                                \
+        for (int k = 0; k < K; k++) {                                                                                    \
+            const __m256 b0 = _mm256_maskload_ps(Bm + (size_t)k * ldb, m0);                                              \
+            const __m256 b1 = _mm256_maskload_ps(Bm + (size_t)k * ldb + 8, m1);                                          \
+            for (int r = 0; r < MR; r++) {                                                                               \
+                const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                                           \
+                c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                                                                   \
+                c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                                                                   \
+            }                                                                                                            \
+        }                                                                                                                \
+        for (int r = 0; r < MR; r++) {                                                                                   \
+            if (relu) {                                                                                                  \
+                c0[r] = _mm256_max_ps(c0[r], _mm256_setzero_ps());                                                       \
+                c1[r] = _mm256_max_ps(c1[r], _mm256_setzero_ps());                                                       \
+            }                                                                                                            \
+            _mm256_maskstore_ps(C + (size_t)r * ldc, m0, c0[r]);                                                         \
+            _mm256_maskstore_ps(C + (size_t)r * ldc + 8, m1, c1[r]);                                                     \
+        }                                                                                                                \
+    }
+#else
+#define MMK_NR 16
+#define MMK_TILE(MR)                                                                                                     \
+    static inline void mmk_tile##MR(int K, const mm_real *restrict A, int lda, const mm_real *restrict Bm, int ldb,      \
+                                    mm_real *restrict C, int ldc, int nr, const mm_real *bias, int acc, int relu) {      \
+        mm_real c[MR][MMK_NR];                                                                                           \
+        for (int r = 0; r < MR; r++)                                                                                     \
+            for (int j = 0; j < MMK_NR; j++) c[r][j] = acc ? (j < nr ? C[(size_t)r * ldc + j] : 0) : bias ? bias[r] : 0; \
+        for (int k = 0; k < K; k++)                                                                                      \
+            for (int r = 0; r < MR; r++) {                                                                               \
+                const mm_real a = A[(size_t)r * lda + k];                                                                \
+                const mm_real *b = Bm + (size_t)k * ldb;                                                                 \
+                if (nr == MMK_NR)                                                                                        \
+                    for (int j = 0; j < MMK_NR; j++) c[r][j] += a * b[j];                                                \
+                else                                                                                                     \
+                    for (int j = 0; j < nr; j++) c[r][j] += a * b[j];                                                    \
+            }                                                                                                            \
+        for (int r = 0; r < MR; r++)                                                                                     \
+            for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] = relu && c[r][j] < 0 ? 0 : c[r][j];                     \
+    }
+#endif
+MMK_TILE(8)
+MMK_TILE(4)
+MMK_TILE(1)
+
+static inline void mmk_gemm(int M, int N, int K, const mm_real *A, int lda, const mm_real *Bm, int ldb, mm_real *C, int ldc,
+                            const mm_real *bias, int acc, int relu) {
+    for (int j0 = 0; j0 < N; j0 += MMK_NR) {
+        const int nr = N - j0 < MMK_NR ? N - j0 : MMK_NR;
+        int i = 0;
+        for (; i + 8 <= M; i += 8)
+            mmk_tile8(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+        for (; i + 4 <= M; i += 4)
+            mmk_tile4(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+        for (; i < M; i++)
+            mmk_tile1(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
     }
 }
 
@@ -182,11 +311,10 @@ static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict
     return t;
 }
 
-/* C[M][N] += A[M][K] . B^T, B stored [N][K] */
-static inline void mmk_gemm_nt(int M, int N, int K, const mm_real *restrict A, int lda, const mm_real *restrict Bm, int ldb,
-                               mm_real *restrict C, int ldc) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] += mmk_dot(A + (size_t)i * lda, Bm + (size_t)j * ldb, K);
+/* dst[c][r] = src[r][c] for an R x C matrix. */
+static inline void mmk_transpose(mm_real *restrict dst, const mm_real *restrict src, int R, int C) {
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
 }
 
 /* Dropout's keep mask: a counter-based hash, so the backward pass recomputes

@@ -36,6 +36,7 @@ static rt_exec *cpu_create(const rt_model *m, int max_batch) {
     e->fixed = rt_alloc(sizeof(mm_real) * (impl->fixed_floats + 16));
     e->scratch = rt_alloc(sizeof(mm_real) * impl->scratch_floats * (size_t)e->nthreads);
     e->partial = rt_alloc(sizeof(mm_real) * impl->partial_floats * RT_DW_CHUNKS);
+    e->wt = rt_alloc(sizeof(mm_real) * (impl->wt_floats + 16));
     e->norms = rt_alloc(sizeof(double[2]) * (size_t)m->nparams);
     e->norm_parts = rt_alloc(sizeof(double[2]) * update_items(m));
     int maxk = 0;
@@ -55,6 +56,7 @@ static void cpu_destroy(rt_exec *e) {
     free(e->fixed);
     free(e->scratch);
     free(e->partial);
+    free(e->wt);
     free(e->norms);
     free(e->norm_parts);
     free(e->prof_time);

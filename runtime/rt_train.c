@@ -254,8 +254,11 @@ static void gather(Trainer *T, const rt_dataset *ds, const int *idx, int B, rt_b
         for (int j = 0; j < ds->nstreams; j++)
             if (strcmp(ds->stream[j], m->inputs[i].name) == 0) s = j;
         if (s < 0) rt_die("the data set has no input '%s'", m->inputs[i].name);
-        size_t n = ds->numel[s];
-        for (int k = 0; k < B; k++) memcpy(T->bx[i] + (size_t)k * n, ds->x[s] + (size_t)idx[k] * n, sizeof(float) * n);
+        /* Feature maps go to the back end channel-major: [C][B][positions]. */
+        const size_t n = ds->numel[s], C = (size_t)m->inputs[i].shape[0], P = n / C;
+        for (int k = 0; k < B; k++)
+            for (size_t c = 0; c < C; c++)
+                memcpy(T->bx[i] + (c * B + k) * P, ds->x[s] + (size_t)idx[k] * n + c * P, sizeof(float) * P);
         b->x[i] = T->bx[i];
     }
     for (int k = 0; k < B; k++) T->by[k] = ds->y[idx[k]];

@@ -73,7 +73,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < m->ninputs; i++) {
         char name[256];
         snprintf(name, sizeof name, "input.%s", m->inputs[i].name);
-        b.x[i] = get(c, name, m->inputs[i].numel * (size_t)B);
+        /* PyTorch's [B][C][...] to the back end's channel-major [C][B][...]. */
+        const float *src = get(c, name, m->inputs[i].numel * (size_t)B);
+        size_t C = (size_t)m->inputs[i].shape[0], P = m->inputs[i].numel / C;
+        float *x = malloc(sizeof(float) * m->inputs[i].numel * (size_t)B);
+        for (int k = 0; k < B; k++)
+            for (size_t ch = 0; ch < C; ch++) memcpy(x + (ch * B + k) * P, src + ((size_t)k * C + ch) * P, sizeof(float) * P);
+        b.x[i] = x;
     }
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B);
     for (int k = 0; k < B; k++) y[k] = (int32_t)labels[k];
