@@ -17,6 +17,9 @@
 #define MMNET_BUILD_RUNTIME_LIB ""
 #define MMNET_BUILD_RUNTIME_CUDA_LIB ""
 #endif
+#ifndef MMNET_BUILD_OMP_LIB
+#define MMNET_BUILD_OMP_LIB "-lgomp"
+#endif
 
 static int mkdir_p(const char *path) {
     char tmp[PATH_MAX];
@@ -171,7 +174,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             const char *compiler = cc ? cc : env ? env : on_path("clang") ? "clang" : on_path("gcc") ? "gcc" : "cc";
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 -march=native -fopenmp\"", compiler);
             char *argv[] = {(char *)compiler, "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
-                            "-w", flags, incflag, src0, src1, lib, "-lz", "-lcjson", "-lm", "-o", (char *)out, NULL};
+                            "-w", flags, incflag, src0, src1, lib, "-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", (char *)out, NULL};
             int r = run(argv, show);
             if (r != 0) {
                 fprintf(stderr, "mmc: error: %s failed (exit %d) compiling the generated code in %s%s\n", compiler, r, dir,
@@ -190,8 +193,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[] = {"nvcc", "-O3", archflag, "-std=c++17", "-w", flags, incflag, "-x", "cu", src0, "-x", "c", src1,
-                            culib, lib, "-lcublas", "-lz", "-lcjson", "-lgomp", "-lm", "-o", (char *)out, NULL};
+            char *argv[] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas", "-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", (char *)out, NULL};
             int r = run(argv, show);
             if (r != 0) {
                 fprintf(stderr, "mmc: error: nvcc failed (exit %d) compiling the generated code in %s\n", r, dir);

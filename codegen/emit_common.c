@@ -188,7 +188,7 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
     }
     buf_puts(b, "};\n");
     const rt_config *c = &p->cfg;
-    buf_puts(b, "\nconst rt_model mm_model = {\n    .name = ");
+    buf_puts(b, "\nextern const rt_model mm_model;\nconst rt_model mm_model = {\n    .name = ");
     cstr(b, p->name);
     buf_puts(b, ",\n    .source = ");
     cstr(b, p->src->path);

@@ -1,7 +1,579 @@
-/* emit_cuda.c — placeholder until the CUDA back end lands (issue 5). */
+/* emit_cuda.c — the CUDA back end: for every kernel of the IR a host
+ * function that launches its device code (element-wise and pooling ops as
+ * one generated __global__ kernel; convolutions and linear layers as
+ * im2col/col2im kernels around a GEMM by cuBLAS, or by a tiled kernel with
+ * MMNET_NO_CUBLAS=1); one run function per graph variant. The runtime
+ * (rt_cuda.cu) captures each run, with its transfers and the fused
+ * norm+SGD update, in a CUDA graph.
+ *
+ * Same layout and semantics as the C back end (the oracle): channel-major
+ * feature maps, and reductions in a fixed order (block trees, no atomics). */
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
+
 #include "codegen.h"
-static bool supports(IrOp op) { (void)op; return false; }
-static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) { (void)p; (void)o; (void)out; fprintf(stderr, "mmc: error: the CUDA back end is not built yet\n"); exit(1); }
+
+typedef struct {
+    Buf *b;
+    const IrProgram *p;
+    const IrGraph *g;
+    const char *gname;
+    size_t work;          /* floats of GEMM workspace needed */
+} Emit;
+
+#define P(...) buf_printf(E->b, __VA_ARGS__)
+
+/* Columns of unrolled input per GEMM: the workspace holds K x CHUNK floats. */
+enum { CHUNK = 1 << 16 };
+
+static bool supports(IrOp op) { (void)op; return true; }
+
+static const char *ident(const char *s) {
+    char *r = arena_strdup(mm_arena, s);
+    for (char *q = r; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) *q = '_';
+    return r;
+}
+
+static const char *dptr(const IrNode *n) {
+    switch (n->buf) {
+    case BUF_ACT: return arena_printf(mm_arena, "e->act + %zu * MB", n->off);
+    case BUF_FIXED: return arena_printf(mm_arena, "e->fixed + %zu", n->off);
+    case BUF_PARAM: return arena_printf(mm_arena, "e->params + %zu", n->off);
+    case BUF_GRAD: return arena_printf(mm_arena, "e->grads + %zu", n->off);
+    case BUF_STATE: return arena_printf(mm_arena, "e->states + %zu", n->off);
+    case BUF_INPUT: return arena_printf(mm_arena, "e->x[%zu]", n->off);
+    case BUF_LABELS: return "e->y";
+    default: mm_assert(!"node without a buffer"); return NULL;
+    }
+}
+
+static bool cb(const IrNode *n) { return n->batched && n->ndim >= 3; }
+static size_t positions(const IrNode *n) { return cb(n) ? ir_positions(n) : 1; }
+static const char *count(const IrNode *n) {
+    return n->batched ? arena_printf(mm_arena, "(size_t)B * %zu", ir_numel(n)) : arena_printf(mm_arena, "(size_t)%zu", ir_numel(n));
+}
+/* Channel of element t of a tensor, and its example. */
+static const char *chan_of(const IrNode *n) {
+    return cb(n) ? "(int)(t / ((size_t)B * Q))" : "(int)(t % C)";
+}
+static const char *ex_of(const IrNode *n) { return cb(n) ? "(int)((t / Q) % B)" : "(int)(t / C)"; }
+static const char *base(const IrNode *n) { return cb(n) ? "((size_t)c * B + n) * Q" : "((size_t)n * C + c)"; }
+
+static void epi(Emit *E, const IrNode *n, const char *ind) {
+    for (int i = 0; i < n->nepi; i++) {
+        const IrNode *e = n->epi[i];
+        if (e->op == OP_RELU) P("%sv = v > 0.0f ? v : 0.0f;\n", ind);
+        else if (e->op == OP_SIGMOID) P("%sv = %s / (1.0f + expf(-v));\n", ind, cg_float(e->a.f));
+    }
+}
+
+static void window(Emit *E, const IrNode *x, const IrNode *y, const IrAttr *a) {
+    int nsp = a->nsp;
+    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
+    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
+    P("    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
+      ir_channels(y), dd, ho, wo);
+    P("           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0], a->k[1],
+      a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
+}
+#define WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
+
+static bool pointwise(const IrAttr *a) {
+    for (int d = 0; d < 3; d++)
+        if (a->k[d] != 1 || a->s[d] != 1 || a->p[d] != 0) return false;
+    return true;
+}
+
+/* Host signature: (rt_exec *e, int B, float *y, const float *x0, ...). */
+static void signature(Emit *E, const IrNode *n, const char *name) {
+    P("static void %s(rt_exec *e, int B", name);
+    if (n->op != OP_ACCUM) P(", float *y");
+    for (int i = 0; i < n->nsrc; i++) {
+        if (n->src[i]->dt == DT_I32) P(", const int32_t *x%d", i);
+        else if ((n->op == OP_BN_STATS && i >= 1) || (n->op == OP_ACCUM && i == 1)) P(", float *x%d", i);
+        else P(", const float *x%d", i);
+    }
+    P(")");
+}
+
+/* An element-wise kernel over n's elements: body computes `v` from index t. */
+static void elementwise(Emit *E, const IrNode *n, const char *name, const char *decls, const char *expr) {
+    P("__global__ static void %s_dev(", name);
+    if (n->op != OP_ACCUM) P("float *y");
+    for (int i = 0; i < n->nsrc; i++) P(", const %s *x%d", n->src[i]->dt == DT_I32 ? "int32_t" : "float", i);
+    P(", int B, const rt_dev_hyper *h) {\n%s", decls);
+    P("    MMK_FOR(t, %s) {\n        float v = %s;\n", count(n), expr);
+    epi(E, n, "        ");
+    P("        y[t] = v;\n    }\n}\n");
+    signature(E, n, name);
+    P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y", name, count(n));
+    for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
+    P(", B, e->hyper);\n    MMK_CHECK_LAUNCH();\n}\n");
+}
+
+/* A block per channel summing over examples and positions in a fixed order. */
+static void channel_reduce_head(Emit *E, const IrNode *t) {
+    P("    enum { C = %d, Q = %zu };\n", ir_channels(t), positions(t));
+    P("    const int c = blockIdx.x;\n    const size_t cnt = (size_t)B * Q;\n");
+}
+
+static void kernel(Emit *E, const IrNode *n, const char *name) {
+    const IrNode *x = n->nsrc ? n->src[0] : NULL;
+    switch (n->op) {
+    case OP_ONE:
+        P("__global__ static void %s_dev(float *y) { y[0] = 1.0f; }\n", name);
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<1, 1, 0, e->stream>>>(y);\n    MMK_CHECK_LAUNCH();\n}\n", name);
+        return;
+    case OP_RELU: elementwise(E, n, name, "", "x0[t] > 0.0f ? x0[t] : 0.0f"); return;
+    case OP_SIGMOID:
+        elementwise(E, n, name, "", arena_printf(mm_arena, "%s / (1.0f + expf(-x0[t]))", cg_float(n->a.f)));
+        return;
+    case OP_SCALE: elementwise(E, n, name, "", arena_printf(mm_arena, "x0[t] * %s", cg_float(n->a.f))); return;
+    case OP_RELU_DX: elementwise(E, n, name, "", "x1[t] > 0.0f ? x0[t] : 0.0f"); return;
+    case OP_SIGMOID_DX:
+        elementwise(E, n, name, "", arena_printf(mm_arena, "x0[t] * x1[t] * (1.0f - x1[t] * %s)", cg_float(1.0 / n->a.f)));
+        return;
+    case OP_DROPOUT: case OP_DROPOUT_DX:
+        elementwise(E, n, name, "",
+                    arena_printf(mm_arena, "mmk_keep(h->seed, h->step, %du, t, %s) ? x0[t] * %s : 0.0f", n->a.n, cg_float(n->a.f),
+                                 cg_float(1.0 / (1.0 - n->a.f))));
+        return;
+    case OP_MUL: elementwise(E, n, name, "", "x0[t] * x1[t]"); return;
+    case OP_ADD: case OP_MEAN: {
+        const char *s = "";
+        for (int i = 0; i < n->nsrc; i++) s = arena_printf(mm_arena, "%s%sx%d[t]", s, i ? " + " : "", i);
+        if (n->op == OP_MEAN && n->nsrc > 1) s = arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc));
+        elementwise(E, n, name, "", s);
+        return;
+    }
+    case OP_BN_APPLY: case OP_BN_APPLY_DX: case OP_BN_STATS_DX: case OP_CHSCALE: case OP_GAP_DX: case OP_BCAST: {
+        const char *decl = arena_printf(mm_arena, "    enum { C = %d, Q = %zu };\n", ir_channels(n), positions(n));
+        const char *c = chan_of(n), *ex = ex_of(n), *expr;
+        switch (n->op) {
+        case OP_BN_APPLY: expr = arena_printf(mm_arena, "(x0[t] - x1[%s]) * x1[C + %s] * x2[%s] + x3[%s]", c, c, c, c); break;
+        case OP_BN_APPLY_DX: expr = arena_printf(mm_arena, "x0[t] * x1[C + %s] * x2[%s]", c, c); break;
+        case OP_BN_STATS_DX:
+            expr = arena_printf(mm_arena,
+                                "x0[%s] / ((float)B * Q) + 2.0f * (x0[C + %s] * -0.5f * x2[C + %s] * x2[C + %s] * x2[C + %s]) / "
+                                "((float)B * Q) * (x1[t] - x2[%s])",
+                                c, c, c, c, c, c);
+            break;
+        case OP_CHSCALE: expr = arena_printf(mm_arena, "x0[t] * x1[(size_t)%s * C + %s]", ex, c); break;
+        case OP_GAP_DX: expr = arena_printf(mm_arena, "x0[(size_t)%s * C + %s] * (1.0f / Q)", ex, c); break;
+        default: expr = "x0[t % C]"; break; /* BCAST: (C) to (B, C) */
+        }
+        elementwise(E, n, name, decl, expr);
+        return;
+    }
+    default: break;
+    }
+    /* The rest: a dedicated device kernel and/or GEMM calls. */
+    switch (n->op) {
+    case OP_CONV: case OP_CONV_DX: case OP_CONV_DW: {
+        bool dx = n->op == OP_CONV_DX, dw = n->op == OP_CONV_DW;
+        const IrNode *in = dx ? n : dw ? n->src[1] : x, *out = dx || dw ? n->src[0] : n;
+        size_t k = (size_t)ir_channels(in) * n->a.k[0] * n->a.k[1] * n->a.k[2];
+        size_t q = ir_positions(out);
+        size_t need = k * (q > CHUNK ? q : CHUNK);
+        if (need > E->work) E->work = need;
+        if (!dx && !dw) {
+            /* Bias and fused epilogue after the GEMM. */
+            P("__global__ static void %s_epi(float *y, const float *b, int N) {\n    MMK_FOR(t, (size_t)%d * N) {\n", name,
+              ir_channels(n));
+            P("        float v = y[t]%s;\n", n->a.bias ? " + b[t / N]" : "");
+            epi(E, n, "        ");
+            P("        y[t] = v;\n    }\n}\n");
+        }
+        signature(E, n, name);
+        P(" {\n");
+        window(E, in, out, &n->a);
+        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, QI = DI * HI * WI };\n");
+        P("    const int N = B * Q;\n");
+        P("    const int chunk = (int)(e->impl->work_floats / K) / Q * Q > 0 ? (int)(e->impl->work_floats / K) / Q * Q : Q;\n");
+        if (n->op == OP_CONV) {
+            if (pointwise(&n->a)) P("    mmk_gemm(e, CO, N, K, x1, K, 0, x0, N, 0, y, N, 0.0f);\n");
+            else {
+                P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
+                P("        mmk_im2col<<<mmk_blocks((size_t)K * nb), MMK_THREADS, 0, e->stream>>>(e->work, x0, B, j0, nb, " WIN ");\n");
+                P("        MMK_CHECK_LAUNCH();\n");
+                P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
+            }
+            if (n->a.bias || n->nepi) {
+                P("    %s_epi<<<mmk_blocks((size_t)CO * N), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name, n->a.bias ? "x2" : "NULL");
+                P("    MMK_CHECK_LAUNCH();\n");
+            }
+        } else if (dx) {
+            /* dX = col2im(W^T . dY), in panels of whole examples. */
+            if (pointwise(&n->a)) P("    mmk_gemm(e, CI, N, CO, x1, K, 1, x0, N, 0, y, N, 0.0f);\n");
+            else {
+                P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
+                P("        mmk_gemm(e, K, nb, CO, x1, K, 1, x0 + j0, N, 0, e->work, nb, 0.0f);\n");
+                P("        mmk_col2im<<<mmk_blocks((size_t)CI * nb / Q * QI), MMK_THREADS, 0, e->stream>>>(y, e->work, B, j0 / Q, nb / Q, " WIN ");\n");
+                P("        MMK_CHECK_LAUNCH();\n    }\n");
+            }
+        } else {
+            /* dW = dY . COL^T, chunks accumulated in order. */
+            P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
+            P("        mmk_im2col<<<mmk_blocks((size_t)K * nb), MMK_THREADS, 0, e->stream>>>(e->work, x1, B, j0, nb, " WIN ");\n");
+            P("        MMK_CHECK_LAUNCH();\n");
+            P("        mmk_gemm(e, CO, K, nb, x0 + j0, N, 0, e->work, nb, 1, y, K, j0 ? 1.0f : 0.0f);\n    }\n");
+        }
+        P("}\n");
+        return;
+    }
+    case OP_LINEAR:
+        P("__global__ static void %s_epi(float *y, const float *b, int B) {\n    MMK_FOR(t, (size_t)B * %d) {\n", name, n->shape[1]);
+        P("        float v = y[t]%s;\n", n->a.bias ? arena_printf(mm_arena, " + b[t %% %d]", n->shape[1]) : "");
+        epi(E, n, "        ");
+        P("        y[t] = v;\n    }\n}\n");
+        signature(E, n, name);
+        P(" {\n    enum { I = %d, O = %d };\n", x->shape[1], n->shape[1]);
+        P("    mmk_gemm(e, B, O, I, x0, I, 0, x1, I, 1, y, O, 0.0f);\n");
+        if (n->a.bias || n->nepi)
+            P("    %s_epi<<<mmk_blocks((size_t)B * O), MMK_THREADS, 0, e->stream>>>(y, %s, B);\n    MMK_CHECK_LAUNCH();\n", name,
+              n->a.bias ? "x2" : "NULL");
+        P("}\n");
+        return;
+    case OP_LINEAR_DX:
+        signature(E, n, name);
+        P(" {\n    enum { I = %d, O = %d };\n    mmk_gemm(e, B, I, O, x0, O, 0, x1, I, 0, y, I, 0.0f);\n}\n", n->shape[1],
+          n->src[0]->shape[1]);
+        return;
+    case OP_LINEAR_DW:
+        signature(E, n, name);
+        P(" {\n    enum { I = %d, O = %d };\n    mmk_gemm(e, O, I, B, x0, O, 1, x1, I, 0, y, I, 0.0f);\n}\n", n->shape[1], n->shape[0]);
+        return;
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
+        bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
+        const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
+        P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, int B) {\n", name);
+        window(E, in, out, &n->a);
+        if (!bwd) {
+            P("    MMK_FOR(t, (size_t)B * CO * DO * HO * WO) {\n");
+            P("        const size_t plane = t / (DO * HO * WO);\n        const int r = (int)(t %% (DO * HO * WO));\n");
+            P("        const int od = r / (HO * WO), oh = (r / WO) %% HO, ow = r %% WO;\n");
+            P("        const float *xs = x0 + plane * DI * HI * WI;\n        float m = %s;\n", mx ? "-INFINITY" : "0.0f");
+            P("        for (int kd = 0; kd < KD; kd++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++) {\n");
+            P("            int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;\n");
+            P("            if (id < 0 || id >= DI || ih < 0 || ih >= HI || iw < 0 || iw >= WI) continue;\n");
+            P("            float v = xs[(id * HI + ih) * WI + iw];\n");
+            P(mx ? "            if (v > m || v != v) m = v;\n" : "            m += v;\n");
+            P("        }\n        y[t] = %s;\n    }\n}\n", mx ? "m" : "m * (1.0f / (KD * KH * KW))");
+        } else {
+            /* Gather: each input element sums the gradients of the windows it
+             * is in (for max pooling, those where it is the first maximum). */
+            P("    MMK_FOR(t, (size_t)B * CI * DI * HI * WI) {\n");
+            P("        const size_t plane = t / (DI * HI * WI);\n        const int r = (int)(t %% (DI * HI * WI));\n");
+            P("        const int id = r / (HI * WI), ih = (r / WI) %% HI, iw = r %% WI;\n");
+            P("        const float *dys = x0 + plane * DO * HO * WO;\n");
+            if (mx) P("        const float *xs = x1 + plane * DI * HI * WI;\n");
+            P("        float s = 0.0f;\n");
+            P("        for (int kd = 0; kd < KD; kd++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++) {\n");
+            P("            int a = id + PD - kd, b = ih + PH - kh, c = iw + PW - kw;\n");
+            P("            if (a < 0 || b < 0 || c < 0 || a %% SD || b %% SH || c %% SW) continue;\n");
+            P("            int od = a / SD, oh = b / SH, ow = c / SW;\n");
+            P("            if (od >= DO || oh >= HO || ow >= WO) continue;\n");
+            if (mx) {
+                P("            float m = -INFINITY; int at = -1;\n");
+                P("            for (int ld = 0; ld < KD; ld++) for (int lh = 0; lh < KH; lh++) for (int lw = 0; lw < KW; lw++) {\n");
+                P("                int jd = od * SD - PD + ld, jh = oh * SH - PH + lh, jw = ow * SW - PW + lw;\n");
+                P("                if (jd < 0 || jd >= DI || jh < 0 || jh >= HI || jw < 0 || jw >= WI) continue;\n");
+                P("                int i = (jd * HI + jh) * WI + jw;\n");
+                P("                if (xs[i] > m || (at < 0 && xs[i] != xs[i])) { m = xs[i]; at = i; }\n            }\n");
+                P("            if (at == r) s += dys[(od * HO + oh) * WO + ow];\n");
+            } else {
+                P("            s += dys[(od * HO + oh) * WO + ow] * (1.0f / (KD * KH * KW));\n");
+            }
+            P("        }\n        y[t] = s;\n    }\n}\n");
+        }
+        signature(E, n, name);
+        const char *total = bwd ? count(n) : count(n);
+        P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y, x0, %s, B);\n    MMK_CHECK_LAUNCH();\n}\n", name, total,
+          n->nsrc > 1 ? "x1" : "NULL");
+        return;
+    }
+    case OP_GAP: case OP_CHSCALE_DG: {
+        /* One thread per (example, channel), summing its positions in order. */
+        bool dg = n->op == OP_CHSCALE_DG;
+        P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, int B) {\n", name);
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
+        P("    MMK_FOR(t, (size_t)B * C) {\n        const int n = (int)(t / C), c = (int)(t %% C);\n        const size_t o = %s;\n", base(x));
+        P("        float s = 0.0f;\n        for (int q = 0; q < Q; q++) s += x0[o + q]%s;\n", dg ? " * x1[o + q]" : "");
+        P("        y[t] = s%s;\n    }\n}\n", dg ? "" : " * (1.0f / Q)");
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<mmk_blocks((size_t)B * %d), MMK_THREADS, 0, e->stream>>>(y, x0, %s, B);\n    MMK_CHECK_LAUNCH();\n}\n",
+          name, ir_channels(x), dg ? "x1" : "NULL");
+        return;
+    }
+    case OP_FLATTEN: case OP_RESHAPE: {
+        const IrNode *map = n->op == OP_FLATTEN ? x : n;
+        if (!cb(map)) {
+            signature(E, n, name);
+            P(" {\n    CUDA_CHECK(cudaMemcpyAsync(y, x0, sizeof(float) * %s, cudaMemcpyDeviceToDevice, e->stream));\n}\n", count(n));
+            return;
+        }
+        P("__global__ static void %s_dev(float *y, const float *x0, int B) {\n", name);
+        P("    enum { C = %d, Q = %zu };\n", ir_channels(map), ir_positions(map));
+        P("    MMK_FOR(t, (size_t)B * C * Q) {\n        const int c = (int)(t / ((size_t)B * Q)), n = (int)((t / Q) %% B), q = (int)(t %% Q);\n");
+        if (n->op == OP_FLATTEN) P("        y[(size_t)n * C * Q + (size_t)c * Q + q] = x0[t];\n    }\n}\n");
+        else P("        y[t] = x0[(size_t)n * C * Q + (size_t)c * Q + q];\n    }\n}\n");
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y, x0, B);\n    MMK_CHECK_LAUNCH();\n}\n", name, count(n));
+        return;
+    }
+    case OP_BN_STATS: case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: case OP_REDUCE_CH: {
+        /* A block per channel: strided partial sums, then a fixed tree. */
+        const IrNode *t = n->op == OP_BN_STATS || n->op == OP_REDUCE_CH ? x : n->src[0];
+        P("__global__ static void %s_dev(float *y", name);
+        for (int i = 0; i < n->nsrc; i++) P(", %sfloat *x%d", n->op == OP_BN_STATS && i >= 1 ? "" : "const ", i);
+        P(", int B) {\n");
+        channel_reduce_head(E, t);
+        P("    double s = 0.0, s2 = 0.0;\n");
+        if (n->op != OP_BN_STATS && n->op != OP_REDUCE_CH) P("    const float mean = x2[c];\n");
+        P("    for (size_t i = threadIdx.x; i < cnt; i += blockDim.x) {\n        const int n = (int)(i / Q), q = (int)(i %% Q);\n");
+        P("        const size_t o = %s + q;\n", base(t));
+        switch (n->op) {
+        case OP_BN_STATS: case OP_REDUCE_CH: P("        s += x0[o];\n    }\n"); break;
+        default: P("        s += x0[o];\n        s2 += (double)x0[o] * (x1[o] - mean);\n    }\n");
+        }
+        P("    s = mmk_block_sum(s);\n");
+        if (n->op == OP_BN_STATS) {
+            /* Second pass for the variance about the mean (as the C back end). */
+            P("    const double mean = s / cnt;\n");
+            P("    for (size_t i = threadIdx.x; i < cnt; i += blockDim.x) {\n        const int n = (int)(i / Q), q = (int)(i %% Q);\n");
+            P("        double d = x0[%s + q] - mean;\n        s2 += d * d;\n    }\n", base(t));
+            P("    s2 = mmk_block_sum(s2);\n");
+            P("    if (threadIdx.x == 0) {\n        const double var = s2 / cnt;\n");
+            P("        y[c] = (float)mean;\n        y[C + c] = (float)(1.0 / sqrt(var + %s));\n", cg_float(n->a.f));
+            P("        x1[c] = (float)((1.0 - %s) * x1[c] + %s * mean);\n", cg_float(n->a.f2), cg_float(n->a.f2));
+            P("        x2[c] = (float)((1.0 - %s) * x2[c] + %s * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n    }\n}\n",
+              cg_float(n->a.f2), cg_float(n->a.f2));
+        } else if (n->op == OP_REDUCE_CH) {
+            P("    if (threadIdx.x == 0) y[c] = (float)s;\n}\n");
+        } else {
+            P("    s2 = mmk_block_sum(s2);\n    if (threadIdx.x == 0) {\n        const float inv = x2[C + c];\n");
+            if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (float)(-s * x3[c] * inv);\n        y[C + c] = (float)(s2 * x3[c]);\n    }\n}\n");
+            else P("        y[c] = (float)(s2 * inv);\n    }\n}\n");
+        }
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<%d, MMK_THREADS, 0, e->stream>>>(y", name, ir_channels(t));
+        for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
+        P(", B);\n    MMK_CHECK_LAUNCH();\n}\n");
+        return;
+    }
+    case OP_BN_RUNSTATS:
+        P("__global__ static void %s_dev(float *y, const float *x0, const float *x1) {\n", name);
+        P("    enum { C = %d };\n    MMK_FOR(c, C) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / sqrtf(x1[c] + %s);\n    }\n}\n",
+          n->shape[1], cg_float(n->a.f));
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<1, MMK_THREADS, 0, e->stream>>>(y, x0, x1);\n    MMK_CHECK_LAUNCH();\n}\n", name);
+        return;
+    case OP_CONCAT: case OP_SLICE_CH: {
+        signature(E, n, name);
+        P(" {\n");
+        if (cb(n)) {
+            size_t q = ir_positions(n);
+            if (n->op == OP_SLICE_CH)
+                P("    CUDA_CHECK(cudaMemcpyAsync(y, x0 + (size_t)%d * B * %zu, sizeof(float) * %d * B * %zu, cudaMemcpyDeviceToDevice, e->stream));\n",
+                  n->a.off, q, n->a.n, q);
+            else
+                for (int i = 0, off = 0; i < n->nsrc; off += ir_channels(n->src[i]), i++)
+                    P("    CUDA_CHECK(cudaMemcpyAsync(y + (size_t)%d * B * %zu, x%d, sizeof(float) * %d * B * %zu, cudaMemcpyDeviceToDevice, e->stream));\n",
+                      off, q, i, ir_channels(n->src[i]), q);
+        } else {
+            int C = ir_channels(n->op == OP_CONCAT ? n : x);
+            if (n->op == OP_SLICE_CH)
+                P("    CUDA_CHECK(cudaMemcpy2DAsync(y, sizeof(float) * %d, x0 + %d, sizeof(float) * %d, sizeof(float) * %d, B, cudaMemcpyDeviceToDevice, e->stream));\n",
+                  n->a.n, n->a.off, C, n->a.n);
+            else
+                for (int i = 0, off = 0; i < n->nsrc; off += ir_channels(n->src[i]), i++) {
+                    int c = ir_channels(n->src[i]);
+                    P("    CUDA_CHECK(cudaMemcpy2DAsync(y + %d, sizeof(float) * %d, x%d, sizeof(float) * %d, sizeof(float) * %d, B, cudaMemcpyDeviceToDevice, e->stream));\n",
+                      off, C, i, c, c);
+                }
+        }
+        P("}\n");
+        return;
+    }
+    case OP_CE: case OP_CE_DX: {
+        int K = n->op == OP_CE ? x->shape[1] : n->shape[1];
+        if (n->op == OP_CE) {
+            P("__global__ static void %s_dev(float *y, const float *x0, const int32_t *x1, int B) {\n    enum { K = %d };\n", name, K);
+            P("    double s = 0.0;\n    for (int n = threadIdx.x; n < B; n += blockDim.x) {\n        const float *z = x0 + (size_t)n * K;\n");
+            P("        float m = z[0];\n        for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;\n");
+            P("        double se = 0.0;\n        for (int k = 0; k < K; k++) se += exp((double)z[k] - m);\n");
+            P("        s += log(se) + m - z[x1[n]];\n    }\n    s = mmk_block_sum(s);\n    if (threadIdx.x == 0) y[0] = (float)(s / B);\n}\n");
+            signature(E, n, name);
+            P(" {\n    %s_dev<<<1, MMK_THREADS, 0, e->stream>>>(y, x0, x1, B);\n    MMK_CHECK_LAUNCH();\n}\n", name);
+        } else {
+            P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, const int32_t *x2, int B) {\n    enum { K = %d };\n", name, K);
+            P("    MMK_FOR(n, B) {\n        const float g = x0[0] / B;\n        const float *z = x1 + n * K;\n        float *d = y + n * K;\n");
+            P("        float m = z[0];\n        for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;\n");
+            P("        double se = 0.0;\n        for (int k = 0; k < K; k++) se += exp((double)z[k] - m);\n");
+            P("        for (int k = 0; k < K; k++) d[k] = g * (float)(exp((double)z[k] - m) / se);\n        d[x2[n]] -= g;\n    }\n}\n");
+            signature(E, n, name);
+            P(" {\n    %s_dev<<<mmk_blocks(B), MMK_THREADS, 0, e->stream>>>(y, x0, x1, x2, B);\n    MMK_CHECK_LAUNCH();\n}\n", name);
+        }
+        return;
+    }
+    case OP_ACCUM:
+        P("__global__ static void %s_dev(const float *x0, float *x1, int B, const rt_dev_hyper *h) {\n    enum { C = %d };\n", name,
+          n->src[1]->shape[0]);
+        P("    MMK_FOR(c, C) {\n        double s = 0.0;\n        for (int n = 0; n < B; n++) s += x0[(size_t)n * C + c];\n");
+        if (n->a.mode == RT_ACC_STEPS) P("        x1[c] += (float)((s / B - x1[c]) / (double)(h->acc_n + 1));\n    }\n}\n");
+        else P("        x1[c] += (float)((s - (double)B * x1[c]) / (double)(h->acc_n + B));\n    }\n}\n");
+        signature(E, n, name);
+        P(" {\n    %s_dev<<<1, MMK_THREADS, 0, e->stream>>>(x0, x1, B, e->hyper);\n    MMK_CHECK_LAUNCH();\n}\n", name);
+        return;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof msg, "CUDA back end: no kernel for op '%s'", ir_op_name[n->op]);
+        mm_panic(__FILE__, __LINE__, msg);
+    }
+    }
+}
+
+typedef struct {
+    uint64_t hash;
+    char *code;
+    const char *name;
+} Kernel;
+
+typedef struct {
+    Kernel *v;
+    int n, cap;
+} KernelTable;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Kernels identical across graph variants are emitted once (the code is
+ * generated with a placeholder name, compared, then named). */
+static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
+    Buf code = {0}, *saved = E->b;
+    E->b = &code;
+    kernel(E, n, "KNAME");
+    E->b = saved;
+    uint64_t h = fnv1a(code.s);
+    for (int i = 0; i < kt->n; i++)
+        if (kt->v[i].hash == h && strcmp(kt->v[i].code, code.s) == 0) {
+            buf_free(&code);
+            return kt->v[i].name;
+        }
+    const char *name = arena_printf(mm_arena, "k%d_%s", kt->n, ir_op_name[n->op]);
+    P("\n/* %s\n * %s, graph %s */\n", cg_describe(n), cg_loc(n), E->g->name);
+    for (const char *s = code.s; *s;) {
+        const char *k = strstr(s, "KNAME");
+        if (!k) {
+            P("%s", s);
+            break;
+        }
+        P("%.*s%s", (int)(k - s), s, name);
+        s = k + 5;
+    }
+    if (kt->n == kt->cap) {
+        kt->cap = kt->cap ? 2 * kt->cap : 256;
+        kt->v = arena_realloc(mm_arena, kt->v, sizeof(Kernel) * (size_t)kt->n, sizeof(Kernel) * (size_t)kt->cap);
+    }
+    kt->v[kt->n++] = (Kernel){h, arena_strdup(mm_arena, code.s), name};
+    buf_free(&code);
+    return name;
+}
+
+static void output_entry(Buf *b, const IrNode *n) {
+    if (!n) buf_puts(b, "-1");
+    else buf_printf(b, "%d", n->buf == BUF_FIXED ? 0 : 1);
+}
+
+static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
+    CgFile *f = cg_file(out, "model.cu");
+    Buf *b = &f->text;
+    size_t total = 0;
+    for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
+    cg_header(b, p, o, arena_printf(mm_arena, "%zu parameters, %d graphs; back end cuda (GEMMs by %s)", total, p->graphs.n,
+                                      o->use_cublas ? "cuBLAS" : "a tiled kernel"));
+    if (o->profile) buf_puts(b, "#define MMNET_PROFILE 1\n");
+    buf_puts(b, "#include \"mmrt_cuda.h\"\n#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
+    KernelTable kt = {0};
+    size_t work = 1 << 20, act = 0, fixed = 0;
+    for (int gi = 0; gi < p->graphs.n; gi++) {
+        const IrGraph *g = p->graphs.v[gi];
+        Emit E = {b, p, g, ident(g->name), 0};
+        buf_printf(b, "\n/* ==== graph %s: %d nodes ==== */\n", g->name, g->nodes.n);
+        const char **kn = NEWN(const char *, g->nodes.n);
+        int nk = 0;
+        for (int i = 0; i < g->nodes.n; i++)
+            if (cg_has_kernel(IR_NODE(g, i))) {
+                kn[i] = emit_kernel(&E, &kt, IR_NODE(g, i));
+                nk++;
+            }
+        buf_printf(b, "\nstatic const rt_cuda_kernel_info %s_kernels[%d] = {\n", E.gname, nk ? nk : 1);
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (!cg_has_kernel(n)) continue;
+            buf_printf(b, "    {\"%%%d %s%s%s\", %.6g, %.6g},\n", n->id, ir_op_name[n->op], n->name ? " " : "", n->name ? ident(n->name) : "",
+                       cg_flops(n, true), cg_flops(n, false));
+        }
+        if (!nk) buf_puts(b, "    {\"\", 0, 0},\n");
+        buf_puts(b, "};\n");
+        buf_printf(b, "\nstatic void run_%s(rt_exec *e, int B) {\n    const size_t MB = (size_t)e->max_batch;\n    (void)MB;\n", E.gname);
+        int k = 0;
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (!cg_has_kernel(n)) continue;
+            const char *args = "e, B";
+            if (n->op != OP_ACCUM) args = arena_printf(mm_arena, "%s, %s", args, dptr(n));
+            for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->src[j]));
+            if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
+            buf_printf(b, "    %s(%s);  /* %%%d %s */\n", kn[i], args, n->id, ir_op_name[n->op]);
+            k++;
+        }
+        if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
+        buf_puts(b, "}\n");
+        if (E.work > work) work = E.work;
+        if (g->act_floats > act) act = g->act_floats;
+        if (g->fixed_floats > fixed) fixed = g->fixed_floats;
+    }
+    /* Where each variant leaves its loss, logits and prediction. */
+    buf_printf(b, "\nstatic const rt_cuda_outputs outputs[%d] = {\n", p->graphs.n);
+    for (int gi = 0; gi < p->graphs.n; gi++) {
+        const IrGraph *g = p->graphs.v[gi];
+        const IrNode *outs[RT_MAXB + 2] = {g->loss};
+        for (int br = 0; br < p->branches.n; br++) outs[1 + br] = g->logits[br];
+        outs[1 + p->branches.n] = g->pred;
+        buf_puts(b, "    {{");
+        for (int i = 0; i < RT_MAXB + 2; i++) buf_printf(b, "%s%zu", i ? ", " : "", outs[i] ? outs[i]->off : 0);
+        buf_puts(b, "}, {");
+        for (int i = 0; i < RT_MAXB + 2; i++) {
+            buf_puts(b, i ? ", " : "");
+            output_entry(b, outs[i]);
+        }
+        buf_puts(b, "}},\n");
+    }
+    buf_puts(b, "};\nstatic const rt_cuda_run_fn runs[] = {");
+    for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%srun_%s", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
+    buf_puts(b, "};\nstatic const int nkernels[] = {");
+    for (int gi = 0; gi < p->graphs.n; gi++) {
+        const IrGraph *g = p->graphs.v[gi];
+        int nk = 0;
+        for (int i = 0; i < g->nodes.n; i++) nk += cg_has_kernel(IR_NODE(g, i));
+        buf_printf(b, "%s%d", gi ? ", " : "", nk);
+    }
+    buf_puts(b, "};\nstatic const rt_cuda_kernel_info *const kernels[] = {");
+    for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%s%s_kernels", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
+    buf_puts(b, "};\n");
+    buf_printf(b, "static const rt_cuda_impl cuda_impl = {runs, outputs, %zu, %zu, %zu, nkernels, kernels, %d, %d};\n", act, fixed,
+               work, o->profile, o->use_cublas);
+    buf_puts(b, "extern \"C\" {\n");
+    cg_tables(b, p, "cuda_impl", "rt_cuda_backend");
+    buf_puts(b, "}\n");
+    CgFile *m = cg_file(out, "main.c");
+    cg_main(&m->text, p, o);
+}
+
 const CgBackend cg_cuda_backend = {"cuda", supports, emit};

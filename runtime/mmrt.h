@@ -19,6 +19,10 @@
 
 #include "mmrt_config.h"
 
+#if defined(__cplusplus) && !defined(_Noreturn)
+#define _Noreturn [[noreturn]]
+#endif
+
 /* ---- what the generated code describes ----------------------------------- */
 typedef struct {
     const char *name;        /* c.conv1.weight */
@@ -67,7 +71,7 @@ typedef struct {
 /* ---- what a step exchanges with the back end ------------------------------ */
 typedef struct {
     int B;                         /* examples in this batch (<= the largest batch) */
-    const mm_real *x[RT_MAXIN];    /* host, [B, input numel] each, in input-table order */
+    const mm_real *x[RT_MAXIN];    /* host, in input-table order, channel-major: [C][B][positions] */
     const int32_t *y;              /* [B] */
 } rt_batch;
 

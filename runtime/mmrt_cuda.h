@@ -1,0 +1,233 @@
+/* mmrt_cuda.h — what generated CUDA code includes: the CUDA back end's
+ * state (rt_exec), the checked-call wrappers, and the device building blocks
+ * the generated kernels share (im2col/col2im on the channel-major layout,
+ * block reductions, GEMM through cuBLAS or a tiled kernel).
+ *
+ * Layout and semantics are the C back end's (mmrt_cpu.h): feature maps are
+ * [C][B][positions], vectors [B][F]; every reduction sums in a fixed order,
+ * so a step gives the same result every time it runs. */
+#ifndef MMRT_CUDA_H
+#define MMRT_CUDA_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "mmrt.h"
+}
+
+/* Every CUDA and cuBLAS call is checked; a failure names the call site. */
+#define CUDA_CHECK(call) rt_cuda_check((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) rt_cublas_check((call), #call, __FILE__, __LINE__)
+static inline void rt_cuda_check(cudaError_t err, const char *what, const char *file, int line) {
+    if (err != cudaSuccess) {
+        fprintf(stderr, "%s: CUDA error at %s:%d: %s: %s\n", rt_prog, file, line, what, cudaGetErrorString(err));
+        exit(1);
+    }
+}
+static inline void rt_cublas_check(cublasStatus_t st, const char *what, const char *file, int line) {
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "%s: cuBLAS error %d at %s:%d: %s\n", rt_prog, (int)st, file, line, what);
+        exit(1);
+    }
+}
+
+/* Per-step values the kernels read from device memory, so that one captured
+ * CUDA graph serves every step. */
+typedef struct {
+    float lr, momentum, weight_decay, l1;
+    long long acc_n;
+    unsigned long long seed, step;
+} rt_dev_hyper;
+
+typedef struct rt_cuda_impl rt_cuda_impl;
+
+struct rt_exec {
+    const rt_model *m;
+    const rt_cuda_impl *impl;
+    int max_batch;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws;
+    float *params, *grads, *mom, *states;     /* device arenas */
+    float *act, *fixed, *work;                /* activations; GEMM workspace (impl->work_floats) */
+    float *x[RT_MAXIN];                       /* device inputs, channel-major */
+    int32_t *y;                               /* device labels */
+    rt_dev_hyper *hyper;                      /* device copy of the step's values */
+    unsigned char *update_mask;               /* device, per parameter */
+    double *norm_parts;                       /* device: per update block |g|^2, |w|^2 */
+    /* pinned host staging */
+    float *h_x[RT_MAXIN];
+    int32_t *h_y;
+    rt_dev_hyper *h_hyper;
+    unsigned char *h_mask;
+    double *h_norm_parts;
+    float *h_out;                             /* loss, logits, prediction */
+    double (*norms)[2];
+    /* CUDA graphs, per variant and batch size */
+    cudaGraphExec_t *graphs;
+    int *graph_batch;
+    int use_graphs;
+    /* profiling */
+    cudaEvent_t *prof_ev;
+    int prof_on;
+};
+
+typedef void (*rt_cuda_run_fn)(rt_exec *e, int B);
+
+typedef struct {
+    const char *name;
+    double flops;
+    double flops_fixed;
+} rt_cuda_kernel_info;
+
+typedef struct {
+    size_t off[RT_MAXB + 2];   /* in e->fixed... per variant: where loss, logits and prediction are */
+    int buf[RT_MAXB + 2];      /* 0: fixed arena, 1: activation arena (times max batch), -1: none */
+} rt_cuda_outputs;
+
+struct rt_cuda_impl {
+    const rt_cuda_run_fn *run;                /* per variant */
+    const rt_cuda_outputs *outputs;           /* per variant: loss, logits per branch, prediction */
+    size_t act_floats, fixed_floats, work_floats;
+    const int *nkernels;
+    const rt_cuda_kernel_info *const *kernels;
+    int profiled;
+    int use_cublas;
+};
+
+extern "C" const rt_backend rt_cuda_backend;
+
+/* ---- device building blocks ------------------------------------------------- */
+#define MMK_THREADS 256
+static inline unsigned mmk_blocks(size_t n) {
+    size_t b = (n + MMK_THREADS - 1) / MMK_THREADS;
+    return (unsigned)(b > 65535 * 8 ? 65535 * 8 : b ? b : 1);
+}
+#define MMK_LAUNCH(e, k, n) k<<<mmk_blocks(n), MMK_THREADS, 0, (e)->stream>>>
+#define MMK_FOR(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)(n); i += (size_t)gridDim.x * blockDim.x)
+
+/* Sum over a block in a fixed order (tree in shared memory). */
+__device__ static inline double mmk_block_sum(double v) {
+    __shared__ double sh[MMK_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* Columns [j0, j0+nb) of the unrolled input (see mmk_im2col_cb in
+ * mmrt_cpu.h): panel[k][jj] (ldp = nb). */
+__global__ static void mmk_im2col(float *panel, const float *x, int B, int j0, int nb, int CI, int DI, int HI, int WI, int KD,
+                                  int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
+    const int K = CI * KD * KH * KW, Q = DO * HO * WO;
+    MMK_FOR(t, (size_t)K * nb) {
+        int k = (int)(t / nb), jj = (int)(t % nb), j = j0 + jj;
+        int n = j / Q, q = j % Q, od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+        int kw = k % KW, kh = (k / KW) % KH, kd = (k / (KW * KH)) % KD, ci = k / (KW * KH * KD);
+        int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+        panel[t] = id >= 0 && id < DI && ih >= 0 && ih < HI && iw >= 0 && iw < WI
+                       ? x[(((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI + iw]
+                       : 0.0f;
+    }
+}
+
+/* dX from the unrolled gradient panel[k][jj] (columns j0..j0+nb of whole
+ * examples n0..): each input element gathers the entries that came from
+ * it — no atomics, a fixed order. */
+__global__ static void mmk_col2im(float *dx, const float *panel, int B, int n0, int ns, int CI, int DI, int HI, int WI, int KD,
+                                  int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
+    const int Q = DO * HO * WO, QI = DI * HI * WI, nb = ns * Q;
+    MMK_FOR(t, (size_t)CI * ns * QI) {
+        int ci = (int)(t / ((size_t)ns * QI)), r = (int)(t % ((size_t)ns * QI)), nn = r / QI, p = r % QI;
+        int id = p / (HI * WI), ih = (p / WI) % HI, iw = p % WI;
+        float s = 0.0f;
+        for (int kd = 0; kd < KD; kd++) {
+            int a = id + PD - kd;
+            if (a < 0 || a % SD) continue;
+            int od = a / SD;
+            if (od >= DO) continue;
+            for (int kh = 0; kh < KH; kh++) {
+                int b = ih + PH - kh;
+                if (b < 0 || b % SH) continue;
+                int oh = b / SH;
+                if (oh >= HO) continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int c = iw + PW - kw;
+                    if (c < 0 || c % SW) continue;
+                    int ow = c / SW;
+                    if (ow >= WO) continue;
+                    int k = ((ci * KD + kd) * KH + kh) * KW + kw;
+                    s += panel[(size_t)k * nb + (size_t)nn * Q + (od * HO + oh) * WO + ow];
+                }
+            }
+        }
+        dx[((size_t)ci * B + n0 + nn) * QI + p] = s;
+    }
+}
+
+/* A 64x64 tiled SGEMM for when cuBLAS is switched off (mmc build
+ * --target cuda with MMNET_NO_CUBLAS=1): row-major
+ * C[M][N] = beta*C + op(A)[M][K] . op(B)[K][N]. */
+__global__ static void mmk_sgemm_tiled(int M, int N, int K, const float *A, int lda, int ta, const float *Bm, int ldb, int tb,
+                                       float *C, int ldc, float beta) {
+    __shared__ float As[16][64], Bs[16][64];
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;   /* 256 threads: 16 x 16, each 4x4 outputs */
+    int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
+    float acc[4][4] = {{0}};
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        for (int l = threadIdx.x; l < 16 * 64; l += 256) {
+            int kk = l / 64, ii = l % 64;
+            int i = i0 + ii, k = k0 + kk, j = j0 + ii;
+            As[kk][ii] = i < M && k < K ? (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : 0.0f;
+            Bs[kk][ii] = j < N && k < K ? (tb ? Bm[(size_t)j * ldb + k] : Bm[(size_t)k * ldb + j]) : 0.0f;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < 16; kk++)
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) acc[a][b] += As[kk][ty * 4 + a] * Bs[kk][tx * 4 + b];
+        __syncthreads();
+    }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            int i = i0 + ty * 4 + a, j = j0 + tx * 4 + b;
+            if (i < M && j < N) C[(size_t)i * ldc + j] = acc[a][b] + (beta != 0.0f ? beta * C[(size_t)i * ldc + j] : 0.0f);
+        }
+}
+
+/* Row-major GEMM, C = beta*C + op(A) . op(B), by cuBLAS (column-major: it
+ * computes C^T = op(B)^T op(A)^T) or the tiled kernel. */
+static inline void mmk_gemm(rt_exec *e, int M, int N, int K, const float *A, int lda, int ta, const float *Bm, int ldb, int tb,
+                            float *C, int ldc, float beta) {
+    if (M <= 0 || N <= 0) return;
+    if (e->impl->use_cublas) {
+        const float one = 1.0f;
+        CUBLAS_CHECK(cublasSgemm(e->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, Bm, ldb,
+                                 A, lda, &beta, C, ldc));
+    } else {
+        dim3 grid((N + 63) / 64, (M + 63) / 64);
+        mmk_sgemm_tiled<<<grid, 256, 0, e->stream>>>(M, N, K, A, lda, ta, Bm, ldb, tb, C, ldc, beta);
+    }
+}
+
+/* Dropout's keep mask: the same hash as the C back end's. */
+__device__ static inline int mmk_keep(unsigned long long seed, unsigned long long step, unsigned stream, unsigned long long i, float p) {
+    unsigned long long z = seed * 0x9e3779b97f4a7c15ULL ^ (step + 1) * 0xbf58476d1ce4e5b9ULL ^ ((unsigned long long)stream << 48) ^ i;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
+}
+
+#define MMK_CHECK_LAUNCH() CUDA_CHECK(cudaPeekAtLastError())
+
+#endif

@@ -1,0 +1,346 @@
+/* rt_cuda.cu — the CUDA back end: device arenas, the transfers of a step,
+ * the fused norm+SGD update (one kernel over every parameter: |grad|^2 and
+ * |param|^2 per work item in a block tree, then the update, as rt_cpu.c
+ * does), and a CUDA graph per variant and batch size that holds a whole
+ * step: input copies, the generated kernels, the update and the output
+ * copies. Checkpoints are interchangeable with the C back end's: the host
+ * sees the same arenas in the same layout. */
+#include <string.h>
+
+#include "mmrt_cuda.h"
+
+#define UPDATE_CHUNK 65536
+#define MAX_GRAPH_SIZES 2
+
+typedef struct {
+    int param;
+    size_t lo, hi;   /* element range within the parameter */
+} UpdateItem;
+
+/* Work items live in device memory next to the exec; kept per model. */
+static UpdateItem *d_items;
+static int n_items;
+
+static int count_items(const rt_model *m, UpdateItem *out) {
+    int k = 0;
+    for (int p = 0; p < m->nparams; p++)
+        for (size_t lo = 0; lo < m->params[p].numel; lo += UPDATE_CHUNK, k++)
+            if (out) out[k] = (UpdateItem){p, lo, lo + UPDATE_CHUNK < m->params[p].numel ? lo + UPDATE_CHUNK : m->params[p].numel};
+    return k;
+}
+
+/* Offsets of the parameters, for the update kernel. */
+static size_t *d_param_off;
+static unsigned char *d_has_grad;   /* per variant x parameter */
+
+__global__ static void update_kernel(float *w, float *g, float *mo, const UpdateItem *items, const size_t *off,
+                                     const unsigned char *has_grad, const unsigned char *mask, const rt_dev_hyper *h,
+                                     double *parts, int use_mask) {
+    const UpdateItem it = items[blockIdx.x];
+    const size_t base = off[it.param];
+    const float lr = h->lr, mu = h->momentum, wd = h->weight_decay, l1 = h->l1;
+    const int hg = has_grad[it.param], upd = !use_mask || mask[it.param];
+    double g2 = 0.0, w2 = 0.0;
+    for (size_t i = base + it.lo + threadIdx.x; i < base + it.hi; i += blockDim.x) {
+        float wi = w[i], gi = hg ? g[i] : 0.0f;
+        if (l1 != 0.0f) gi += wi > 0.0f ? l1 : wi < 0.0f ? -l1 : 0.0f;
+        g2 += (double)gi * gi;
+        w2 += (double)wi * wi;
+        if (upd) {
+            float mi = mu * mo[i] + gi + wd * wi;
+            mo[i] = mi;
+            w[i] = wi - lr * mi;
+        }
+    }
+    g2 = mmk_block_sum(g2);
+    w2 = mmk_block_sum(w2);
+    if (threadIdx.x == 0) {
+        parts[2 * blockIdx.x] = g2;
+        parts[2 * blockIdx.x + 1] = w2;
+    }
+}
+
+static void *dev_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 16));
+    CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 16));
+    return p;
+}
+
+static void *host_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 16));
+    memset(p, 0, bytes ? bytes : 16);
+    return p;
+}
+
+static rt_exec *cuda_create(const rt_model *m, int max_batch) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
+        rt_die("no CUDA device found (this program was built with mmc build --target cuda; build it for the CPU without --target)");
+    rt_exec *e = (rt_exec *)rt_alloc(sizeof *e);
+    const rt_cuda_impl *impl = (const rt_cuda_impl *)m->impl;
+    e->m = m;
+    e->impl = impl;
+    e->max_batch = max_batch;
+    CUDA_CHECK(cudaStreamCreate(&e->stream));
+    CUBLAS_CHECK(cublasCreate(&e->blas));
+    CUBLAS_CHECK(cublasSetStream(e->blas, e->stream));
+    /* FP32 arithmetic, as the C back end: no TF32 unless asked for. */
+    CUBLAS_CHECK(cublasSetMathMode(e->blas, getenv("MMNET_TF32") ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    /* A fixed cuBLAS workspace, so that GEMMs can be captured in CUDA graphs. */
+    e->blas_ws = dev_alloc((size_t)32 << 20);
+    CUBLAS_CHECK(cublasSetWorkspace(e->blas, e->blas_ws, (size_t)32 << 20));
+    size_t np = m->params_floats;
+    e->params = (float *)dev_alloc(sizeof(float) * np);
+    e->grads = (float *)dev_alloc(sizeof(float) * np);
+    e->mom = (float *)dev_alloc(sizeof(float) * np);
+    e->states = (float *)dev_alloc(sizeof(float) * (m->states_floats + 1));
+    e->act = (float *)dev_alloc(sizeof(float) * (impl->act_floats * (size_t)max_batch + 16));
+    e->fixed = (float *)dev_alloc(sizeof(float) * (impl->fixed_floats + 16));
+    e->work = (float *)dev_alloc(sizeof(float) * impl->work_floats);
+    for (int i = 0; i < m->ninputs; i++) {
+        e->x[i] = (float *)dev_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
+        e->h_x[i] = (float *)host_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
+    }
+    e->y = (int32_t *)dev_alloc(sizeof(int32_t) * (size_t)max_batch);
+    e->h_y = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)max_batch);
+    e->hyper = (rt_dev_hyper *)dev_alloc(sizeof(rt_dev_hyper));
+    e->h_hyper = (rt_dev_hyper *)host_alloc(sizeof(rt_dev_hyper));
+    e->update_mask = (unsigned char *)dev_alloc((size_t)m->nparams);
+    e->h_mask = (unsigned char *)host_alloc((size_t)m->nparams);
+    n_items = count_items(m, NULL);
+    UpdateItem *items = (UpdateItem *)rt_alloc(sizeof(UpdateItem) * (size_t)n_items);
+    count_items(m, items);
+    d_items = (UpdateItem *)dev_alloc(sizeof(UpdateItem) * (size_t)n_items);
+    CUDA_CHECK(cudaMemcpy(d_items, items, sizeof(UpdateItem) * (size_t)n_items, cudaMemcpyHostToDevice));
+    free(items);
+    size_t *off = (size_t *)rt_alloc(sizeof(size_t) * (size_t)m->nparams);
+    for (int p = 0; p < m->nparams; p++) off[p] = m->params[p].off;
+    d_param_off = (size_t *)dev_alloc(sizeof(size_t) * (size_t)m->nparams);
+    CUDA_CHECK(cudaMemcpy(d_param_off, off, sizeof(size_t) * (size_t)m->nparams, cudaMemcpyHostToDevice));
+    free(off);
+    unsigned char *hg = (unsigned char *)rt_alloc((size_t)m->nvariants * m->nparams);
+    for (int v = 0; v < m->nvariants; v++)
+        if (m->variants[v].has_grad) memcpy(hg + (size_t)v * m->nparams, m->variants[v].has_grad, (size_t)m->nparams);
+    d_has_grad = (unsigned char *)dev_alloc((size_t)m->nvariants * m->nparams);
+    CUDA_CHECK(cudaMemcpy(d_has_grad, hg, (size_t)m->nvariants * m->nparams, cudaMemcpyHostToDevice));
+    free(hg);
+    e->norm_parts = (double *)dev_alloc(sizeof(double) * 2 * (size_t)n_items);
+    e->h_norm_parts = (double *)host_alloc(sizeof(double) * 2 * (size_t)n_items);
+    e->norms = (double(*)[2])rt_alloc(sizeof(double[2]) * (size_t)m->nparams);
+    e->h_out = (float *)host_alloc(sizeof(float) * (1 + (size_t)(m->nbranches + 1) * m->classes * max_batch));
+    e->graphs = (cudaGraphExec_t *)rt_alloc(sizeof(cudaGraphExec_t) * (size_t)m->nvariants * MAX_GRAPH_SIZES);
+    e->graph_batch = (int *)rt_alloc(sizeof(int) * (size_t)m->nvariants * MAX_GRAPH_SIZES);
+    e->use_graphs = !getenv("MMNET_NO_CUDA_GRAPHS");
+    int maxk = 0;
+    for (int v = 0; v < m->nvariants; v++)
+        if (impl->nkernels[v] > maxk) maxk = impl->nkernels[v];
+    e->prof_ev = (cudaEvent_t *)rt_alloc(sizeof(cudaEvent_t) * (size_t)(maxk + 1));
+    for (int i = 0; i <= maxk; i++) CUDA_CHECK(cudaEventCreate(&e->prof_ev[i]));
+    return e;
+}
+
+static void cuda_destroy(rt_exec *e) {
+    if (!e) return;
+    const rt_model *m = e->m;
+    for (int i = 0; i < m->nvariants * MAX_GRAPH_SIZES; i++)
+        if (e->graph_batch[i]) CUDA_CHECK(cudaGraphExecDestroy(e->graphs[i]));
+    cudaFree(e->params);
+    cudaFree(e->grads);
+    cudaFree(e->mom);
+    cudaFree(e->states);
+    cudaFree(e->act);
+    cudaFree(e->fixed);
+    cudaFree(e->work);
+    for (int i = 0; i < m->ninputs; i++) {
+        cudaFree(e->x[i]);
+        cudaFreeHost(e->h_x[i]);
+    }
+    cudaFree(e->y);
+    cudaFreeHost(e->h_y);
+    cudaFree(e->hyper);
+    cudaFreeHost(e->h_hyper);
+    cudaFree(e->update_mask);
+    cudaFreeHost(e->h_mask);
+    cudaFree(e->norm_parts);
+    cudaFreeHost(e->h_norm_parts);
+    cudaFreeHost(e->h_out);
+    cudaFree(d_items);
+    cudaFree(d_param_off);
+    cudaFree(d_has_grad);
+    cublasDestroy(e->blas);
+    cudaFree(e->blas_ws);
+    cudaStreamDestroy(e->stream);
+    free(e->norms);
+    free(e->graphs);
+    free(e->graph_batch);
+    free(e->prof_ev);
+    free(e);
+}
+
+static float *arena(rt_exec *e, int which, size_t *n) {
+    switch (which) {
+    case RT_ARENA_PARAMS: *n = e->m->params_floats; return e->params;
+    case RT_ARENA_MOMENTUM: *n = e->m->params_floats; return e->mom;
+    default: *n = e->m->states_floats; return e->states;
+    }
+}
+
+static void cuda_read(rt_exec *e, int which, mm_real *host) {
+    size_t n;
+    float *a = arena(e, which, &n);
+    CUDA_CHECK(cudaMemcpy(host, a, sizeof(float) * n, cudaMemcpyDeviceToHost));
+}
+
+static void cuda_write(rt_exec *e, int which, const mm_real *host) {
+    size_t n;
+    float *a = arena(e, which, &n);
+    CUDA_CHECK(cudaMemcpy(a, host, sizeof(float) * n, cudaMemcpyHostToDevice));
+}
+
+/* Everything a step does on the stream, from the staged host buffers to the
+ * staged outputs. Captured into a graph once per (variant, batch size). */
+static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
+    const rt_model *m = e->m;
+    for (int i = 0; i < m->ninputs; i++)
+        CUDA_CHECK(cudaMemcpyAsync(e->x[i], e->h_x[i], sizeof(float) * m->inputs[i].numel * (size_t)B, cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaMemcpyAsync(e->y, e->h_y, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaMemcpyAsync(e->hyper, e->h_hyper, sizeof(rt_dev_hyper), cudaMemcpyHostToDevice, e->stream));
+    if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
+    e->impl->run[v](e, B);
+    if (train) {
+        update_kernel<<<n_items, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, d_items, d_param_off,
+                                                              d_has_grad + (size_t)v * m->nparams, e->update_mask, e->hyper,
+                                                              e->norm_parts, use_mask);
+        MMK_CHECK_LAUNCH();
+        CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)n_items, cudaMemcpyDeviceToHost,
+                                   e->stream));
+    }
+    /* Outputs: the loss, each branch's logits, the prediction. */
+    const rt_cuda_outputs *o = &e->impl->outputs[v];
+    float *dst = e->h_out;
+    const size_t MB = (size_t)e->max_batch;
+    for (int i = 0; i < m->nbranches + 2; i++) {
+        if (o->buf[i] < 0) continue;
+        size_t n = i == 0 ? 1 : (size_t)B * m->classes;
+        const float *src = o->buf[i] == 0 ? e->fixed + o->off[i] : e->act + o->off[i] * MB;
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToHost, e->stream));
+        dst += i == 0 ? 1 : MB * m->classes;
+    }
+}
+
+static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r, int train) {
+    const rt_model *m = e->m;
+    const int B = b->B;
+    for (int i = 0; i < m->ninputs; i++) memcpy(e->h_x[i], b->x[i], sizeof(float) * m->inputs[i].numel * (size_t)B);
+    memcpy(e->h_y, b->y, sizeof(int32_t) * (size_t)B);
+    *e->h_hyper = (rt_dev_hyper){h->lr, h->momentum, h->weight_decay, h->l1, h->acc_n, h->seed, h->step};
+    int use_mask = train && h->update != NULL;
+    if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
+    if (!e->use_graphs || e->prof_on) {
+        enqueue_step(e, v, B, train, use_mask);
+    } else {
+        /* The graph for (v, B, mask or not); captured on first use. */
+        int key = -1, slot = -1;
+        for (int s = 0; s < MAX_GRAPH_SIZES; s++) {
+            int k = v * MAX_GRAPH_SIZES + s, tag = B * 2 + use_mask;
+            if (e->graph_batch[k] == tag) key = k;
+            else if (!e->graph_batch[k] && slot < 0) slot = k;
+        }
+        if (key < 0) {
+            if (slot < 0) { /* evict: the tail batch of an epoch is rarer */
+                slot = v * MAX_GRAPH_SIZES + MAX_GRAPH_SIZES - 1;
+                CUDA_CHECK(cudaGraphExecDestroy(e->graphs[slot]));
+            }
+            cudaGraph_t g;
+            CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+            enqueue_step(e, v, B, train, use_mask);
+            CUDA_CHECK(cudaStreamEndCapture(e->stream, &g));
+            CUDA_CHECK(cudaGraphInstantiate(&e->graphs[slot], g, 0));
+            CUDA_CHECK(cudaGraphDestroy(g));
+            e->graph_batch[slot] = B * 2 + use_mask;
+            key = slot;
+        }
+        CUDA_CHECK(cudaGraphLaunch(e->graphs[key], e->stream));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    memset(r, 0, sizeof *r);
+    const rt_cuda_outputs *o = &e->impl->outputs[v];
+    const float *src = e->h_out;
+    const size_t MB = (size_t)e->max_batch;
+    for (int i = 0; i < m->nbranches + 2; i++) {
+        if (o->buf[i] < 0) continue;
+        if (i == 0) r->loss = src[0];
+        else if (i <= m->nbranches) r->logits[i - 1] = src;
+        else r->pred = src;
+        src += i == 0 ? 1 : MB * m->classes;
+    }
+    if (train) {
+        /* Per-parameter norms: the work items' sums, in order. */
+        int it = 0;
+        for (int p = 0; p < m->nparams; p++) {
+            double a = 0, c = 0;
+            for (size_t lo = 0; lo < m->params[p].numel; lo += UPDATE_CHUNK, it++) {
+                a += e->h_norm_parts[2 * it];
+                c += e->h_norm_parts[2 * it + 1];
+            }
+            e->norms[p][0] = a;
+            e->norms[p][1] = c;
+        }
+        r->norms = e->norms;
+    }
+}
+
+static void cuda_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) { step(e, v, b, h, r, 1); }
+static void cuda_eval(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) { step(e, v, b, h, r, 0); }
+
+/* One step outside any graph with an event between kernels. */
+static void cuda_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, FILE *out) {
+    const rt_model *m = e->m;
+    const rt_cuda_impl *impl = e->impl;
+    if (!impl->profiled) {
+        fprintf(out, "%s: this program was built without per-kernel timing; rebuild it with: mmc build --target cuda --profile\n", rt_prog);
+        return;
+    }
+    size_t np = m->params_floats;
+    float *save[3] = {(float *)rt_alloc(sizeof(float) * np), (float *)rt_alloc(sizeof(float) * np),
+                      (float *)rt_alloc(sizeof(float) * (m->states_floats + 1))};
+    cuda_read(e, RT_ARENA_PARAMS, save[0]);
+    cuda_read(e, RT_ARENA_MOMENTUM, save[1]);
+    cuda_read(e, RT_ARENA_STATES, save[2]);
+    int nk = impl->nkernels[v];
+    double *best = (double *)rt_alloc(sizeof(double) * (size_t)(nk + 1));
+    for (int i = 0; i < nk; i++) best[i] = 1e30;
+    rt_result r;
+    for (int rep = 0; rep < 6; rep++) {
+        e->prof_on = 1;
+        step(e, v, b, h, &r, m->variants[v].has_grad != NULL);
+        e->prof_on = 0;
+        if (rep == 0) continue;
+        for (int i = 0; i < nk; i++) {
+            float ms = 0;
+            CUDA_CHECK(cudaEventElapsedTime(&ms, e->prof_ev[i], e->prof_ev[i + 1]));
+            if (ms * 1e-3 < best[i]) best[i] = ms * 1e-3;
+        }
+    }
+    cuda_write(e, RT_ARENA_PARAMS, save[0]);
+    cuda_write(e, RT_ARENA_MOMENTUM, save[1]);
+    cuda_write(e, RT_ARENA_STATES, save[2]);
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    fprintf(out, "profile of one '%s' step, batch %d, on %s (best of 5 runs)\n", m->variants[v].name, b->B, prop.name);
+    fprintf(out, "%-44s %10s %10s\n", "kernel", "ms", "GFLOP/s");
+    double sum = 0;
+    for (int i = 0; i < nk; i++) {
+        const rt_cuda_kernel_info *ki = &impl->kernels[v][i];
+        double fl = ki->flops * b->B + ki->flops_fixed;
+        sum += best[i];
+        fprintf(out, "%-44.44s %10.4f %10.1f\n", ki->name, best[i] * 1e3, best[i] > 0 ? fl / best[i] * 1e-9 : 0.0);
+    }
+    fprintf(out, "%-44s %10.4f\n", "total (kernels)", sum * 1e3);
+    free(best);
+    for (int i = 0; i < 3; i++) free(save[i]);
+}
+
+extern "C" const rt_backend rt_cuda_backend = {"cuda", cuda_create, cuda_destroy, cuda_read, cuda_write, cuda_train, cuda_eval, cuda_profile};
