@@ -1,0 +1,17 @@
+#!/bin/sh
+# install-deps.sh — install, from Debian's packages, what building, training
+# and testing mmnet needs (only what is missing; uses sudo when not root).
+# The CUDA toolkit (nvcc) is optional: when it is on PATH, the CUDA back end
+# is built and its generated code is compiled by the tests.
+set -e
+pkgs="cmake make clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "install-deps: installing$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing > /dev/null
