@@ -54,14 +54,19 @@ static const char *count(const IrNode *n) {
 }
 
 /* Statements applying the fused element-wise ops to `v`. */
-static void epilogue(Emit *E, const IrNode *n, const char *indent) {
+/* Statements applying the fused element-wise ops to `v`, the value stored
+ * at index `idx`; a fused ReLU gradient reads the ReLU's output there
+ * (kernel argument e<k>). */
+static void epilogue_at(Emit *E, const IrNode *n, const char *indent, const char *idx) {
     for (int i = 0; i < n->nepi; i++) {
         const IrNode *e = n->epi[i];
         if (e->op == OP_RELU) buf_printf(E->b, "%sv = v > 0.0f ? v : 0.0f;  /* %%%d relu */\n", indent, e->id);
         else if (e->op == OP_SIGMOID) buf_printf(E->b, "%sv = %s / (1.0f + MMK_EXP(-v));  /* %%%d sigmoid */\n", indent, cg_float(e->a.f), e->id);
+        else if (e->op == OP_RELU_DX) buf_printf(E->b, "%sv = e%d[%s] > 0.0f ? v : 0.0f;  /* %%%d relu_dx */\n", indent, i, idx, e->id);
         else mm_assert(!"unsupported epilogue");
     }
 }
+#define epilogue(E, n, indent) epilogue_at(E, n, indent, "i")
 
 #define P(...) buf_printf(E->b, __VA_ARGS__)
 
@@ -115,27 +120,24 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     case OP_CONV: {
         /* Y[CO][B*Q] = W[CO][K] . COL[K][B*Q] + bias, one panel of columns
-         * per task: unroll the panel (im2col), then the GEMM; ReLU in the store. */
+         * per task: unroll the panel (im2col, packed for the GEMM), then the
+         * GEMM; ReLU in the store. */
         window_consts(E, x, n, &n->a);
         bool pw = pointwise_conv(&n->a), relu = relu_only(n);
         size_t k = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2];
-        if (!pw && k * PANEL > E->scratch) E->scratch = k * PANEL;
+        if (k * PANEL > E->scratch) E->scratch = k * PANEL;
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NB = %d };\n", PANEL);
         P("    const int N = B * Q;\n");
         P("    #pragma omp parallel for schedule(static)\n");
         P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
-        if (pw) {
-            P("        /* 1x1, stride 1: the input is its own column matrix */\n");
-            P("        mmk_gemm(CO, nb, K, x1, K, x0 + j0, N, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
-        } else {
-            P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        mmk_im2col_cb(panel, NB, 0, x0, B, j0, nb, " WIN ");\n");
-            P("        mmk_gemm(CO, nb, K, x1, K, panel, NB, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
-        }
+        P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+        if (pw) P("        mmk_pack(panel, x0 + j0, N, K, nb);  /* 1x1, stride 1: the input is its own column matrix */\n");
+        else P("        mmk_im2col_cb(panel, 1, x0, B, j0, nb, " WIN ");\n");
+        P("        mmk_gemm(CO, nb, K, x1, K, panel, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
         if (n->nepi && !relu) {
             P("        for (int co = 0; co < CO; co++)\n            for (int j = j0; j < j0 + nb; j++) {\n");
             P("                mm_real v = y[(size_t)co * N + j];\n");
-            epilogue(E, n, "                ");
+            epilogue_at(E, n, "                ", "(size_t)co * N + j");
             P("                y[(size_t)co * N + j] = v;\n            }\n");
         }
         P("    }\n");
@@ -147,96 +149,125 @@ static void kernel_body(Emit *E, const IrNode *n) {
         const IrNode *dy = n->src[0];
         window_consts(E, n, dy, &n->a);
         bool pw = pointwise_conv(&n->a);
-        size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy);
-        size_t s = q >= PANEL ? 1 : PANEL / q;
-        if (!pw && k * s * q > E->scratch) E->scratch = k * s * q;
-        if ((size_t)ir_channels(dy) * k > E->wt) E->wt = (size_t)ir_channels(dy) * k;
+        size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy), co = (size_t)ir_channels(dy);
+        size_t s = q >= PANEL ? 1 : PANEL / q, cols = pw ? PANEL : s * q, cols32 = (cols + 31) / 32 * 32;
+        size_t need = co * cols32 + (pw ? 0 : k * cols);
+        if (need > E->scratch) E->scratch = need;
+        if (co * k > E->wt) E->wt = co * k;
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, QI = DI * HI * WI, S = %zu, NB = %d };\n", s, PANEL);
         P("    const int N = B * Q;\n");
         P("    mmk_transpose(e->wt, x1, CO, K);  /* W^T: [K][CO] */\n");
+        P("    #pragma omp parallel for schedule(static)\n");
         if (pw) {
-            P("    #pragma omp parallel for schedule(static)\n");
             P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
-            P("        mmk_gemm(CI, nb, CO, e->wt, CO, x0 + j0, N, y + j0, N, NULL, 0, 0);\n    }\n");
+            P("        mm_real *packed = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        mmk_pack(packed, x0 + j0, N, CO, nb);\n");
+            P("        mmk_gemm(CI, nb, CO, e->wt, CO, packed, y + j0, N, NULL, 0, 0);\n");
+            if (n->nepi) {
+                P("        for (int ci = 0; ci < CI; ci++)\n            for (size_t i = (size_t)ci * N + j0; i < (size_t)ci * N + j0 + nb; i++) {\n");
+                P("                mm_real v = y[i];\n");
+                epilogue(E, n, "                ");
+                P("                y[i] = v;\n            }\n");
+            }
+            P("    }\n");
         } else {
-            P("    #pragma omp parallel for schedule(static)\n");
             P("    for (int n0 = 0; n0 < B; n0 += S) {\n");
             P("        const int ns = B - n0 < S ? B - n0 : S, j0 = n0 * Q;\n");
-            P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        mmk_gemm(K, ns * Q, CO, e->wt, CO, x0 + j0, N, panel, S * Q, NULL, 0, 0);\n");
+            P("        mm_real *packed = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+            P("        mm_real *dcol = packed + (size_t)CO * ((S * Q + 31) / 32 * 32);\n");
+            P("        mmk_pack(packed, x0 + j0, N, CO, ns * Q);\n");
+            P("        mmk_gemm(K, ns * Q, CO, e->wt, CO, packed, dcol, S * Q, NULL, 0, 0);\n");
             P("        for (int ci = 0; ci < CI; ci++) memset(y + ((size_t)ci * B + n0) * QI, 0, sizeof(mm_real) * ns * QI);\n");
-            P("        mmk_col2im_cb(y, panel, S * Q, B, j0, ns * Q, " WIN ");\n    }\n");
+            P("        mmk_col2im_cb(y, dcol, S * Q, B, j0, ns * Q, " WIN ");\n");
+            if (n->nepi) {
+                P("        for (int ci = 0; ci < CI; ci++)\n            for (size_t i = ((size_t)ci * B + n0) * QI; i < ((size_t)ci * B + n0 + ns) * QI; i++) {\n");
+                P("                mm_real v = y[i];\n");
+                epilogue(E, n, "                ");
+                P("                y[i] = v;\n            }\n");
+            }
+            P("    }\n");
         }
         break;
     }
     case OP_CONV_DW: {
-        /* dW[CO][K] = dY[CO][B*Q] . COL^T, the batch split into RT_DW_CHUNKS
-         * fixed chunks summed in order (independent of the thread count). */
+        /* dW^T[K][CO] = COL[K][B*Q] . dY^T, the batch split into RT_DW_CHUNKS
+         * fixed chunks summed in order (independent of the thread count);
+         * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
         const IrNode *dy = n->src[0], *xin = n->src[1];
         window_consts(E, xin, dy, &n->a);
-        size_t k = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2];
-        if (k * PANEL > E->scratch) E->scratch = k * PANEL;
+        size_t k = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2], co = (size_t)ir_channels(dy);
+        size_t need = k * PANEL + (co + 31) / 32 * 32 * PANEL;
+        if (need > E->scratch) E->scratch = need;
         if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K, NB = %d };\n", PANEL);
         P("    const int N = B * Q, nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
         P("    #pragma omp parallel for schedule(static)\n");
         P("    for (int c = 0; c < nch; c++) {\n");
-        P("        mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;\n");
-        P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+        P("        mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
+        P("        mm_real *col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = col + (size_t)K * NB;\n");
         P("        const int ja = (int)((long)B * c / nch) * Q, jb = (int)((long)B * (c + 1) / nch) * Q;\n");
         P("        for (int j0 = ja; j0 < jb; j0 += NB) {\n            const int nb = jb - j0 < NB ? jb - j0 : NB;\n");
-        P("            mmk_im2col_cb(panel, K, 1, x1, B, j0, nb, " WIN ");  /* transposed: [nb][K] */\n");
-        P("            mmk_gemm(CO, K, nb, x0 + j0, N, panel, K, part, K, NULL, j0 > ja, 0);\n        }\n    }\n");
+        P("            mmk_im2col_cb(col, 0, x1, B, j0, nb, " WIN ");\n");
+        P("            mmk_pack_t(dyt, x0 + j0, N, nb, CO);\n");
+        P("            mmk_gemm(K, CO, nb, col, nb, dyt, part, CO, NULL, j0 > ja, 0);\n        }\n    }\n");
         P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
-        P("    for (int i = 0; i < NW; i++) {\n        mm_real s = 0;\n");
-        P("        for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + i];\n");
-        P("        y[i] = s;\n    }\n");
+        P("    for (int co = 0; co < CO; co++)\n        for (int k = 0; k < K; k++) {\n            mm_real s = 0;\n");
+        P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * CO + co];\n");
+        P("            y[(size_t)co * K + k] = s;\n        }\n");
         break;
     }
-    case OP_MAXPOOL: case OP_AVGPOOL: {
-        /* Each (channel, example) plane is contiguous in either layout. */
-        window_consts(E, x, n, &n->a);
-        bool mx = n->op == OP_MAXPOOL;
-        P("%s", omp_for("B * CO"));
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
+        /* Each (channel, example) plane is contiguous in either layout. The
+         * window is clipped to the input once per output, so the inner loops
+         * have no bounds tests. In training graphs max pooling records the
+         * first maximum of each window; its gradient is added there. */
+        bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
+        const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
+        window_consts(E, in, out, &n->a);
+        P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
         P("    for (int nc = 0; nc < B * CO; nc++) {\n");
-        P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n");
-        P("        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
-        P("        for (int od = 0; od < DO; od++)\n        for (int oh = 0; oh < HO; oh++)\n        for (int ow = 0; ow < WO; ow++) {\n");
-        P("            mm_real m = %s;\n", mx ? "-INFINITY" : "0.0f");
-        P("            for (int kd = 0; kd < KD; kd++) {\n                int id = od * SD - PD + kd;\n                if (id < 0 || id >= DI) continue;\n");
-        P("                for (int kh = 0; kh < KH; kh++) {\n                    int ih = oh * SH - PH + kh;\n                    if (ih < 0 || ih >= HI) continue;\n");
-        P("                    for (int kw = 0; kw < KW; kw++) {\n                        int iw = ow * SW - PW + kw;\n                        if (iw < 0 || iw >= WI) continue;\n");
-        P("                        mm_real v = xs[(id * HI + ih) * WI + iw];\n");
-        if (mx) P("                        if (v > m || v != v) m = v;\n");
-        else P("                        m += v;\n");
-        P("                    }\n                }\n            }\n");
-        /* Average pooling counts the padding (PyTorch's count_include_pad). */
-        P("            ys[(od * HO + oh) * WO + ow] = %s;\n        }\n    }\n", mx ? "m" : "m * (1.0f / (KD * KH * KW))");
-        break;
-    }
-    case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
-        /* n has x's shape; dy = src 0. The max is found again in the input
-         * (the first maximum of the window, as the forward pass chose it). */
-        const IrNode *dy = n->src[0];
-        window_consts(E, n, dy, &n->a);
-        bool mx = n->op == OP_MAXPOOL_DX;
-        P("%s", omp_for("B * CI"));
-        P("    for (int nc = 0; nc < B * CI; nc++) {\n");
-        if (mx) P("        const mm_real *xs = x1 + (size_t)nc * DI * HI * WI;\n");
-        P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n");
-        P("        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
-        P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
-        P("        for (int od = 0; od < DO; od++)\n        for (int oh = 0; oh < HO; oh++)\n        for (int ow = 0; ow < WO; ow++) {\n");
-        P("            mm_real g = dys[(od * HO + oh) * WO + ow];\n");
-        if (mx) P("            mm_real m = -INFINITY;\n            int at = -1;\n");
-        P("            for (int kd = 0; kd < KD; kd++) {\n                int id = od * SD - PD + kd;\n                if (id < 0 || id >= DI) continue;\n");
-        P("                for (int kh = 0; kh < KH; kh++) {\n                    int ih = oh * SH - PH + kh;\n                    if (ih < 0 || ih >= HI) continue;\n");
-        P("                    for (int kw = 0; kw < KW; kw++) {\n                        int iw = ow * SW - PW + kw;\n                        if (iw < 0 || iw >= WI) continue;\n");
-        if (mx) P("                        int i = (id * HI + ih) * WI + iw;\n                        if (xs[i] > m || (at < 0 && xs[i] != xs[i])) { m = xs[i]; at = i; }\n");
-        else P("                        dxs[(id * HI + ih) * WI + iw] += g * (1.0f / (KD * KH * KW));\n");
-        P("                    }\n                }\n            }\n");
-        if (mx) P("            if (at >= 0) dxs[at] += g;\n");
-        P("        }\n    }\n");
+        bool rec = n->op == OP_MAXPOOL && n->a.mode;
+        if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
+        else {
+            P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
+            P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
+        }
+        if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
+            P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+        if (bwd && mx) {
+            P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+            P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
+        } else {
+        P("        for (int od = 0; od < DO; od++) {\n");
+        P("            const int d0 = od * SD - PD, dlo = d0 < 0 ? -d0 : 0, dhi = DI - d0 < KD ? DI - d0 : KD;\n");
+        P("            for (int oh = 0; oh < HO; oh++) {\n");
+        P("                const int h0 = oh * SH - PH, hlo = h0 < 0 ? -h0 : 0, hhi = HI - h0 < KH ? HI - h0 : KH;\n");
+        P("                for (int ow = 0; ow < WO; ow++) {\n");
+        P("                    const int w0 = ow * SW - PW, wlo = w0 < 0 ? -w0 : 0, whi = WI - w0 < KW ? WI - w0 : KW;\n");
+        P("                    const int o = (od * HO + oh) * WO + ow;\n");
+        if (mx) P("                    mm_real m = -INFINITY;\n                    int at = -1;\n");
+        else if (!bwd) P("                    mm_real m = 0;\n");
+        else P("                    const mm_real g = dys[o] * (1.0f / (KD * KH * KW));\n");
+        P("                    for (int kd = dlo; kd < dhi; kd++)\n                        for (int kh = hlo; kh < hhi; kh++) {\n");
+        P("                            const int r = ((d0 + kd) * HI + h0 + kh) * WI + w0;\n");
+        P("                            for (int kw = wlo; kw < whi; kw++) {\n");
+        if (mx) P("                                const mm_real v = xs[r + kw];\n                                if (v > m) { m = v; at = r + kw; }\n");
+        else if (!bwd) P("                                m += xs[r + kw];\n");
+        else P("                                dxs[r + kw] += g;\n");
+        P("                            }\n                        }\n");
+        /* A window of NaN has no maximum: its output is NaN (the loss check stops training). */
+        if (!bwd) P("                    ys[o] = %s;\n", mx ? "at >= 0 ? m : (mm_real)NAN" : "m * (1.0f / (KD * KH * KW))");
+        if (rec) P("                    ix[o] = at;\n");
+        P("                }\n            }\n        }\n");
+        }
+        if (n->nepi) { /* fused epilogues, on the finished plane */
+            const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
+            P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
+            P("            mm_real v = y[i];\n");
+            epilogue(E, n, "            ");
+            P("            y[i] = v;\n        }\n");
+        }
+        P("    }\n");
         break;
     }
     case OP_GAP:
@@ -245,7 +276,9 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     case OP_GAP_DX:
         for_planes(E, n);
-        P("        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n        for (int q = 0; q < Q; q++) y[o + q] = g;\n    }\n");
+        P("        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n        for (int q = 0; q < Q; q++) {\n            mm_real v = g;\n");
+        epilogue_at(E, n, "            ", "o + q");
+        P("            y[o + q] = v;\n        }\n    }\n");
         break;
     case OP_FLATTEN: case OP_RESHAPE: {
         /* Between a feature map (channel-major) and a vector per example. */
@@ -265,14 +298,15 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
         P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
           n->a.bias ? "x2[o] + " : "");
-        epilogue(E, n, "            ");
+        epilogue_at(E, n, "            ", "(size_t)n * O + o");
         P("            ys[o] = v;\n        }\n    }\n");
         break;
     case OP_LINEAR_DX: /* dx[n][i] = sum_o dy[n][o] w[o][i] */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->src[0]->shape[1]);
         P("%s", omp_for("B * I * O"));
-        P("    for (int n0 = 0; n0 < B; n0 += 8) {\n        const int nn = B - n0 < 8 ? B - n0 : 8;\n");
-        P("        mmk_gemm(nn, I, O, x0 + (size_t)n0 * O, O, x1, I, y + (size_t)n0 * I, I, NULL, 0, 0);\n    }\n");
+        P("    for (int n = 0; n < B; n++) {\n        mm_real *dx = y + (size_t)n * I;\n        memset(dx, 0, sizeof(mm_real) * I);\n");
+        P("        for (int o = 0; o < O; o++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
+        P("            for (int i = 0; i < I; i++) dx[i] += g * x1[(size_t)o * I + i];\n        }\n    }\n");
         break;
     case OP_LINEAR_DW: /* dw[o][i] = sum_n dy[n][o] x[n][i]; rows in parallel, examples in order */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->shape[0]);
@@ -339,7 +373,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("        const mm_real a = x1[C + c] * x2[c];\n");
             P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a;\n");
         }
-        epilogue(E, n, "            ");
+        epilogue_at(E, n, "            ", "o + q");
         P("            y[o + q] = v;\n        }\n    }\n");
         break;
     case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: {
@@ -367,9 +401,13 @@ static void kernel_body(Emit *E, const IrNode *n) {
     case OP_REDUCE_CH:
         P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
         P("%s", omp_for("B * C * Q"));
+        /* Per channel: 16 lanes per example, summed in double. */
         P("    for (int c = 0; c < C; c++) {\n        double s = 0.0;\n");
         P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
-        P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        y[c] = (mm_real)s;\n    }\n");
+        P("            mm_real l[16] = {0};\n            int q = 0;\n");
+        P("            for (; q + 16 <= Q; q += 16)\n                for (int u = 0; u < 16; u++) l[u] += xs[q + u];\n");
+        P("            for (; q < Q; q++) l[0] += xs[q];\n");
+        P("            for (int u = 0; u < 16; u++) s += l[u];\n        }\n        y[c] = (mm_real)s;\n    }\n");
         break;
     case OP_CONCAT: {
         int off = 0;
@@ -405,7 +443,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         for_planes(E, n);
         P("        const mm_real g = x1[(size_t)n * C + c];\n");
         P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * g;\n");
-        epilogue(E, n, "            ");
+        epilogue_at(E, n, "            ", "o + q");
         P("            y[o + q] = v;\n        }\n    }\n");
         break;
     case OP_CHSCALE_DG:
@@ -494,6 +532,8 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
         else P("%sconst mm_real *%sx%d", sep, inplace_ok ? "" : "restrict ", i);
         sep = ", ";
     }
+    for (int i = 0; i < n->nepi; i++)
+        if (n->epi[i]->op == OP_RELU_DX) P("%sconst mm_real *e%d", sep, i);
     P("%sint B", sep);
     if (needs_exec(n)) P(", rt_exec *e");
     if (needs_hyper(n)) P(", const rt_hyper *h");
@@ -552,6 +592,8 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         const char *args = "";
         if (n->op != OP_ACCUM) args = ptr(n);
         for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(n->src[j]));
+        for (int j = 0; j < n->nepi; j++)
+            if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, ptr(n->epi[j]->src[1]));
         args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);

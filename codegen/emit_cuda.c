@@ -248,19 +248,23 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
     case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
         bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
         const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
+        bool rec = n->op == OP_MAXPOOL && n->a.mode;
         P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, int B) {\n", name);
         window(E, in, out, &n->a);
         if (!bwd) {
             P("    MMK_FOR(t, (size_t)B * CO * DO * HO * WO) {\n");
             P("        const size_t plane = t / (DO * HO * WO);\n        const int r = (int)(t %% (DO * HO * WO));\n");
             P("        const int od = r / (HO * WO), oh = (r / WO) %% HO, ow = r %% WO;\n");
-            P("        const float *xs = x0 + plane * DI * HI * WI;\n        float m = %s;\n", mx ? "-INFINITY" : "0.0f");
+            P("        const float *xs = x0 + plane * DI * HI * WI;\n        float m = %s;\n        int at = -1;\n", mx ? "-INFINITY" : "0.0f");
             P("        for (int kd = 0; kd < KD; kd++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++) {\n");
             P("            int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;\n");
             P("            if (id < 0 || id >= DI || ih < 0 || ih >= HI || iw < 0 || iw >= WI) continue;\n");
             P("            float v = xs[(id * HI + ih) * WI + iw];\n");
-            P(mx ? "            if (v > m || v != v) m = v;\n" : "            m += v;\n");
-            P("        }\n        y[t] = %s;\n    }\n}\n", mx ? "m" : "m * (1.0f / (KD * KH * KW))");
+            P(mx ? "            if (v > m) { m = v; at = (id * HI + ih) * WI + iw; }\n" : "            m += v;\n");
+            P("        }\n        y[t] = %s;\n", mx ? "at >= 0 ? m : NAN" : "m * (1.0f / (KD * KH * KW))");
+            /* Training graphs keep each window's argmax after the values. */
+            if (rec) P("        ((int *)(y + (size_t)B * CO * DO * HO * WO))[t] = at;\n");
+            P("    }\n}\n");
         } else {
             /* Gather: each input element sums the gradients of the windows it
              * is in (for max pooling, those where it is the first maximum). */
@@ -268,7 +272,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             P("        const size_t plane = t / (DI * HI * WI);\n        const int r = (int)(t %% (DI * HI * WI));\n");
             P("        const int id = r / (HI * WI), ih = (r / WI) %% HI, iw = r %% WI;\n");
             P("        const float *dys = x0 + plane * DO * HO * WO;\n");
-            if (mx) P("        const float *xs = x1 + plane * DI * HI * WI;\n");
+            if (mx) P("        const int *ix = (const int *)(x1 + (size_t)B * CI * DO * HO * WO) + plane * DO * HO * WO;\n");
             P("        float s = 0.0f;\n");
             P("        for (int kd = 0; kd < KD; kd++) for (int kh = 0; kh < KH; kh++) for (int kw = 0; kw < KW; kw++) {\n");
             P("            int a = id + PD - kd, b = ih + PH - kh, c = iw + PW - kw;\n");
@@ -276,13 +280,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             P("            int od = a / SD, oh = b / SH, ow = c / SW;\n");
             P("            if (od >= DO || oh >= HO || ow >= WO) continue;\n");
             if (mx) {
-                P("            float m = -INFINITY; int at = -1;\n");
-                P("            for (int ld = 0; ld < KD; ld++) for (int lh = 0; lh < KH; lh++) for (int lw = 0; lw < KW; lw++) {\n");
-                P("                int jd = od * SD - PD + ld, jh = oh * SH - PH + lh, jw = ow * SW - PW + lw;\n");
-                P("                if (jd < 0 || jd >= DI || jh < 0 || jh >= HI || jw < 0 || jw >= WI) continue;\n");
-                P("                int i = (jd * HI + jh) * WI + jw;\n");
-                P("                if (xs[i] > m || (at < 0 && xs[i] != xs[i])) { m = xs[i]; at = i; }\n            }\n");
-                P("            if (at == r) s += dys[(od * HO + oh) * WO + ow];\n");
+                P("            if (ix[(od * HO + oh) * WO + ow] == r) s += dys[(od * HO + oh) * WO + ow];\n");
             } else {
                 P("            s += dys[(od * HO + oh) * WO + ow] * (1.0f / (KD * KH * KW));\n");
             }

@@ -1,3 +1,469 @@
-/* sweep.c — placeholder until the sweep driver lands (issue 4). */
+/* sweep.c — `mmc sweep`: the greediness study of ALGORITHMS §8.
+ *
+ * Learning rates sampled log-uniformly in a range, several seeds each, runs
+ * in parallel processes of the compiled training program; every run's
+ * d_util and d_speed (and accuracies) collected into one CSV, and one
+ * picture: histograms of d_util and of d_speed, and d_speed against d_util.
+ * Sweeps of several models (the real modalities and the identical-modality
+ * control) are drawn together with --plot. A sweep that was interrupted
+ * continues where it stopped (runs with a summary.json are kept). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
-int mmc_sweep(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "mmc: sweep is not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "driver.h"
+
+static const char sweep_usage[] =
+    "usage: mmc sweep FILE.mmnet --out DIR [options] [-- TRAIN-OPTIONS...]\n"
+    "       mmc sweep --plot DIR1/sweep.csv [DIR2/sweep.csv ...] -o FIGURE.svg\n"
+    "\n"
+    "Trains the model of FILE.mmnet at learning rates sampled log-uniformly in\n"
+    "[--lr-min, --lr-max], several seeds each, and collects every run's d_util,\n"
+    "d_speed and accuracies into DIR/sweep.csv and DIR/sweep.svg.\n"
+    "\n"
+    "  --out DIR          where the program, the runs, the CSV and the picture go\n"
+    "  --lr-min X         smallest learning rate (default 0.001)\n"
+    "  --lr-max X         largest learning rate (default 0.1)\n"
+    "  --lrs N            number of learning rates (default 8)\n"
+    "  --seeds S          seeds per learning rate (default 2)\n"
+    "  --jobs J           runs at a time (default: the number of cores)\n"
+    "  --threads T        threads per run (default 1)\n"
+    "  --label NAME       the sweep's name in the CSV and the picture (default: the model's)\n"
+    "  --program PROG     a program already built from FILE.mmnet (default: build one into DIR)\n"
+    "  --seed S           seed of the learning-rate sampling (default 1)\n"
+    "  -- ...             options passed to every `PROG train` (e.g. --epochs 3 --limit-train 20000)\n";
+
+typedef struct {
+    char label[64];
+    double lr;
+    int seed;
+    int ok;
+    double test_acc, val_acc, acc0, acc1, u0, u1, d_util, d_speed;
+} Row;
+
+static _Noreturn void usage_error(const char *msg, const char *arg) {
+    fprintf(stderr, "mmc sweep: ");
+    fprintf(stderr, msg, arg);
+    fprintf(stderr, "\nrun 'mmc sweep --help' for the options\n");
+    exit(2);
+}
+
+static double num(const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || end == v || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "mmc sweep: %s needs a number in [%g, %g], not '%s'\n", flag, lo, hi, v);
+        exit(2);
+    }
+    return x;
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    Buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_printf(&b, "%.*s", (int)n, chunk);
+    fclose(f);
+    return b.s ? b.s : calloc(1, 1);
+}
+
+static double jnum(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* One run's summary.json into a row; ok = 0 when it is missing or partial. */
+static void read_summary(const char *dir, Row *r) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *text = read_all(path);
+    r->ok = 0;
+    if (!text) return;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!j) return;
+    r->test_acc = jnum(j, "test_acc");
+    r->val_acc = jnum(j, "val_acc");
+    r->d_speed = jnum(j, "d_speed");
+    r->d_util = jnum(j, "d_util");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "branch_test_acc");
+    r->acc0 = cJSON_IsArray(b) && cJSON_GetArraySize(b) > 0 ? cJSON_GetArrayItem(b, 0)->valuedouble : NAN;
+    r->acc1 = cJSON_IsArray(b) && cJSON_GetArraySize(b) > 1 ? cJSON_GetArrayItem(b, 1)->valuedouble : NAN;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "util");
+    r->u0 = u ? jnum(u, "u(m1|m0)") : NAN;
+    r->u1 = u ? jnum(u, "u(m0|m1)") : NAN;
+    r->ok = isfinite(r->test_acc);
+    cJSON_Delete(j);
+}
+
+static void write_csv(const char *path, const Row *rows, int n) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
+        exit(1);
+    }
+    fprintf(f, "label,lr,seed,status,test_acc,val_acc,branch0_test_acc,branch1_test_acc,u_m1_given_m0,u_m0_given_m1,d_util,d_speed\n");
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        fprintf(f, "%s,%.6g,%d,%s", r->label, r->lr, r->seed, r->ok ? "ok" : "failed");
+        const double v[] = {r->test_acc, r->val_acc, r->acc0, r->acc1, r->u0, r->u1, r->d_util, r->d_speed};
+        for (int k = 0; k < 8; k++) {
+            if (r->ok && isfinite(v[k])) fprintf(f, ",%.6g", v[k]);
+            else fprintf(f, ",");
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+}
+
+static int read_csv(const char *path, Row **rows, int *n, int *cap) {
+    char *text = read_all(path);
+    if (!text) {
+        fprintf(stderr, "mmc sweep: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int line = 0;
+    for (char *s = strtok(text, "\n"); s; s = strtok(NULL, "\n"), line++) {
+        if (line == 0) {
+            if (strncmp(s, "label,lr,seed,status", 20) != 0) {
+                fprintf(stderr, "mmc sweep: %s is not a sweep CSV (its header is '%.40s')\n", path, s);
+                free(text);
+                return -1;
+            }
+            continue;
+        }
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 64;
+            *rows = realloc(*rows, sizeof(Row) * (size_t)*cap);
+        }
+        Row *r = &(*rows)[*n];
+        memset(r, 0, sizeof *r);
+        char *f[12] = {0};
+        int k = 0;
+        for (char *p = s; k < 12; k++) {
+            f[k] = p;
+            char *c = strchr(p, ',');
+            if (!c) { k++; break; }
+            *c = 0;
+            p = c + 1;
+        }
+        if (k < 12) {
+            fprintf(stderr, "mmc sweep: %s:%d: expected 12 fields\n", path, line + 1);
+            free(text);
+            return -1;
+        }
+        snprintf(r->label, sizeof r->label, "%s", f[0]);
+        r->lr = atof(f[1]);
+        r->seed = atoi(f[2]);
+        r->ok = strcmp(f[3], "ok") == 0;
+        double *dst[] = {&r->test_acc, &r->val_acc, &r->acc0, &r->acc1, &r->u0, &r->u1, &r->d_util, &r->d_speed};
+        for (int j = 0; j < 8; j++) *dst[j] = f[4 + j][0] ? atof(f[4 + j]) : NAN;
+        (*n)++;
+    }
+    free(text);
+    return 0;
+}
+
+/* ---- the picture: SVG, three panels ------------------------------------------- */
+static const char *const colors[] = {"#d6604d", "#4393c3", "#5aae61", "#9970ab", "#bf812d"};
+
+static void svg_hist(FILE *f, double x0, double y0, double w, double h, const char *title, const Row *rows, int n, int which,
+                     const char *const *labels, int nl) {
+    const double lo = -1.5, hi = 1.5;
+    enum { BINS = 24 };
+    int count[8][BINS] = {{0}}, maxc = 1;
+    for (int i = 0; i < n; i++) {
+        if (!rows[i].ok) continue;
+        double v = which ? rows[i].d_speed : rows[i].d_util;
+        if (!isfinite(v)) continue;
+        int b = (int)floor((v - lo) / (hi - lo) * BINS);
+        b = b < 0 ? 0 : b >= BINS ? BINS - 1 : b;
+        for (int l = 0; l < nl && l < 8; l++)
+            if (strcmp(rows[i].label, labels[l]) == 0 && ++count[l][b] > maxc) maxc = count[l][b];
+    }
+    fprintf(f, "<g transform='translate(%g,%g)'>\n<rect width='%g' height='%g' fill='none' stroke='#999'/>\n", x0, y0, w, h);
+    fprintf(f, "<text x='%g' y='-8' text-anchor='middle' font-size='14'>%s</text>\n", w / 2, title);
+    double bw = w / BINS;
+    for (int l = 0; l < nl && l < 8; l++)
+        for (int b = 0; b < BINS; b++)
+            if (count[l][b])
+                fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s' fill-opacity='0.55'/>\n", b * bw,
+                        h - h * count[l][b] / maxc, bw, h * count[l][b] / maxc, colors[l % 5]);
+    for (int t = 0; t <= 6; t++) {
+        double v = lo + (hi - lo) * t / 6;
+        fprintf(f, "<text x='%.1f' y='%g' text-anchor='middle' font-size='11'>%.1f</text>\n", w * t / 6, h + 14, v);
+    }
+    fprintf(f, "<line x1='%g' y1='0' x2='%g' y2='%g' stroke='#333' stroke-dasharray='3,3'/>\n", w / 2, w / 2, h);
+    fprintf(f, "<text x='-6' y='10' text-anchor='end' font-size='11'>%d</text>\n</g>\n", maxc);
+}
+
+static void svg_scatter(FILE *f, double x0, double y0, double w, double h, const Row *rows, int n, const char *const *labels, int nl) {
+    const double lo = -1.5, hi = 1.5;
+    fprintf(f, "<g transform='translate(%g,%g)'>\n<rect width='%g' height='%g' fill='none' stroke='#999'/>\n", x0, y0, w, h);
+    fprintf(f, "<text x='%g' y='-8' text-anchor='middle' font-size='14'>d_speed against d_util</text>\n", w / 2);
+    fprintf(f, "<line x1='%g' y1='0' x2='%g' y2='%g' stroke='#ccc'/><line x1='0' y1='%g' x2='%g' y2='%g' stroke='#ccc'/>\n", w / 2,
+            w / 2, h, h / 2, w, h / 2);
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        if (!r->ok || !isfinite(r->d_util) || !isfinite(r->d_speed)) continue;
+        int l = 0;
+        while (l < nl && strcmp(labels[l], r->label) != 0) l++;
+        double px = (r->d_util - lo) / (hi - lo) * w, py = h - (r->d_speed - lo) / (hi - lo) * h;
+        px = px < 0 ? 0 : px > w ? w : px;
+        py = py < 0 ? 0 : py > h ? h : py;
+        fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3.5' fill='%s' fill-opacity='0.7'/>\n", px, py, colors[l % 5]);
+    }
+    for (int t = 0; t <= 6; t++) {
+        double v = lo + (hi - lo) * t / 6;
+        fprintf(f, "<text x='%.1f' y='%g' text-anchor='middle' font-size='11'>%.1f</text>\n", w * t / 6, h + 14, v);
+        fprintf(f, "<text x='-4' y='%.1f' text-anchor='end' font-size='11'>%.1f</text>\n", h - h * t / 6 + 4, v);
+    }
+    fprintf(f, "<text x='%g' y='%g' text-anchor='middle' font-size='12'>d_util</text>\n", w / 2, h + 30);
+    fprintf(f, "<text x='-30' y='%g' text-anchor='middle' font-size='12' transform='rotate(-90 -30 %g)'>d_speed</text>\n</g>\n",
+            h / 2, h / 2);
+}
+
+static int plot(const char *out, const Row *rows, int n) {
+    const char *labels[8];
+    int nl = 0;
+    for (int i = 0; i < n && nl < 8; i++) {
+        int seen = 0;
+        for (int l = 0; l < nl; l++) seen |= strcmp(labels[l], rows[i].label) == 0;
+        if (!seen) labels[nl++] = rows[i].label;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='1080' height='340' font-family='sans-serif'>\n");
+    fprintf(f, "<rect width='100%%' height='100%%' fill='white'/>\n");
+    svg_hist(f, 50, 40, 300, 240, "d_util", rows, n, 0, labels, nl);
+    svg_hist(f, 410, 40, 300, 240, "d_speed", rows, n, 1, labels, nl);
+    svg_scatter(f, 770, 40, 280, 240, rows, n, labels, nl);
+    int ok[8] = {0}, all[8] = {0};
+    double mu[8] = {0}, ms[8] = {0};
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < nl; l++)
+            if (strcmp(labels[l], rows[i].label) == 0) {
+                all[l]++;
+                if (rows[i].ok && isfinite(rows[i].d_util) && isfinite(rows[i].d_speed)) {
+                    ok[l]++;
+                    mu[l] += rows[i].d_util;
+                    ms[l] += rows[i].d_speed;
+                }
+            }
+    for (int l = 0; l < nl; l++)
+        fprintf(f, "<text x='%d' y='330' font-size='12' fill='%s'>&#9632; %s: %d of %d runs, mean d_util %.2f, mean d_speed %.2f</text>\n",
+                50 + 360 * l, colors[l % 5], labels[l], ok[l], all[l], ok[l] ? mu[l] / ok[l] : NAN, ok[l] ? ms[l] / ok[l] : NAN);
+    fprintf(f, "</svg>\n");
+    if (fclose(f) != 0 || rename(tmp, out) != 0) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    printf("%s\n", out);
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+static pid_t launch(char *const argv[], const char *log) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        FILE *l = freopen(log, "w", stderr);
+        (void)l;
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execv(argv[0], argv);
+        fprintf(stderr, "mmc sweep: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int mmc_sweep(int argc, char **argv) {
+    const char *file = NULL, *out = NULL, *program = NULL, *label = NULL, *plot_out = NULL;
+    double lr_min = 1e-3, lr_max = 1e-1;
+    int lrs = 8, seeds = 2, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = 1, plot_mode = 0;
+    unsigned long long sample_seed = 1;
+    int extra = argc;
+    const char *csvs[64];
+    int ncsv = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define VAL() (i + 1 < argc ? argv[++i] : (usage_error("option '%s' needs a value", a), ""))
+        if (strcmp(a, "--") == 0) {
+            extra = i + 1;
+            break;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(sweep_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--out") == 0) out = VAL();
+        else if (strcmp(a, "-o") == 0) plot_out = VAL();
+        else if (strcmp(a, "--plot") == 0) plot_mode = 1;
+        else if (strcmp(a, "--lr-min") == 0) lr_min = num(a, VAL(), 1e-9, 100);
+        else if (strcmp(a, "--lr-max") == 0) lr_max = num(a, VAL(), 1e-9, 100);
+        else if (strcmp(a, "--lrs") == 0) lrs = (int)num(a, VAL(), 1, 10000);
+        else if (strcmp(a, "--seeds") == 0) seeds = (int)num(a, VAL(), 1, 10000);
+        else if (strcmp(a, "--jobs") == 0) jobs = (int)num(a, VAL(), 1, 1024);
+        else if (strcmp(a, "--threads") == 0) threads = (int)num(a, VAL(), 1, 1024);
+        else if (strcmp(a, "--seed") == 0) sample_seed = (unsigned long long)num(a, VAL(), 0, 1e15);
+        else if (strcmp(a, "--label") == 0) label = VAL();
+        else if (strcmp(a, "--program") == 0) program = VAL();
+        else if (a[0] == '-') usage_error("unknown option '%s'", a);
+        else if (plot_mode) {
+            if (ncsv == 64) usage_error("too many CSV files (the limit is 64)%s", "");
+            csvs[ncsv++] = a;
+        } else if (!file) file = a;
+        else usage_error("unexpected argument '%s'", a);
+#undef VAL
+    }
+    if (plot_mode) {
+        if (!ncsv || !plot_out) usage_error("--plot needs CSV files and -o FIGURE.svg%s", "");
+        Row *rows = NULL;
+        int n = 0, cap = 0;
+        for (int i = 0; i < ncsv; i++)
+            if (read_csv(csvs[i], &rows, &n, &cap) != 0) return 1;
+        int rc = plot(plot_out, rows, n);
+        free(rows);
+        return rc;
+    }
+    if (!file) usage_error("needs a .mmnet file%s", "");
+    if (!out) usage_error("needs --out DIR%s", "");
+    if (lr_min > lr_max) usage_error("--lr-min is above --lr-max%s", "");
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mmc sweep: cannot create %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    char prog[4200], runs[4200];
+    snprintf(runs, sizeof runs, "%s/runs", out);
+    mkdir(runs, 0777);
+    if (!program) {
+        /* Build the program with this mmc. */
+        snprintf(prog, sizeof prog, "%s/prog", out);
+        char self[4096];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len <= 0) {
+            fprintf(stderr, "mmc sweep: cannot find mmc itself\n");
+            return 1;
+        }
+        self[len] = 0;
+        char *bargv[] = {self, "build", (char *)file, "-o", prog, NULL};
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(self, bargv);
+            _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+        program = prog;
+    }
+    if (!label) {
+        const char *b = strrchr(file, '/');
+        b = b ? b + 1 : file;
+        static char lb[64];
+        snprintf(lb, sizeof lb, "%.*s", (int)(strcspn(b, ".")), b);
+        label = lb;
+    }
+    /* Learning rates: log-uniform, from their own seeded stream. */
+    int total = lrs * seeds;
+    Row *rows = calloc((size_t)total, sizeof(Row));
+    unsigned long long st = sample_seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (int i = 0; i < lrs; i++) {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        double u = (double)(st >> 11) * 0x1.0p-53;
+        double lr = exp(log(lr_min) + u * (log(lr_max) - log(lr_min)));
+        for (int s = 0; s < seeds; s++) {
+            Row *r = &rows[i * seeds + s];
+            snprintf(r->label, sizeof r->label, "%s", label);
+            r->lr = lr;
+            r->seed = s + 1;
+        }
+    }
+    pid_t *pids = calloc((size_t)total, sizeof(pid_t));
+    int next = 0, running = 0, done = 0;
+    fprintf(stderr, "mmc sweep: %d runs (%d learning rates in [%g, %g] x %d seeds), %d at a time, %d thread%s each\n", total, lrs,
+            lr_min, lr_max, seeds, jobs, threads, threads == 1 ? "" : "s");
+    while (done < total) {
+        while (running < jobs && next < total) {
+            Row *r = &rows[next];
+            char dir[4400], lrs_s[32], seed_s[32], thr_s[32], log[4500];
+            snprintf(dir, sizeof dir, "%s/lr%.6g_seed%d", runs, r->lr, r->seed);
+            read_summary(dir, r);
+            if (r->ok) { /* finished in an earlier, interrupted sweep */
+                next++;
+                done++;
+                continue;
+            }
+            snprintf(lrs_s, sizeof lrs_s, "%.9g", r->lr);
+            snprintf(seed_s, sizeof seed_s, "%d", r->seed);
+            snprintf(thr_s, sizeof thr_s, "%d", threads);
+            snprintf(log, sizeof log, "%s.log", dir);
+            char **av = calloc((size_t)(argc - extra + 16), sizeof(char *));
+            int k = 0;
+            av[k++] = (char *)program;
+            av[k++] = "train";
+            av[k++] = "--lr";
+            av[k++] = lrs_s;
+            av[k++] = "--seed";
+            av[k++] = seed_s;
+            av[k++] = "--threads";
+            av[k++] = thr_s;
+            av[k++] = "--out";
+            av[k++] = dir;
+            av[k++] = "--quiet";
+            for (int i = extra; i < argc; i++) av[k++] = argv[i];
+            av[k] = NULL;
+            pids[next] = launch(av, log);
+            free(av);
+            if (pids[next] < 0) {
+                fprintf(stderr, "mmc sweep: cannot start a run: %s\n", strerror(errno));
+                return 1;
+            }
+            running++;
+            next++;
+        }
+        int status;
+        pid_t pid = wait(&status);
+        if (pid < 0) break;
+        for (int i = 0; i < total; i++)
+            if (pids[i] == pid) {
+                char dir[4400];
+                snprintf(dir, sizeof dir, "%s/lr%.6g_seed%d", runs, rows[i].lr, rows[i].seed);
+                read_summary(dir, &rows[i]);
+                running--;
+                done++;
+                fprintf(stderr, "mmc sweep: [%d/%d] lr %.4g seed %d: %s", done, total, rows[i].lr, rows[i].seed,
+                        rows[i].ok ? "" : "failed (see the .log next to its run directory)");
+                if (rows[i].ok) fprintf(stderr, "test %.4f  d_util %.3f  d_speed %.3f", rows[i].test_acc, rows[i].d_util, rows[i].d_speed);
+                fputc('\n', stderr);
+            }
+    }
+    char csv[4200], svg[4200];
+    snprintf(csv, sizeof csv, "%s/sweep.csv", out);
+    snprintf(svg, sizeof svg, "%s/sweep.svg", out);
+    write_csv(csv, rows, total);
+    printf("%s\n", csv);
+    int rc = plot(svg, rows, total);
+    free(rows);
+    free(pids);
+    return rc;
+}

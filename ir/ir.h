@@ -50,7 +50,7 @@ typedef struct {
     float f;             /* SCALE factor, SIGMOID scale, DROPOUT rate, BN epsilon */
     float f2;            /* BN momentum */
     int off, n;          /* SLICE_CH: channel range */
-    int mode;            /* ACCUM: RT_ACC_* */
+    int mode;            /* ACCUM: RT_ACC_*; MAXPOOL: 1 to record each window's argmax for the backward */
 } IrAttr;
 
 typedef struct IrNode IrNode;

@@ -50,7 +50,7 @@
     X(CONV_DX,        "conv_dx",        2,  OPF_BWD)           /* dy, w */      \
     X(CONV_DW,        "conv_dw",        2,  OPF_BWD)           /* dy, x */      \
     X(REDUCE_CH,      "reduce_ch",      1,  OPF_BWD)           /* sum over batch and positions -> (C) */ \
-    X(MAXPOOL_DX,     "maxpool_dx",     2,  OPF_BWD)           /* dy, x */      \
+    X(MAXPOOL_DX,     "maxpool_dx",     2,  OPF_BWD)           /* dy, y: the max-pool, which recorded its argmaxes */ \
     X(AVGPOOL_DX,     "avgpool_dx",     1,  OPF_BWD)                            \
     X(GAP_DX,         "gap_dx",         1,  OPF_BWD)                            \
     X(RESHAPE,        "reshape",        1,  OPF_BWD)                            \

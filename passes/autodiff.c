@@ -59,7 +59,10 @@ static void backward(Diff *D, IrNode *n) {
         if (n->nsrc > 2 && s[2]->needs_grad) add_grad(D, s[2], reduce_ch(D, dy));
         break;
     case OP_MAXPOOL:
-        r = like(ir_node2(b, OP_MAXPOOL_DX, dy, s[0]), s[0]);
+        /* The forward pass records where each window's maximum is; the
+         * backward adds the gradient there. */
+        n->a.mode = 1;
+        r = like(ir_node2(b, OP_MAXPOOL_DX, dy, n), s[0]);
         r->a = n->a;
         add_grad(D, s[0], r);
         break;

@@ -17,10 +17,10 @@
 
 #include "mmrt.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(MMNET_F64)
 #include <immintrin.h>
 #define MMK_SIMD "avx512"
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(MMNET_F64)
 #include <immintrin.h>
 #define MMK_SIMD "avx2"
 #else
@@ -92,16 +92,66 @@ extern const rt_backend rt_cpu_backend;
 
 /* Columns [j0, j0+nb) of the unrolled input of a convolution, column j being
  * output position q = j % Q of example n = j / Q (K = CI*KD*KH*KW rows).
- * Not transposed: panel[k * ldp + jj]; transposed: panel[jj * ldp + k].
- * Zero where the window falls in the padding. */
-static inline void mmk_im2col_cb(mm_real *restrict panel, int ldp, int transposed, const mm_real *restrict x, int B, int j0,
-                                 int nb, int CI, int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD,
-                                 int PH, int PW, int DO, int HO, int WO) {
-    const int Q = DO * HO * WO;
+ * packed = 1: in the layout the GEMM reads as B (mmk_pack_index);
+ * packed = 0: row-major, panel[k * nb + jj]. Zero in the padding. */
+#define MMK_PACK_NR 32
+/* Index of element (row r, column c) of a packed B[R][C]: blocks of 32
+ * columns, each stored row after row (R x 32, zero-padded). */
+static inline size_t mmk_pack_index(int R, int r, int c) {
+    return ((size_t)(c / MMK_PACK_NR) * R + r) * MMK_PACK_NR + c % MMK_PACK_NR;
+}
+
+static inline int mmk_ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+/* Short copies and fills with masked vector moves: the runs of im2col are a
+ * few to a few dozen values, too short for memcpy's call to pay. */
+__attribute__((always_inline)) static inline void mmk_copy(mm_real *restrict d, const mm_real *restrict s, int n) {
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    for (int u = 0; u < n; u += 16) {
+        const __mmask16 m = n - u >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - u)) - 1);
+        _mm512_mask_storeu_ps(d + u, m, _mm512_maskz_loadu_ps(m, s + u));
+    }
+#else
+    for (int u = 0; u < n; u++) d[u] = s[u];
+#endif
+}
+
+__attribute__((always_inline)) static inline void mmk_zero(mm_real *restrict d, int n) {
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    for (int u = 0; u < n; u += 16)
+        _mm512_mask_storeu_ps(d + u, n - u >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - u)) - 1), _mm512_setzero_ps());
+#else
+    for (int u = 0; u < n; u++) d[u] = 0;
+#endif
+}
+
+/* d[u] = input at output column t0 + u of a run starting at ow, for one
+ * kernel column kw: zeros outside [tl, th), a (strided) copy inside. */
+__attribute__((always_inline)) static inline void mmk_im2col_seg(mm_real *restrict d, const mm_real *restrict xr, int t0, int n, int tl, int th, int ow, int SW,
+                                  int PW, int kw) {
+    int a = tl - t0, b = th - t0;
+    a = a < 0 ? 0 : a > n ? n : a;
+    b = b < a ? a : b > n ? n : b;
+    mmk_zero(d, a);
+    const mm_real *restrict s = xr + (ow + t0) * SW - PW + kw;
+    if (SW == 1)
+        mmk_copy(d + a, s + a, b - a);
+    else
+        for (int u = a; u < b; u++) d[u] = s[u * SW];
+    mmk_zero(d + b, n - b);
+}
+
+__attribute__((always_inline)) static inline void mmk_im2col_cb(mm_real *restrict panel, int packed, const mm_real *restrict x, int B, int j0, int nb, int CI,
+                                 int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW,
+                                 int DO, int HO, int WO) {
+    const int Q = DO * HO * WO, K = CI * KD * KH * KW;
     int n = j0 / Q, q = j0 % Q;
     int od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+    if (packed && nb % MMK_PACK_NR) /* zero the padding of the last block of 32 */
+        for (int k = 0; k < K; k++)
+            for (int jj = nb; jj % MMK_PACK_NR; jj++) panel[mmk_pack_index(K, k, jj)] = 0;
     for (int jj = 0; jj < nb;) {
-        int run = WO - ow < nb - jj ? WO - ow : nb - jj;
+        const int run = WO - ow < nb - jj ? WO - ow : nb - jj;
         for (int ci = 0; ci < CI; ci++)
             for (int kd = 0; kd < KD; kd++) {
                 const int id = od * SD - PD + kd;
@@ -111,18 +161,17 @@ static inline void mmk_im2col_cb(mm_real *restrict panel, int ldp, int transpose
                     const mm_real *xr = x + (((size_t)ci * B + n) * DI + (inside ? id : 0)) * HI * WI + (size_t)(inside ? ih : 0) * WI;
                     for (int kw = 0; kw < KW; kw++) {
                         const int k = ((ci * KD + kd) * KH + kh) * KW + kw;
-                        if (!transposed) {
-                            mm_real *restrict dst = panel + (size_t)k * ldp + jj;
-                            for (int t = 0; t < run; t++) {
-                                int iw = (ow + t) * SW - PW + kw;
-                                dst[t] = inside && iw >= 0 && iw < WI ? xr[iw] : (mm_real)0;
-                            }
-                        } else {
-                            mm_real *restrict dst = panel + (size_t)jj * ldp + k;
-                            for (int t = 0; t < run; t++) {
-                                int iw = (ow + t) * SW - PW + kw;
-                                dst[(size_t)t * ldp] = inside && iw >= 0 && iw < WI ? xr[iw] : (mm_real)0;
-                            }
+                        /* Output columns whose input column is inside [0, WI). */
+                        int tl = mmk_ceil_div(PW - kw, SW) - ow, th = mmk_ceil_div(WI + PW - kw, SW) - ow;
+                        if (!inside) tl = th = 0;
+                        if (!packed) {
+                            mmk_im2col_seg(panel + (size_t)k * nb + jj, xr, 0, run, tl, th, ow, SW, PW, kw);
+                            continue;
+                        }
+                        for (int t = 0; t < run;) { /* contiguous within each block of 32 */
+                            const int c = jj + t, seg0 = MMK_PACK_NR - c % MMK_PACK_NR, seg = seg0 < run - t ? seg0 : run - t;
+                            mmk_im2col_seg(panel + mmk_pack_index(K, k, c), xr, t, seg, tl, th, ow, SW, PW, kw);
+                            t += seg;
                         }
                     }
                 }
@@ -142,8 +191,36 @@ static inline void mmk_im2col_cb(mm_real *restrict panel, int ldp, int transpose
     }
 }
 
-/* The adjoint of mmk_im2col_cb (not transposed): add the panel's columns
- * back into dx at their input positions. */
+/* Pack rows [0, R) and columns [0, C) of a row-major matrix into the GEMM's
+ * B layout; transposed = 1 packs its transpose (src is C x R). */
+static inline void mmk_pack(mm_real *restrict dst, const mm_real *restrict src, int ld, int R, int C) {
+    for (int c0 = 0; c0 < C; c0 += MMK_PACK_NR) {
+        const int w = C - c0 < MMK_PACK_NR ? C - c0 : MMK_PACK_NR;
+        for (int r = 0; r < R; r++) {
+            mm_real *restrict d = dst + ((size_t)(c0 / MMK_PACK_NR) * R + r) * MMK_PACK_NR;
+            const mm_real *restrict s = src + (size_t)r * ld + c0;
+            int c = 0;
+            for (; c < w; c++) d[c] = s[c];
+            for (; c < MMK_PACK_NR; c++) d[c] = 0;
+        }
+    }
+}
+
+/* The transpose of a row-major src[C][R] (leading dimension ld), packed as
+ * B[R][C]: dst holds src^T. */
+static inline void mmk_pack_t(mm_real *restrict dst, const mm_real *restrict src, int ld, int R, int C) {
+    for (int c0 = 0; c0 < C; c0 += MMK_PACK_NR) {
+        const int w = C - c0 < MMK_PACK_NR ? C - c0 : MMK_PACK_NR;
+        mm_real *restrict blk = dst + (size_t)(c0 / MMK_PACK_NR) * R * MMK_PACK_NR;
+        for (int c = 0; c < MMK_PACK_NR; c++) {
+            const mm_real *restrict s = src + (size_t)(c0 + c) * ld;
+            for (int r = 0; r < R; r++) blk[(size_t)r * MMK_PACK_NR + c] = c < w ? s[r] : 0;
+        }
+    }
+}
+
+/* The adjoint of mmk_im2col_cb: add the columns of a row-major panel
+ * [K][ldp] back into dx at their input positions. */
 static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict panel, int ldp, int B, int j0, int nb, int CI,
                                  int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW,
                                  int DO, int HO, int WO) {
@@ -186,14 +263,15 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
 
 /* ---- GEMM ---------------------------------------------------------------------
  * C[M][N] = (acc ? C : bias[m] or 0) + A[M][K] . B[K][N], then max(., 0) if
- * relu. Row-major with leading dimensions. Register-blocked micro-kernels
- * (MR rows by NR columns kept in registers over the whole K loop) for
- * AVX-512 and AVX2; plain loops otherwise (and for double precision). */
+ * relu. A and C row-major with leading dimensions; B packed (mmk_pack):
+ * blocks of 32 columns, each K x 32 contiguous, so the micro-kernel streams
+ * it. Register-blocked micro-kernels keep an MR x 32 tile of C in registers
+ * over the whole K loop: AVX-512 (8 x 32) and AVX2 (4 x 16, twice); plain
+ * loops otherwise (and for double precision). */
 #if defined(__AVX512F__) && !defined(MMNET_F64)
-#define MMK_NR 32
 #define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bm, int ldb,           \
-                                    float *restrict C, int ldc, int nr, const float *bias, int acc, int relu) {          \
+    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bp, float *restrict C, \
+                                    int ldc, int nr, const float *bias, int acc, int relu) {                             \
         const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                                \
         const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;           \
         __m512 c0[MR], c1[MR];                                                                                           \
@@ -206,8 +284,7 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
             }                                                                                                            \
         }                                                                                                                \
         for (int k = 0; k < K; k++) {                                                                                    \
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, Bm + (size_t)k * ldb);                                            \
-            const __m512 b1 = _mm512_maskz_loadu_ps(m1, Bm + (size_t)k * ldb + 16);                                       \
+            const __m512 b0 = _mm512_loadu_ps(Bp + (size_t)k * 32), b1 = _mm512_loadu_ps(Bp + (size_t)k * 32 + 16);     \
             for (int r = 0; r < MR; r++) {                                                                               \
                 const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                                 \
                 c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);                                                                   \
@@ -223,79 +300,85 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
             _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, c1[r]);                                                  \
         }                                                                                                                \
     }
+#define MMK_MR_BIG 8
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(MMNET_F64)
-#define MMK_NR 16
 static inline __m256i mmk_mask8(int n) {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
+/* Two passes of 16 columns over each 32-column block (12 accumulators). */
 #define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bm, int ldb,           \
-                                    float *restrict C, int ldc, int nr, const float *bias, int acc, int relu) {          \
-        const __m256i m0 = mmk_mask8(nr), m1 = mmk_mask8(nr - 8);                                                        \
-        __m256 c0[MR], c1[MR];                                                                                           \
-        for (int r = 0; r < MR; r++) {                                                                                   \
-            if (acc) {                                                                                                   \
-                c0[r] = _mm256_maskload_ps(C + (size_t)r * ldc, m0);                                                     \
-                c1[r] = _mm256_maskload_ps(C + (size_t)r * ldc + 8, m1);                                                 \
-            } else {                                                                                                     \
-                c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);                                                   \
-            }                                                                                                            \
-        }                                                                                                                \
-        for (int k = 0; k < K; k++) {                                                                                    \
-            const __m256 b0 = _mm256_maskload_ps(Bm + (size_t)k * ldb, m0);                                              \
-            const __m256 b1 = _mm256_maskload_ps(Bm + (size_t)k * ldb + 8, m1);                                          \
+    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bp, float *restrict C, \
+                                    int ldc, int nr, const float *bias, int acc, int relu) {                             \
+        for (int h = 0; h < 2 && h * 16 < nr; h++) {                                                                     \
+            const int w = nr - h * 16;                                                                                   \
+            const __m256i m0 = mmk_mask8(w), m1 = mmk_mask8(w - 8);                                                      \
+            float *Ch = C + h * 16;                                                                                      \
+            __m256 c0[MR], c1[MR];                                                                                       \
             for (int r = 0; r < MR; r++) {                                                                               \
-                const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                                           \
-                c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                                                                   \
-                c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                                                                   \
+                if (acc) {                                                                                               \
+                    c0[r] = _mm256_maskload_ps(Ch + (size_t)r * ldc, m0);                                                \
+                    c1[r] = _mm256_maskload_ps(Ch + (size_t)r * ldc + 8, m1);                                            \
+                } else {                                                                                                 \
+                    c0[r] = c1[r] = _mm256_set1_ps(bias ? bias[r] : 0.0f);                                               \
+                }                                                                                                        \
             }                                                                                                            \
-        }                                                                                                                \
-        for (int r = 0; r < MR; r++) {                                                                                   \
-            if (relu) {                                                                                                  \
-                c0[r] = _mm256_max_ps(c0[r], _mm256_setzero_ps());                                                       \
-                c1[r] = _mm256_max_ps(c1[r], _mm256_setzero_ps());                                                       \
+            for (int k = 0; k < K; k++) {                                                                                \
+                const __m256 b0 = _mm256_loadu_ps(Bp + (size_t)k * 32 + h * 16);                                         \
+                const __m256 b1 = _mm256_loadu_ps(Bp + (size_t)k * 32 + h * 16 + 8);                                     \
+                for (int r = 0; r < MR; r++) {                                                                           \
+                    const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                                       \
+                    c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                                                               \
+                    c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                                                               \
+                }                                                                                                        \
             }                                                                                                            \
-            _mm256_maskstore_ps(C + (size_t)r * ldc, m0, c0[r]);                                                         \
-            _mm256_maskstore_ps(C + (size_t)r * ldc + 8, m1, c1[r]);                                                     \
+            for (int r = 0; r < MR; r++) {                                                                               \
+                if (relu) {                                                                                              \
+                    c0[r] = _mm256_max_ps(c0[r], _mm256_setzero_ps());                                                   \
+                    c1[r] = _mm256_max_ps(c1[r], _mm256_setzero_ps());                                                   \
+                }                                                                                                        \
+                _mm256_maskstore_ps(Ch + (size_t)r * ldc, m0, c0[r]);                                                    \
+                _mm256_maskstore_ps(Ch + (size_t)r * ldc + 8, m1, c1[r]);                                                \
+            }                                                                                                            \
         }                                                                                                                \
     }
+#define MMK_MR_BIG 6
 #else
-#define MMK_NR 16
 #define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const mm_real *restrict A, int lda, const mm_real *restrict Bm, int ldb,      \
+    static inline void mmk_tile##MR(int K, const mm_real *restrict A, int lda, const mm_real *restrict Bp,               \
                                     mm_real *restrict C, int ldc, int nr, const mm_real *bias, int acc, int relu) {      \
-        mm_real c[MR][MMK_NR];                                                                                           \
+        mm_real c[MR][32];                                                                                               \
         for (int r = 0; r < MR; r++)                                                                                     \
-            for (int j = 0; j < MMK_NR; j++) c[r][j] = acc ? (j < nr ? C[(size_t)r * ldc + j] : 0) : bias ? bias[r] : 0; \
+            for (int j = 0; j < 32; j++) c[r][j] = acc ? (j < nr ? C[(size_t)r * ldc + j] : 0) : bias ? bias[r] : 0;     \
         for (int k = 0; k < K; k++)                                                                                      \
             for (int r = 0; r < MR; r++) {                                                                               \
                 const mm_real a = A[(size_t)r * lda + k];                                                                \
-                const mm_real *b = Bm + (size_t)k * ldb;                                                                 \
-                if (nr == MMK_NR)                                                                                        \
-                    for (int j = 0; j < MMK_NR; j++) c[r][j] += a * b[j];                                                \
-                else                                                                                                     \
-                    for (int j = 0; j < nr; j++) c[r][j] += a * b[j];                                                    \
+                const mm_real *b = Bp + (size_t)k * 32;                                                                  \
+                for (int j = 0; j < 32; j++) c[r][j] += a * b[j];                                                        \
             }                                                                                                            \
         for (int r = 0; r < MR; r++)                                                                                     \
             for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] = relu && c[r][j] < 0 ? 0 : c[r][j];                     \
     }
+#define MMK_MR_BIG 4
 #endif
-MMK_TILE(8)
-MMK_TILE(4)
+#define MMK_TILE_BIG_(n) MMK_TILE(n)
+MMK_TILE_BIG_(MMK_MR_BIG)
 MMK_TILE(1)
+#define MMK_CAT_(a, b) a##b
+#define MMK_CAT(a, b) MMK_CAT_(a, b)
 
-static inline void mmk_gemm(int M, int N, int K, const mm_real *A, int lda, const mm_real *Bm, int ldb, mm_real *C, int ldc,
-                            const mm_real *bias, int acc, int relu) {
-    for (int j0 = 0; j0 < N; j0 += MMK_NR) {
-        const int nr = N - j0 < MMK_NR ? N - j0 : MMK_NR;
+/* Kept out of line: one copy serves every call site (compile time), and
+ * its arguments vary at run time anyway. */
+__attribute__((noinline, unused)) static void mmk_gemm(int M, int N, int K, const mm_real *A, int lda, const mm_real *Bp,
+                                                       mm_real *C, int ldc, const mm_real *bias, int acc, int relu) {
+    for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
+        const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
+        const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
         int i = 0;
-        for (; i + 8 <= M; i += 8)
-            mmk_tile8(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
-        for (; i + 4 <= M; i += 4)
-            mmk_tile4(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
+            MMK_CAT(mmk_tile, MMK_MR_BIG)(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
         for (; i < M; i++)
-            mmk_tile1(K, A + (size_t)i * lda, lda, Bm + j0, ldb, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+            mmk_tile1(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
     }
 }
 
@@ -312,7 +395,7 @@ static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict
 }
 
 /* dst[c][r] = src[r][c] for an R x C matrix. */
-static inline void mmk_transpose(mm_real *restrict dst, const mm_real *restrict src, int R, int C) {
+__attribute__((unused)) static void mmk_transpose(mm_real *restrict dst, const mm_real *restrict src, int R, int C) {
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
 }

@@ -32,6 +32,7 @@ static void usage(const rt_model *m, FILE *f) {
             "  eval --checkpoint F    test accuracy of the prediction and of each branch\n"
             "  util --checkpoint F    the conditional utilization rates A(f_k), A(f_k'), u, d_util\n"
             "  info                   the model, its defaults and the back end\n"
+            "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads)\n"
             "\n"
             "train options:\n"
             "  --data DIR             directory of IDX files (default: the .mmnet's, else %s)\n"
@@ -125,7 +126,9 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         return 0;
     }
     bool train = strcmp(cmd, "train") == 0, eval = strcmp(cmd, "eval") == 0, util = strcmp(cmd, "util") == 0;
-    if (!train && !eval && !util) bad("unknown command '%s'%s (commands: train, eval, util, info)", cmd, "");
+    bool bench = strcmp(cmd, "bench") == 0;
+    if (!train && !eval && !util && !bench) bad("unknown command '%s'%s (commands: train, eval, util, bench, info)", cmd, "");
+    int steps = 10, reps = 5;
 
     rt_train_opts o = {0};
     o.cfg = m->cfg;
@@ -142,6 +145,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         else if (strcmp(a, "--batch") == 0) { o.cfg.batch = (int)int_arg(a, value(argc, argv, &i), 1, 65536); t_only = false; }
         else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
         else if (strcmp(a, "--threads") == 0) { threads = (int)int_arg(a, value(argc, argv, &i), 1, 4096); t_only = false; }
+        else if (bench && strcmp(a, "--steps") == 0) { steps = (int)int_arg(a, value(argc, argv, &i), 1, 1000000); t_only = false; }
+        else if (bench && strcmp(a, "--reps") == 0) { reps = (int)int_arg(a, value(argc, argv, &i), 1, 1000); t_only = false; }
         else if (strcmp(a, "--out") == 0) out = value(argc, argv, &i);
         else if (strcmp(a, "--resume") == 0) resume = value(argc, argv, &i);
         else if (strcmp(a, "--epochs") == 0) o.cfg.epochs = (int)int_arg(a, value(argc, argv, &i), 1, 1000000);
@@ -177,7 +182,7 @@ int rt_main(const rt_model *m, int argc, char **argv) {
                     bad("--policy rubi needs its bias branch: rubi:BRANCH (e.g. rubi:%s)%s", m->branches[0], "");
                 }
             } else bad("unknown policy '%s'%s (vanilla, guided, random, rubi:BRANCH)", v, "");
-        } else if (strcmp(a, "--profile") == 0) o.profile = 1;
+        } else if (strcmp(a, "--profile") == 0) { o.profile = 1; t_only = false; }
         else if (strcmp(a, "--quiet") == 0) o.quiet = true;
         else bad("unknown option '%s'%s", a, "");
         if (t_only && !train) bad("option '%s' is for 'train', not '%s'", a, cmd);
@@ -187,6 +192,7 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
     }
+    if (bench) return rt_bench(m, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
     if (eval || util) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");
         return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, util);
