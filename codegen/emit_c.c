@@ -598,6 +598,8 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
         else P("    %s\n", call);
+        const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n; /* what the kernel wrote */
+        P("    if (e->trace) e->trace(e->trace_user, %d, %s, %s);\n", k, ptr(t), count(t));
         k++;
     }
     if (g->loss) P("    r->loss = (double)*(%s);\n", ptr(g->loss));

@@ -176,19 +176,36 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         for (int i = 0; i < p->params.n; i++) buf_printf(b, "%s%d", i ? "," : "", has[i]);
         buf_puts(b, "};\n");
     }
+    /* Kernel names, in the order both back ends run them. */
+    for (int v = 0; v < p->graphs.n; v++) {
+        const IrGraph *g = p->graphs.v[v];
+        buf_printf(b, "static const char *const kernel_names_%d[] = {", v);
+        int nk = 0;
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (!cg_has_kernel(n)) continue;
+            buf_printf(b, "%s\"%%%d %s\"", nk++ ? ", " : "", n->id, ir_op_name[n->op]);
+        }
+        buf_printf(b, "%s};\n", nk ? "" : "\"\"");
+    }
     buf_printf(b, "static const rt_variant_info variants[%d] = {\n", p->graphs.n);
     for (int v = 0; v < p->graphs.n; v++) {
         const IrGraph *g = p->graphs.v[v];
         buf_puts(b, "    {");
         cstr(b, g->name);
         bool tr = g->kind == VAR_TRAIN || g->kind == VAR_REBALANCE || g->kind == VAR_RUBI;
+        int nk = 0;
+        for (int i = 0; i < g->nodes.n; i++) nk += cg_has_kernel(IR_NODE(g, i));
         buf_printf(b, ", %d, %d, ", (int)g->kind, g->k);
-        if (tr) buf_printf(b, "has_grad_%d},\n", v);
-        else buf_puts(b, "NULL},\n");
+        if (tr) buf_printf(b, "has_grad_%d", v);
+        else buf_puts(b, "NULL");
+        buf_printf(b, ", %d, kernel_names_%d},\n", nk, v);
     }
     buf_puts(b, "};\n");
     const rt_config *c = &p->cfg;
-    buf_puts(b, "\nextern const rt_model mm_model;\nconst rt_model mm_model = {\n    .name = ");
+    buf_puts(b, "\n/* The model's symbol: a test that links two back ends' builds renames them. */\n"
+                "#ifndef MMNET_MODEL_SYMBOL\n#define MMNET_MODEL_SYMBOL mm_model\n#endif\n"
+                "extern const rt_model MMNET_MODEL_SYMBOL;\nconst rt_model MMNET_MODEL_SYMBOL = {\n    .name = ");
     cstr(b, p->name);
     buf_puts(b, ",\n    .source = ");
     cstr(b, p->src->path);

@@ -529,6 +529,8 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
             for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->src[j]));
             if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
             buf_printf(b, "    %s(%s);  /* %%%d %s */\n", kn[i], args, n->id, ir_op_name[n->op]);
+            const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n; /* what the kernel wrote */
+            buf_printf(b, "    if (e->trace) rt_cuda_trace(e, %d, %s, %s);\n", k, dptr(t), count(t));
             k++;
         }
         if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);

@@ -66,6 +66,8 @@ typedef struct {
     int kind;                /* RT_VAR_* */
     int k;                   /* branch of REBALANCE / RUBI */
     const unsigned char *has_grad; /* training variants: per parameter, 1 when the step computes its gradient */
+    int nkernels;
+    const char *const *kernel_names; /* "%11 conv": the IR node each kernel computes */
 } rt_variant_info;
 
 /* ---- what a step exchanges with the back end ------------------------------ */
@@ -107,6 +109,10 @@ typedef struct {
     void (*eval)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r);
     /* Per-kernel timing of one step (mmc build --profile); NULL when not built in. */
     void (*profile)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, FILE *out);
+    /* After every kernel of the following steps, fn(user, k, output, n): the
+     * k-th kernel's result (n floats, on the host). For comparing back ends
+     * kernel by kernel; NULL turns it off. */
+    void (*trace)(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user);
 } rt_backend;
 
 struct rt_model {

@@ -56,6 +56,9 @@ struct rt_exec {
     /* profiling (mmc build --profile) */
     double *prof_time;
     int prof_on;
+    /* tracing (rt_backend.trace) */
+    void (*trace)(void *user, int k, const float *out, size_t n);
+    void *trace_user;
 };
 
 typedef void (*rt_cpu_run_fn)(rt_exec *e, const rt_batch *b, const rt_hyper *h, rt_result *r);

@@ -75,7 +75,24 @@ struct rt_exec {
     /* profiling */
     cudaEvent_t *prof_ev;
     int prof_on;
+    /* tracing (rt_backend.trace): outputs copied to trace_buf after each kernel */
+    void (*trace)(void *user, int k, const float *out, size_t n);
+    void *trace_user;
+    float *trace_buf;
+    size_t trace_cap;
 };
+
+/* Called by the generated run functions after each kernel when tracing. */
+static inline void rt_cuda_trace(rt_exec *e, int k, const float *dev, size_t n) {
+    if (e->trace_cap < n) {
+        cudaFreeHost(e->trace_buf);
+        CUDA_CHECK(cudaMallocHost((void **)&e->trace_buf, sizeof(float) * n));
+        e->trace_cap = n;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(e->trace_buf, dev, sizeof(float) * n, cudaMemcpyDeviceToHost, e->stream));
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    e->trace(e->trace_user, k, e->trace_buf, n);
+}
 
 typedef void (*rt_cuda_run_fn)(rt_exec *e, int B);
 

@@ -204,4 +204,9 @@ static void cpu_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h,
     for (int i = 0; i < 3; i++) free(save[i]);
 }
 
-const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile};
+static void cpu_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user) {
+    e->trace = fn;
+    e->trace_user = user;
+}
+
+const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile, cpu_trace};

@@ -176,6 +176,7 @@ static void cuda_destroy(rt_exec *e) {
     free(e->graphs);
     free(e->graph_batch);
     free(e->prof_ev);
+    cudaFreeHost(e->trace_buf);
     free(e);
 }
 
@@ -238,7 +239,7 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     *e->h_hyper = (rt_dev_hyper){h->lr, h->momentum, h->weight_decay, h->l1, h->acc_n, h->seed, h->step};
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
-    if (!e->use_graphs || e->prof_on) {
+    if (!e->use_graphs || e->prof_on || e->trace) {
         enqueue_step(e, v, B, train, use_mask);
     } else {
         /* The graph for (v, B, mask or not); captured on first use. */
@@ -343,4 +344,10 @@ static void cuda_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h
     for (int i = 0; i < 3; i++) free(save[i]);
 }
 
-extern "C" const rt_backend rt_cuda_backend = {"cuda", cuda_create, cuda_destroy, cuda_read, cuda_write, cuda_train, cuda_eval, cuda_profile};
+static void cuda_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user) {
+    e->trace = fn;
+    e->trace_user = user;
+}
+
+extern "C" const rt_backend rt_cuda_backend = {"cuda", cuda_create,  cuda_destroy, cuda_read, cuda_write,
+                                               cuda_train, cuda_eval, cuda_profile, cuda_trace};

@@ -12,7 +12,7 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
-cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMMNET_SANITIZE=ON -DMMNET_FUZZ=ON > /dev/null
+cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMMNET_SANITIZE=ON -DMMNET_FUZZ=ON -DMMNET_CUDA=OFF > /dev/null
 cmake --build build-asan -j "$jobs"
 ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE e2e
 echo "test.sh: all tests passed"

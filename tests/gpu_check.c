@@ -1,0 +1,206 @@
+/* gpu_check.c — the CUDA back end against the C back end (the oracle).
+ *
+ * Linked with two builds of one model: its C code (symbol mm_model_c) and
+ * its CUDA code (mm_model_cuda). From the same random weights, state and
+ * batch:
+ *   1. every kernel of every graph variant (forward and backward): each
+ *      kernel's output compared, relative error = |gpu - cpu| / |cpu|;
+ *   2. one full training step: loss, logits, updated weights and momentum;
+ *   3. ten training steps on ten random batches: the weights after them.
+ * float32 on both sides with different summation orders, so the bounds are
+ * float32 ones: 1e-3 per kernel and step, 1e-3 after ten steps.
+ * Without a CUDA device it prints why and exits 77 (ctest: skipped). */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmrt.h"
+
+extern const rt_model mm_model_c, mm_model_cuda;
+
+typedef struct {
+    float **out;
+    size_t *n;
+    int count, cap;
+} Trace;
+
+static void collect(void *user, int k, const float *out, size_t n) {
+    Trace *t = user;
+    if (k >= t->cap) {
+        int cap = k + 64;
+        t->out = realloc(t->out, sizeof(float *) * (size_t)cap);
+        t->n = realloc(t->n, sizeof(size_t) * (size_t)cap);
+        for (int i = t->cap; i < cap; i++) t->out[i] = NULL, t->n[i] = 0;
+        t->cap = cap;
+    }
+    free(t->out[k]);
+    t->out[k] = malloc(sizeof(float) * (n ? n : 1));
+    memcpy(t->out[k], out, sizeof(float) * n);
+    t->n[k] = n;
+    if (k + 1 > t->count) t->count = k + 1;
+}
+
+static void trace_reset(Trace *t) {
+    for (int i = 0; i < t->cap; i++) {
+        free(t->out[i]);
+        t->out[i] = NULL;
+        t->n[i] = 0;
+    }
+    t->count = 0;
+}
+
+static double rel_err(const float *a, const float *ref, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - ref[i];
+        d += e * e;
+        r += (double)ref[i] * ref[i];
+    }
+    if (!isfinite(d)) return INFINITY;
+    return sqrt(d) / fmax(sqrt(r), 1e-12);
+}
+
+static int failures;
+
+static void expect(const char *what, double err, double tol) {
+    int ok = err <= tol;
+    if (!ok || getenv("VERBOSE")) printf("  %-52s rel.err %.2e%s\n", what, err, ok ? "" : "  FAIL");
+    failures += !ok;
+}
+
+int main(void) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("SKIP: no CUDA device here; the CUDA back end was compiled but cannot run (tools/gpu-check.sh runs this on a GPU)\n");
+        return 77;
+    }
+    const rt_model *mc = &mm_model_c, *mg = &mm_model_cuda;
+    const int B = 16;
+    rt_exec *ec = mc->backend->create(mc, B), *eg = mg->backend->create(mg, B);
+    size_t np = mc->params_floats, ns = mc->states_floats + 1;
+    float *w0 = calloc(np, sizeof(float)), *s0 = calloc(ns, sizeof(float)), *zero = calloc(np, sizeof(float));
+    float *wc = calloc(np, sizeof(float)), *wg = calloc(np, sizeof(float));
+    rt_rng r;
+    rt_rng_seed(&r, 42);
+    for (int i = 0; i < mc->nparams; i++) {
+        const rt_param_info *p = &mc->params[i];
+        for (size_t j = 0; j < p->numel; j++)
+            w0[p->off + j] = p->init == RT_INIT_UNIFORM ? (float)((2 * rt_rng_uniform(&r) - 1) * p->bound)
+                                                        : (float)(p->init == RT_INIT_ONE) + 0.1f * (float)rt_rng_normal(&r);
+    }
+    for (int i = 0; i < mc->nstates; i++)
+        for (size_t j = 0; j < mc->states[i].numel; j++)
+            s0[mc->states[i].off + j] = mc->states[i].kind == RT_STATE_BN_VAR ? 1.0f + 0.2f * (float)rt_rng_uniform(&r)
+                                                                              : 0.2f * (float)rt_rng_normal(&r);
+    float *x[RT_MAXIN];
+    rt_batch b = {B, {0}, NULL};
+    for (int i = 0; i < mc->ninputs; i++) {
+        x[i] = malloc(sizeof(float) * mc->inputs[i].numel * B);
+        b.x[i] = x[i];
+    }
+    int32_t *y = malloc(sizeof(int32_t) * B);
+    b.y = y;
+#define NEW_BATCH()                                                                                        \
+    do {                                                                                                   \
+        for (int i = 0; i < mc->ninputs; i++)                                                              \
+            for (size_t j = 0; j < mc->inputs[i].numel * B; j++) x[i][j] = (float)rt_rng_uniform(&r);       \
+        for (int k = 0; k < B; k++) y[k] = (int32_t)rt_rng_below(&r, (uint32_t)mc->classes);              \
+    } while (0)
+#define RESET()                                                                                            \
+    do {                                                                                                   \
+        mc->backend->write(ec, RT_ARENA_PARAMS, w0);                                                       \
+        mg->backend->write(eg, RT_ARENA_PARAMS, w0);                                                       \
+        mc->backend->write(ec, RT_ARENA_MOMENTUM, zero);                                                   \
+        mg->backend->write(eg, RT_ARENA_MOMENTUM, zero);                                                   \
+        mc->backend->write(ec, RT_ARENA_STATES, s0);                                                       \
+        mg->backend->write(eg, RT_ARENA_STATES, s0);                                                       \
+    } while (0)
+    NEW_BATCH();
+    rt_hyper h = {0.01f, 0.9f, 1e-4f, 0, 3, 11, 5, NULL};
+
+    /* 1. Kernel by kernel, every variant. */
+    Trace tc = {0}, tg = {0};
+    int kernels = 0;
+    for (int v = 0; v < mc->nvariants; v++) {
+        const rt_variant_info *vi = &mc->variants[v];
+        RESET();
+        trace_reset(&tc);
+        trace_reset(&tg);
+        mc->backend->trace(ec, collect, &tc);
+        mg->backend->trace(eg, collect, &tg);
+        rt_result rc, rg;
+        if (vi->has_grad) {
+            mc->backend->train(ec, v, &b, &h, &rc);
+            mg->backend->train(eg, v, &b, &h, &rg);
+        } else {
+            mc->backend->eval(ec, v, &b, &h, &rc);
+            mg->backend->eval(eg, v, &b, &h, &rg);
+        }
+        mc->backend->trace(ec, NULL, NULL);
+        mg->backend->trace(eg, NULL, NULL);
+        if (tc.count != tg.count) {
+            printf("  %s: %d kernels on the CPU, %d on the GPU  FAIL\n", vi->name, tc.count, tg.count);
+            failures++;
+            continue;
+        }
+        double worst = 0;
+        int at = -1;
+        for (int k = 0; k < tc.count; k++) {
+            char what[256];
+            snprintf(what, sizeof what, "%s kernel %d (%s)", vi->name, k, vi->kernel_names[k]);
+            if (tc.n[k] != tg.n[k]) {
+                printf("  %-52s sizes differ  FAIL\n", what);
+                failures++;
+                continue;
+            }
+            double e = rel_err(tg.out[k], tc.out[k], tc.n[k]);
+            expect(what, e, 1e-3);
+            if (e > worst) worst = e, at = k;
+            kernels++;
+        }
+        printf("%-14s %3d kernels compared, worst rel.err %.2e%s%s\n", vi->name, tc.count, worst, at >= 0 ? " at " : "",
+               at >= 0 ? vi->kernel_names[at] : "");
+    }
+
+    /* 2. One full training step. */
+    int vt = rt_find_variant(mc, RT_VAR_TRAIN, -1);
+    RESET();
+    rt_result rc, rg;
+    mc->backend->train(ec, vt, &b, &h, &rc);
+    mg->backend->train(eg, vt, &b, &h, &rg);
+    float lc = (float)rc.loss, lg = (float)rg.loss;
+    expect("one step: loss", rel_err(&lg, &lc, 1), 1e-4);
+    for (int k = 0; k < mc->nbranches; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "one step: logits of branch %s", mc->branches[k]);
+        expect(what, rel_err(rg.logits[k], rc.logits[k], (size_t)B * mc->classes), 1e-3);
+    }
+    mc->backend->read(ec, RT_ARENA_PARAMS, wc);
+    mg->backend->read(eg, RT_ARENA_PARAMS, wg);
+    expect("one step: updated weights", rel_err(wg, wc, np), 1e-5);
+    mc->backend->read(ec, RT_ARENA_MOMENTUM, wc);
+    mg->backend->read(eg, RT_ARENA_MOMENTUM, wg);
+    expect("one step: momentum", rel_err(wg, wc, np), 1e-3);
+    double nc = 0, ng = 0;
+    for (int p = 0; p < mc->nparams; p++) nc += rc.norms[p][0], ng += rg.norms[p][0];
+    expect("one step: sum of |grad|^2 (learning-speed norms)", fabs(ng - nc) / fmax(nc, 1e-30), 1e-3);
+
+    /* 3. Ten steps. */
+    RESET();
+    for (int s = 0; s < 10; s++) {
+        NEW_BATCH();
+        h.step = (unsigned long long)s;
+        mc->backend->train(ec, vt, &b, &h, &rc);
+        mg->backend->train(eg, vt, &b, &h, &rg);
+    }
+    mc->backend->read(ec, RT_ARENA_PARAMS, wc);
+    mg->backend->read(eg, RT_ARENA_PARAMS, wg);
+    expect("ten steps: weights", rel_err(wg, wc, np), 1e-3);
+    printf("ten steps: loss %.6f (CPU) %.6f (GPU)\n", rc.loss, rg.loss);
+
+    mc->backend->destroy(ec);
+    mg->backend->destroy(eg);
+    printf("%s: %d kernel outputs compared; %d failure%s\n", failures ? "FAIL" : "ok", kernels, failures, failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+}
