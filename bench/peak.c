@@ -39,15 +39,19 @@ typedef float vec;
 
 #define ACC 12 /* independent FMA chains per thread */
 
+/* Twelve named accumulators (not an array) so every compiler keeps them in
+ * registers. */
 static double run(long iters) {
-    vec acc[ACC];
-    for (int i = 0; i < ACC; i++) acc[i] = VSET(0.001f * (float)i);
-    const vec a = VSET(0.999999f), b = VSET(1e-7f);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < ACC; i++) acc[i] = VFMA(acc[i], a, b);
-    float s = 0;
-    for (int i = 0; i < ACC; i++) s += VSUM(acc[i]);
-    return s;
+    vec a0 = VSET(0.1f), a1 = VSET(0.2f), a2 = VSET(0.3f), a3 = VSET(0.4f), a4 = VSET(0.5f), a5 = VSET(0.6f);
+    vec a6 = VSET(0.7f), a7 = VSET(0.8f), a8 = VSET(0.9f), a9 = VSET(1.0f), a10 = VSET(1.1f), a11 = VSET(1.2f);
+    const vec m = VSET(0.999999f), c = VSET(1e-7f);
+    for (long it = 0; it < iters; it++) {
+        a0 = VFMA(a0, m, c); a1 = VFMA(a1, m, c); a2 = VFMA(a2, m, c); a3 = VFMA(a3, m, c);
+        a4 = VFMA(a4, m, c); a5 = VFMA(a5, m, c); a6 = VFMA(a6, m, c); a7 = VFMA(a7, m, c);
+        a8 = VFMA(a8, m, c); a9 = VFMA(a9, m, c); a10 = VFMA(a10, m, c); a11 = VFMA(a11, m, c);
+    }
+    return VSUM(a0) + VSUM(a1) + VSUM(a2) + VSUM(a3) + VSUM(a4) + VSUM(a5) + VSUM(a6) + VSUM(a7) + VSUM(a8) + VSUM(a9) +
+           VSUM(a10) + VSUM(a11);
 }
 
 static double gflops(int threads, long iters) {

@@ -24,7 +24,7 @@ t1=$(date +%s%N)
 compile=$(python3 -c "print(($t1 - $t0) / 1e9)")
 "$B/mmc" build examples/cgmnist.mmnet -o "$W/cgmnist_prof" --profile
 
-cc -O2 -march=native -fopenmp bench/peak.c -o "$W/peak"
+${CC:-clang} -O2 -march=native -fopenmp bench/peak.c -o "$W/peak"
 peak=$("$W/peak")
 
 have_torch=0

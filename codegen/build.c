@@ -96,6 +96,21 @@ static void find_runtime(char *inc, char *lib, char *culib, size_t n) {
     snprintf(culib, n, "%s", MMNET_BUILD_RUNTIME_CUDA_LIB);
 }
 
+/* Start argv; its pid, or -1. */
+static pid_t spawn(char *const argv[], bool show) {
+    if (show) {
+        for (int i = 0; argv[i]; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+        fputc('\n', stderr);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "mmc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
 static int run(char *const argv[], bool show) {
     if (show) {
         for (int i = 0; argv[i]; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
@@ -167,17 +182,50 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         char incflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
         snprintf(incflag, sizeof incflag, "-I%s", inc);
         snprintf(src0, sizeof src0, "%s/%s", dir, gen.files[0].name);
-        snprintf(src1, sizeof src1, "%s/%s", dir, gen.files[1].name);
+        snprintf(src1, sizeof src1, "%s/%s", dir, gen.files[gen.n - 1].name);
         bool show = getenv("MMNET_VERBOSE") != NULL;
         if (!cuda) {
             const char *env = getenv("MMNET_CC");
             const char *compiler = cc ? cc : env ? env : on_path("clang") ? "clang" : on_path("gcc") ? "gcc" : "cc";
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 -march=native -fopenmp\"", compiler);
-            char *argv[] = {(char *)compiler, "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
-                            "-w", flags, incflag, src0, src1, lib, "-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", (char *)out, NULL};
-            int r = run(argv, show);
-            if (r != 0) {
-                fprintf(stderr, "mmc: error: %s failed (exit %d) compiling the generated code in %s%s\n", compiler, r, dir,
+            /* Each source to an object, as many compilers at a time as cores. */
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            int running = 0, failed = 0;
+            char objs[8][PATH_MAX];
+            for (int i = 0; i <= gen.n; i++) {
+                if (i < gen.n) {
+                    char src[PATH_MAX];
+                    snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
+                    snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
+                    char *argv[] = {(char *)compiler, "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
+                                    "-w", flags, incflag, "-c", src, "-o", objs[i], NULL};
+                    if (spawn(argv, show) < 0) failed = 1;
+                    else running++;
+                }
+                while (running > 0 && (running >= cores || i == gen.n)) {
+                    int st;
+                    if (wait(&st) < 0) break;
+                    running--;
+                    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) failed = 1;
+                }
+            }
+            if (!failed) {
+                char *argv[16] = {(char *)compiler, "-fopenmp"};
+                int k = 2;
+                for (int i = 0; i < gen.n; i++) argv[k++] = objs[i];
+                argv[k++] = lib;
+                argv[k++] = "-lz";
+                argv[k++] = "-lcjson";
+                argv[k++] = MMNET_BUILD_OMP_LIB;
+                argv[k++] = "-lm";
+                argv[k++] = "-o";
+                argv[k++] = (char *)out;
+                argv[k] = NULL;
+                failed = run(argv, show) != 0;
+            }
+            for (int i = 0; i < gen.n; i++) unlink(objs[i]);
+            if (failed) {
+                fprintf(stderr, "mmc: error: %s failed compiling the generated code in %s%s\n", compiler, dir,
                         keep ? "" : " (kept for inspection)");
                 if (!keep) keep = dir; /* keep the sources so the failure can be looked at */
                 rc = 1;

@@ -14,7 +14,7 @@ typedef struct {
 } CgFile;
 
 typedef struct {
-    CgFile files[4];
+    CgFile files[8];
     int n;
 } CgOutput;
 

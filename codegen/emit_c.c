@@ -242,7 +242,29 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("            const int d0 = od * SD - PD, dlo = d0 < 0 ? -d0 : 0, dhi = DI - d0 < KD ? DI - d0 : KD;\n");
         P("            for (int oh = 0; oh < HO; oh++) {\n");
         P("                const int h0 = oh * SH - PH, hlo = h0 < 0 ? -h0 : 0, hhi = HI - h0 < KH ? HI - h0 : KH;\n");
+        if (mx && !bwd) {
+            /* Windows wholly inside the input: constant bounds, fully
+             * unrolled, branch-free (after a ReLU many values tie at 0, and
+             * a branch on `v > m` mispredicts). The first maximum wins, as in
+             * the general loop below. */
+            P("                const int owa = (PW + SW - 1) / SW, owb0 = (WI + PW - KW) / SW + 1, owb = owb0 < WO ? owb0 : WO;\n");
+            P("                if (dlo == 0 && dhi == KD && hlo == 0 && hhi == KH && owa < owb) {\n");
+            P("                    mm_real mrow[WO];\n                    int arow[WO];\n");
+            P("                    for (int ow = owa; ow < owb; ow++) { mrow[ow] = -INFINITY; arow[ow] = -1; }\n");
+            P("                    for (int kd = 0; kd < KD; kd++)\n                        for (int kh = 0; kh < KH; kh++)\n");
+            P("                            for (int kw = 0; kw < KW; kw++) {\n");
+            P("                                const int r = ((d0 + kd) * HI + h0 + kh) * WI - PW + kw;\n");
+            P("                                for (int ow = owa; ow < owb; ow++) {\n");
+            P("                                    const mm_real v = xs[r + ow * SW];\n                                    const int gt = v > mrow[ow];\n");
+            P("                                    mrow[ow] = gt ? v : mrow[ow];\n                                    arow[ow] = gt ? r + ow * SW : arow[ow];\n");
+            P("                                }\n                            }\n");
+            P("                    for (int ow = owa; ow < owb; ow++) {\n                        const int o = (od * HO + oh) * WO + ow;\n");
+            P("                        ys[o] = arow[ow] >= 0 ? mrow[ow] : (mm_real)NAN;\n");
+            if (rec) P("                        ix[o] = arow[ow];\n");
+            P("                    }\n                }\n");
+        }
         P("                for (int ow = 0; ow < WO; ow++) {\n");
+        if (mx && !bwd) P("                    if (dlo == 0 && dhi == KD && hlo == 0 && hhi == KH && ow >= owa && ow < owb) continue;\n");
         P("                    const int w0 = ow * SW - PW, wlo = w0 < 0 ? -w0 : 0, whi = WI - w0 < KW ? WI - w0 : KW;\n");
         P("                    const int o = (od * HO + oh) * WO + ow;\n");
         if (mx) P("                    mm_real m = -INFINITY;\n                    int at = -1;\n");
@@ -502,9 +524,14 @@ typedef struct {
     const char *name;
 } Kernel;
 
+/* Kernels are spread over KFILES files, compiled in parallel by mmc build. */
+#define KFILES 4
+
 typedef struct {
     Kernel *v;
     int n, cap;
+    const char *prefix;   /* the model's name: kernels are external symbols */
+    Buf files[KFILES];
 } KernelTable;
 
 static uint64_t fnv1a(const char *s) {
@@ -547,8 +574,15 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
             buf_free(&code);
             return kt->v[i].name;
         }
-    const char *name = arena_printf(mm_arena, "k%d_%s", kt->n, ir_op_name[n->op]);
-    P("\n/* %s\n * %s, graph %s */\nstatic void %s%s", cg_describe(n), cg_loc(n), E->g->name, name, code.s);
+    const char *name = arena_printf(mm_arena, "%s_k%d_%s", kt->prefix, kt->n, ir_op_name[n->op]);
+    /* The definition goes to the least full kernel file; a prototype here. */
+    int f = 0;
+    for (int i = 1; i < KFILES; i++)
+        if (kt->files[i].n < kt->files[f].n) f = i;
+    buf_printf(&kt->files[f], "\n/* %s\n * %s, graph %s */\nvoid %s%s", cg_describe(n), cg_loc(n), E->g->name, name, code.s);
+    char *proto = arena_strdup(mm_arena, code.s);
+    *strchr(proto, '{') = 0;
+    P("void %s%s;\n", name, proto);
     if (kt->n == kt->cap) {
         kt->cap = kt->cap ? 2 * kt->cap : 256;
         kt->v = arena_realloc(mm_arena, kt->v, sizeof(Kernel) * (size_t)kt->n, sizeof(Kernel) * (size_t)kt->cap);
@@ -622,6 +656,7 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     size_t scratch = 16, partial = 16, wt = 16, act = 0, fixed = 0;
     PtrVec names = {0};
     KernelTable kt = {0};
+    kt.prefix = ident(p->name);
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
         Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0, 0};
@@ -648,6 +683,13 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act,
                fixed, scratch, partial, wt, o->profile);
     cg_tables(b, p, "cpu_impl", "rt_cpu_backend");
+    for (int i = 0; i < KFILES; i++) {
+        CgFile *kf = cg_file(out, arena_printf(mm_arena, "kernels_%d.c", i));
+        cg_header(&kf->text, p, o, "kernels (one of the files mmc build compiles in parallel)");
+        buf_puts(&kf->text, "#include \"mmrt_cpu.h\"\n");
+        if (kt.files[i].s) buf_puts(&kf->text, kt.files[i].s);
+        buf_free(&kt.files[i]);
+    }
     CgFile *m = cg_file(out, "main.c");
     cg_main(&m->text, p, o);
 }
