@@ -191,6 +191,13 @@ int main(void) {
           main1, bypass1);
     printf("groups: main_c %zu, bypass_c %zu, main_g %zu, bypass_g %zu\n", main0, bypass0, main1, bypass1);
     be->destroy(e);
+    for (int i = 0; i < m->ninputs; i++) free(x[i]);
+    for (int k = 0; k < m->nbranches; k++) free(full[k]);
+    free(w0);
+    free(s0);
+    free(buf);
+    free(g1);
+    free(l0);
     if (failures) fprintf(stderr, "%d failures\n", failures);
     return failures ? 1 : 0;
 }

@@ -110,5 +110,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     m->backend->destroy(e);
+    for (int i = 0; i < m->ninputs; i++) free((void *)b.x[i]);
+    free(y);
+    free(states0);
     return failures ? 1 : 0;
 }

@@ -117,6 +117,7 @@ int main(int argc, char **argv) {
     printf("%d parameter gradients, worst rel.err %.2e (tolerance %.0e): %s\n", n, worst, tol, fails ? "FAIL" : "ok");
     m->backend->destroy(e);
     rt_ckpt_free(c);
+    for (int i = 0; i < m->ninputs; i++) free((void *)b.x[i]);
     free(y);
     return fails ? 1 : 0;
 }
