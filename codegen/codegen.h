@@ -46,4 +46,24 @@ double cg_flops(const IrNode *n, bool per_example); /* per example for batched w
 bool cg_has_kernel(const IrNode *n);      /* false for leaves, views, fused ops */
 const char *cg_float(double x);           /* a C float literal: 1.0f, 1e-05f */
 
+/* Helpers both emitters write kernels with. Feature maps (batched, rank 3
+ * and more) are stored channel-major, [C][B][positions]; vectors [B][F]. */
+const char *cg_ident(const char *s);          /* a C identifier from a name */
+bool cg_channel_major(const IrNode *n);
+size_t cg_positions(const IrNode *n);         /* per channel and example; 1 for vectors */
+const char *cg_count(const IrNode *n);        /* "(size_t)B * N": elements of n */
+const char *cg_base(const IrNode *n);         /* where example n's channel c starts */
+bool cg_pointwise(const IrAttr *a);           /* a 1x1, stride 1, unpadded window */
+/* enum { CI, DI, HI, WI, CO, DO, HO, WO, KD, ..., PW }: a window from x to y. */
+void cg_window_consts(Buf *b, const IrNode *x, const IrNode *y, const IrAttr *a);
+#define CG_WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
+
+/* Kernels identical across graph variants are emitted once. */
+typedef struct {
+    struct CgKernel *v;
+    int n, cap;
+} CgKernels;
+const char *cg_kernel_find(const CgKernels *t, const char *code);
+void cg_kernel_add(CgKernels *t, const char *code, const char *name);
+
 #endif

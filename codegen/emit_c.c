@@ -23,13 +23,6 @@ typedef struct {
 
 static bool supports(IrOp op) { (void)op; return true; }
 
-static const char *ident(const char *s) {
-    char *r = arena_strdup(mm_arena, s);
-    for (char *q = r; *q; q++)
-        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) *q = '_';
-    return r;
-}
-
 /* Where a node's data is, as an expression inside a run function. */
 static const char *ptr(const IrNode *n) {
     switch (n->buf) {
@@ -48,10 +41,6 @@ static bool needs_exec(const IrNode *n) { return n->op == OP_CONV || n->op == OP
 static const char *omp_for(const char *work);
 static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
 
-/* Total element count expression: per-sample count times B for batched tensors. */
-static const char *count(const IrNode *n) {
-    return n->batched ? arena_printf(mm_arena, "(size_t)B * %zu", ir_numel(n)) : arena_printf(mm_arena, "%zu", ir_numel(n));
-}
 
 /* Statements applying the fused element-wise ops to `v`. */
 /* Statements applying the fused element-wise ops to `v`, the value stored
@@ -74,30 +63,14 @@ static const char *omp_for(const char *work) {
     return arena_printf(mm_arena, "    #pragma omp parallel for schedule(static) if ((size_t)(%s) >= 32768)\n", work);
 }
 
-/* Window constants of a conv/pool: input x, output y (batched, 2-D or 3-D). */
-static void window_consts(Emit *E, const IrNode *x, const IrNode *y, const IrAttr *a) {
-    int nsp = a->nsp;
-    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
-    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
-    P("    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
-      ir_channels(y), dd, ho, wo);
-    P("           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0], a->k[1],
-      a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
-}
-
-#define WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
-
-static bool pointwise_conv(const IrAttr *a) {
-    for (int d = 0; d < 3; d++)
-        if (a->k[d] != 1 || a->s[d] != 1 || a->p[d] != 0) return false;
-    return true;
-}
-
-/* Feature maps are channel-major ([C][B][...], see mmrt_cpu.h); vectors
- * are [B][F]. BASE is where example n's channel c starts, with Q values. */
-static bool cb(const IrNode *n) { return n->batched && n->ndim >= 3; }
-static const char *base(const IrNode *n) { return cb(n) ? "((size_t)c * B + n) * Q" : "((size_t)n * C + c)"; }
-static size_t positions(const IrNode *n) { return cb(n) ? ir_positions(n) : 1; }
+#define window_consts(E, x, y, a) cg_window_consts((E)->b, x, y, a)
+#define WIN CG_WIN
+#define pointwise_conv cg_pointwise
+#define cb cg_channel_major
+#define base cg_base
+#define positions cg_positions
+#define count cg_count
+#define ident cg_ident
 
 /* Only a ReLU can ride in the GEMM's store; other epilogues get a pass. */
 static bool relu_only(const IrNode *n) { return n->nepi == 1 && n->epi[0]->op == OP_RELU; }
@@ -516,29 +489,14 @@ static bool writes_input(const IrNode *n, int i) {
     return (n->op == OP_BN_STATS && i >= 1) || (n->op == OP_ACCUM && i == 1);
 }
 
-/* Kernels are shared between graph variants when their code is the same:
- * the training, re-balancing and RUBi graphs have most layers in common. */
-typedef struct {
-    uint64_t hash;
-    char *code;          /* signature after the name, and body */
-    const char *name;
-} Kernel;
-
 /* Kernels are spread over KFILES files, compiled in parallel by mmc build. */
 #define KFILES 4
 
 typedef struct {
-    Kernel *v;
-    int n, cap;
+    CgKernels k;          /* already emitted, for sharing across variants */
     const char *prefix;   /* the model's name: kernels are external symbols */
     Buf files[KFILES];
 } KernelTable;
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 /* Emit n's kernel unless an identical one exists; returns its name. */
 static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
@@ -568,13 +526,12 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
     kernel_body(E, n);
     P("}\n");
     E->b = saved;
-    uint64_t h = fnv1a(code.s);
-    for (int i = 0; i < kt->n; i++)
-        if (kt->v[i].hash == h && strcmp(kt->v[i].code, code.s) == 0) {
-            buf_free(&code);
-            return kt->v[i].name;
-        }
-    const char *name = arena_printf(mm_arena, "%s_k%d_%s", kt->prefix, kt->n, ir_op_name[n->op]);
+    const char *found = cg_kernel_find(&kt->k, code.s);
+    if (found) {
+        buf_free(&code);
+        return found;
+    }
+    const char *name = arena_printf(mm_arena, "%s_k%d_%s", kt->prefix, kt->k.n, ir_op_name[n->op]);
     /* The definition goes to the least full kernel file; a prototype here. */
     int f = 0;
     for (int i = 1; i < KFILES; i++)
@@ -583,11 +540,7 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
     char *proto = arena_strdup(mm_arena, code.s);
     *strchr(proto, '{') = 0;
     P("void %s%s;\n", name, proto);
-    if (kt->n == kt->cap) {
-        kt->cap = kt->cap ? 2 * kt->cap : 256;
-        kt->v = arena_realloc(mm_arena, kt->v, sizeof(Kernel) * (size_t)kt->n, sizeof(Kernel) * (size_t)kt->cap);
-    }
-    kt->v[kt->n++] = (Kernel){h, arena_strdup(mm_arena, code.s), name};
+    cg_kernel_add(&kt->k, code.s, name);
     buf_free(&code);
     return name;
 }

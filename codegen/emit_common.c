@@ -90,6 +90,65 @@ const char *cg_float(double x) {
     return arena_printf(mm_arena, "%s%sf", t, strpbrk(t, ".e") ? "" : ".0");
 }
 
+const char *cg_ident(const char *s) {
+    char *r = arena_strdup(mm_arena, s);
+    for (char *q = r; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) *q = '_';
+    return r;
+}
+
+bool cg_channel_major(const IrNode *n) { return n->batched && n->ndim >= 3; }
+size_t cg_positions(const IrNode *n) { return cg_channel_major(n) ? ir_positions(n) : 1; }
+
+const char *cg_count(const IrNode *n) {
+    return n->batched ? arena_printf(mm_arena, "(size_t)B * %zu", ir_numel(n)) : arena_printf(mm_arena, "(size_t)%zu", ir_numel(n));
+}
+
+const char *cg_base(const IrNode *n) { return cg_channel_major(n) ? "((size_t)c * B + n) * Q" : "((size_t)n * C + c)"; }
+
+bool cg_pointwise(const IrAttr *a) {
+    for (int d = 0; d < 3; d++)
+        if (a->k[d] != 1 || a->s[d] != 1 || a->p[d] != 0) return false;
+    return true;
+}
+
+void cg_window_consts(Buf *b, const IrNode *x, const IrNode *y, const IrAttr *a) {
+    int nsp = a->nsp;
+    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
+    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
+    buf_printf(b, "    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
+               ir_channels(y), dd, ho, wo);
+    buf_printf(b, "           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0],
+               a->k[1], a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
+}
+
+struct CgKernel {
+    uint64_t hash;
+    char *code;
+    const char *name;
+};
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+const char *cg_kernel_find(const CgKernels *t, const char *code) {
+    uint64_t h = fnv1a(code);
+    for (int i = 0; i < t->n; i++)
+        if (t->v[i].hash == h && strcmp(t->v[i].code, code) == 0) return t->v[i].name;
+    return NULL;
+}
+
+void cg_kernel_add(CgKernels *t, const char *code, const char *name) {
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 256;
+        t->v = arena_realloc(mm_arena, t->v, sizeof(struct CgKernel) * (size_t)t->n, sizeof(struct CgKernel) * (size_t)t->cap);
+    }
+    t->v[t->n++] = (struct CgKernel){fnv1a(code), arena_strdup(mm_arena, code), name};
+}
+
 static void ints(Buf *b, const int *v, int n) {
     buf_puts(b, "{");
     for (int i = 0; i < n; i++) buf_printf(b, "%s%d", i ? ", " : "", v[i]);

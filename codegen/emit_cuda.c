@@ -28,13 +28,6 @@ enum { CHUNK = 1 << 16 };
 
 static bool supports(IrOp op) { (void)op; return true; }
 
-static const char *ident(const char *s) {
-    char *r = arena_strdup(mm_arena, s);
-    for (char *q = r; *q; q++)
-        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))) *q = '_';
-    return r;
-}
-
 static const char *dptr(const IrNode *n) {
     switch (n->buf) {
     case BUF_ACT: return arena_printf(mm_arena, "e->act + %zu * MB", n->off);
@@ -48,17 +41,16 @@ static const char *dptr(const IrNode *n) {
     }
 }
 
-static bool cb(const IrNode *n) { return n->batched && n->ndim >= 3; }
-static size_t positions(const IrNode *n) { return cb(n) ? ir_positions(n) : 1; }
-static const char *count(const IrNode *n) {
-    return n->batched ? arena_printf(mm_arena, "(size_t)B * %zu", ir_numel(n)) : arena_printf(mm_arena, "(size_t)%zu", ir_numel(n));
-}
+#define cb cg_channel_major
+#define positions cg_positions
+#define count cg_count
+#define base cg_base
+#define ident cg_ident
 /* Channel of element t of a tensor, and its example. */
 static const char *chan_of(const IrNode *n) {
     return cb(n) ? "(int)(t / ((size_t)B * Q))" : "(int)(t % C)";
 }
 static const char *ex_of(const IrNode *n) { return cb(n) ? "(int)((t / Q) % B)" : "(int)(t / C)"; }
-static const char *base(const IrNode *n) { return cb(n) ? "((size_t)c * B + n) * Q" : "((size_t)n * C + c)"; }
 
 static void epi(Emit *E, const IrNode *n, const char *ind) {
     for (int i = 0; i < n->nepi; i++) {
@@ -68,22 +60,9 @@ static void epi(Emit *E, const IrNode *n, const char *ind) {
     }
 }
 
-static void window(Emit *E, const IrNode *x, const IrNode *y, const IrAttr *a) {
-    int nsp = a->nsp;
-    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
-    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
-    P("    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
-      ir_channels(y), dd, ho, wo);
-    P("           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0], a->k[1],
-      a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
-}
-#define WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
-
-static bool pointwise(const IrAttr *a) {
-    for (int d = 0; d < 3; d++)
-        if (a->k[d] != 1 || a->s[d] != 1 || a->p[d] != 0) return false;
-    return true;
-}
+#define window(E, x, y, a) cg_window_consts((E)->b, x, y, a)
+#define WIN CG_WIN
+#define pointwise cg_pointwise
 
 /* Host signature: (rt_exec *e, int B, float *y, const float *x0, ...). */
 static void signature(Emit *E, const IrNode *n, const char *name) {
@@ -433,36 +412,18 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
     }
 }
 
-typedef struct {
-    uint64_t hash;
-    char *code;
-    const char *name;
-} Kernel;
-
-typedef struct {
-    Kernel *v;
-    int n, cap;
-} KernelTable;
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* Kernels identical across graph variants are emitted once (the code is
  * generated with a placeholder name, compared, then named). */
-static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
+static const char *emit_kernel(Emit *E, CgKernels *kt, const IrNode *n) {
     Buf code = {0}, *saved = E->b;
     E->b = &code;
     kernel(E, n, "KNAME");
     E->b = saved;
-    uint64_t h = fnv1a(code.s);
-    for (int i = 0; i < kt->n; i++)
-        if (kt->v[i].hash == h && strcmp(kt->v[i].code, code.s) == 0) {
-            buf_free(&code);
-            return kt->v[i].name;
-        }
+    const char *found = cg_kernel_find(kt, code.s);
+    if (found) {
+        buf_free(&code);
+        return found;
+    }
     const char *name = arena_printf(mm_arena, "k%d_%s", kt->n, ir_op_name[n->op]);
     P("\n/* %s\n * %s, graph %s */\n", cg_describe(n), cg_loc(n), E->g->name);
     for (const char *s = code.s; *s;) {
@@ -474,11 +435,7 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
         P("%.*s%s", (int)(k - s), s, name);
         s = k + 5;
     }
-    if (kt->n == kt->cap) {
-        kt->cap = kt->cap ? 2 * kt->cap : 256;
-        kt->v = arena_realloc(mm_arena, kt->v, sizeof(Kernel) * (size_t)kt->n, sizeof(Kernel) * (size_t)kt->cap);
-    }
-    kt->v[kt->n++] = (Kernel){h, arena_strdup(mm_arena, code.s), name};
+    cg_kernel_add(kt, code.s, name);
     buf_free(&code);
     return name;
 }
@@ -497,7 +454,7 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
                                       o->use_cublas ? "cuBLAS" : "a tiled kernel"));
     if (o->profile) buf_puts(b, "#define MMNET_PROFILE 1\n");
     buf_puts(b, "#include \"mmrt_cuda.h\"\n#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
-    KernelTable kt = {0};
+    CgKernels kt = {0};
     size_t work = 1 << 20, act = 0, fixed = 0;
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
