@@ -52,12 +52,26 @@ static const char *chan_of(const IrNode *n) {
 }
 static const char *ex_of(const IrNode *n) { return cb(n) ? "(int)((t / Q) % B)" : "(int)(t / C)"; }
 
+/* Fused element-wise ops on `v`, the value stored at index t; a fused ReLU
+ * gradient reads the ReLU's output there (kernel argument e<i>), as in
+ * emit_c.c's epilogue_at. */
 static void epi(Emit *E, const IrNode *n, const char *ind) {
     for (int i = 0; i < n->nepi; i++) {
         const IrNode *e = n->epi[i];
         if (e->op == OP_RELU) P("%sv = v > 0.0f ? v : 0.0f;\n", ind);
         else if (e->op == OP_SIGMOID) P("%sv = %s / (1.0f + expf(-v));\n", ind, cg_float(e->a.f));
+        else if (e->op == OP_RELU_DX) P("%sv = e%d[t] > 0.0f ? v : 0.0f;\n", ind, i);
+        else mm_assert(!"unsupported epilogue");
     }
+}
+/* The masks of fused ReLU gradients: parameters ", const float *e<i>", arguments ", e<i>". */
+static void epi_params(Emit *E, const IrNode *n) {
+    for (int i = 0; i < n->nepi; i++)
+        if (n->epi[i]->op == OP_RELU_DX) P(", const float *e%d", i);
+}
+static void epi_args(Emit *E, const IrNode *n) {
+    for (int i = 0; i < n->nepi; i++)
+        if (n->epi[i]->op == OP_RELU_DX) P(", e%d", i);
 }
 
 #define window(E, x, y, a) cg_window_consts((E)->b, x, y, a)
@@ -73,6 +87,7 @@ static void signature(Emit *E, const IrNode *n, const char *name) {
         else if ((n->op == OP_BN_STATS && i >= 1) || (n->op == OP_ACCUM && i == 1)) P(", float *x%d", i);
         else P(", const float *x%d", i);
     }
+    epi_params(E, n);
     P(")");
 }
 
@@ -81,6 +96,7 @@ static void elementwise(Emit *E, const IrNode *n, const char *name, const char *
     P("__global__ static void %s_dev(", name);
     if (n->op != OP_ACCUM) P("float *y");
     for (int i = 0; i < n->nsrc; i++) P(", const %s *x%d", n->src[i]->dt == DT_I32 ? "int32_t" : "float", i);
+    epi_params(E, n);
     P(", int B, const rt_dev_hyper *h) {\n%s", decls);
     P("    MMK_FOR(t, %s) {\n        float v = %s;\n", count(n), expr);
     epi(E, n, "        ");
@@ -88,6 +104,7 @@ static void elementwise(Emit *E, const IrNode *n, const char *name, const char *
     signature(E, n, name);
     P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y", name, count(n));
     for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
+    epi_args(E, n);
     P(", B, e->hyper);\n    MMK_CHECK_LAUNCH();\n}\n");
 }
 
@@ -157,6 +174,14 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         size_t q = ir_positions(out);
         size_t need = k * (q > CHUNK ? q : CHUNK);
         if (need > E->work) E->work = need;
+        if (dx && n->nepi) {
+            /* The fused ReLU gradient, over the finished dX. */
+            P("__global__ static void %s_epi(float *y", name);
+            epi_params(E, n);
+            P(", size_t cnt) {\n    MMK_FOR(t, cnt) {\n        float v = y[t];\n");
+            epi(E, n, "        ");
+            P("        y[t] = v;\n    }\n}\n");
+        }
         if (!dx && !dw) {
             /* Bias and fused epilogue after the GEMM. */
             P("__global__ static void %s_epi(float *y, const float *b, int N) {\n    MMK_FOR(t, (size_t)%d * N) {\n", name,
@@ -191,6 +216,11 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
                 P("        mmk_gemm(e, K, nb, CO, x1, K, 1, x0 + j0, N, 0, e->work, nb, 0.0f);\n");
                 P("        mmk_col2im<<<mmk_blocks((size_t)CI * nb / Q * QI), MMK_THREADS, 0, e->stream>>>(y, e->work, B, j0 / Q, nb / Q, " WIN ");\n");
                 P("        MMK_CHECK_LAUNCH();\n    }\n");
+            }
+            if (n->nepi) {
+                P("    %s_epi<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y", name, count(n));
+                epi_args(E, n);
+                P(", %s);\n    MMK_CHECK_LAUNCH();\n", count(n));
             }
         } else {
             /* dW = dY . COL^T, chunks accumulated in order. */
@@ -228,7 +258,9 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
         const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
         bool rec = n->op == OP_MAXPOOL && n->a.mode;
-        P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, int B) {\n", name);
+        P("__global__ static void %s_dev(float *y, const float *x0, const float *x1", name);
+        epi_params(E, n);
+        P(", int B) {\n");
         window(E, in, out, &n->a);
         if (!bwd) {
             P("    MMK_FOR(t, (size_t)B * CO * DO * HO * WO) {\n");
@@ -263,12 +295,14 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             } else {
                 P("            s += dys[(od * HO + oh) * WO + ow] * (1.0f / (KD * KH * KW));\n");
             }
-            P("        }\n        y[t] = s;\n    }\n}\n");
+            P("        }\n        float v = s;\n");
+            epi(E, n, "        ");
+            P("        y[t] = v;\n    }\n}\n");
         }
         signature(E, n, name);
-        const char *total = bwd ? count(n) : count(n);
-        P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y, x0, %s, B);\n    MMK_CHECK_LAUNCH();\n}\n", name, total,
-          n->nsrc > 1 ? "x1" : "NULL");
+        P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y, x0, %s", name, count(n), n->nsrc > 1 ? "x1" : "NULL");
+        epi_args(E, n);
+        P(", B);\n    MMK_CHECK_LAUNCH();\n}\n");
         return;
     }
     case OP_GAP: case OP_CHSCALE_DG: {
@@ -484,6 +518,8 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
             const char *args = "e, B";
             if (n->op != OP_ACCUM) args = arena_printf(mm_arena, "%s, %s", args, dptr(n));
             for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->src[j]));
+            for (int j = 0; j < n->nepi; j++)
+                if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->epi[j]->src[1]));
             if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
             buf_printf(b, "    %s(%s);  /* %%%d %s */\n", kn[i], args, n->id, ir_op_name[n->op]);
             const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n; /* what the kernel wrote */

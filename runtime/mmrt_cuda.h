@@ -60,6 +60,10 @@ struct rt_exec {
     rt_dev_hyper *hyper;                      /* device copy of the step's values */
     unsigned char *update_mask;               /* device, per parameter */
     double *norm_parts;                       /* device: per update block |g|^2, |w|^2 */
+    struct UpdateItem *items;                 /* device: the update's work items (rt_cuda.c) */
+    int nitems;
+    size_t *param_off;                        /* device: offset of each parameter */
+    unsigned char *has_grad;                  /* device: variant x parameter */
     /* pinned host staging */
     float *h_x[RT_MAXIN];
     int32_t *h_y;

@@ -12,14 +12,10 @@
 #define UPDATE_CHUNK 65536
 #define MAX_GRAPH_SIZES 2
 
-typedef struct {
+typedef struct UpdateItem {
     int param;
     size_t lo, hi;   /* element range within the parameter */
 } UpdateItem;
-
-/* Work items live in device memory next to the exec; kept per model. */
-static UpdateItem *d_items;
-static int n_items;
 
 static int count_items(const rt_model *m, UpdateItem *out) {
     int k = 0;
@@ -28,10 +24,6 @@ static int count_items(const rt_model *m, UpdateItem *out) {
             if (out) out[k] = (UpdateItem){p, lo, lo + UPDATE_CHUNK < m->params[p].numel ? lo + UPDATE_CHUNK : m->params[p].numel};
     return k;
 }
-
-/* Offsets of the parameters, for the update kernel. */
-static size_t *d_param_off;
-static unsigned char *d_has_grad;   /* per variant x parameter */
 
 __global__ static void update_kernel(float *w, float *g, float *mo, const UpdateItem *items, const size_t *off,
                                      const unsigned char *has_grad, const unsigned char *mask, const rt_dev_hyper *h,
@@ -109,25 +101,25 @@ static rt_exec *cuda_create(const rt_model *m, int max_batch) {
     e->h_hyper = (rt_dev_hyper *)host_alloc(sizeof(rt_dev_hyper));
     e->update_mask = (unsigned char *)dev_alloc((size_t)m->nparams);
     e->h_mask = (unsigned char *)host_alloc((size_t)m->nparams);
-    n_items = count_items(m, NULL);
-    UpdateItem *items = (UpdateItem *)rt_alloc(sizeof(UpdateItem) * (size_t)n_items);
+    e->nitems = count_items(m, NULL);
+    UpdateItem *items = (UpdateItem *)rt_alloc(sizeof(UpdateItem) * (size_t)e->nitems);
     count_items(m, items);
-    d_items = (UpdateItem *)dev_alloc(sizeof(UpdateItem) * (size_t)n_items);
-    CUDA_CHECK(cudaMemcpy(d_items, items, sizeof(UpdateItem) * (size_t)n_items, cudaMemcpyHostToDevice));
+    e->items = (UpdateItem *)dev_alloc(sizeof(UpdateItem) * (size_t)e->nitems);
+    CUDA_CHECK(cudaMemcpy(e->items, items, sizeof(UpdateItem) * (size_t)e->nitems, cudaMemcpyHostToDevice));
     free(items);
     size_t *off = (size_t *)rt_alloc(sizeof(size_t) * (size_t)m->nparams);
     for (int p = 0; p < m->nparams; p++) off[p] = m->params[p].off;
-    d_param_off = (size_t *)dev_alloc(sizeof(size_t) * (size_t)m->nparams);
-    CUDA_CHECK(cudaMemcpy(d_param_off, off, sizeof(size_t) * (size_t)m->nparams, cudaMemcpyHostToDevice));
+    e->param_off = (size_t *)dev_alloc(sizeof(size_t) * (size_t)m->nparams);
+    CUDA_CHECK(cudaMemcpy(e->param_off, off, sizeof(size_t) * (size_t)m->nparams, cudaMemcpyHostToDevice));
     free(off);
     unsigned char *hg = (unsigned char *)rt_alloc((size_t)m->nvariants * m->nparams);
     for (int v = 0; v < m->nvariants; v++)
         if (m->variants[v].has_grad) memcpy(hg + (size_t)v * m->nparams, m->variants[v].has_grad, (size_t)m->nparams);
-    d_has_grad = (unsigned char *)dev_alloc((size_t)m->nvariants * m->nparams);
-    CUDA_CHECK(cudaMemcpy(d_has_grad, hg, (size_t)m->nvariants * m->nparams, cudaMemcpyHostToDevice));
+    e->has_grad = (unsigned char *)dev_alloc((size_t)m->nvariants * m->nparams);
+    CUDA_CHECK(cudaMemcpy(e->has_grad, hg, (size_t)m->nvariants * m->nparams, cudaMemcpyHostToDevice));
     free(hg);
-    e->norm_parts = (double *)dev_alloc(sizeof(double) * 2 * (size_t)n_items);
-    e->h_norm_parts = (double *)host_alloc(sizeof(double) * 2 * (size_t)n_items);
+    e->norm_parts = (double *)dev_alloc(sizeof(double) * 2 * (size_t)e->nitems);
+    e->h_norm_parts = (double *)host_alloc(sizeof(double) * 2 * (size_t)e->nitems);
     e->norms = (double(*)[2])rt_alloc(sizeof(double[2]) * (size_t)m->nparams);
     e->h_out = (float *)host_alloc(sizeof(float) * (1 + (size_t)(m->nbranches + 1) * m->classes * max_batch));
     e->graphs = (cudaGraphExec_t *)rt_alloc(sizeof(cudaGraphExec_t) * (size_t)m->nvariants * MAX_GRAPH_SIZES);
@@ -166,15 +158,19 @@ static void cuda_destroy(rt_exec *e) {
     cudaFree(e->norm_parts);
     cudaFreeHost(e->h_norm_parts);
     cudaFreeHost(e->h_out);
-    cudaFree(d_items);
-    cudaFree(d_param_off);
-    cudaFree(d_has_grad);
+    cudaFree(e->items);
+    cudaFree(e->param_off);
+    cudaFree(e->has_grad);
     cublasDestroy(e->blas);
     cudaFree(e->blas_ws);
     cudaStreamDestroy(e->stream);
     free(e->norms);
     free(e->graphs);
     free(e->graph_batch);
+    int maxk = 0;
+    for (int v = 0; v < m->nvariants; v++)
+        if (e->impl->nkernels[v] > maxk) maxk = e->impl->nkernels[v];
+    for (int i = 0; i <= maxk; i++) cudaEventDestroy(e->prof_ev[i]);
     free(e->prof_ev);
     cudaFreeHost(e->trace_buf);
     free(e);
@@ -211,11 +207,11 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
     if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
     e->impl->run[v](e, B);
     if (train) {
-        update_kernel<<<n_items, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, d_items, d_param_off,
-                                                              d_has_grad + (size_t)v * m->nparams, e->update_mask, e->hyper,
+        update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->items, e->param_off,
+                                                              e->has_grad + (size_t)v * m->nparams, e->update_mask, e->hyper,
                                                               e->norm_parts, use_mask);
         MMK_CHECK_LAUNCH();
-        CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)n_items, cudaMemcpyDeviceToHost,
+        CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)e->nitems, cudaMemcpyDeviceToHost,
                                    e->stream));
     }
     /* Outputs: the loss, each branch's logits, the prediction. */
