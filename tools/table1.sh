@@ -7,8 +7,9 @@
 #   tools/table1.sh OUTDIR [EPOCHS] [SEEDS] [JOBS]      (defaults: 10 3 2)
 #
 # Every run is `PROG train --seed S --threads 1 --out OUTDIR/METHOD_sS [--policy P]`
-# on the examples' train sections (lr 0.01 for the multi-modal net, 0.1 for
-# the uni-modal ones); a finished run (with its summary.json) is not redone.
+# on the examples' train sections (SGD with momentum 0.9: lr 0.01 at batch 128
+# for the multi-modal net; batch 64 and lr 0.05 (gray) or 0.01 (colour) for the
+# uni-modal ones); a finished run (with its summary.json) is not redone.
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: tools/table1.sh OUTDIR [EPOCHS] [SEEDS] [JOBS]}
