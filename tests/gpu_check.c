@@ -50,8 +50,10 @@ static void trace_reset(Trace *t) {
     t->count = 0;
 }
 
-/* Relative L2 error; a tensor whose RMS is below 1e-5 (a gradient that
- * vanished, a mask of zeros) is compared at that scale instead. */
+/* Relative L2 error; a tensor whose RMS is below 1e-4 is compared at that
+ * scale instead: a gradient that is zero in exact arithmetic (the bias of a
+ * convolution followed by BatchNorm) is rounding noise of about 1e-8 on
+ * both sides, and the relative error between two noises means nothing. */
 static double rel_err(const float *a, const float *ref, size_t n) {
     double d = 0, r = 0;
     for (size_t i = 0; i < n; i++) {
@@ -60,7 +62,7 @@ static double rel_err(const float *a, const float *ref, size_t n) {
         r += (double)ref[i] * ref[i];
     }
     if (!isfinite(d)) return INFINITY;
-    return sqrt(d) / fmax(sqrt(r), 1e-5 * sqrt((double)n));
+    return sqrt(d) / fmax(sqrt(r), 1e-4 * sqrt((double)n));
 }
 
 static int failures;
@@ -187,6 +189,37 @@ int main(void) {
     double nc = 0, ng = 0;
     for (int p = 0; p < mc->nparams; p++) nc += rc.norms[p][0], ng += rg.norms[p][0];
     expect("one step: sum of |grad|^2 (learning-speed norms)", fabs(ng - nc) / fmax(nc, 1e-30), 1e-3);
+    float *sc = calloc(ns, sizeof(float)), *sg = calloc(ns, sizeof(float));
+    mc->backend->read(ec, RT_ARENA_STATES, sc);
+    mg->backend->read(eg, RT_ARENA_STATES, sg);
+    expect("one step: states (BatchNorm statistics, gate means)", rel_err(sg, sc, ns), 1e-4);
+
+    /* 2b. A re-balancing step that updates only some parameters (--rebalance-update own). */
+    int vr = rt_find_variant(mc, RT_VAR_REBALANCE, 0);
+    if (vr >= 0) {
+        unsigned char *mask = calloc((size_t)mc->nparams, 1);
+        for (int p = 0; p < mc->nparams; p++) mask[p] = p % 2;
+        rt_hyper hm = h;
+        hm.update = mask;
+        RESET();
+        mc->backend->train(ec, vr, &b, &hm, &rc);
+        mg->backend->train(eg, vr, &b, &hm, &rg);
+        mc->backend->read(ec, RT_ARENA_PARAMS, wc);
+        mg->backend->read(eg, RT_ARENA_PARAMS, wg);
+        expect("re-balancing step, half the parameters updated: weights", rel_err(wg, wc, np), 1e-5);
+        int kept = 1, moved = 0;
+        for (int p = 0; p < mc->nparams; p++)
+            for (size_t j = 0; j < mc->params[p].numel; j++) {
+                const size_t i = mc->params[p].off + j;
+                if (mask[p]) moved |= wg[i] != w0[i];
+                else kept &= wg[i] == w0[i];
+            }
+        expect("re-balancing step: masked parameters unchanged on the GPU", kept ? 0 : 1, 0.5);
+        expect("re-balancing step: the others updated on the GPU", moved ? 0 : 1, 0.5);
+        free(mask);
+    }
+    free(sc);
+    free(sg);
 
     /* 3. Ten steps. */
     RESET();
