@@ -144,10 +144,10 @@ static const char *detect_arch(void) {
 }
 
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile) {
+                   const char *keep, const char *cc, bool profile, bool use_cublas) {
     const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
     bool cuda = be == &cg_cuda_backend;
-    CgOptions o = {profile, p->src->path, !getenv("MMNET_NO_CUBLAS")};
+    CgOptions o = {profile, p->src->path, use_cublas};
     CgOutput gen = {0};
     be->emit(p, &o, &gen);
     int rc = 0;

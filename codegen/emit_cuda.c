@@ -2,7 +2,7 @@
  * function that launches its device code (element-wise and pooling ops as
  * one generated __global__ kernel; convolutions and linear layers as
  * im2col/col2im kernels around a GEMM by cuBLAS, or by a tiled kernel with
- * MMNET_NO_CUBLAS=1); one run function per graph variant. The runtime
+ * mmc --gemm tiled); one run function per graph variant. The runtime
  * (rt_cuda.cu) captures each run, with its transfers and the fused
  * norm+SGD update, in a CUDA graph.
  *

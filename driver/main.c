@@ -28,6 +28,7 @@ static const char usage[] =
     "      --target c|cuda   the back end (default c)\n"
     "      --arch sm_XX      CUDA architecture (default: the GPU present, else sm_90)\n"
     "      --profile         the program prints time and GFLOP/s per kernel for one step\n"
+    "      --gemm cublas|tiled  CUDA GEMMs by cuBLAS (default) or by a generated tiled kernel\n"
     "      --keep DIR        keep the generated sources in DIR\n"
     "      --cc COMPILER     C compiler (default: clang, else gcc; or $MMNET_CC)\n"
     "  sweep FILE [options]  the greediness study (see mmc sweep --help)\n"
@@ -39,7 +40,7 @@ static const char usage[] =
 typedef struct {
     const char *cmd, *file, *out, *target, *arch, *keep, *cc, *variant;
     int after;
-    bool after_given, profile, no_fuse;
+    bool after_given, profile, no_fuse, tiled_gemm;
 } Args;
 
 static _Noreturn void bad_usage(const char *fmt, const char *arg) {
@@ -91,6 +92,10 @@ static Args parse_args(int argc, char **argv) {
             a.cc = need_value(argc, argv, &i);
         } else if (strcmp(s, "--profile") == 0) {
             a.profile = true;
+        } else if (strcmp(s, "--gemm") == 0) {
+            const char *v = need_value(argc, argv, &i);
+            if (strcmp(v, "cublas") != 0 && strcmp(v, "tiled") != 0) bad_usage("unknown GEMM '%s' (--gemm cublas or tiled)", v);
+            a.tiled_gemm = strcmp(v, "tiled") == 0;
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
         } else if (s[0] == '-' && s[1]) {
@@ -111,7 +116,7 @@ static Args parse_args(int argc, char **argv) {
 }
 
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile);
+                   const char *keep, const char *cc, bool profile, bool use_cublas);
 int mmc_sweep(int argc, char **argv);
 
 int main(int argc, char **argv) {
@@ -181,7 +186,7 @@ int main(int argc, char **argv) {
         break;
     }
     default:
-        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile);
+        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile, !a.tiled_gemm);
     }
     arena_free(&arena);
     return rc;

@@ -197,7 +197,7 @@ __global__ static void mmk_col2im(float *dx, const float *panel, int B, int n0, 
 }
 
 /* A 64x64 tiled SGEMM for when cuBLAS is switched off (mmc build
- * --target cuda with MMNET_NO_CUBLAS=1): row-major
+ * --target cuda --gemm tiled): row-major
  * C[M][N] = beta*C + op(A)[M][K] . op(B)[K][N]. */
 __global__ static void mmk_sgemm_tiled(int M, int N, int K, const float *A, int lda, int ta, const float *Bm, int ldb, int tb,
                                        float *C, int ldc, float beta) {

@@ -19,6 +19,7 @@ expect 2 "unknown option '--bogus'" "$MMC" check "$ROOT/examples/cgmnist.mmnet" 
 expect 2 "'check' needs a .mmnet file" "$MMC" check
 expect 2 "needs -o" "$MMC" build "$ROOT/examples/cgmnist.mmnet"
 expect 2 "unknown target 'tpu'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target tpu -o /tmp/x
+expect 2 "unknown GEMM 'cudnn'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --gemm cudnn -o /tmp/x
 expect 2 "unknown pass 'parse'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after parse
 expect 2 "no variant 'nope'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant nope
 expect 1 "cannot read 'no/such.mmnet': No such file" "$MMC" check no/such.mmnet
@@ -29,4 +30,9 @@ expect 0 "conv_dw" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after autodif
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sed 's/policy vanilla/policy guided(alpha=0.1, window=5, warmup=1, update=own)/' "$ROOT/examples/cgmnist.mmnet" > "$tmp/own.mmnet"
 expect 0 "guided(alpha=0.1, window=5, warmup=1, update=own)" "$MMC" info "$tmp/own.mmnet"
+# The CUDA GEMM choice is stated in the generated source.
+"$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda -o "$tmp/cublas" && grep -q "GEMMs by cuBLAS" "$tmp/cublas/model.cu" \
+    || { echo "FAIL: mmc emit --target cuda does not say 'GEMMs by cuBLAS'"; fail=1; }
+"$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --gemm tiled -o "$tmp/tiled" && grep -q "GEMMs by a tiled kernel" "$tmp/tiled/model.cu" \
+    || { echo "FAIL: mmc emit --gemm tiled does not say 'GEMMs by a tiled kernel'"; fail=1; }
 exit $fail

@@ -5,7 +5,8 @@
 # and ten steps of cgmnist from the same weights; then time training and
 # evaluation of cgmnist (batch 128) and of the two-branch ResNet-18 (batch 8
 # and 64, 224x224) against PyTorch eager and torch.compile, and print one
-# table of ratios (the figures for bench/RESULTS.md).
+# table of ratios (the figures for bench/RESULTS.md). cgmnist is timed twice:
+# GEMMs by cuBLAS (the default) and by the generated tiled kernel.
 #
 #   tools/gpu-check.sh [BUILD_DIR]      (default build-gpu; needs nvcc; PyTorch for the comparison)
 set -eu
@@ -30,6 +31,7 @@ echo "== throughput (samples/s, medians of 5 runs of 10 steps after a warm-up)"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$B/mmc" build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" -o "$W/cg"
+"$B/mmc" build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --gemm tiled -o "$W/cg-tiled"
 "$B/mmc" build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" -o "$W/rn"
 row() { # MODEL BATCH OURS-JSON TORCH-EAGER-JSON TORCH-COMPILE-JSON
     python3 - "$@" <<'PY'
@@ -46,6 +48,8 @@ printf '%-22s %5s %-5s %12s %12s %12s\n' model batch step mmnet "torch eager" "t
 row cgmnist 128 "$("$W/cg" bench --batch 128)" \
     "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 2>/dev/null | tail -1)" \
     "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 --compile 2>/dev/null | tail -1)"
+row "cgmnist --gemm tiled" 128 "$("$W/cg-tiled" bench --batch 128)" \
+    "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 2>/dev/null | tail -1)" ""
 for bs in 8 64; do
     row modelnet40_resnet18 "$bs" "$("$W/rn" bench --batch "$bs" --steps 5 --reps 3)" \
         "$(python3 bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3 2>/dev/null | tail -1)" \
