@@ -42,7 +42,6 @@ static const char *omp_for(const char *work);
 static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
 
 
-/* Statements applying the fused element-wise ops to `v`. */
 /* Statements applying the fused element-wise ops to `v`, the value stored
  * at index `idx`; a fused ReLU gradient reads the ReLU's output there
  * (kernel argument e<k>). */
@@ -84,6 +83,71 @@ static void for_planes(Emit *E, const IrNode *t) {
     P("    for (int i = 0; i < C * B; i++) {\n        const int c = i / B, n = i %% B;\n        const size_t o = %s;\n", base(t));
 }
 
+/* 2-D convolutions run without unrolling their input (im2col): each
+ * example's feature map is copied into zero-padded planes, and row
+ * (c, kh, kw) of the unrolled matrix is one of those planes shifted, read in
+ * place by the GEMM (mmk_gemm_off). With stride S the padded map is split
+ * into S x S phase planes (phase (a, b) holds rows a, a+S, ... and columns
+ * b, b+S, ...), so that each kernel tap again reads a plane shifted by
+ * (kh/S, kw/S). Outputs are computed on the plane's width WQ (WQ - YW
+ * wasted columns per row) and the valid ones stored. The input gradient of
+ * a stride-1 convolution is one too: dY padded by k-1-p, the weights flipped
+ * and transposed. */
+static bool implicit_conv(const IrAttr *a, int in_channels, int min_k, bool strided) {
+    /* A forward GEMM as short as K = 25 (a 5x5 over one channel) loses more
+     * to the wasted columns than it saves by not unrolling (min_k 32). */
+    return a->nsp == 2 && !cg_pointwise(a) && (strided || (a->s[1] == 1 && a->s[2] == 1)) && a->p[1] < a->k[1] &&
+           a->p[2] < a->k[2] && in_channels * a->k[1] * a->k[2] >= min_k;
+}
+
+/* Constants of the padded planes: in (the map read: XC planes of XH x XW,
+ * padded by PAH, PAW, stride SH x SW), out (YC x YH x YW), kernel FH x FW;
+ * and the offsets of the shifted rows. Returns the floats of the planes. */
+static size_t implicit_consts(Emit *E, const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw) {
+    int xc = ir_channels(in), xh = in->shape[2], xw = in->shape[3], yc = ir_channels(out), yh = out->shape[2], yw = out->shape[3];
+    P("    enum { XC = %d, XH = %d, XW = %d, YC = %d, YH = %d, YW = %d, FH = %d, FW = %d, PAH = %d, PAW = %d, SH = %d, SW = %d,\n", xc, xh,
+      xw, yc, yh, yw, a->k[1], a->k[2], pah, paw, sh, sw);
+    P("           HQ = (XH + 2 * PAH + SH - 1) / SH, WQ = (XW + 2 * PAW + SW - 1) / SW, PPL = HQ * WQ, PL = SH * SW * PPL + FW + 64,\n");
+    P("           NC = YH * WQ, KK = XC * FH * FW };\n");
+    P("    int off[KK];  /* row (c, kh, kw) of the unrolled input: a plane of channel c, shifted */\n");
+    P("    for (int c = 0; c < XC; c++)\n        for (int kh = 0; kh < FH; kh++)\n            for (int kw = 0; kw < FW; kw++)\n");
+    P("                off[(c * FH + kh) * FW + kw] = c * PL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
+    size_t hq = (xh + 2 * pah + sh - 1) / sh, wq = (xw + 2 * paw + sw - 1) / sw;
+    return (size_t)xc * ((size_t)sh * sw * hq * wq + a->k[2] + 64);
+}
+
+/* Copy example n of the XC planes of `src` into the padded planes at xp. */
+static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *indent) {
+    P("%sfor (int c = 0; c < XC; c++)\n%s    for (int h = 0; h < XH; h++) {\n", indent, indent);
+    P("%s        const mm_real *xr = %s + (((size_t)c * B + n) * XH + h) * XW;\n", indent, src);
+    if (sh == 1 && sw == 1)
+        P("%s        memcpy(xp + (size_t)c * PL + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * XW);\n", indent);
+    else {
+        P("%s        mm_real *pr = xp + (size_t)c * PL + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent);
+        P("%s        for (int w = 0; w < XW; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
+    }
+    P("%s    }\n", indent);
+}
+
+/* Y = conv(in), read from the padded planes. */
+static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
+                               const char *bias, bool relu) {
+    size_t planes = implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
+    size_t need = planes + (size_t)ir_channels(n) * (n->shape[2] * ((in->shape[3] + 2 * paw + sw - 1) / sw));
+    if (need > E->scratch) E->scratch = need;
+    P("    #pragma omp parallel\n    {\n");
+    P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)XC * PL;\n");
+    P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
+    P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
+    implicit_pad(E, "x0", sh, sw, "            ");
+    P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
+    P("            for (int c = 0; c < YC; c++)\n                for (int h = 0; h < YH; h++)\n                    for (int w = 0; w < YW; w++) {\n");
+    P("                        const size_t i = (((size_t)c * B + n) * YH + h) * YW + w;\n");
+    P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");
+    if (!relu) epilogue_at(E, n, "                        ", "i");
+    P("                        y[i] = v;\n                    }\n        }\n    }\n");
+}
+
 static void kernel_body(Emit *E, const IrNode *n) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
     const char *total = count(n);
@@ -95,8 +159,12 @@ static void kernel_body(Emit *E, const IrNode *n) {
         /* Y[CO][B*Q] = W[CO][K] . COL[K][B*Q] + bias, one panel of columns
          * per task: unroll the panel (im2col, packed for the GEMM), then the
          * GEMM; ReLU in the store. */
-        window_consts(E, x, n, &n->a);
         bool pw = pointwise_conv(&n->a), relu = relu_only(n);
+        if (implicit_conv(&n->a, ir_channels(x), 32, true)) {
+            implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
+            break;
+        }
+        window_consts(E, x, n, &n->a);
         size_t k = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2];
         if (k * PANEL > E->scratch) E->scratch = k * PANEL;
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NB = %d };\n", PANEL);
@@ -120,6 +188,16 @@ static void kernel_body(Emit *E, const IrNode *n) {
         /* dX = col2im(W^T . dY), a panel of whole examples per task (so no
          * two tasks add into the same input). n has x's shape; dy = src 0. */
         const IrNode *dy = n->src[0];
+        if (implicit_conv(&n->a, ir_channels(dy), 1, false)) {
+            size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * n->a.k[1] * n->a.k[2];
+            if (kk > E->wt) E->wt = kk;
+            P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
+            P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), n->a.k[1] * n->a.k[2]);
+            P("        for (int co = 0; co < CO_; co++)\n            for (int ci = 0; ci < CI_; ci++)\n");
+            P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
+            implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
+            break;
+        }
         window_consts(E, n, dy, &n->a);
         bool pw = pointwise_conv(&n->a);
         size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy), co = (size_t)ir_channels(dy);
@@ -167,11 +245,42 @@ static void kernel_body(Emit *E, const IrNode *n) {
          * fixed chunks summed in order (independent of the thread count);
          * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
         const IrNode *dy = n->src[0], *xin = n->src[1];
+        if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
+        if (implicit_conv(&n->a, ir_channels(xin), 1, true)) {
+            /* Per example: pad x, lay dY out as the packed B operand on the
+             * padded width (zero in the wasted columns), and accumulate
+             * dW^T[K][CO] += X_shifted[K][NC] . dY^T[NC][CO] with the rows of
+             * X read in place. */
+            int sh = n->a.s[1], sw = n->a.s[2];
+            size_t planes = implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
+            size_t need = planes + (size_t)(ir_channels(dy) + 31) / 32 * 32 * (dy->shape[2] * ((xin->shape[3] + 2 * n->a.p[2] + sw - 1) / sw));
+            if (need > E->scratch) E->scratch = need;
+            P("    enum { NW = YC * KK, CB = (YC + 31) / 32 };\n");
+            P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
+            P("    #pragma omp parallel\n    {\n");
+            P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = xp + (size_t)XC * PL;\n");
+            P("        const mm_real *rows[KK];\n        for (int k = 0; k < KK; k++) rows[k] = xp + off[k];\n");
+            P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
+            P("        memset(dyt, 0, sizeof(mm_real) * CB * NC * 32);  /* so do the wasted columns */\n");
+            P("        #pragma omp for schedule(static)\n        for (int c = 0; c < nch; c++) {\n");
+            P("            mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
+            P("            const int na = (int)((long)B * c / nch), nb = (int)((long)B * (c + 1) / nch);\n");
+            P("            for (int n = na; n < nb; n++) {\n");
+            implicit_pad(E, "x1", sh, sw, "                ");
+            P("                for (int co = 0; co < YC; co++)\n                    for (int h = 0; h < YH; h++)\n");
+            P("                        for (int w = 0; w < YW; w++)\n");
+            P("                            dyt[((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32] = x0[(((size_t)co * B + n) * YH + h) * YW + w];\n");
+            P("                mmk_gemm_rows(KK, YC, NC, rows, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
+            P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
+            P("    for (int co = 0; co < YC; co++)\n        for (int k = 0; k < KK; k++) {\n            mm_real s = 0;\n");
+            P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * YC + co];\n");
+            P("            y[(size_t)co * KK + k] = s;\n        }\n");
+            break;
+        }
         window_consts(E, xin, dy, &n->a);
         size_t k = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2], co = (size_t)ir_channels(dy);
         size_t need = k * PANEL + (co + 31) / 32 * 32 * PANEL;
         if (need > E->scratch) E->scratch = need;
-        if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K, NB = %d };\n", PANEL);
         P("    const int N = B * Q, nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
         P("    #pragma omp parallel for schedule(static)\n");
@@ -207,7 +316,34 @@ static void kernel_body(Emit *E, const IrNode *n) {
         }
         if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
             P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-        if (bwd && mx) {
+        int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
+        bool planar = n->a.nsp == 2 && (size_t)hi * wo * 8 <= 65536;
+        if (mx && !bwd && planar) {
+            /* 2-D max pooling in two passes over the plane: the first maximum
+             * of each row's horizontal windows (rows padded with -inf), then
+             * the first of those down each window's rows. Scanning rows in
+             * order keeps the row-major first maximum of the whole window;
+             * both passes are branch-free and vectorise. */
+            P("        enum { PWR = (WO - 1) * SW + KW - PW - WI > 0 ? (WO - 1) * SW + KW - PW - WI : 0, WP = PW + WI + PWR };\n");
+            P("        mm_real hm[HI][WO];\n        int32_t ha[HI][WO];\n");
+            P("        for (int ih = 0; ih < HI; ih++) {\n            mm_real pr[WP], m[WO];\n            int32_t a[WO];\n");
+            P("            for (int w = 0; w < WP; w++) pr[w] = w >= PW && w < PW + WI ? xs[ih * WI + w - PW] : -INFINITY;\n");
+            P("            for (int ow = 0; ow < WO; ow++) { m[ow] = -INFINITY; a[ow] = -1; }\n");
+            P("            for (int kw = 0; kw < KW; kw++)\n                for (int ow = 0; ow < WO; ow++) {\n");
+            P("                    const mm_real v = pr[ow * SW + kw];\n                    const int gt = v > m[ow];\n");
+            P("                    m[ow] = gt ? v : m[ow];\n                    a[ow] = gt ? ih * WI + ow * SW + kw - PW : a[ow];\n                }\n");
+            P("            for (int ow = 0; ow < WO; ow++) { hm[ih][ow] = m[ow]; ha[ih][ow] = a[ow]; }\n        }\n");
+            P("        for (int oh = 0; oh < HO; oh++) {\n            mm_real m[WO];\n            int32_t a[WO];\n");
+            P("            for (int ow = 0; ow < WO; ow++) { m[ow] = -INFINITY; a[ow] = -1; }\n");
+            P("            for (int kh = 0; kh < KH; kh++) {\n                const int ih = oh * SH - PH + kh;\n");
+            P("                if (ih < 0 || ih >= HI) continue;\n                for (int ow = 0; ow < WO; ow++) {\n");
+            P("                    const mm_real v = hm[ih][ow];\n                    const int gt = v > m[ow];\n");
+            P("                    m[ow] = gt ? v : m[ow];\n                    a[ow] = gt ? ha[ih][ow] : a[ow];\n                }\n            }\n");
+            /* A window of NaN has no maximum: its output is NaN (the loss check stops training). */
+            P("            for (int ow = 0; ow < WO; ow++) {\n                ys[oh * WO + ow] = a[ow] >= 0 ? m[ow] : (mm_real)NAN;\n");
+            if (rec) P("                ix[oh * WO + ow] = a[ow];\n");
+            P("            }\n        }\n");
+        } else if (bwd && mx) {
             P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
             P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
         } else {

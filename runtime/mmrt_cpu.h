@@ -272,9 +272,9 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
  * over the whole K loop: AVX-512 (8 x 32) and AVX2 (4 x 16, twice); plain
  * loops otherwise (and for double precision). */
 #if defined(__AVX512F__) && !defined(MMNET_F64)
-#define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bp, float *restrict C, \
-                                    int ldc, int nr, const float *bias, int acc, int relu) {                             \
+#define MMK_TILE(MR, SUF, AD, AE, BD, BR)                                                                                \
+    static inline void mmk_tile##SUF##MR(int K, AD, BD, float *restrict C, int ldc, int nr, const float *bias, int acc,  \
+                                         int relu) {                                                                     \
         const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                                \
         const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;           \
         __m512 c0[MR], c1[MR];                                                                                           \
@@ -287,9 +287,10 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
             }                                                                                                            \
         }                                                                                                                \
         for (int k = 0; k < K; k++) {                                                                                    \
-            const __m512 b0 = _mm512_loadu_ps(Bp + (size_t)k * 32), b1 = _mm512_loadu_ps(Bp + (size_t)k * 32 + 16);     \
+            const float *restrict brow = BR(k);                                                                          \
+            const __m512 b0 = _mm512_loadu_ps(brow), b1 = _mm512_loadu_ps(brow + 16);                                   \
             for (int r = 0; r < MR; r++) {                                                                               \
-                const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);                                                 \
+                const __m512 a = _mm512_set1_ps(AE(r, k));                                                               \
                 c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);                                                                   \
                 c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);                                                                   \
             }                                                                                                            \
@@ -310,9 +311,9 @@ static inline __m256i mmk_mask8(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 /* Two passes of 16 columns over each 32-column block (12 accumulators). */
-#define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const float *restrict A, int lda, const float *restrict Bp, float *restrict C, \
-                                    int ldc, int nr, const float *bias, int acc, int relu) {                             \
+#define MMK_TILE(MR, SUF, AD, AE, BD, BR)                                                                                \
+    static inline void mmk_tile##SUF##MR(int K, AD, BD, float *restrict C, int ldc, int nr, const float *bias, int acc,  \
+                                         int relu) {                                                                     \
         for (int h = 0; h < 2 && h * 16 < nr; h++) {                                                                     \
             const int w = nr - h * 16;                                                                                   \
             const __m256i m0 = mmk_mask8(w), m1 = mmk_mask8(w - 8);                                                      \
@@ -327,10 +328,10 @@ static inline __m256i mmk_mask8(int n) {
                 }                                                                                                        \
             }                                                                                                            \
             for (int k = 0; k < K; k++) {                                                                                \
-                const __m256 b0 = _mm256_loadu_ps(Bp + (size_t)k * 32 + h * 16);                                         \
-                const __m256 b1 = _mm256_loadu_ps(Bp + (size_t)k * 32 + h * 16 + 8);                                     \
+                const float *restrict brow = BR(k) + h * 16;                                                             \
+                const __m256 b0 = _mm256_loadu_ps(brow), b1 = _mm256_loadu_ps(brow + 8);                                 \
                 for (int r = 0; r < MR; r++) {                                                                           \
-                    const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);                                       \
+                    const __m256 a = _mm256_set1_ps(AE(r, k));                                                           \
                     c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                                                               \
                     c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                                                               \
                 }                                                                                                        \
@@ -347,16 +348,16 @@ static inline __m256i mmk_mask8(int n) {
     }
 #define MMK_MR_BIG 6
 #else
-#define MMK_TILE(MR)                                                                                                     \
-    static inline void mmk_tile##MR(int K, const mm_real *restrict A, int lda, const mm_real *restrict Bp,               \
-                                    mm_real *restrict C, int ldc, int nr, const mm_real *bias, int acc, int relu) {      \
+#define MMK_TILE(MR, SUF, AD, AE, BD, BR)                                                                                \
+    static inline void mmk_tile##SUF##MR(int K, AD, BD, mm_real *restrict C, int ldc, int nr, const mm_real *bias,       \
+                                         int acc, int relu) {                                                            \
         mm_real c[MR][32];                                                                                               \
         for (int r = 0; r < MR; r++)                                                                                     \
             for (int j = 0; j < 32; j++) c[r][j] = acc ? (j < nr ? C[(size_t)r * ldc + j] : 0) : bias ? bias[r] : 0;     \
         for (int k = 0; k < K; k++)                                                                                      \
             for (int r = 0; r < MR; r++) {                                                                               \
-                const mm_real a = A[(size_t)r * lda + k];                                                                \
-                const mm_real *b = Bp + (size_t)k * 32;                                                                  \
+                const mm_real a = AE(r, k);                                                                              \
+                const mm_real *b = BR(k);                                                                                \
                 for (int j = 0; j < 32; j++) c[r][j] += a * b[j];                                                        \
             }                                                                                                            \
         for (int r = 0; r < MR; r++)                                                                                     \
@@ -364,9 +365,25 @@ static inline __m256i mmk_mask8(int n) {
     }
 #define MMK_MR_BIG 4
 #endif
-#define MMK_TILE_BIG_(n) MMK_TILE(n)
-MMK_TILE_BIG_(MMK_MR_BIG)
-MMK_TILE(1)
+/* Three ways to address the operands: A row-major (lda) or by row
+ * pointers; B packed (mmk_pack) or as rows of an unpacked matrix at given
+ * offsets (B[k][j] = Bx[off[k] + j]: the shifted views of a padded
+ * feature map, a convolution's unrolled input without unrolling it). */
+#define MMK_AD_M const mm_real *restrict A, int lda
+#define MMK_AE_M(r, k) A[(size_t)(r) * lda + (k)]
+#define MMK_AD_R const mm_real *const *restrict Ar
+#define MMK_AE_R(r, k) Ar[r][k]
+#define MMK_BD_P const mm_real *restrict Bp
+#define MMK_BR_P(k) (Bp + (size_t)(k) * 32)
+#define MMK_BD_O const mm_real *restrict Bx, const int *restrict off
+#define MMK_BR_O(k) (Bx + off[k])
+#define MMK_TILES(MR)                                         \
+    MMK_TILE(MR, , MMK_AD_M, MMK_AE_M, MMK_BD_P, MMK_BR_P)    \
+    MMK_TILE(MR, o, MMK_AD_M, MMK_AE_M, MMK_BD_O, MMK_BR_O)   \
+    MMK_TILE(MR, r, MMK_AD_R, MMK_AE_R, MMK_BD_P, MMK_BR_P)
+#define MMK_TILES_(n) MMK_TILES(n)
+MMK_TILES_(MMK_MR_BIG)
+MMK_TILES(1)
 #define MMK_CAT_(a, b) a##b
 #define MMK_CAT(a, b) MMK_CAT_(a, b)
 
@@ -382,6 +399,32 @@ __attribute__((noinline, unused)) static void mmk_gemm(int M, int N, int K, cons
             MMK_CAT(mmk_tile, MMK_MR_BIG)(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
         for (; i < M; i++)
             mmk_tile1(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+    }
+}
+
+/* C = A . B with B[k][j] = Bx[off[k] + j] (reads up to 31 columns past N). */
+__attribute__((noinline, unused)) static void mmk_gemm_off(int M, int N, int K, const mm_real *A, int lda, const mm_real *Bx,
+                                                           const int *off, mm_real *C, int ldc, const mm_real *bias, int relu) {
+    for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
+        const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
+        int i = 0;
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
+            MMK_CAT(mmk_tileo, MMK_MR_BIG)(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu);
+        for (; i < M; i++)
+            mmk_tileo1(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu);
+    }
+}
+
+/* C (+)= A . B with row r of A at Ar[r] and B packed. */
+__attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K, const mm_real *const *Ar, const mm_real *Bp,
+                                                            mm_real *C, int ldc, int acc) {
+    for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
+        const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
+        const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
+        int i = 0;
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
+            MMK_CAT(mmk_tiler, MMK_MR_BIG)(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0);
+        for (; i < M; i++) mmk_tiler1(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0);
     }
 }
 
