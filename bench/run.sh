@@ -6,7 +6,8 @@
 # samples/s and peak memory of the generated program and of the same model
 # in PyTorch (whatever version pip installed; skipped with a message when
 # absent), with all cores and with one thread, batch 128, SGD with momentum.
-# Medians of 5 runs of 10 steps after a warm-up. Prints one table with the
+# Each side: medians of 5 runs of 10 steps after a warm-up, the sides
+# taking turns for ROUNDS rounds (default 3). Prints one table with the
 # ratios ours/PyTorch; bench/README.md explains the columns.
 #
 #   bench/run.sh [BUILD_DIR]          (default: build)
@@ -37,16 +38,31 @@ printf 'mmc build examples/cgmnist.mmnet: %.1f s\n' "$compile"
 [ $have_torch = 1 ] && echo "PyTorch $(python3 -c 'import torch; print(torch.__version__)')" || echo "PyTorch: not installed (pip install torch): its columns are skipped"
 echo
 printf '%-8s %-9s %14s %14s %12s %14s %14s\n' threads side train/s eval/s "peak MB" "train ratio" "eval ratio"
+# The two sides take turns (ROUNDS rounds, default 3) and each reports the
+# median over its rounds: this machine's speed drifts over minutes (a shared
+# VM), and alternating spreads that drift over both sides alike.
+rounds=${ROUNDS:-3}
+median() { python3 -c "import sys, statistics as s; print(s.median(float(v) for v in sys.argv[1:]))" "$@"; }
+field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d['$1'])"; }
 for t in $cores 1; do
-    ours=$("$W/cgmnist" bench --threads "$t" --batch 128)
-    ot=$(echo "$ours" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['train_samples_per_s'], d['eval_samples_per_s'], d['peak_rss_mb'])")
-    set -- $ot
-    printf '%-8s %-9s %14s %14s %12s\n' "$t" mmnet "$1" "$2" "$3"
+    otr=; oev=; omem=; ttr=; tev=; tmem=
+    r=0
+    while [ $r -lt "$rounds" ]; do
+        ours=$("$W/cgmnist" bench --threads "$t" --batch 128)
+        otr="$otr $(echo "$ours" | field train_samples_per_s)"; oev="$oev $(echo "$ours" | field eval_samples_per_s)"
+        omem="$omem $(echo "$ours" | field peak_rss_mb)"
+        if [ $have_torch = 1 ]; then
+            th=$(python3 bench/torch_cgmnist.py --threads "$t" --batch 128 2>/dev/null)
+            ttr="$ttr $(echo "$th" | field train_samples_per_s)"; tev="$tev $(echo "$th" | field eval_samples_per_s)"
+            tmem="$tmem $(echo "$th" | field peak_rss_mb)"
+        fi
+        r=$((r + 1))
+    done
+    set -- $(median $otr) $(median $oev) $(median $omem)
+    printf '%-8s %-9s %14.1f %14.1f %12.1f\n' "$t" mmnet "$1" "$2" "$3"
     if [ $have_torch = 1 ]; then
-        th=$(python3 bench/torch_cgmnist.py --threads "$t" --batch 128 2>/dev/null | tail -1)
-        tt=$(echo "$th" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['train_samples_per_s'], d['eval_samples_per_s'], d['peak_rss_mb'])")
-        set -- $ot $tt
-        printf '%-8s %-9s %14s %14s %12s %14.2f %14.2f\n' "$t" pytorch "$4" "$5" "$6" "$(python3 -c "print($1 / $4)")" "$(python3 -c "print($2 / $5)")"
+        set -- "$1" "$2" $(median $ttr) $(median $tev) $(median $tmem)
+        printf '%-8s %-9s %14.1f %14.1f %12.1f %14.2f %14.2f\n' "$t" pytorch "$3" "$4" "$5" "$(python3 -c "print($1 / $3)")" "$(python3 -c "print($2 / $4)")"
     fi
 done
 echo

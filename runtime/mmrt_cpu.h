@@ -383,9 +383,30 @@ static inline __m256i mmk_mask8(int n) {
     MMK_TILE(MR, r, MMK_AD_R, MMK_AE_R, MMK_BD_P, MMK_BR_P)
 #define MMK_TILES_(n) MMK_TILES(n)
 MMK_TILES_(MMK_MR_BIG)
+MMK_TILES(2)
 MMK_TILES(1)
 #define MMK_CAT_(a, b) a##b
 #define MMK_CAT(a, b) MMK_CAT_(a, b)
+/* The rows left below a multiple of MMK_MR_BIG, in tiles of 4, 2 and 1
+ * (three output channels are one tile of 2 and one of 1, not three of 1
+ * that would each stream B). T(MR) is the driver's tile call at row i. */
+#if MMK_MR_BIG > 4
+MMK_TILES(4)
+#define MMK_REMAINDER(T)        \
+    if (M - i >= 4) {           \
+        T(4);                   \
+        i += 4;                 \
+    }                           \
+    MMK_REMAINDER_2(T)
+#else
+#define MMK_REMAINDER(T) MMK_REMAINDER_2(T)
+#endif
+#define MMK_REMAINDER_2(T)      \
+    if (M - i >= 2) {           \
+        T(2);                   \
+        i += 2;                 \
+    }                           \
+    if (M - i >= 1) T(1);
 
 /* Kept out of line: one copy serves every call site (compile time), and
  * its arguments vary at run time anyway. */
@@ -395,10 +416,10 @@ __attribute__((noinline, unused)) static void mmk_gemm(int M, int N, int K, cons
         const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
         const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
         int i = 0;
-        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
-            MMK_CAT(mmk_tile, MMK_MR_BIG)(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
-        for (; i < M; i++)
-            mmk_tile1(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu);
+#define T_(MR) MMK_CAT(mmk_tile, MR)(K, A + (size_t)i * lda, lda, b, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, acc, relu)
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
+        MMK_REMAINDER(T_)
+#undef T_
     }
 }
 
@@ -408,10 +429,10 @@ __attribute__((noinline, unused)) static void mmk_gemm_off(int M, int N, int K, 
     for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
         const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
         int i = 0;
-        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
-            MMK_CAT(mmk_tileo, MMK_MR_BIG)(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu);
-        for (; i < M; i++)
-            mmk_tileo1(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu);
+#define T_(MR) MMK_CAT(mmk_tileo, MR)(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu)
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
+        MMK_REMAINDER(T_)
+#undef T_
     }
 }
 
@@ -422,9 +443,10 @@ __attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K,
         const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
         const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
         int i = 0;
-        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG)
-            MMK_CAT(mmk_tiler, MMK_MR_BIG)(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0);
-        for (; i < M; i++) mmk_tiler1(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0);
+#define T_(MR) MMK_CAT(mmk_tiler, MR)(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0)
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
+        MMK_REMAINDER(T_)
+#undef T_
     }
 }
 
