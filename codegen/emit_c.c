@@ -317,32 +317,10 @@ static void kernel_body(Emit *E, const IrNode *n) {
         if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
             P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
         int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
-        bool planar = n->a.nsp == 2 && (size_t)hi * wo * 8 <= 65536;
+        bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
         if (mx && !bwd && planar) {
-            /* 2-D max pooling in two passes over the plane: the first maximum
-             * of each row's horizontal windows (rows padded with -inf), then
-             * the first of those down each window's rows. Scanning rows in
-             * order keeps the row-major first maximum of the whole window;
-             * both passes are branch-free and vectorise. */
-            P("        enum { PWR = (WO - 1) * SW + KW - PW - WI > 0 ? (WO - 1) * SW + KW - PW - WI : 0, WP = PW + WI + PWR };\n");
-            P("        mm_real hm[HI][WO];\n        int32_t ha[HI][WO];\n");
-            P("        for (int ih = 0; ih < HI; ih++) {\n            mm_real pr[WP], m[WO];\n            int32_t a[WO];\n");
-            P("            for (int w = 0; w < WP; w++) pr[w] = w >= PW && w < PW + WI ? xs[ih * WI + w - PW] : -INFINITY;\n");
-            P("            for (int ow = 0; ow < WO; ow++) { m[ow] = -INFINITY; a[ow] = -1; }\n");
-            P("            for (int kw = 0; kw < KW; kw++)\n                for (int ow = 0; ow < WO; ow++) {\n");
-            P("                    const mm_real v = pr[ow * SW + kw];\n                    const int gt = v > m[ow];\n");
-            P("                    m[ow] = gt ? v : m[ow];\n                    a[ow] = gt ? ih * WI + ow * SW + kw - PW : a[ow];\n                }\n");
-            P("            for (int ow = 0; ow < WO; ow++) { hm[ih][ow] = m[ow]; ha[ih][ow] = a[ow]; }\n        }\n");
-            P("        for (int oh = 0; oh < HO; oh++) {\n            mm_real m[WO];\n            int32_t a[WO];\n");
-            P("            for (int ow = 0; ow < WO; ow++) { m[ow] = -INFINITY; a[ow] = -1; }\n");
-            P("            for (int kh = 0; kh < KH; kh++) {\n                const int ih = oh * SH - PH + kh;\n");
-            P("                if (ih < 0 || ih >= HI) continue;\n                for (int ow = 0; ow < WO; ow++) {\n");
-            P("                    const mm_real v = hm[ih][ow];\n                    const int gt = v > m[ow];\n");
-            P("                    m[ow] = gt ? v : m[ow];\n                    a[ow] = gt ? ha[ih][ow] : a[ow];\n                }\n            }\n");
-            /* A window of NaN has no maximum: its output is NaN (the loss check stops training). */
-            P("            for (int ow = 0; ow < WO; ow++) {\n                ys[oh * WO + ow] = a[ow] >= 0 ? m[ow] : (mm_real)NAN;\n");
-            if (rec) P("                ix[oh * WO + ow] = a[ow];\n");
-            P("            }\n        }\n");
+            /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
+            P("        mmk_maxpool2d(xs, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
         } else if (bwd && mx) {
             P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
             P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");

@@ -468,6 +468,101 @@ __attribute__((unused)) static void mmk_transpose(mm_real *restrict dst, const m
         for (int c = 0; c < C; c++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
 }
 
+/* 2-D max pooling of one plane, in two passes: the first maximum of each
+ * row's horizontal windows (the row padded with -inf), then the first of
+ * those down each window's rows. Scanning rows in order keeps the
+ * row-major first maximum of the whole window, as the CUDA kernel does.
+ * ix (NULL in evaluation) receives each maximum's index in the plane; a
+ * window without a maximum (all NaN) gives NaN and index -1. The shapes are
+ * constants at every call site. The planes of hm/ha: HI x round16(WO). */
+#define MMK_POOL_WV(WO) (((WO) + 15) / 16 * 16)
+__attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *restrict xs, mm_real *restrict ys, int32_t *restrict ix,
+                                                                int HI, int WI, int HO, int WO, int KH, int KW, int SH, int SW, int PH,
+                                                                int PW) {
+    const int WV = MMK_POOL_WV(WO), WPAD = (WV - 1) * SW + KW + 32;
+    mm_real hm[HI * WV], pr[WPAD];
+    int32_t ha[HI * WV];
+    for (int w = 0; w < WPAD; w++) pr[w] = -INFINITY;
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int ih = 0; ih < HI; ih++) {
+        memcpy(pr + PW, xs + (size_t)ih * WI, sizeof(float) * WI);
+        for (int o0 = 0; o0 < WV; o0 += 16) {
+            __m512 m = ninf;
+            __m512i a = _mm512_set1_epi32(-1);
+            const __m512i at0 = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(o0)), _mm512_set1_epi32(SW)),
+                                                 _mm512_set1_epi32(ih * WI - PW));
+            for (int kw = 0; kw < KW; kw++) {
+                const float *p = pr + o0 * SW + kw;
+                __m512 v;
+                if (SW == 1) v = _mm512_loadu_ps(p);
+                else if (SW == 2) v = _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+                else v = _mm512_i32gather_ps(_mm512_mullo_epi32(lane, _mm512_set1_epi32(SW)), p, 4);
+                const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+                m = _mm512_mask_mov_ps(m, gt, v);
+                a = _mm512_mask_mov_epi32(a, gt, _mm512_add_epi32(at0, _mm512_set1_epi32(kw)));
+            }
+            _mm512_storeu_ps(hm + ih * WV + o0, m);
+            _mm512_storeu_si512(ha + ih * WV + o0, a);
+        }
+    }
+    for (int oh = 0; oh < HO; oh++)
+        for (int o0 = 0; o0 < WV; o0 += 16) {
+            __m512 m = ninf;
+            __m512i a = _mm512_set1_epi32(-1);
+            for (int kh = 0; kh < KH; kh++) {
+                const int ih = oh * SH - PH + kh;
+                if (ih < 0 || ih >= HI) continue;
+                const __m512 v = _mm512_loadu_ps(hm + ih * WV + o0);
+                const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+                m = _mm512_mask_mov_ps(m, gt, v);
+                a = _mm512_mask_mov_epi32(a, gt, _mm512_loadu_si512(ha + ih * WV + o0));
+            }
+            const int nv = WO - o0 < 16 ? WO - o0 : 16;
+            const __mmask16 st = (__mmask16)((1u << nv) - 1);
+            const __mmask16 found = _mm512_cmp_epi32_mask(a, _mm512_setzero_si512(), _MM_CMPINT_NLT);
+            _mm512_mask_storeu_ps(ys + oh * WO + o0, st, _mm512_mask_mov_ps(_mm512_set1_ps(NAN), found, m));
+            if (ix) _mm512_mask_storeu_epi32(ix + oh * WO + o0, st, a);
+        }
+#else
+    for (int ih = 0; ih < HI; ih++) {
+        for (int w = 0; w < WI; w++) pr[PW + w] = xs[(size_t)ih * WI + w];
+        mm_real m[WV];
+        int32_t a[WV];
+        for (int ow = 0; ow < WO; ow++) m[ow] = -INFINITY, a[ow] = -1;
+        for (int kw = 0; kw < KW; kw++)
+            for (int ow = 0; ow < WO; ow++) {
+                const mm_real v = pr[ow * SW + kw];
+                const int gt = v > m[ow];
+                m[ow] = gt ? v : m[ow];
+                a[ow] = gt ? ih * WI + ow * SW + kw - PW : a[ow];
+            }
+        for (int ow = 0; ow < WO; ow++) hm[ih * WV + ow] = m[ow], ha[ih * WV + ow] = a[ow];
+    }
+    for (int oh = 0; oh < HO; oh++) {
+        mm_real m[WV];
+        int32_t a[WV];
+        for (int ow = 0; ow < WO; ow++) m[ow] = -INFINITY, a[ow] = -1;
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH - PH + kh;
+            if (ih < 0 || ih >= HI) continue;
+            for (int ow = 0; ow < WO; ow++) {
+                const mm_real v = hm[ih * WV + ow];
+                const int gt = v > m[ow];
+                m[ow] = gt ? v : m[ow];
+                a[ow] = gt ? ha[ih * WV + ow] : a[ow];
+            }
+        }
+        for (int ow = 0; ow < WO; ow++) {
+            ys[oh * WO + ow] = a[ow] >= 0 ? m[ow] : (mm_real)NAN;
+            if (ix) ix[oh * WO + ow] = a[ow];
+        }
+    }
+#endif
+}
+
 /* Dropout's keep mask: a counter-based hash, so the backward pass recomputes
  * exactly the forward pass's mask without storing it. */
 static inline int mmk_keep(uint64_t seed, uint64_t step, uint32_t stream, uint64_t i, float p) {

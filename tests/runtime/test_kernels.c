@@ -1,0 +1,141 @@
+/* test_kernels.c — the CPU kernels' building blocks (mmrt_cpu.h) against
+ * plain reference loops on random data: the GEMM with B read at row offsets
+ * (mmk_gemm_off) and with A by row pointers (mmk_gemm_rows), for every row
+ * count up to two big tiles (so each remainder tile runs) and column counts
+ * that are not multiples of 32; and 2-D max pooling (mmk_maxpool2d) for
+ * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
+ * and argmax indices exactly. Built three times (tests/runtime/CMakeLists.txt):
+ * for the host (AVX-512 where it has it), for AVX2 and portable. Exit 0 on
+ * success. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmrt_cpu.h"
+
+static int failures;
+#define CHECK(c, ...)                                                  \
+    do {                                                               \
+        if (!(c)) {                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                              \
+            fputc('\n', stderr);                                       \
+            failures++;                                                \
+        }                                                              \
+    } while (0)
+
+static float rnd(void) { return (float)((double)rand() / RAND_MAX * 2.0 - 1.0); }
+
+static void test_gemm(void) {
+    enum { K = 37, N = 75, LD = 160, SLACK = 64 };
+    int off[K];
+    float *bx = malloc(sizeof(float) * (K * LD + N + SLACK)), *a = malloc(sizeof(float) * 24 * K), *bias = malloc(sizeof(float) * 24);
+    for (int i = 0; i < K * LD + N + SLACK; i++) bx[i] = rnd();
+    for (int i = 0; i < 24 * K; i++) a[i] = rnd();
+    for (int i = 0; i < 24; i++) bias[i] = rnd();
+    for (int k = 0; k < K; k++) off[k] = (k * 7919) % (K * LD - N); /* rows anywhere, overlapping */
+    for (int M = 1; M <= 2 * MMK_MR_BIG + 3 && M <= 24; M++)
+        for (int relu = 0; relu < 2; relu++) {
+            float c[24 * N];
+            mmk_gemm_off(M, N, K, a, K, bx, off, c, N, relu ? NULL : bias, relu);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = relu ? 0 : bias[i];
+                    for (int k = 0; k < K; k++) s += (double)a[i * K + k] * bx[off[k] + j];
+                    if (relu && s < 0) s = 0;
+                    CHECK(fabs(c[i * N + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_off M=%d relu=%d [%d][%d]: %g, expected %g", M, relu, i,
+                          j, c[i * N + j], s);
+                }
+        }
+    /* C (+)= A . B, A's rows through pointers, B packed (mmk_pack). */
+    enum { KC = 45, NC = 40 };
+    float *b = malloc(sizeof(float) * KC * NC), *bp = malloc(sizeof(float) * KC * 64);
+    for (int i = 0; i < KC * NC; i++) b[i] = rnd();
+    mmk_pack(bp, b, NC, KC, NC);
+    const float *rows[24];
+    for (int r = 0; r < 24; r++) rows[r] = bx + (r * 131) % (K * LD - KC);
+    for (int M = 1; M <= 2 * MMK_MR_BIG + 3 && M <= 24; M++)
+        for (int acc = 0; acc < 2; acc++) {
+            float c[24 * NC];
+            for (int i = 0; i < 24 * NC; i++) c[i] = 0.5f;
+            mmk_gemm_rows(M, NC, KC, rows, bp, c, NC, acc);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < NC; j++) {
+                    double s = acc ? 0.5 : 0;
+                    for (int k = 0; k < KC; k++) s += (double)rows[i][k] * b[k * NC + j];
+                    CHECK(fabs(c[i * NC + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_rows M=%d acc=%d [%d][%d]: %g, expected %g", M, acc, i,
+                          j, c[i * NC + j], s);
+                }
+        }
+    free(bx), free(a), free(bias), free(b), free(bp);
+}
+
+/* The reference: the row-major first maximum of each clipped window. */
+static void pool_ref(const float *x, float *y, int32_t *ix, int HI, int WI, int HO, int WO, int KH, int KW, int SH, int SW, int PH, int PW) {
+    for (int oh = 0; oh < HO; oh++)
+        for (int ow = 0; ow < WO; ow++) {
+            float m = -INFINITY;
+            int at = -1;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+                    if (ih < 0 || ih >= HI || iw < 0 || iw >= WI) continue;
+                    if (x[ih * WI + iw] > m) m = x[ih * WI + iw], at = ih * WI + iw;
+                }
+            y[oh * WO + ow] = at >= 0 ? m : NAN;
+            ix[oh * WO + ow] = at;
+        }
+}
+
+#define POOL_CASE(HI, WI, KH, KW, SH, SW, PH, PW)                                                                  \
+    do {                                                                                                            \
+        enum { HO = (HI + 2 * PH - KH) / SH + 1, WO = (WI + 2 * PW - KW) / SW + 1 };                               \
+        float x[HI * WI], y[HO * WO], yr[HO * WO];                                                                  \
+        int32_t ix[HO * WO], ixr[HO * WO];                                                                          \
+        for (int t = 0; t < 3; t++) {                                                                               \
+            for (int i = 0; i < HI * WI; i++) x[i] = t == 1 ? (float)(rand() % 3) : t == 2 ? fmaxf(rnd(), 0) : rnd(); \
+            if (t == 2)                                                                                             \
+                for (int h = 0; h < KH && h < HI; h++)                                                              \
+                    for (int w = 0; w < KW && w < WI; w++) x[h * WI + w] = NAN; /* the first window: NaN only */    \
+            mmk_maxpool2d(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                        \
+            pool_ref(x, yr, ixr, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                           \
+            for (int o = 0; o < HO * WO; o++)                                                                       \
+                CHECK(ix[o] == ixr[o] && (memcmp(&y[o], &yr[o], 4) == 0 || (isnan(y[o]) && isnan(yr[o]))),          \
+                      "maxpool %dx%d k%dx%d s%dx%d p%dx%d, data %d, output %d: %g at %d, expected %g at %d", HI, WI, KH, \
+                      KW, SH, SW, PH, PW, t, o, y[o], ix[o], yr[o], ixr[o]);                                        \
+            float y2[HO * WO];                                                                                      \
+            mmk_maxpool2d(x, y2, NULL, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                     \
+            CHECK(memcmp(y, y2, sizeof y) == 0, "maxpool without indices differs");                                 \
+        }                                                                                                           \
+    } while (0)
+
+static void test_maxpool(void) {
+    POOL_CASE(28, 28, 3, 3, 2, 2, 1, 1);
+    POOL_CASE(14, 14, 2, 2, 2, 2, 0, 0);
+    POOL_CASE(7, 9, 3, 3, 1, 1, 1, 1);
+    POOL_CASE(3, 4, 2, 2, 2, 2, 0, 0);
+    POOL_CASE(11, 37, 3, 3, 3, 3, 1, 1);
+    POOL_CASE(5, 40, 3, 5, 2, 3, 1, 2);
+    POOL_CASE(1, 1, 1, 1, 1, 1, 0, 0);
+}
+
+int main(void) {
+    srand(7);
+    test_gemm();
+    test_maxpool();
+    if (failures) {
+        fprintf(stderr, "test_kernels: %d failures\n", failures);
+        return 1;
+    }
+    printf("test_kernels: ok (%s)\n",
+#if defined(__AVX512F__)
+           "AVX-512"
+#elif defined(__AVX2__)
+           "AVX2"
+#else
+           "portable"
+#endif
+    );
+    return 0;
+}
