@@ -381,7 +381,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
     }
     case OP_GAP:
         for_planes(E, x);
-        P("        mm_real s = 0;\n        for (int q = 0; q < Q; q++) s += x0[o + q];\n        y[(size_t)n * C + c] = s * (1.0f / Q);\n    }\n");
+        P("        y[(size_t)n * C + c] = mmk_sum(x0 + o, Q) * (1.0f / Q);\n    }\n");
         break;
     case OP_GAP_DX:
         for_planes(E, n);
@@ -453,15 +453,22 @@ static void kernel_body(Emit *E, const IrNode *n) {
     case OP_BN_STATS: {
         /* Batch mean and 1/std per channel (biased variance, as PyTorch
          * normalises); the running statistics move by `momentum` with the
-         * unbiased variance. Sums in double, channels in parallel. */
+         * unbiased variance. Sums in double (eight lanes), channels in
+         * parallel. */
         P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
         P("    const double cnt = (double)B * Q;\n");
         P("%s", omp_for("B * C * Q"));
-        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0, ss = 0.0;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
-        P("            for (int q = 0; q < Q; q++) s += xs[q];\n        }\n        const double mean = s / cnt;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
-        P("            for (int q = 0; q < Q; q++) { double d = xs[q] - mean; ss += d * d; }\n        }\n");
+        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0, ss = 0.0, l[8];\n");
+        /* Eight lanes per pass: independent adds that vectorise. */
+        P("        for (int u = 0; u < 8; u++) l[u] = 0.0;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n            int q = 0;\n", base(x));
+        P("            for (; q + 8 <= Q; q += 8)\n                for (int u = 0; u < 8; u++) l[u] += xs[q + u];\n");
+        P("            for (; q < Q; q++) l[0] += xs[q];\n        }\n");
+        P("        for (int u = 0; u < 8; u++) s += l[u], l[u] = 0.0;\n        const double mean = s / cnt;\n");
+        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n            int q = 0;\n", base(x));
+        P("            for (; q + 8 <= Q; q += 8)\n                for (int u = 0; u < 8; u++) l[u] += (xs[q + u] - mean) * (xs[q + u] - mean);\n");
+        P("            for (; q < Q; q++) l[0] += (xs[q] - mean) * (xs[q] - mean);\n        }\n");
+        P("        for (int u = 0; u < 8; u++) ss += l[u];\n");
         P("        const double var = ss / cnt;\n");
         P("        y[c] = (mm_real)mean;\n        y[C + c] = (mm_real)(1.0 / sqrt(var + %s));\n", cg_float(n->a.f));
         P("        x1[c] = (mm_real)((1.0 - %s) * x1[c] + %s * mean);\n", cg_float(n->a.f2), cg_float(n->a.f2));
@@ -492,9 +499,13 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), positions(dy));
         P("%s", omp_for("B * C * Q"));
         P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
-        P("        double %ssgx = 0.0;\n", ds ? "sg = 0.0, " : "");
-        P("        for (int n = 0; n < B; n++) {\n            const size_t o = %s;\n", base(dy));
-        P("            for (int q = 0; q < Q; q++) { %ssgx += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "sg += x0[o + q]; " : "");
+        P("        double sg = 0.0, sgx = 0.0, lg[8] = {0}, lgx[8] = {0};  /* eight lanes: independent adds */\n");
+        P("        for (int n = 0; n < B; n++) {\n            const size_t o = %s;\n            int q = 0;\n", base(dy));
+        P("            for (; q + 8 <= Q; q += 8)\n                for (int u = 0; u < 8; u++) {\n");
+        P("                    %slgx[u] += x0[o + q + u] * (x1[o + q + u] - mean);\n                }\n", ds ? "lg[u] += x0[o + q + u]; " : "");
+        P("            for (; q < Q; q++) { %slgx[0] += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "lg[0] += x0[o + q]; " : "");
+        P("        for (int u = 0; u < 8; u++) sg += lg[u], sgx += lgx[u];\n");
+        if (!ds) P("        (void)sg;\n");
         if (ds) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
         else P("        y[c] = (mm_real)(sgx * inv);\n    }\n");
         break;
@@ -557,7 +568,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     case OP_CHSCALE_DG:
         for_planes(E, x);
-        P("        mm_real s = 0;\n        for (int q = 0; q < Q; q++) s += x0[o + q] * x1[o + q];\n        y[(size_t)n * C + c] = s;\n    }\n");
+        P("        y[(size_t)n * C + c] = mmk_dot(x0 + o, x1 + o, Q);\n    }\n");
         break;
     case OP_BCAST:
         P("    enum { C = %d };\n", n->shape[1]);

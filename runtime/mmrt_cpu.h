@@ -462,6 +462,19 @@ static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict
     return t;
 }
 
+/* Sum with independent partial sums (vectorises; a plain loop is a chain of
+ * dependent adds). */
+static inline mm_real mmk_sum(const mm_real *restrict a, int n) {
+    mm_real s[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) s[l] += a[i + l];
+    mm_real t = 0;
+    for (; i < n; i++) t += a[i];
+    for (int l = 0; l < 16; l++) t += s[l];
+    return t;
+}
+
 /* dst[c][r] = src[r][c] for an R x C matrix. */
 __attribute__((unused)) static void mmk_transpose(mm_real *restrict dst, const mm_real *restrict src, int R, int C) {
     for (int r = 0; r < R; r++)
