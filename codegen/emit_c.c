@@ -309,6 +309,8 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
         P("    for (int nc = 0; nc < B * CO; nc++) {\n");
         bool rec = n->op == OP_MAXPOOL && n->a.mode;
+        /* A max-pool gradient followed by the gradient of the ReLU the pool read. */
+        bool pooled_mask = n->op == OP_MAXPOOL_DX && n->nepi == 1 && n->epi[0]->op == OP_RELU_DX && n->epi[0]->src[1] == n->src[1]->src[0];
         if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
         else {
             P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
@@ -323,7 +325,13 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("        mmk_maxpool2d(xs, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
         } else if (bwd && mx) {
             P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-            P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
+            if (pooled_mask) {
+                /* The ReLU's output at a window's argmax is the pooled value:
+                 * mask there, and skip the pass over the ReLU's output. */
+                P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
+                P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += pv[o] > 0.0f ? dys[o] : 0.0f;  /* %%%d relu_dx */\n",
+                  n->epi[0]->id);
+            } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
         } else {
         P("        for (int od = 0; od < DO; od++) {\n");
         P("            const int d0 = od * SD - PD, dlo = d0 < 0 ? -d0 : 0, dhi = DI - d0 < KD ? DI - d0 : KD;\n");
@@ -369,7 +377,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         if (rec) P("                    ix[o] = at;\n");
         P("                }\n            }\n        }\n");
         }
-        if (n->nepi) { /* fused epilogues, on the finished plane */
+        if (n->nepi && !pooled_mask) { /* fused epilogues, on the finished plane */
             const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
             P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
             P("            mm_real v = y[i];\n");
