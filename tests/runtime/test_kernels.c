@@ -88,36 +88,44 @@ static void pool_ref(const float *x, float *y, int32_t *ix, int HI, int WI, int 
         }
 }
 
-#define POOL_CASE(HI, WI, KH, KW, SH, SW, PH, PW)                                                                  \
-    do {                                                                                                            \
-        enum { HO = (HI + 2 * PH - KH) / SH + 1, WO = (WI + 2 * PW - KW) / SW + 1 };                               \
-        float x[HI * WI], y[HO * WO], yr[HO * WO];                                                                  \
-        int32_t ix[HO * WO], ixr[HO * WO];                                                                          \
-        for (int t = 0; t < 3; t++) {                                                                               \
-            for (int i = 0; i < HI * WI; i++) x[i] = t == 1 ? (float)(rand() % 3) : t == 2 ? fmaxf(rnd(), 0) : rnd(); \
-            if (t == 2)                                                                                             \
-                for (int h = 0; h < KH && h < HI; h++)                                                              \
-                    for (int w = 0; w < KW && w < WI; w++) x[h * WI + w] = NAN; /* the first window: NaN only */    \
-            mmk_maxpool2d(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                        \
-            pool_ref(x, yr, ixr, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                           \
-            for (int o = 0; o < HO * WO; o++)                                                                       \
-                CHECK(ix[o] == ixr[o] && (memcmp(&y[o], &yr[o], 4) == 0 || (isnan(y[o]) && isnan(yr[o]))),          \
-                      "maxpool %dx%d k%dx%d s%dx%d p%dx%d, data %d, output %d: %g at %d, expected %g at %d", HI, WI, KH, \
-                      KW, SH, SW, PH, PW, t, o, y[o], ix[o], yr[o], ixr[o]);                                        \
-            float y2[HO * WO];                                                                                      \
-            mmk_maxpool2d(x, y2, NULL, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);                                     \
-            CHECK(memcmp(y, y2, sizeof y) == 0, "maxpool without indices differs");                                 \
-        }                                                                                                           \
-    } while (0)
+/* Run-time shapes (the generated kernels pass constants): one compiled copy
+ * of the pooling instead of one per case, which keeps this file quick to
+ * compile under the sanitizers. */
+__attribute__((noinline)) static void pool_run(const float *x, float *y, int32_t *ix, int HI, int WI, int HO, int WO, int KH, int KW,
+                                               int SH, int SW, int PH, int PW) {
+    mmk_maxpool2d(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+}
+
+static void pool_case(int HI, int WI, int KH, int KW, int SH, int SW, int PH, int PW) {
+    const int HO = (HI + 2 * PH - KH) / SH + 1, WO = (WI + 2 * PW - KW) / SW + 1, no = HO * WO;
+    float *x = malloc(sizeof(float) * HI * WI), *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no),
+          *y2 = malloc(sizeof(float) * no);
+    int32_t *ix = malloc(sizeof(int32_t) * no), *ixr = malloc(sizeof(int32_t) * no);
+    for (int t = 0; t < 3; t++) { /* random values; small integers (ties); ReLU outputs with a window of NaN */
+        for (int i = 0; i < HI * WI; i++) x[i] = t == 1 ? (float)(rand() % 3) : t == 2 ? fmaxf(rnd(), 0) : rnd();
+        if (t == 2)
+            for (int h = 0; h < KH && h < HI; h++)
+                for (int w = 0; w < KW && w < WI; w++) x[h * WI + w] = NAN;
+        pool_run(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        pool_ref(x, yr, ixr, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        for (int o = 0; o < no; o++)
+            CHECK(ix[o] == ixr[o] && (memcmp(&y[o], &yr[o], 4) == 0 || (isnan(y[o]) && isnan(yr[o]))),
+                  "maxpool %dx%d k%dx%d s%dx%d p%dx%d, data %d, output %d: %g at %d, expected %g at %d", HI, WI, KH, KW, SH, SW, PH, PW, t,
+                  o, y[o], ix[o], yr[o], ixr[o]);
+        pool_run(x, y2, NULL, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        CHECK(memcmp(y, y2, sizeof(float) * no) == 0, "maxpool without indices differs");
+    }
+    free(x), free(y), free(yr), free(y2), free(ix), free(ixr);
+}
 
 static void test_maxpool(void) {
-    POOL_CASE(28, 28, 3, 3, 2, 2, 1, 1);
-    POOL_CASE(14, 14, 2, 2, 2, 2, 0, 0);
-    POOL_CASE(7, 9, 3, 3, 1, 1, 1, 1);
-    POOL_CASE(3, 4, 2, 2, 2, 2, 0, 0);
-    POOL_CASE(11, 37, 3, 3, 3, 3, 1, 1);
-    POOL_CASE(5, 40, 3, 5, 2, 3, 1, 2);
-    POOL_CASE(1, 1, 1, 1, 1, 1, 0, 0);
+    pool_case(28, 28, 3, 3, 2, 2, 1, 1);
+    pool_case(14, 14, 2, 2, 2, 2, 0, 0);
+    pool_case(7, 9, 3, 3, 1, 1, 1, 1);
+    pool_case(3, 4, 2, 2, 2, 2, 0, 0);
+    pool_case(11, 37, 3, 3, 3, 3, 1, 1);
+    pool_case(5, 40, 3, 5, 2, 3, 1, 2);
+    pool_case(1, 1, 1, 1, 1, 1, 0, 0);
 }
 
 int main(void) {
