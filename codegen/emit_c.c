@@ -93,11 +93,16 @@ static void for_planes(Emit *E, const IrNode *t) {
  * wasted columns per row) and the valid ones stored. The input gradient of
  * a stride-1 convolution is one too: dY padded by k-1-p, the weights flipped
  * and transposed. */
-static bool implicit_conv(const IrAttr *a, int in_channels, int min_k, bool strided) {
+static bool implicit_conv(const IrAttr *a, const IrNode *in, const IrNode *out, int pah, int paw, int min_k, bool strided) {
+    int sh = strided ? a->s[1] : 1, sw = strided ? a->s[2] : 1, kk = ir_channels(in) * a->k[1] * a->k[2];
+    size_t wq = (size_t)(in->shape[3] + 2 * paw + sw - 1) / sw, hq = (size_t)(in->shape[2] + 2 * pah + sh - 1) / sh;
+    size_t scratch = (size_t)ir_channels(in) * (sh * sw * hq * wq + a->k[2] + 64) + (size_t)(ir_channels(out) + 31) / 32 * 32 * out->shape[2] * wq;
     /* A forward GEMM as short as K = 25 (a 5x5 over one channel) loses more
-     * to the wasted columns than it saves by not unrolling (min_k 32). */
+     * to the wasted columns than it saves by not unrolling (min_k 32). The
+     * offset tables live on the stack (at most 8192 rows), the planes of an
+     * example in each thread's scratch (at most 4M floats). */
     return a->nsp == 2 && !cg_pointwise(a) && (strided || (a->s[1] == 1 && a->s[2] == 1)) && a->p[1] < a->k[1] &&
-           a->p[2] < a->k[2] && in_channels * a->k[1] * a->k[2] >= min_k;
+           a->p[2] < a->k[2] && kk >= min_k && kk <= 8192 && scratch <= ((size_t)4 << 20);
 }
 
 /* Constants of the padded planes: in (the map read: XC planes of XH x XW,
@@ -108,7 +113,10 @@ static size_t implicit_consts(Emit *E, const IrNode *in, const IrNode *out, cons
     P("    enum { XC = %d, XH = %d, XW = %d, YC = %d, YH = %d, YW = %d, FH = %d, FW = %d, PAH = %d, PAW = %d, SH = %d, SW = %d,\n", xc, xh,
       xw, yc, yh, yw, a->k[1], a->k[2], pah, paw, sh, sw);
     P("           HQ = (XH + 2 * PAH + SH - 1) / SH, WQ = (XW + 2 * PAW + SW - 1) / SW, PPL = HQ * WQ, PL = SH * SW * PPL + FW + 64,\n");
-    P("           NC = YH * WQ, KK = XC * FH * FW };\n");
+    P("           NC = YH * WQ, KK = XC * FH * FW,\n");
+    /* Rows and columns no window reads (dropped by the stride) stay zero: the
+     * wasted columns read them, and a weight gradient sums 0 x value there. */
+    P("           HU = (YH - 1) * SH + FH - PAH < XH ? (YH - 1) * SH + FH - PAH : XH, WU = (YW - 1) * SW + FW - PAW < XW ? (YW - 1) * SW + FW - PAW : XW };\n");
     P("    int off[KK];  /* row (c, kh, kw) of the unrolled input: a plane of channel c, shifted */\n");
     P("    for (int c = 0; c < XC; c++)\n        for (int kh = 0; kh < FH; kh++)\n            for (int kw = 0; kw < FW; kw++)\n");
     P("                off[(c * FH + kh) * FW + kw] = c * PL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
@@ -118,13 +126,13 @@ static size_t implicit_consts(Emit *E, const IrNode *in, const IrNode *out, cons
 
 /* Copy example n of the XC planes of `src` into the padded planes at xp. */
 static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *indent) {
-    P("%sfor (int c = 0; c < XC; c++)\n%s    for (int h = 0; h < XH; h++) {\n", indent, indent);
+    P("%sfor (int c = 0; c < XC; c++)\n%s    for (int h = 0; h < HU; h++) {\n", indent, indent);
     P("%s        const mm_real *xr = %s + (((size_t)c * B + n) * XH + h) * XW;\n", indent, src);
     if (sh == 1 && sw == 1)
-        P("%s        memcpy(xp + (size_t)c * PL + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * XW);\n", indent);
+        P("%s        memcpy(xp + (size_t)c * PL + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * WU);\n", indent);
     else {
         P("%s        mm_real *pr = xp + (size_t)c * PL + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent);
-        P("%s        for (int w = 0; w < XW; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
+        P("%s        for (int w = 0; w < WU; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
     }
     P("%s    }\n", indent);
 }
@@ -160,7 +168,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
          * per task: unroll the panel (im2col, packed for the GEMM), then the
          * GEMM; ReLU in the store. */
         bool pw = pointwise_conv(&n->a), relu = relu_only(n);
-        if (implicit_conv(&n->a, ir_channels(x), 32, true)) {
+        if (implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
             implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
             break;
         }
@@ -188,7 +196,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         /* dX = col2im(W^T . dY), a panel of whole examples per task (so no
          * two tasks add into the same input). n has x's shape; dy = src 0. */
         const IrNode *dy = n->src[0];
-        if (implicit_conv(&n->a, ir_channels(dy), 1, false)) {
+        if (implicit_conv(&n->a, dy, n, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, false)) {
             size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * n->a.k[1] * n->a.k[2];
             if (kk > E->wt) E->wt = kk;
             P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
@@ -246,7 +254,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
          * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
         const IrNode *dy = n->src[0], *xin = n->src[1];
         if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
-        if (implicit_conv(&n->a, ir_channels(xin), 1, true)) {
+        if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true)) {
             /* Per example: pad x, lay dY out as the packed B operand on the
              * padded width (zero in the wasted columns), and accumulate
              * dW^T[K][CO] += X_shifted[K][NC] . dY^T[NC][CO] with the rows of
