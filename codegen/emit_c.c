@@ -93,22 +93,28 @@ static void for_planes(Emit *E, const IrNode *t) {
  * wasted columns per row) and the valid ones stored. The input gradient of
  * a stride-1 convolution is one too: dY padded by k-1-p, the weights flipped
  * and transposed. */
+/* Floats of one example's padded planes of `in` plus its output on their
+ * width (out's channels rounded up to 32 when they are a packed operand). */
+static size_t implicit_floats(const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw, bool packed) {
+    size_t wq = (size_t)(in->shape[3] + 2 * paw + sw - 1) / sw, hq = (size_t)(in->shape[2] + 2 * pah + sh - 1) / sh;
+    size_t yc = packed ? (size_t)(ir_channels(out) + 31) / 32 * 32 : (size_t)ir_channels(out);
+    return (size_t)ir_channels(in) * ((size_t)sh * sw * hq * wq + a->k[2] + 64) + yc * out->shape[2] * wq;
+}
+
 static bool implicit_conv(const IrAttr *a, const IrNode *in, const IrNode *out, int pah, int paw, int min_k, bool strided) {
     int sh = strided ? a->s[1] : 1, sw = strided ? a->s[2] : 1, kk = ir_channels(in) * a->k[1] * a->k[2];
-    size_t wq = (size_t)(in->shape[3] + 2 * paw + sw - 1) / sw, hq = (size_t)(in->shape[2] + 2 * pah + sh - 1) / sh;
-    size_t scratch = (size_t)ir_channels(in) * (sh * sw * hq * wq + a->k[2] + 64) + (size_t)(ir_channels(out) + 31) / 32 * 32 * out->shape[2] * wq;
     /* A forward GEMM as short as K = 25 (a 5x5 over one channel) loses more
      * to the wasted columns than it saves by not unrolling (min_k 32). The
      * offset tables live on the stack (at most 8192 rows), the planes of an
      * example in each thread's scratch (at most 4M floats). */
     return a->nsp == 2 && !cg_pointwise(a) && (strided || (a->s[1] == 1 && a->s[2] == 1)) && a->p[1] < a->k[1] &&
-           a->p[2] < a->k[2] && kk >= min_k && kk <= 8192 && scratch <= ((size_t)4 << 20);
+           a->p[2] < a->k[2] && kk >= min_k && kk <= 8192 && implicit_floats(in, out, a, pah, paw, sh, sw, true) <= ((size_t)4 << 20);
 }
 
 /* Constants of the padded planes: in (the map read: XC planes of XH x XW,
  * padded by PAH, PAW, stride SH x SW), out (YC x YH x YW), kernel FH x FW;
  * and the offsets of the shifted rows. Returns the floats of the planes. */
-static size_t implicit_consts(Emit *E, const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw) {
+static void implicit_consts(Emit *E, const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw) {
     int xc = ir_channels(in), xh = in->shape[2], xw = in->shape[3], yc = ir_channels(out), yh = out->shape[2], yw = out->shape[3];
     P("    enum { XC = %d, XH = %d, XW = %d, YC = %d, YH = %d, YW = %d, FH = %d, FW = %d, PAH = %d, PAW = %d, SH = %d, SW = %d,\n", xc, xh,
       xw, yc, yh, yw, a->k[1], a->k[2], pah, paw, sh, sw);
@@ -120,8 +126,6 @@ static size_t implicit_consts(Emit *E, const IrNode *in, const IrNode *out, cons
     P("    int off[KK];  /* row (c, kh, kw) of the unrolled input: a plane of channel c, shifted */\n");
     P("    for (int c = 0; c < XC; c++)\n        for (int kh = 0; kh < FH; kh++)\n            for (int kw = 0; kw < FW; kw++)\n");
     P("                off[(c * FH + kh) * FW + kw] = c * PL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
-    size_t hq = (xh + 2 * pah + sh - 1) / sh, wq = (xw + 2 * paw + sw - 1) / sw;
-    return (size_t)xc * ((size_t)sh * sw * hq * wq + a->k[2] + 64);
 }
 
 /* Copy example n of the XC planes of `src` into the padded planes at xp. */
@@ -140,8 +144,8 @@ static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *i
 /* Y = conv(in), read from the padded planes. */
 static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
                                const char *bias, bool relu) {
-    size_t planes = implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
-    size_t need = planes + (size_t)ir_channels(n) * (n->shape[2] * ((in->shape[3] + 2 * paw + sw - 1) / sw));
+    implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
+    size_t need = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false);
     if (need > E->scratch) E->scratch = need;
     P("    #pragma omp parallel\n    {\n");
     P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)XC * PL;\n");
@@ -154,6 +158,14 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");
     if (!relu) epilogue_at(E, n, "                        ", "i");
     P("                        y[i] = v;\n                    }\n        }\n    }\n");
+}
+
+/* dW[co][k] = the RT_DW_CHUNKS partial dW^T[k][co], summed in chunk order. */
+static void dw_reduce(Emit *E, const char *k, const char *co) {
+    P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
+    P("    for (int co = 0; co < %s; co++)\n        for (int k = 0; k < %s; k++) {\n            mm_real s = 0;\n", co, k);
+    P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * %s + co];\n", co);
+    P("            y[(size_t)co * %s + k] = s;\n        }\n", k);
 }
 
 static void kernel_body(Emit *E, const IrNode *n) {
@@ -260,8 +272,8 @@ static void kernel_body(Emit *E, const IrNode *n) {
              * dW^T[K][CO] += X_shifted[K][NC] . dY^T[NC][CO] with the rows of
              * X read in place. */
             int sh = n->a.s[1], sw = n->a.s[2];
-            size_t planes = implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
-            size_t need = planes + (size_t)(ir_channels(dy) + 31) / 32 * 32 * (dy->shape[2] * ((xin->shape[3] + 2 * n->a.p[2] + sw - 1) / sw));
+            implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
+            size_t need = implicit_floats(xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw, true);
             if (need > E->scratch) E->scratch = need;
             P("    enum { NW = YC * KK, CB = (YC + 31) / 32 };\n");
             P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
@@ -279,10 +291,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("                        for (int w = 0; w < YW; w++)\n");
             P("                            dyt[((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32] = x0[(((size_t)co * B + n) * YH + h) * YW + w];\n");
             P("                mmk_gemm_rows(KK, YC, NC, rows, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
-            P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
-            P("    for (int co = 0; co < YC; co++)\n        for (int k = 0; k < KK; k++) {\n            mm_real s = 0;\n");
-            P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * YC + co];\n");
-            P("            y[(size_t)co * KK + k] = s;\n        }\n");
+            dw_reduce(E, "KK", "YC");
             break;
         }
         window_consts(E, xin, dy, &n->a);
@@ -300,10 +309,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("            mmk_im2col_cb(col, 0, x1, B, j0, nb, " WIN ");\n");
         P("            mmk_pack_t(dyt, x0 + j0, N, nb, CO);\n");
         P("            mmk_gemm(K, CO, nb, col, nb, dyt, part, CO, NULL, j0 > ja, 0);\n        }\n    }\n");
-        P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
-        P("    for (int co = 0; co < CO; co++)\n        for (int k = 0; k < K; k++) {\n            mm_real s = 0;\n");
-        P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * CO + co];\n");
-        P("            y[(size_t)co * K + k] = s;\n        }\n");
+            dw_reduce(E, "K", "CO");
         break;
     }
     case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
@@ -515,13 +521,12 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), positions(dy));
         P("%s", omp_for("B * C * Q"));
         P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
-        P("        double sg = 0.0, sgx = 0.0, lg[8] = {0}, lgx[8] = {0};  /* eight lanes: independent adds */\n");
+        P("        double %ssgx = 0.0, %slgx[8] = {0};  /* eight lanes: independent adds */\n", ds ? "sg = 0.0, " : "", ds ? "lg[8] = {0}, " : "");
         P("        for (int n = 0; n < B; n++) {\n            const size_t o = %s;\n            int q = 0;\n", base(dy));
         P("            for (; q + 8 <= Q; q += 8)\n                for (int u = 0; u < 8; u++) {\n");
         P("                    %slgx[u] += x0[o + q + u] * (x1[o + q + u] - mean);\n                }\n", ds ? "lg[u] += x0[o + q + u]; " : "");
         P("            for (; q < Q; q++) { %slgx[0] += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "lg[0] += x0[o + q]; " : "");
-        P("        for (int u = 0; u < 8; u++) sg += lg[u], sgx += lgx[u];\n");
-        if (!ds) P("        (void)sg;\n");
+        P("        for (int u = 0; u < 8; u++) %ssgx += lgx[u];\n", ds ? "sg += lg[u], " : "");
         if (ds) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
         else P("        y[c] = (mm_real)(sgx * inv);\n    }\n");
         break;
