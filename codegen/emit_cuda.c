@@ -23,8 +23,10 @@ typedef struct {
 
 #define P(...) buf_printf(E->b, __VA_ARGS__)
 
-/* Columns of unrolled input per GEMM: the workspace holds K x CHUNK floats. */
-enum { CHUNK = 1 << 16 };
+/* Columns of unrolled input per GEMM: the workspace holds K x CHUNK floats.
+ * Channel reductions: segments of RED_SEGMENT elements, at most RED_BLOCKS
+ * blocks in all (unless there are more channels). */
+enum { CHUNK = 1 << 16, RED_SEGMENT = 4096, RED_BLOCKS = 2048 };
 
 static bool supports(IrOp op) { (void)op; return true; }
 
@@ -108,12 +110,6 @@ static void elementwise(Emit *E, const IrNode *n, const char *name, const char *
     P(", B, e->hyper);\n    MMK_CHECK_LAUNCH();\n}\n");
 }
 
-/* A block per channel summing over examples and positions in a fixed order. */
-static void channel_reduce_head(Emit *E, const IrNode *t) {
-    P("    enum { C = %d, Q = %zu };\n", ir_channels(t), positions(t));
-    P("    const int c = blockIdx.x;\n    const size_t cnt = (size_t)B * Q;\n");
-}
-
 static void kernel(Emit *E, const IrNode *n, const char *name) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
     switch (n->op) {
@@ -183,10 +179,10 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             P("        y[t] = v;\n    }\n}\n");
         }
         if (!dx && !dw) {
-            /* Bias and fused epilogue after the GEMM. */
-            P("__global__ static void %s_epi(float *y, const float *b, int N) {\n    MMK_FOR(t, (size_t)%d * N) {\n", name,
-              ir_channels(n));
-            P("        float v = y[t]%s;\n", n->a.bias ? " + b[t / N]" : "");
+            /* Bias and fused epilogue after the GEMM: grid x over the columns, y over the channels. */
+            P("__global__ static void %s_epi(float *y, const float *b, int N) {\n    const int c = blockIdx.y;\n", name);
+            P("    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) {\n");
+            P("        const size_t t = (size_t)c * N + j;\n        float v = y[t]%s;\n", n->a.bias ? " + b[c]" : "");
             epi(E, n, "        ");
             P("        y[t] = v;\n    }\n}\n");
         }
@@ -200,12 +196,13 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             if (pointwise(&n->a)) P("    mmk_gemm(e, CO, N, K, x1, K, 0, x0, N, 0, y, N, 0.0f);\n");
             else {
                 P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
-                P("        mmk_im2col<<<mmk_blocks((size_t)K * nb), MMK_THREADS, 0, e->stream>>>(e->work, x0, B, j0, nb, " WIN ");\n");
+                P("        mmk_im2col_launch<" WIN ">(e->stream, e->work, x0, B, j0, nb);\n");
                 P("        MMK_CHECK_LAUNCH();\n");
                 P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
             }
             if (n->a.bias || n->nepi) {
-                P("    %s_epi<<<mmk_blocks((size_t)CO * N), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name, n->a.bias ? "x2" : "NULL");
+                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, CO), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name,
+              n->a.bias ? "x2" : "NULL");
                 P("    MMK_CHECK_LAUNCH();\n");
             }
         } else if (dx) {
@@ -214,7 +211,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
             else {
                 P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
                 P("        mmk_gemm(e, K, nb, CO, x1, K, 1, x0 + j0, N, 0, e->work, nb, 0.0f);\n");
-                P("        mmk_col2im<<<mmk_blocks((size_t)CI * nb / Q * QI), MMK_THREADS, 0, e->stream>>>(y, e->work, B, j0 / Q, nb / Q, " WIN ");\n");
+                P("        mmk_col2im_launch<" WIN ">(e->stream, y, e->work, B, j0 / Q, nb / Q);\n");
                 P("        MMK_CHECK_LAUNCH();\n    }\n");
             }
             if (n->nepi) {
@@ -225,7 +222,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         } else {
             /* dW = dY . COL^T, chunks accumulated in order. */
             P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
-            P("        mmk_im2col<<<mmk_blocks((size_t)K * nb), MMK_THREADS, 0, e->stream>>>(e->work, x1, B, j0, nb, " WIN ");\n");
+            P("        mmk_im2col_launch<" WIN ">(e->stream, e->work, x1, B, j0, nb);\n");
             P("        MMK_CHECK_LAUNCH();\n");
             P("        mmk_gemm(e, CO, K, nb, x0 + j0, N, 0, e->work, nb, 1, y, K, j0 ? 1.0f : 0.0f);\n    }\n");
         }
@@ -306,15 +303,17 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         return;
     }
     case OP_GAP: case OP_CHSCALE_DG: {
-        /* One thread per (example, channel), summing its positions in order. */
+        /* A warp per (example, channel): lanes stride over the positions,
+         * then a fixed tree (mmk_warp_sums). */
         bool dg = n->op == OP_CHSCALE_DG;
         P("__global__ static void %s_dev(float *y, const float *x0, const float *x1, int B) {\n", name);
         P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
-        P("    MMK_FOR(t, (size_t)B * C) {\n        const int n = (int)(t / C), c = (int)(t %% C);\n        const size_t o = %s;\n", base(x));
-        P("        float s = 0.0f;\n        for (int q = 0; q < Q; q++) s += x0[o + q]%s;\n", dg ? " * x1[o + q]" : "");
-        P("        y[t] = s%s;\n    }\n}\n", dg ? "" : " * (1.0f / Q)");
+        P("    const size_t t = (size_t)blockIdx.x * (MMK_THREADS / 32) + threadIdx.x / 32;\n    const int lane = threadIdx.x %% 32;\n");
+        P("    float s = 0.0f;\n    if (t < (size_t)B * C) {\n        const int n = (int)(t / C), c = (int)(t %% C);\n        const size_t o = %s;\n", base(x));
+        P("        for (int q = lane; q < Q; q += 32) s += x0[o + q]%s;\n    }\n", dg ? " * x1[o + q]" : "");
+        P("    s = mmk_warp_sums(s);\n    if (lane == 0 && t < (size_t)B * C) y[t] = s%s;\n}\n", dg ? "" : " * (1.0f / Q)");
         signature(E, n, name);
-        P(" {\n    %s_dev<<<mmk_blocks((size_t)B * %d), MMK_THREADS, 0, e->stream>>>(y, x0, %s, B);\n    MMK_CHECK_LAUNCH();\n}\n",
+        P(" {\n    %s_dev<<<(unsigned)(((size_t)B * %d + MMK_THREADS / 32 - 1) / (MMK_THREADS / 32)), MMK_THREADS, 0, e->stream>>>(y, x0, %s, B);\n    MMK_CHECK_LAUNCH();\n}\n",
           name, ir_channels(x), dg ? "x1" : "NULL");
         return;
     }
@@ -335,43 +334,60 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         return;
     }
     case OP_BN_STATS: case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: case OP_REDUCE_CH: {
-        /* A block per channel: strided partial sums, then a fixed tree. */
+        /* Per-channel sums in two launches, in a fixed order (no atomics):
+         * a grid of S segments x C channels writes partial sums (double) to
+         * the workspace, then a thread per channel adds its S partials in
+         * order and finishes. A block per channel alone left most of the GPU
+         * idle for the few wide channels near the input. */
         const IrNode *t = n->op == OP_BN_STATS || n->op == OP_REDUCE_CH ? x : n->src[0];
-        P("__global__ static void %s_dev(float *y", name);
-        for (int i = 0; i < n->nsrc; i++) P(", %sfloat *x%d", n->op == OP_BN_STATS && i >= 1 ? "" : "const ", i);
-        P(", int B) {\n");
-        channel_reduce_head(E, t);
-        P("    double s = 0.0, s2 = 0.0;\n");
-        if (n->op != OP_BN_STATS && n->op != OP_REDUCE_CH) P("    const float mean = x2[c];\n");
-        P("    for (size_t i = threadIdx.x; i < cnt; i += blockDim.x) {\n        const int n = (int)(i / Q), q = (int)(i %% Q);\n");
-        P("        const size_t o = %s + q;\n", base(t));
-        switch (n->op) {
-        case OP_BN_STATS: case OP_REDUCE_CH: P("        s += x0[o];\n    }\n"); break;
-        default: P("        s += x0[o];\n        s2 += (double)x0[o] * (x1[o] - mean);\n    }\n");
-        }
-        P("    s = mmk_block_sum(s);\n");
-        if (n->op == OP_BN_STATS) {
-            /* Second pass for the variance about the mean (as the C back end). */
-            P("    const double mean = s / cnt;\n");
-            P("    for (size_t i = threadIdx.x; i < cnt; i += blockDim.x) {\n        const int n = (int)(i / Q), q = (int)(i %% Q);\n");
-            P("        double d = x0[%s + q] - mean;\n        s2 += d * d;\n    }\n", base(t));
-            P("    s2 = mmk_block_sum(s2);\n");
-            P("    if (threadIdx.x == 0) {\n        const double var = s2 / cnt;\n");
+        bool stats = n->op == OP_BN_STATS, two = n->op != OP_REDUCE_CH;
+        int C = ir_channels(t);
+        size_t need = 2 * 2 * (size_t)(C > RED_BLOCKS ? C : RED_BLOCKS);
+        if (need > E->work) E->work = need;
+        P("__global__ static void %s_part(double *part", name);
+        for (int i = 0; i < n->nsrc; i++) P(", const float *x%d", i);
+        P(", int B, int S) {\n");
+        P("    enum { C = %d, Q = %zu };\n", C, positions(t));
+        P("    const int c = blockIdx.y, s = blockIdx.x;\n    const size_t cnt = (size_t)B * Q, len = (cnt + S - 1) / S;\n");
+        P("    const size_t i1 = (size_t)(s + 1) * len < cnt ? (size_t)(s + 1) * len : cnt;\n");
+        P("    double a = 0.0, a2 = 0.0;\n");
+        if (!stats && two) P("    const float mean = x2[c];\n");
+        P("    for (size_t i = (size_t)s * len + threadIdx.x; i < i1; i += blockDim.x) {\n");
+        P("        const size_t o = %s;\n        const double v = x0[o];\n        a += v;\n", cb(t) ? "(size_t)c * cnt + i" : "i * C + c");
+        if (stats) P("        a2 += v * v;\n");
+        else if (two) P("        a2 += v * (x1[o] - mean);\n");
+        P("    }\n    a = mmk_block_sum(a);\n");
+        if (two) P("    a2 = mmk_block_sum(a2);\n");
+        P("    if (threadIdx.x == 0) {\n        part[2 * ((size_t)c * S + s)] = a;\n        part[2 * ((size_t)c * S + s) + 1] = a2;\n    }\n}\n");
+        P("__global__ static void %s_fin(float *y", name);
+        for (int i = 0; i < n->nsrc; i++) P(", %sfloat *x%d", stats && i >= 1 ? "" : "const ", i);
+        P(", const double *part, int B, int S) {\n    enum { C = %d, Q = %zu };\n    const size_t cnt = (size_t)B * Q;\n", C, positions(t));
+        P("    MMK_FOR(c, C) {\n        double s = 0.0, s2 = 0.0;\n");
+        P("        for (int k = 0; k < S; k++) {\n            s += part[2 * ((size_t)c * S + k)];\n            s2 += part[2 * ((size_t)c * S + k) + 1];\n        }\n");
+        if (stats) {
+            P("        const double mean = s / cnt, d = s2 / cnt - mean * mean, var = d > 0.0 ? d : 0.0;\n");
             P("        y[c] = (float)mean;\n        y[C + c] = (float)(1.0 / sqrt(var + %s));\n", cg_float(n->a.f));
             P("        x1[c] = (float)((1.0 - %s) * x1[c] + %s * mean);\n", cg_float(n->a.f2), cg_float(n->a.f2));
-            P("        x2[c] = (float)((1.0 - %s) * x2[c] + %s * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n    }\n}\n",
-              cg_float(n->a.f2), cg_float(n->a.f2));
-        } else if (n->op == OP_REDUCE_CH) {
-            P("    if (threadIdx.x == 0) y[c] = (float)s;\n}\n");
+            P("        x2[c] = (float)((1.0 - %s) * x2[c] + %s * (cnt > 1 ? var * cnt / (cnt - 1) : var));\n", cg_float(n->a.f2),
+              cg_float(n->a.f2));
+        } else if (!two) {
+            P("        y[c] = (float)s;\n");
         } else {
-            P("    s2 = mmk_block_sum(s2);\n    if (threadIdx.x == 0) {\n        const float inv = x2[C + c];\n");
-            if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (float)(-s * x3[c] * inv);\n        y[C + c] = (float)(s2 * x3[c]);\n    }\n}\n");
-            else P("        y[c] = (float)(s2 * inv);\n    }\n}\n");
+            P("        const float inv = x2[C + c];\n");
+            if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (float)(-s * x3[c] * inv);\n        y[C + c] = (float)(s2 * x3[c]);\n");
+            else P("        y[c] = (float)(s2 * inv);\n");
         }
+        P("    }\n}\n");
         signature(E, n, name);
-        P(" {\n    %s_dev<<<%d, MMK_THREADS, 0, e->stream>>>(y", name, ir_channels(t));
+        P(" {\n    const size_t cnt = (size_t)B * %zu;\n", positions(t));
+        P("    int S = (int)((cnt + %d - 1) / %d), cap = %d / %d > 0 ? %d / %d : 1;\n", RED_SEGMENT, RED_SEGMENT, RED_BLOCKS, C, RED_BLOCKS, C);
+        P("    if (S > cap) S = cap;\n    double *part = (double *)e->work;\n");
+        P("    %s_part<<<dim3(S, %d), MMK_THREADS, 0, e->stream>>>(part", name, C);
         for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
-        P(", B);\n    MMK_CHECK_LAUNCH();\n}\n");
+        P(", B, S);\n    MMK_CHECK_LAUNCH();\n");
+        P("    %s_fin<<<mmk_blocks(%d), MMK_THREADS, 0, e->stream>>>(y", name, C);
+        for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
+        P(", part, B, S);\n    MMK_CHECK_LAUNCH();\n}\n");
         return;
     }
     case OP_BN_RUNSTATS:

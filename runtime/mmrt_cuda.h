@@ -146,54 +146,89 @@ __device__ static inline double mmk_block_sum(double v) {
     return r;
 }
 
-/* Columns [j0, j0+nb) of the unrolled input (see mmk_im2col_cb in
- * mmrt_cpu.h): panel[k][jj] (ldp = nb). */
-__global__ static void mmk_im2col(float *panel, const float *x, int B, int j0, int nb, int CI, int DI, int HI, int WI, int KD,
-                                  int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
-    const int K = CI * KD * KH * KW, Q = DO * HO * WO;
-    MMK_FOR(t, (size_t)K * nb) {
-        int k = (int)(t / nb), jj = (int)(t % nb), j = j0 + jj;
-        int n = j / Q, q = j % Q, od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
-        int kw = k % KW, kh = (k / KW) % KH, kd = (k / (KW * KH)) % KD, ci = k / (KW * KH * KD);
-        int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-        panel[t] = id >= 0 && id < DI && ih >= 0 && ih < HI && iw >= 0 && iw < WI
-                       ? x[(((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI + iw]
-                       : 0.0f;
+/* Each warp's sum of v, in every lane of the warp, by a fixed tree (every
+ * thread of the block must call it). */
+__device__ static inline float mmk_warp_sums(float v) {
+    __shared__ float sh[MMK_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = 16; s > 0; s >>= 1) {
+        if ((threadIdx.x & 31) < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
     }
+    float r = sh[threadIdx.x & ~31u];
+    __syncthreads();
+    return r;
+}
+
+/* The convolution's window as template arguments: every division by a
+ * shape is by a constant (a multiply and a shift, not a division routine). */
+#define MMK_WIN_T int CI, int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO
+
+/* Columns [j0, j0+nb) of the unrolled input (see mmk_im2col_cb in
+ * mmrt_cpu.h): panel[k][jj] (ldp = nb). Grid: x over the columns, y over
+ * the K rows. */
+template <MMK_WIN_T>
+__global__ static void mmk_im2col(float *panel, const float *x, int B, int j0, int nb) {
+    constexpr int Q = DO * HO * WO;
+    const int k = blockIdx.y;
+    const int kw = k % KW, kh = (k / KW) % KH, kd = (k / (KW * KH)) % KD, ci = k / (KW * KH * KD);
+    for (int jj = blockIdx.x * blockDim.x + threadIdx.x; jj < nb; jj += gridDim.x * blockDim.x) {
+        const int j = j0 + jj, n = j / Q, q = j % Q, od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+        const int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+        panel[(size_t)k * nb + jj] = id >= 0 && id < DI && ih >= 0 && ih < HI && iw >= 0 && iw < WI
+                                         ? x[(((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI + iw]
+                                         : 0.0f;
+    }
+}
+template <MMK_WIN_T>
+static inline void mmk_im2col_launch(cudaStream_t st, float *panel, const float *x, int B, int j0, int nb) {
+    constexpr int K = CI * KD * KH * KW;
+    static_assert(K <= 65535, "im2col: too many rows for the grid");
+    unsigned gx = (unsigned)((nb + MMK_THREADS - 1) / MMK_THREADS);
+    mmk_im2col<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<dim3(gx, K), MMK_THREADS, 0, st>>>(panel, x, B, j0, nb);
 }
 
 /* dX from the unrolled gradient panel[k][jj] (columns j0..j0+nb of whole
  * examples n0..): each input element gathers the entries that came from
- * it — no atomics, a fixed order. */
-__global__ static void mmk_col2im(float *dx, const float *panel, int B, int n0, int ns, int CI, int DI, int HI, int WI, int KD,
-                                  int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO) {
-    const int Q = DO * HO * WO, QI = DI * HI * WI, nb = ns * Q;
-    MMK_FOR(t, (size_t)CI * ns * QI) {
-        int ci = (int)(t / ((size_t)ns * QI)), r = (int)(t % ((size_t)ns * QI)), nn = r / QI, p = r % QI;
-        int id = p / (HI * WI), ih = (p / WI) % HI, iw = p % WI;
+ * it — no atomics, a fixed order. Grid: x over the ns examples' input
+ * positions, y over the input channels. */
+template <MMK_WIN_T>
+__global__ static void mmk_col2im(float *dx, const float *panel, int B, int n0, int ns) {
+    constexpr int Q = DO * HO * WO, QI = DI * HI * WI;
+    const int ci = blockIdx.y, nb = ns * Q;
+    for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < ns * QI; r += gridDim.x * blockDim.x) {
+        const int nn = r / QI, p = r % QI;
+        const int id = p / (HI * WI), ih = (p / WI) % HI, iw = p % WI;
         float s = 0.0f;
         for (int kd = 0; kd < KD; kd++) {
-            int a = id + PD - kd;
+            const int a = id + PD - kd;
             if (a < 0 || a % SD) continue;
-            int od = a / SD;
+            const int od = a / SD;
             if (od >= DO) continue;
             for (int kh = 0; kh < KH; kh++) {
-                int b = ih + PH - kh;
+                const int b = ih + PH - kh;
                 if (b < 0 || b % SH) continue;
-                int oh = b / SH;
+                const int oh = b / SH;
                 if (oh >= HO) continue;
                 for (int kw = 0; kw < KW; kw++) {
-                    int c = iw + PW - kw;
+                    const int c = iw + PW - kw;
                     if (c < 0 || c % SW) continue;
-                    int ow = c / SW;
+                    const int ow = c / SW;
                     if (ow >= WO) continue;
-                    int k = ((ci * KD + kd) * KH + kh) * KW + kw;
+                    const int k = ((ci * KD + kd) * KH + kh) * KW + kw;
                     s += panel[(size_t)k * nb + (size_t)nn * Q + (od * HO + oh) * WO + ow];
                 }
             }
         }
         dx[((size_t)ci * B + n0 + nn) * QI + p] = s;
     }
+}
+template <MMK_WIN_T>
+static inline void mmk_col2im_launch(cudaStream_t st, float *dx, const float *panel, int B, int n0, int ns) {
+    static_assert(CI <= 65535, "col2im: too many channels for the grid");
+    unsigned gx = (unsigned)(((size_t)ns * DI * HI * WI + MMK_THREADS - 1) / MMK_THREADS);
+    mmk_col2im<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<dim3(gx, CI), MMK_THREADS, 0, st>>>(dx, panel, B, n0, ns);
 }
 
 /* A 64x64 tiled SGEMM for when cuBLAS is switched off (mmc build
