@@ -187,7 +187,9 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         if (!cuda) {
             const char *env = getenv("MMNET_CC");
             const char *compiler = cc ? cc : env ? env : on_path("clang") ? "clang" : on_path("gcc") ? "gcc" : "cc";
-            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 -march=native -fopenmp\"", compiler);
+            char march[96];
+            snprintf(march, sizeof march, "-march=%s", arch ? arch : "native");
+            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp\"", compiler, march);
             /* Each source to an object, as many compilers at a time as cores. */
             long cores = sysconf(_SC_NPROCESSORS_ONLN);
             int running = 0, failed = 0;
@@ -197,7 +199,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                     char src[PATH_MAX];
                     snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
                     snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
-                    char *argv[] = {(char *)compiler, "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
+                    char *argv[] = {(char *)compiler, "-O3", march, "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
                                     "-w", flags, incflag, "-c", src, "-o", objs[i], NULL};
                     if (spawn(argv, show) < 0) failed = 1;
                     else running++;

@@ -26,7 +26,8 @@ static const char usage[] =
     "      --target c|cuda   the back end (default c)\n"
     "  build FILE -o PROG    generate, compile and link a training program\n"
     "      --target c|cuda   the back end (default c)\n"
-    "      --arch sm_XX      CUDA architecture (default: the GPU present, else sm_90)\n"
+    "      --arch ARCH       cuda: sm_XX (default: the GPU present, else sm_90);\n"
+    "                        c: the -march of the kernels (default native; x86-64-v3 for another machine)\n"
     "      --profile         the program prints time and GFLOP/s per kernel for one step\n"
     "      --gemm cublas|tiled  CUDA GEMMs by cuBLAS (default) or by a generated tiled kernel\n"
     "      --keep DIR        keep the generated sources in DIR\n"
@@ -75,7 +76,6 @@ static Args parse_args(int argc, char **argv) {
                 bad_usage("unknown target '%s' (targets: c, cuda)", a.target);
         } else if (strcmp(s, "--arch") == 0) {
             a.arch = need_value(argc, argv, &i);
-            if (strncmp(a.arch, "sm_", 3) != 0) bad_usage("--arch takes a CUDA architecture like sm_90, not '%s'", a.arch);
         } else if (strcmp(s, "--after") == 0) {
             const char *v = need_value(argc, argv, &i);
             int k = -1;
@@ -112,6 +112,10 @@ static Args parse_args(int argc, char **argv) {
         fputs(usage, stderr);
         exit(2);
     }
+    if (a.arch && strcmp(a.target, "cuda") == 0 && strncmp(a.arch, "sm_", 3) != 0)
+        bad_usage("--arch with --target cuda takes a CUDA architecture like sm_90, not '%s'", a.arch);
+    if (a.arch && strcmp(a.target, "c") == 0 && (strncmp(a.arch, "sm_", 3) == 0 || strspn(a.arch, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(a.arch)))
+        bad_usage("--arch with --target c takes a CPU architecture for -march (native, x86-64-v3, ...), not '%s'", a.arch);
     return a;
 }
 

@@ -20,6 +20,9 @@ expect 2 "'check' needs a .mmnet file" "$MMC" check
 expect 2 "needs -o" "$MMC" build "$ROOT/examples/cgmnist.mmnet"
 expect 2 "unknown target 'tpu'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target tpu -o /tmp/x
 expect 2 "unknown GEMM 'cudnn'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --gemm cudnn -o /tmp/x
+expect 2 "takes a CUDA architecture like sm_90, not 'native'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --target cuda --arch native -o /tmp/x
+expect 2 "takes a CPU architecture for -march (native, x86-64-v3, ...), not 'sm_90'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --arch sm_90 -o /tmp/x
+expect 2 "not 'x; rm'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --arch "x; rm" -o /tmp/x
 expect 2 "unknown pass 'parse'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after parse
 expect 2 "no variant 'nope'" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant nope
 expect 1 "cannot read 'no/such.mmnet': No such file" "$MMC" check no/such.mmnet

@@ -1,58 +1,118 @@
 #!/bin/sh
-# gpu-check.sh — on a machine with an NVIDIA GPU: build mmnet with the CUDA
-# back end for this GPU, compare every CUDA kernel (forward and backward, in
-# every graph variant) with the C back end on random data, one training step
-# and ten steps of cgmnist from the same weights; then time training and
-# evaluation of cgmnist (batch 128) and of the two-branch ResNet-18 (batch 8
-# and 64, 224x224) against PyTorch eager and torch.compile, and print one
-# table of ratios (the figures for bench/RESULTS.md). cgmnist is timed twice:
-# GEMMs by cuBLAS (the default) and by the generated tiled kernel.
+# gpu-check.sh — on a machine with an NVIDIA GPU: compare every CUDA kernel
+# (forward and backward, in every graph variant) with the C back end on
+# random data, one training step and ten steps of cgmnist from the same
+# weights; train cgmnist on the GPU and evaluate its checkpoint with both
+# builds (when Fashion-MNIST is there); then time training and evaluation of
+# cgmnist (batch 128) and of the two-branch ResNet-18 (batch 8 and 64,
+# 224x224) against PyTorch eager and torch.compile, and print one table of
+# ratios (the figures for bench/RESULTS.md). cgmnist is timed twice: GEMMs by
+# cuBLAS (the default) and by the generated tiled kernel.
 #
-#   tools/gpu-check.sh [BUILD_DIR]      (default build-gpu; needs nvcc; PyTorch for the comparison)
+#   tools/gpu-check.sh                  build the programs here first (tools/gpu-bundle.sh; needs
+#                                       the build dependencies and nvcc)
+#   tools/gpu-check.sh --bundle DIR     run the programs tools/gpu-bundle.sh built elsewhere
+#
+# Environment: MMNET_DATA, the Fashion-MNIST IDX files (default
+# /usr/share/datasets/fashion-mnist; the training check is skipped without
+# them); GPU_CHECK_LOG, a folder that receives the per-kernel profile and the
+# training run's summary; GPU_CHECK_TORCH_TIMEOUT, seconds for each PyTorch
+# measurement (default 300). PyTorch's columns stay empty when it is absent.
 set -eu
 cd "$(dirname "$0")/.."
-B=${1:-build-gpu}
 command -v nvidia-smi > /dev/null || { echo "gpu-check: no nvidia-smi: this needs a machine with an NVIDIA GPU"; exit 1; }
 gpu=$(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader | head -1)
 arch=$(echo "$gpu" | sed 's/.*, *//; s/\.//')
 echo "== $gpu (sm_$arch), $(date -u '+%Y-%m-%d %H:%M UTC')"
-cmake -S . -B "$B" -DCMAKE_C_COMPILER="$(command -v clang || command -v cc)" -DCMAKE_BUILD_TYPE=Release \
-      -DMMNET_CUDA_ARCHS="$arch" > /dev/null
-cmake --build "$B" -j "$(nproc)" > "$B/build.log" 2>&1 || { tail -30 "$B/build.log"; exit 1; }
-
-echo "== kernels, one step, ten steps: CUDA against the C back end"
-fail=0
-for m in cgmnist grad_mmtm grad_layers2d grad_layers3d; do
-    echo "-- $m"
-    "$B/tests/gpu_check_$m" || fail=1
+if [ "${1:-}" = --bundle ]; then
+    D=${2:?usage: tools/gpu-check.sh --bundle DIR}
+else
+    D=${TMPDIR:-/tmp}/mmnet-gpu-bundle
+    tools/gpu-bundle.sh "$arch" "$D" > /dev/null
+fi
+[ "$(cat "$D/arch")" = "$arch" ] || echo "gpu-check: warning: $D was built for sm_$(cat "$D/arch"), this GPU is sm_$arch"
+BIN=$D/bin
+LD_LIBRARY_PATH="$(cd "$D/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH
+# cuBLAS from the CUDA installation or from PyTorch's wheels, when the loader does not know it.
+for l in libcublas.so libcublasLt.so; do
+    if ldd "$BIN/cgmnist" | grep -q "$l.* not found"; then
+        site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        f=$(find /usr/local /opt /usr/lib $site -name "$l.[0-9]*" 2>/dev/null | head -1)
+        [ -n "$f" ] || { echo "gpu-check: $l is not installed (CUDA toolkit or pip nvidia-cublas)"; exit 1; }
+        LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$(dirname "$f")
+    fi
 done
-
-echo "== throughput (samples/s, medians of 5 runs of 10 steps after a warm-up)"
+LOG=${GPU_CHECK_LOG:-}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-"$B/mmc" build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" -o "$W/cg"
-"$B/mmc" build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --gemm tiled -o "$W/cg-tiled"
-"$B/mmc" build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" -o "$W/rn"
+fail=0
+
+echo "== kernels, one step, ten steps: CUDA against the C back end"
+for m in cgmnist grad_mmtm grad_layers2d grad_layers3d; do
+    echo "-- $m"
+    timeout 600 "$BIN/gpu_check_$m" || fail=1
+done
+
+echo "== cgmnist trained on the GPU; its checkpoint evaluated by the CUDA and the C build"
+DATA=${MMNET_DATA:-/usr/share/datasets/fashion-mnist}
+if [ -f "$DATA/train-images-idx3-ubyte.gz" ] || [ -f "$DATA/train-images-idx3-ubyte" ]; then
+    t0=$(date +%s)
+    if "$BIN/cgmnist" train --data "$DATA" --epochs 2 --out "$W/run" --quiet > "$W/train.log" 2>&1; then
+        echo "2 epochs in $(($(date +%s) - t0)) s; $(grep -E '^epoch' "$W/train.log" | tail -1)"
+        acc() { "$@" eval --checkpoint "$W/run/best.ckpt" --data "$DATA" | awk '/^test accuracy/ {print $3}'; }
+        a=$(acc "$BIN/cgmnist"); c=$(acc "$BIN/cgmnist-cpu")
+        echo "test accuracy of best.ckpt: cuda $a, c $c"
+        awk -v a="$a" -v c="$c" 'BEGIN { d = a - c; if (d < 0) d = -d; exit !(a != "" && d <= 0.002) }' ||
+            { echo "FAIL: the two builds disagree on the GPU-trained checkpoint"; fail=1; }
+    else
+        tail -20 "$W/train.log"; echo "FAIL: training on the GPU"; fail=1
+    fi
+    [ -z "$LOG" ] || cp "$W/train.log" "$W/run/summary.json" "$LOG/" 2>/dev/null || true
+else
+    echo "(no Fashion-MNIST in $DATA: skipped; set MMNET_DATA)"
+fi
+
+profile() { # NAME PROGRAM BATCH: the slowest kernels of one training step
+    echo "== time and GFLOP/s of the slowest CUDA kernels, one $1 training step at batch $3"
+    "$2" bench --batch "$3" --steps 1 --reps 1 --profile 2> "$W/profile-$1.txt" > /dev/null || fail=1
+    head -2 "$W/profile-$1.txt"
+    awk '/^total/ {exit} NR > 2 {print $(NF - 1), $0}' "$W/profile-$1.txt" | sort -g -r | cut -d' ' -f2- | head -12
+    grep -m1 '^total' "$W/profile-$1.txt" || true
+    [ -z "$LOG" ] || cp "$W/profile-$1.txt" "$LOG/"
+}
+profile cgmnist "$BIN/cgmnist-profile" 128
+profile modelnet40_resnet18 "$BIN/modelnet40_resnet18-profile" 64
+
+echo "== throughput (samples/s, medians of 5 runs of 10 steps after a warm-up)"
 row() { # MODEL BATCH OURS-JSON TORCH-EAGER-JSON TORCH-COMPILE-JSON
     python3 - "$@" <<'PY'
 import json, sys
-m, b, ours, eager, comp = sys.argv[1], sys.argv[2], *[json.loads(s) if s.strip().startswith("{") else {} for s in sys.argv[3:6]]
-def g(d, k): return d.get(k)
-def r(a, c): return f"{a / c:6.2f}" if a and c else "   —  "
+def parse(s):
+    for line in reversed(s.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {}
+m, b = sys.argv[1], sys.argv[2]
+ours, eager, comp = (parse(s) for s in sys.argv[3:6])
+def r(a, c): return f"{a / c:6.2f}" if a and c else "   -  "
 for k, name in (("train_samples_per_s", "train"), ("eval_samples_per_s", "eval")):
-    o, e, c = g(ours, k), g(eager, k), g(comp, k)
-    print(f"{m:22s} {b:>5s} {name:5s} {o or 0:12.1f} {e or 0:12.1f} {c or 0:12.1f}   x eager {r(o, e)}   x compile {r(o, c)}")
+    o, e, c = ours.get(k), eager.get(k), comp.get(k)
+    print(f"{m:22s} {b:>5s} {name:5s} {o or 0:12.1f} {e or 0:12.1f} {c or 0:12.1f}   x eager {r(o, e)}   x compile {r(o, c)}", flush=True)
 PY
 }
+pt() { timeout "${GPU_CHECK_TORCH_TIMEOUT:-300}" python3 "$@" 2> "$W/torch.err" || { tail -3 "$W/torch.err" >&2; true; }; }
 printf '%-22s %5s %-5s %12s %12s %12s\n' model batch step mmnet "torch eager" "torch compile"
-row cgmnist 128 "$("$W/cg" bench --batch 128)" \
-    "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 2>/dev/null | tail -1)" \
-    "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 --compile 2>/dev/null | tail -1)"
-row "cgmnist --gemm tiled" 128 "$("$W/cg-tiled" bench --batch 128)" \
-    "$(python3 bench/torch_cgmnist.py --device cuda --batch 128 2>/dev/null | tail -1)" ""
+eager=$(pt bench/torch_cgmnist.py --device cuda --batch 128)
+row cgmnist 128 "$("$BIN/cgmnist" bench --batch 128)" "$eager" "$(pt bench/torch_cgmnist.py --device cuda --batch 128 --compile)"
+row "cgmnist --gemm tiled" 128 "$("$BIN/cgmnist-tiled" bench --batch 128)" "$eager" ""
+# PyTorch's cuDNN convolutions use TF32 tensor cores by default; the rows
+# "TF32" are ours with MMNET_TF32=1 (cuBLAS TF32), the default being float32.
 for bs in 8 64; do
-    row modelnet40_resnet18 "$bs" "$("$W/rn" bench --batch "$bs" --steps 5 --reps 3)" \
-        "$(python3 bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3 2>/dev/null | tail -1)" \
-        "$(python3 bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3 --compile 2>/dev/null | tail -1)"
+    e=$(pt bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3)
+    c=$(pt bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3 --compile)
+    row modelnet40_resnet18 "$bs" "$("$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    row "modelnet40_resnet18 TF32" "$bs" "$(MMNET_TF32=1 "$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
 done
 exit $fail

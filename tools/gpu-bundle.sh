@@ -1,0 +1,41 @@
+#!/bin/sh
+# gpu-bundle.sh — on any machine with the CUDA toolkit (no GPU needed), build
+# every program tools/gpu-check.sh runs, for one GPU architecture, into one
+# folder, together with the shared libraries they need that a GPU machine
+# with only the CUDA driver, cuBLAS and a C compiler may lack (cJSON, OpenMP,
+# zlib, the CUDA runtime). For GPU machines without flex, bison or the -dev
+# packages:
+#
+#   tools/gpu-bundle.sh 90 gpu-bundle        here (sm_90: H100, H200)
+#   tools/gpu-check.sh --bundle gpu-bundle   there
+#
+# The C side (gpu_check's reference kernels, the CPU build of cgmnist) is
+# compiled for x86-64-v3 (AVX2), so the bundle runs on any recent x86-64 host.
+set -eu
+cd "$(dirname "$0")/.."
+arch=${1:?usage: tools/gpu-bundle.sh ARCH [DIR]   (ARCH: 80, 90, ...; DIR default gpu-bundle)}
+D=${2:-gpu-bundle}
+B=${TMPDIR:-/tmp}/mmnet-gpu-bundle-build
+cmake -S . -B "$B" -DCMAKE_C_COMPILER="$(command -v clang || command -v cc)" -DCMAKE_BUILD_TYPE=Release \
+      -DMMNET_CUDA_ARCHS="$arch" -DMMNET_MARCH=x86-64-v3 > /dev/null
+checks="gpu_check_cgmnist gpu_check_grad_mmtm gpu_check_grad_layers2d gpu_check_grad_layers3d"
+# shellcheck disable=SC2086
+cmake --build "$B" -j "$(nproc)" --target mmc $checks > "$B/build.log" 2>&1 || { tail -30 "$B/build.log"; exit 1; }
+rm -rf "$D"
+mkdir -p "$D/bin" "$D/lib"
+for c in $checks; do cp "$B/tests/$c" "$D/bin/"; done
+mmc() { "$B/mmc" "$@" > /dev/null; }
+mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" -o "$D/bin/cgmnist"
+mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --gemm tiled -o "$D/bin/cgmnist-tiled"
+mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --profile -o "$D/bin/cgmnist-profile"
+mmc build examples/cgmnist.mmnet --arch x86-64-v3 -o "$D/bin/cgmnist-cpu"
+mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" -o "$D/bin/modelnet40_resnet18"
+mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --profile -o "$D/bin/modelnet40_resnet18-profile"
+# Libraries beyond the C library's own, libstdc++ and cuBLAS (hundreds of
+# megabytes, and part of every CUDA installation and of PyTorch's wheels).
+for f in "$D"/bin/*; do ldd "$f"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+    grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcublas|libcublasLt)\.so' |
+    while read -r l; do cp -L "$l" "$D/lib/"; done
+echo "$arch" > "$D/arch"
+echo "gpu-bundle: $D (sm_$arch): $(ls "$D/bin" | tr '\n' ' ')"
+du -sh "$D" | cut -f1
