@@ -152,7 +152,10 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
     P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
     implicit_pad(E, "x0", sh, sw, "            ");
-    P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
+    if (sh == 1 && sw == 1 && ir_channels(n) <= 3 && strcmp(bias, "NULL") == 0 && !relu)  /* MMK_THIN_MAX */
+        P("            mmk_conv_thin(YC, XC, FH, FW, YH, YW, WQ, PL, %s, xp, cp, NC);  /* few output channels */\n", w);
+    else
+        P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
     P("            for (int c = 0; c < YC; c++)\n                for (int h = 0; h < YH; h++)\n                    for (int w = 0; w < YW; w++) {\n");
     P("                        const size_t i = (((size_t)c * B + n) * YH + h) * YW + w;\n");
     P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");

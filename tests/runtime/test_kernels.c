@@ -4,7 +4,9 @@
  * count up to two big tiles (so each remainder tile runs) and column counts
  * that are not multiples of 32; and 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
- * and argmax indices exactly. Built three times (tests/runtime/CMakeLists.txt):
+ * and argmax indices exactly; the few-output-channel convolution
+ * (mmk_conv_thin) for 1-3 channels, odd heights and widths across 16 and
+ * 32. Built three times (tests/runtime/CMakeLists.txt):
  * for the host (AVX-512 where it has it), for AVX2 and portable. Exit 0 on
  * success. */
 #include <math.h>
@@ -26,6 +28,36 @@ static int failures;
     } while (0)
 
 static float rnd(void) { return (float)((double)rand() / RAND_MAX * 2.0 - 1.0); }
+
+static void test_thin(void) {
+    static const int shapes[][6] = {/* XC, FH, FW, YH, YW, pad width */
+                                    {32, 5, 5, 28, 28, 0}, {1, 5, 5, 28, 28, 3}, {3, 3, 3, 7, 13, 0}, {2, 3, 5, 9, 40, 1},
+                                    {5, 1, 3, 1, 16, 0},   {4, 2, 2, 17, 33, 2}};
+    for (int si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
+        const int XC = shapes[si][0], FH = shapes[si][1], FW = shapes[si][2], YH = shapes[si][3], YW = shapes[si][4];
+        const int WQ = YW + FW - 1 + shapes[si][5], HQ = YH + FH - 1, PL = HQ * WQ + FW + 64, KK = XC * FH * FW;
+        float *x = malloc(sizeof(float) * XC * PL), *w = malloc(sizeof(float) * 4 * KK), *c = malloc(sizeof(float) * 4 * YH * WQ);
+        for (int i = 0; i < XC * PL; i++) x[i] = rnd();
+        for (int i = 0; i < 4 * KK; i++) w[i] = rnd();
+        for (int M = 1; M <= MMK_THIN_MAX; M++) {
+            for (int i = 0; i < 4 * YH * WQ; i++) c[i] = NAN;
+            mmk_conv_thin(M, XC, FH, FW, YH, YW, WQ, PL, w, x, c, YH * WQ);
+            for (int m = 0; m < M; m++)
+                for (int h = 0; h < YH; h++)
+                    for (int j = 0; j < YW; j++) {
+                        double s = 0;
+                        for (int ci = 0; ci < XC; ci++)
+                            for (int kh = 0; kh < FH; kh++)
+                                for (int kw = 0; kw < FW; kw++)
+                                    s += (double)w[m * KK + (ci * FH + kh) * FW + kw] * x[ci * PL + (h + kh) * WQ + j + kw];
+                        const float v = c[m * YH * WQ + h * WQ + j];
+                        CHECK(fabs(v - s) <= 1e-5 * (1 + fabs(s)), "conv_thin shape %d M=%d [%d][%d][%d]: %g, expected %g", si, M, m, h,
+                              j, v, s);
+                    }
+        }
+        free(x), free(w), free(c);
+    }
+}
 
 static void test_gemm(void) {
     enum { K = 37, N = 75, LD = 160, SLACK = 64 };
@@ -131,6 +163,7 @@ static void test_maxpool(void) {
 int main(void) {
     srand(7);
     test_gemm();
+    test_thin();
     test_maxpool();
     if (failures) {
         fprintf(stderr, "test_kernels: %d failures\n", failures);
