@@ -180,11 +180,12 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         }
         if (!dx && !dw) {
             /* Bias and fused epilogue after the GEMM: grid x over the columns, y over the channels. */
-            P("__global__ static void %s_epi(float *y, const float *b, int N) {\n    const int c = blockIdx.y;\n", name);
-            P("    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) {\n");
-            P("        const size_t t = (size_t)c * N + j;\n        float v = y[t]%s;\n", n->a.bias ? " + b[c]" : "");
-            epi(E, n, "        ");
-            P("        y[t] = v;\n    }\n}\n");
+            P("__global__ static void %s_epi(float *y, const float *b, int N) {\n", name);
+            P("    for (int c = blockIdx.y; c < %d; c += gridDim.y)\n", ir_channels(n));
+            P("        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) {\n");
+            P("            const size_t t = (size_t)c * N + j;\n            float v = y[t]%s;\n", n->a.bias ? " + b[c]" : "");
+            epi(E, n, "            ");
+            P("            y[t] = v;\n        }\n}\n");
         }
         signature(E, n, name);
         P(" {\n");
@@ -201,7 +202,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
                 P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
             }
             if (n->a.bias || n->nepi) {
-                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, CO), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name,
+                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, mmk_grid_y(CO)), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name,
               n->a.bias ? "x2" : "NULL");
                 P("    MMK_CHECK_LAUNCH();\n");
             }
@@ -335,7 +336,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
     }
     case OP_BN_STATS: case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: case OP_REDUCE_CH: {
         /* Per-channel sums in two launches, in a fixed order (no atomics):
-         * a grid of S segments x C channels writes partial sums (double) to
+         * a grid of C channels x S segments writes partial sums (double) to
          * the workspace, then a thread per channel adds its S partials in
          * order and finishes. A block per channel alone left most of the GPU
          * idle for the few wide channels near the input. */
@@ -348,7 +349,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         for (int i = 0; i < n->nsrc; i++) P(", const float *x%d", i);
         P(", int B, int S) {\n");
         P("    enum { C = %d, Q = %zu };\n", C, positions(t));
-        P("    const int c = blockIdx.y, s = blockIdx.x;\n    const size_t cnt = (size_t)B * Q, len = (cnt + S - 1) / S;\n");
+        P("    const int c = blockIdx.x, s = blockIdx.y;\n    const size_t cnt = (size_t)B * Q, len = (cnt + S - 1) / S;\n");
         P("    const size_t i1 = (size_t)(s + 1) * len < cnt ? (size_t)(s + 1) * len : cnt;\n");
         P("    double a = 0.0, a2 = 0.0;\n");
         if (!stats && two) P("    const float mean = x2[c];\n");
@@ -382,7 +383,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         P(" {\n    const size_t cnt = (size_t)B * %zu;\n", positions(t));
         P("    int S = (int)((cnt + %d - 1) / %d), cap = %d / %d > 0 ? %d / %d : 1;\n", RED_SEGMENT, RED_SEGMENT, RED_BLOCKS, C, RED_BLOCKS, C);
         P("    if (S > cap) S = cap;\n    double *part = (double *)e->work;\n");
-        P("    %s_part<<<dim3(S, %d), MMK_THREADS, 0, e->stream>>>(part", name, C);
+        P("    %s_part<<<dim3(%d, S), MMK_THREADS, 0, e->stream>>>(part", name, C);  /* S <= 2048: within gridDim.y */
         for (int i = 0; i < n->nsrc; i++) P(", x%d", i);
         P(", B, S);\n    MMK_CHECK_LAUNCH();\n");
         P("    %s_fin<<<mmk_blocks(%d), MMK_THREADS, 0, e->stream>>>(y", name, C);

@@ -161,74 +161,80 @@ __device__ static inline float mmk_warp_sums(float v) {
     return r;
 }
 
+/* gridDim.y is at most 65535: kernels with rows or channels in y loop over them. */
+static inline unsigned mmk_grid_y(long n) { return (unsigned)(n < 65535 ? n : 65535); }
+
 /* The convolution's window as template arguments: every division by a
  * shape is by a constant (a multiply and a shift, not a division routine). */
 #define MMK_WIN_T int CI, int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW, int DO, int HO, int WO
 
 /* Columns [j0, j0+nb) of the unrolled input (see mmk_im2col_cb in
  * mmrt_cpu.h): panel[k][jj] (ldp = nb). Grid: x over the columns, y over
- * the K rows. */
+ * the K rows (strided past 65535). */
 template <MMK_WIN_T>
 __global__ static void mmk_im2col(float *panel, const float *x, int B, int j0, int nb) {
     constexpr int Q = DO * HO * WO;
-    const int k = blockIdx.y;
-    const int kw = k % KW, kh = (k / KW) % KH, kd = (k / (KW * KH)) % KD, ci = k / (KW * KH * KD);
-    for (int jj = blockIdx.x * blockDim.x + threadIdx.x; jj < nb; jj += gridDim.x * blockDim.x) {
-        const int j = j0 + jj, n = j / Q, q = j % Q, od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
-        const int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-        panel[(size_t)k * nb + jj] = id >= 0 && id < DI && ih >= 0 && ih < HI && iw >= 0 && iw < WI
-                                         ? x[(((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI + iw]
-                                         : 0.0f;
+    constexpr int K = CI * KD * KH * KW;
+    for (int k = blockIdx.y; k < K; k += gridDim.y) {
+        const int kw = k % KW, kh = (k / KW) % KH, kd = (k / (KW * KH)) % KD, ci = k / (KW * KH * KD);
+        for (int jj = blockIdx.x * blockDim.x + threadIdx.x; jj < nb; jj += gridDim.x * blockDim.x) {
+            const int j = j0 + jj, n = j / Q, q = j % Q, od = q / (HO * WO), oh = (q / WO) % HO, ow = q % WO;
+            const int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+            panel[(size_t)k * nb + jj] = id >= 0 && id < DI && ih >= 0 && ih < HI && iw >= 0 && iw < WI
+                                             ? x[(((size_t)ci * B + n) * DI + id) * HI * WI + (size_t)ih * WI + iw]
+                                             : 0.0f;
+        }
     }
 }
 template <MMK_WIN_T>
 static inline void mmk_im2col_launch(cudaStream_t st, float *panel, const float *x, int B, int j0, int nb) {
-    constexpr int K = CI * KD * KH * KW;
-    static_assert(K <= 65535, "im2col: too many rows for the grid");
     unsigned gx = (unsigned)((nb + MMK_THREADS - 1) / MMK_THREADS);
-    mmk_im2col<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<dim3(gx, K), MMK_THREADS, 0, st>>>(panel, x, B, j0, nb);
+    const dim3 grid(gx, mmk_grid_y(CI * KD * KH * KW));
+    mmk_im2col<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<grid, MMK_THREADS, 0, st>>>(panel, x, B, j0, nb);
 }
 
 /* dX from the unrolled gradient panel[k][jj] (columns j0..j0+nb of whole
  * examples n0..): each input element gathers the entries that came from
  * it — no atomics, a fixed order. Grid: x over the ns examples' input
- * positions, y over the input channels. */
+ * positions, y over the input channels (strided past 65535). */
 template <MMK_WIN_T>
 __global__ static void mmk_col2im(float *dx, const float *panel, int B, int n0, int ns) {
     constexpr int Q = DO * HO * WO, QI = DI * HI * WI;
-    const int ci = blockIdx.y, nb = ns * Q;
-    for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < ns * QI; r += gridDim.x * blockDim.x) {
-        const int nn = r / QI, p = r % QI;
-        const int id = p / (HI * WI), ih = (p / WI) % HI, iw = p % WI;
-        float s = 0.0f;
-        for (int kd = 0; kd < KD; kd++) {
-            const int a = id + PD - kd;
-            if (a < 0 || a % SD) continue;
-            const int od = a / SD;
-            if (od >= DO) continue;
-            for (int kh = 0; kh < KH; kh++) {
-                const int b = ih + PH - kh;
-                if (b < 0 || b % SH) continue;
-                const int oh = b / SH;
-                if (oh >= HO) continue;
-                for (int kw = 0; kw < KW; kw++) {
-                    const int c = iw + PW - kw;
-                    if (c < 0 || c % SW) continue;
-                    const int ow = c / SW;
-                    if (ow >= WO) continue;
-                    const int k = ((ci * KD + kd) * KH + kh) * KW + kw;
-                    s += panel[(size_t)k * nb + (size_t)nn * Q + (od * HO + oh) * WO + ow];
+    const int nb = ns * Q;
+    for (int ci = blockIdx.y; ci < CI; ci += gridDim.y) {
+        for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < ns * QI; r += gridDim.x * blockDim.x) {
+            const int nn = r / QI, p = r % QI;
+            const int id = p / (HI * WI), ih = (p / WI) % HI, iw = p % WI;
+            float s = 0.0f;
+            for (int kd = 0; kd < KD; kd++) {
+                const int a = id + PD - kd;
+                if (a < 0 || a % SD) continue;
+                const int od = a / SD;
+                if (od >= DO) continue;
+                for (int kh = 0; kh < KH; kh++) {
+                    const int b = ih + PH - kh;
+                    if (b < 0 || b % SH) continue;
+                    const int oh = b / SH;
+                    if (oh >= HO) continue;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const int c = iw + PW - kw;
+                        if (c < 0 || c % SW) continue;
+                        const int ow = c / SW;
+                        if (ow >= WO) continue;
+                        const int k = ((ci * KD + kd) * KH + kh) * KW + kw;
+                        s += panel[(size_t)k * nb + (size_t)nn * Q + (od * HO + oh) * WO + ow];
+                    }
                 }
             }
+            dx[((size_t)ci * B + n0 + nn) * QI + p] = s;
         }
-        dx[((size_t)ci * B + n0 + nn) * QI + p] = s;
     }
 }
 template <MMK_WIN_T>
 static inline void mmk_col2im_launch(cudaStream_t st, float *dx, const float *panel, int B, int n0, int ns) {
-    static_assert(CI <= 65535, "col2im: too many channels for the grid");
     unsigned gx = (unsigned)(((size_t)ns * DI * HI * WI + MMK_THREADS - 1) / MMK_THREADS);
-    mmk_col2im<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<dim3(gx, CI), MMK_THREADS, 0, st>>>(dx, panel, B, n0, ns);
+    const dim3 grid(gx, mmk_grid_y(CI));
+    mmk_col2im<CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO><<<grid, MMK_THREADS, 0, st>>>(dx, panel, B, n0, ns);
 }
 
 /* A 64x64 tiled SGEMM for when cuBLAS is switched off (mmc build

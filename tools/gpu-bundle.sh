@@ -18,7 +18,7 @@ D=${2:-gpu-bundle}
 B=${TMPDIR:-/tmp}/mmnet-gpu-bundle-build
 cmake -S . -B "$B" -DCMAKE_C_COMPILER="$(command -v clang || command -v cc)" -DCMAKE_BUILD_TYPE=Release \
       -DMMNET_CUDA_ARCHS="$arch" -DMMNET_MARCH=x86-64-v3 > /dev/null
-checks="gpu_check_cgmnist gpu_check_grad_mmtm gpu_check_grad_layers2d gpu_check_grad_layers3d"
+checks="gpu_check_cgmnist gpu_check_grad_mmtm gpu_check_grad_layers2d gpu_check_grad_layers3d gpu_check_wide"
 # shellcheck disable=SC2086
 cmake --build "$B" -j "$(nproc)" --target mmc $checks > "$B/build.log" 2>&1 || { tail -30 "$B/build.log"; exit 1; }
 rm -rf "$D"

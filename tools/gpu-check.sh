@@ -17,7 +17,8 @@
 # /usr/share/datasets/fashion-mnist; the training check is skipped without
 # them); GPU_CHECK_LOG, a folder that receives the per-kernel profile and the
 # training run's summary; GPU_CHECK_TORCH_TIMEOUT, seconds for each PyTorch
-# measurement (default 300). PyTorch's columns stay empty when it is absent.
+# measurement (default 300); GPU_CHECK_COMPILE=0 leaves out torch.compile
+# (minutes of compilation). PyTorch's columns stay empty when it is absent.
 set -eu
 cd "$(dirname "$0")/.."
 command -v nvidia-smi > /dev/null || { echo "gpu-check: no nvidia-smi: this needs a machine with an NVIDIA GPU"; exit 1; }
@@ -50,7 +51,7 @@ trap 'rm -rf "$W"' EXIT
 fail=0
 
 echo "== kernels, one step, ten steps: CUDA against the C back end"
-for m in cgmnist grad_mmtm grad_layers2d grad_layers3d; do
+for m in cgmnist grad_mmtm grad_layers2d grad_layers3d wide; do
     echo "-- $m"
     timeout 600 "$BIN/gpu_check_$m" || fail=1
 done
@@ -102,16 +103,17 @@ for k, name in (("train_samples_per_s", "train"), ("eval_samples_per_s", "eval")
     print(f"{m:22s} {b:>5s} {name:5s} {o or 0:12.1f} {e or 0:12.1f} {c or 0:12.1f}   x eager {r(o, e)}   x compile {r(o, c)}", flush=True)
 PY
 }
+ptc() { [ "${GPU_CHECK_COMPILE:-1}" = 0 ] || pt "$@" --compile; }
 pt() { timeout "${GPU_CHECK_TORCH_TIMEOUT:-300}" python3 "$@" 2> "$W/torch.err" || { tail -3 "$W/torch.err" >&2; true; }; }
 printf '%-22s %5s %-5s %12s %12s %12s\n' model batch step mmnet "torch eager" "torch compile"
 eager=$(pt bench/torch_cgmnist.py --device cuda --batch 128)
-row cgmnist 128 "$("$BIN/cgmnist" bench --batch 128)" "$eager" "$(pt bench/torch_cgmnist.py --device cuda --batch 128 --compile)"
+row cgmnist 128 "$("$BIN/cgmnist" bench --batch 128)" "$eager" "$(ptc bench/torch_cgmnist.py --device cuda --batch 128)"
 row "cgmnist --gemm tiled" 128 "$("$BIN/cgmnist-tiled" bench --batch 128)" "$eager" ""
 # PyTorch's cuDNN convolutions use TF32 tensor cores by default; the rows
 # "TF32" are ours with MMNET_TF32=1 (cuBLAS TF32), the default being float32.
 for bs in 8 64; do
     e=$(pt bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3)
-    c=$(pt bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3 --compile)
+    c=$(ptc bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3)
     row modelnet40_resnet18 "$bs" "$("$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
     row "modelnet40_resnet18 TF32" "$bs" "$(MMNET_TF32=1 "$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
 done
