@@ -457,8 +457,8 @@ __attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K,
  * h < YH, w < YW (X: XC planes PL floats apart, YH + FH - 1 rows of WQ >=
  * YW + FW - 1 floats). As a GEMM (mmk_gemm_off) each loaded row of X would
  * serve one or two FMAs; here a row loaded once serves the R output rows it
- * is in, held in registers (on this machine's Zen 4: 1.25x the GEMM's speed
- * for one channel, 1.7x for three, none for two or four). Other builds than
+ * is in, held in registers (on a Zen 4, one thread: 1.7x the GEMM's speed
+ * for one channel, 1.4x for three, none for two or four). Other builds than
  * AVX-512 call mmk_gemm_off. */
 #if defined(__AVX512F__) && !defined(MMNET_F64)
 #define MMK_THIN_TILE(MT, R)                                                                                           \
