@@ -152,10 +152,10 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
     P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
     implicit_pad(E, "x0", sh, sw, "            ");
-    if (sh == 1 && sw == 1 && ir_channels(n) <= 3 && strcmp(bias, "NULL") == 0 && !relu)  /* MMK_THIN_MAX */
-        P("            mmk_conv_thin(YC, XC, FH, FW, YH, YW, WQ, PL, %s, xp, cp, NC);  /* few output channels */\n", w);
-    else
-        P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
+    /* Few output channels (an input gradient of a first layer): mmk_conv_thin. */
+    if (sh == 1 && sw == 1 && strcmp(bias, "NULL") == 0 && !relu)
+        P("            if (YC <= MMK_THIN_MAX) mmk_conv_thin(YC, XC, FH, FW, YH, YW, WQ, PL, %s, xp, off, cp, NC);\n            else\n    ", w);
+    P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
     P("            for (int c = 0; c < YC; c++)\n                for (int h = 0; h < YH; h++)\n                    for (int w = 0; w < YW; w++) {\n");
     P("                        const size_t i = (((size_t)c * B + n) * YH + h) * YW + w;\n");
     P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");
@@ -312,7 +312,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("            mmk_im2col_cb(col, 0, x1, B, j0, nb, " WIN ");\n");
         P("            mmk_pack_t(dyt, x0 + j0, N, nb, CO);\n");
         P("            mmk_gemm(K, CO, nb, col, nb, dyt, part, CO, NULL, j0 > ja, 0);\n        }\n    }\n");
-            dw_reduce(E, "K", "CO");
+        dw_reduce(E, "K", "CO");
         break;
     }
     case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {

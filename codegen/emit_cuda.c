@@ -202,8 +202,8 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
                 P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
             }
             if (n->a.bias || n->nepi) {
-                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, mmk_grid_y(CO)), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name,
-              n->a.bias ? "x2" : "NULL");
+                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, mmk_grid_y(CO)), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n",
+                  name, n->a.bias ? "x2" : "NULL");
                 P("    MMK_CHECK_LAUNCH();\n");
             }
         } else if (dx) {

@@ -455,12 +455,16 @@ __attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K,
  * C[m][h * WQ + w] = sum over c < XC, kh < FH, kw < FW of
  * W[m][(c * FH + kh) * FW + kw] * X[c * PL + (h + kh) * WQ + w + kw], for
  * h < YH, w < YW (X: XC planes PL floats apart, YH + FH - 1 rows of WQ >=
- * YW + FW - 1 floats). As a GEMM (mmk_gemm_off) each loaded row of X would
- * serve one or two FMAs; here a row loaded once serves the R output rows it
- * is in, held in registers (on a Zen 4, one thread: 1.7x the GEMM's speed
- * for one channel, 1.4x for three, none for two or four). Other builds than
- * AVX-512 call mmk_gemm_off. */
-#if defined(__AVX512F__) && !defined(MMNET_F64)
+ * YW + FW - 1 floats; off[(c * FH + kh) * FW + kw] = c * PL + kh * WQ + kw,
+ * mmk_gemm_off's rows). As a GEMM each loaded row of X would serve one or
+ * two FMAs; here a row loaded once serves the R output rows it is in, held
+ * in registers (bench/gemm.c on a Zen 4, one thread: 1.7x the GEMM's speed
+ * for one channel, 1.4x for three, none for two or four). Only clang keeps
+ * the R x MT tile in registers (gcc 12 leaves it in memory and runs at half
+ * the GEMM's speed), and only AVX-512 has the tile: other builds call
+ * mmk_gemm_off. */
+#if defined(__AVX512F__) && !defined(MMNET_F64) && defined(__clang__)
+#define MMK_THIN_TILES 1
 #define MMK_THIN_TILE(MT, R)                                                                                           \
     static inline void mmk_thin##MT(int XC, int FH, int FW, int rows, int WQ, int PL, const float *restrict W,        \
                                     const float *restrict X, float *restrict C, int ldc, __mmask16 m0, __mmask16 m1) { \
@@ -498,8 +502,8 @@ MMK_THIN_TILE(3, 4)
 #endif
 #define MMK_THIN_MAX 3
 __attribute__((noinline, unused)) static void mmk_conv_thin(int M, int XC, int FH, int FW, int YH, int YW, int WQ, int PL,
-                                                            const mm_real *W, const mm_real *X, mm_real *C, int ldc) {
-#if defined(__AVX512F__) && !defined(MMNET_F64)
+                                                            const mm_real *W, const mm_real *X, const int *off, mm_real *C, int ldc) {
+#ifdef MMK_THIN_TILES
     static const int R[MMK_THIN_MAX + 1] = {0, 8, 6, 4};
     for (int j0 = 0; j0 < YW; j0 += 32) {
         const int nr = YW - j0 < 32 ? YW - j0 : 32;
@@ -516,11 +520,9 @@ __attribute__((noinline, unused)) static void mmk_conv_thin(int M, int XC, int F
             }
         }
     }
+    (void)off;
 #else
-    int off[8192];
-    for (int c = 0; c < XC; c++)
-        for (int kh = 0; kh < FH; kh++)
-            for (int kw = 0; kw < FW; kw++) off[(c * FH + kh) * FW + kw] = c * PL + kh * WQ + kw;
+    (void)YW, (void)PL;
     mmk_gemm_off(M, YH * WQ, XC * FH * FW, W, XC * FH * FW, X, off, C, ldc, NULL, 0);
 #endif
 }

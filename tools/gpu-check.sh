@@ -86,7 +86,7 @@ profile() { # NAME PROGRAM BATCH: the slowest kernels of one training step
 profile cgmnist "$BIN/cgmnist-profile" 128
 profile modelnet40_resnet18 "$BIN/modelnet40_resnet18-profile" 64
 
-echo "== throughput (samples/s, medians of 5 runs of 10 steps after a warm-up)"
+echo "== throughput (samples/s after a warm-up; medians of 5 runs of 10 steps, ResNet-18 of 3 runs of 5)"
 row() { # MODEL BATCH OURS-JSON TORCH-EAGER-JSON TORCH-COMPILE-JSON
     python3 - "$@" <<'PY'
 import json, sys

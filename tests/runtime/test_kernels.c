@@ -39,9 +39,13 @@ static void test_thin(void) {
         float *x = malloc(sizeof(float) * XC * PL), *w = malloc(sizeof(float) * 4 * KK), *c = malloc(sizeof(float) * 4 * YH * WQ);
         for (int i = 0; i < XC * PL; i++) x[i] = rnd();
         for (int i = 0; i < 4 * KK; i++) w[i] = rnd();
+        int *off = malloc(sizeof(int) * KK);
+        for (int ci = 0; ci < XC; ci++)
+            for (int kh = 0; kh < FH; kh++)
+                for (int kw = 0; kw < FW; kw++) off[(ci * FH + kh) * FW + kw] = ci * PL + kh * WQ + kw;
         for (int M = 1; M <= MMK_THIN_MAX; M++) {
             for (int i = 0; i < 4 * YH * WQ; i++) c[i] = NAN;
-            mmk_conv_thin(M, XC, FH, FW, YH, YW, WQ, PL, w, x, c, YH * WQ);
+            mmk_conv_thin(M, XC, FH, FW, YH, YW, WQ, PL, w, x, off, c, YH * WQ);
             for (int m = 0; m < M; m++)
                 for (int h = 0; h < YH; h++)
                     for (int j = 0; j < YW; j++) {
@@ -55,7 +59,7 @@ static void test_thin(void) {
                               j, v, s);
                     }
         }
-        free(x), free(w), free(c);
+        free(x), free(w), free(c), free(off);
     }
 }
 
