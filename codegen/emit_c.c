@@ -290,9 +290,10 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("            const int na = (int)((long)B * c / nch), nb = (int)((long)B * (c + 1) / nch);\n");
             P("            for (int n = na; n < nb; n++) {\n");
             implicit_pad(E, "x1", sh, sw, "                ");
-            P("                for (int co = 0; co < YC; co++)\n                    for (int h = 0; h < YH; h++)\n");
-            P("                        for (int w = 0; w < YW; w++)\n");
-            P("                            dyt[((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32] = x0[(((size_t)co * B + n) * YH + h) * YW + w];\n");
+            P("                for (int co = 0; co < YC; co += 16)  /* dyt[h * WQ + w][co] = dY[co][n][h][w], 16 x 16 at a time */\n");
+            P("                    for (int h = 0; h < YH; h++)\n                        for (int w = 0; w < YW; w += 16)\n");
+            P("                            mmk_tr16(dyt + ((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32, 32, x0 + (((size_t)co * B + n) * YH + h) * YW + w,\n");
+            P("                                     (size_t)B * YH * YW, YC - co < 16 ? YC - co : 16, YW - w < 16 ? YW - w : 16);\n");
             P("                mmk_gemm_rows(KK, YC, NC, rows, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
             dw_reduce(E, "KK", "YC");
             break;

@@ -209,16 +209,54 @@ static inline void mmk_pack(mm_real *restrict dst, const mm_real *restrict src, 
     }
 }
 
+/* A transposed block of at most 16 x 16: dst[c * ldd + r] = src[r * lds + c]
+ * for c < C and r < 16, zero for r >= R (each dst row gets all 16 values).
+ * AVX-512 transposes in registers (64 shuffles for 256 values) where a
+ * scalar loop would do one strided store per value. */
+static inline void mmk_tr16(mm_real *restrict dst, size_t ldd, const mm_real *restrict src, size_t lds, int R, int C) {
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    const __mmask16 mc = C >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << C) - 1);
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = i < R ? _mm512_maskz_loadu_ps(mc, src + (size_t)i * lds) : _mm512_setzero_ps();
+    /* In each 128-bit lane L: pairs of rows interleaved, then 4 rows of
+     * column 4L + j in r[4g + j] (rows 4g..4g+3), then the lanes gathered. */
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        const __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44), v3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        t[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);       /* column j */
+        t[4 + j] = _mm512_shuffle_f32x4(v0, v2, 0xDD);   /* column 4 + j */
+        t[8 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);   /* column 8 + j */
+        t[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xDD);  /* column 12 + j */
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(dst + (size_t)c * ldd, t[c]);
+#else
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < 16; r++) dst[(size_t)c * ldd + r] = r < R ? src[(size_t)r * lds + c] : 0;
+#endif
+}
+
 /* The transpose of a row-major src[C][R] (leading dimension ld), packed as
  * B[R][C]: dst holds src^T. */
 static inline void mmk_pack_t(mm_real *restrict dst, const mm_real *restrict src, int ld, int R, int C) {
-    for (int c0 = 0; c0 < C; c0 += MMK_PACK_NR) {
-        const int w = C - c0 < MMK_PACK_NR ? C - c0 : MMK_PACK_NR;
-        mm_real *restrict blk = dst + (size_t)(c0 / MMK_PACK_NR) * R * MMK_PACK_NR;
-        for (int c = 0; c < MMK_PACK_NR; c++) {
-            const mm_real *restrict s = src + (size_t)(c0 + c) * ld;
-            for (int r = 0; r < R; r++) blk[(size_t)r * MMK_PACK_NR + c] = c < w ? s[r] : 0;
-        }
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        mm_real *restrict blk = dst + (size_t)(c0 / MMK_PACK_NR) * R * MMK_PACK_NR + c0 % MMK_PACK_NR;
+        const int w = C - c0 < 16 ? C - c0 : 16;
+        for (int r0 = 0; r0 < R; r0 += 16)
+            mmk_tr16(blk + (size_t)r0 * MMK_PACK_NR, MMK_PACK_NR, src + (size_t)c0 * ld + r0, ld, w, R - r0 < 16 ? R - r0 : 16);
+        if (c0 % MMK_PACK_NR == 0 && c0 + 16 >= C) /* the block's other half, beyond C */
+            for (int r = 0; r < R; r++) memset(blk + (size_t)r * MMK_PACK_NR + 16, 0, sizeof(mm_real) * 16);
     }
 }
 

@@ -6,7 +6,9 @@
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
  * and argmax indices exactly; the few-output-channel convolution
  * (mmk_conv_thin) for 1-3 channels, odd heights and widths across 16 and
- * 32. Built three times (tests/runtime/CMakeLists.txt):
+ * 32; the block transpose (mmk_tr16) and the transposed packing built on it
+ * (mmk_pack_t) for every block size up to 16 x 16 and ragged matrices,
+ * exactly, with the zero fill they promise. Built three times (tests/runtime/CMakeLists.txt):
  * for the host (AVX-512 where it has it), for AVX2 and portable. Exit 0 on
  * success. */
 #include <math.h>
@@ -164,8 +166,43 @@ static void test_maxpool(void) {
     pool_case(1, 1, 1, 1, 1, 1, 0, 0);
 }
 
+static void test_transpose(void) {
+    enum { LD = 40, LDD = 24 };
+    float src[17 * LD], dst[17 * LDD];
+    for (int i = 0; i < 17 * LD; i++) src[i] = rnd();
+    for (int R = 0; R <= 16; R++)
+        for (int C = 1; C <= 16; C++) {
+            for (int i = 0; i < 17 * LDD; i++) dst[i] = 99.0f;
+            mmk_tr16(dst, LDD, src + 3, LD, R, C);
+            for (int c = 0; c < 17; c++)
+                for (int r = 0; r < LDD; r++) {
+                    const float want = c >= C || r >= 16 ? 99.0f : r < R ? src[r * LD + 3 + c] : 0.0f;
+                    CHECK(memcmp(&dst[c * LDD + r], &want, 4) == 0, "tr16 R=%d C=%d dst[%d][%d] = %g, expected %g", R, C, c, r,
+                          dst[c * LDD + r], want);
+                }
+        }
+    /* mmk_pack_t: src[C][R] (ld 70) packed as B[R][C] in blocks of 32 columns, zero past C. */
+    static float m[70 * 70], pk[70 * 96];
+    for (int i = 0; i < 70 * 70; i++) m[i] = rnd();
+    const int sizes[] = {1, 7, 15, 16, 17, 31, 32, 33, 49, 64, 70};
+    for (int a = 0; a < 11; a++)
+        for (int b = 0; b < 11; b++) {
+            const int R = sizes[a], C = sizes[b], nb = (C + 31) / 32;
+            memset(pk, 0xff, sizeof pk);
+            mmk_pack_t(pk, m, 70, R, C);
+            for (int blk = 0; blk < nb; blk++)
+                for (int r = 0; r < R; r++)
+                    for (int j = 0; j < 32; j++) {
+                        const int c = blk * 32 + j;
+                        const float want = c < C ? m[c * 70 + r] : 0.0f, got = pk[((size_t)blk * R + r) * 32 + j];
+                        CHECK(memcmp(&got, &want, 4) == 0, "pack_t R=%d C=%d [%d][%d] = %g, expected %g", R, C, r, c, got, want);
+                    }
+        }
+}
+
 int main(void) {
     srand(7);
+    test_transpose();
     test_gemm();
     test_thin();
     test_maxpool();
