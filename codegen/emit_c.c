@@ -156,6 +156,18 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     if (sh == 1 && sw == 1 && strcmp(bias, "NULL") == 0 && !relu)
         P("            if (YC <= MMK_THIN_MAX) mmk_conv_thin(YC, XC, FH, FW, YH, YW, WQ, PL, %s, xp, off, cp, NC);\n            else\n    ", w);
     P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
+    if (n->pool) {
+        /* The folded max pooling reads the planes while they are in cache;
+         * only its result is stored (passes/fuse.c). */
+        const IrNode *m = n->pool;
+        P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d };  /* %%%d maxpool */\n",
+          m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
+        P("            for (int c = 0; c < YC; c++) {\n                const size_t o = ((size_t)c * B + n) * PHO * PWO;\n");
+        P("                mmk_maxpool2d(cp + (size_t)c * NC, WQ, y + o, %s, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW);\n",
+          m->a.mode ? "(int32_t *)(y + (size_t)B * YC * PHO * PWO) + o" : "NULL");
+        P("            }\n        }\n    }\n");
+        return;
+    }
     P("            for (int c = 0; c < YC; c++)\n                for (int h = 0; h < YH; h++)\n                    for (int w = 0; w < YW; w++) {\n");
     P("                        const size_t i = (((size_t)c * B + n) * YH + h) * YW + w;\n");
     P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");
@@ -183,7 +195,9 @@ static void kernel_body(Emit *E, const IrNode *n) {
          * per task: unroll the panel (im2col, packed for the GEMM), then the
          * GEMM; ReLU in the store. */
         bool pw = pointwise_conv(&n->a), relu = relu_only(n);
-        if (implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
+        /* With a pooling folded in (passes/fuse.c checked the planes fit), always
+         * on padded planes: whole examples, pooled in place. */
+        if (n->pool || implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
             implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
             break;
         }
@@ -340,7 +354,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
         if (mx && !bwd && planar) {
             /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
-            P("        mmk_maxpool2d(xs, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
+            P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
         } else if (bwd && mx) {
             P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
             if (pooled_mask) {
@@ -710,7 +724,7 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
     for (int i = 0; i < g->nodes.n; i++) {
         const IrNode *n = IR_NODE(g, i);
         if (!cg_has_kernel(n)) continue;
-        P("    {\"%%%d %s%s%s\", %.6g, %.6g},\n", n->id, ir_op_name[n->op], n->name ? " " : "", n->name ? ident(n->name) : "",
+        P("    {\"%s%s%s\", %.6g, %.6g},\n", cg_kernel_label(n), n->name ? " " : "", n->name ? ident(n->name) : "",
           cg_flops(n, true), cg_flops(n, false));
     }
     if (!nk) P("    {\"\", 0, 0},\n");
@@ -735,7 +749,7 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
         else P("    %s\n", call);
-        const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n; /* what the kernel wrote */
+        const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n->pool ? n->pool : n; /* what the kernel wrote */
         P("    if (e->trace) e->trace(e->trace_user, %d, %s, %s);\n", k, ptr(t), count(t));
         k++;
     }

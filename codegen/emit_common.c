@@ -50,8 +50,18 @@ const char *cg_describe(const IrNode *n) {
     default: break;
     }
     for (int i = 0; i < n->nepi; i++) s = arena_printf(mm_arena, "%s, then %s", s, ir_op_name[n->epi[i]->op]);
+    if (n->pool) {
+        const IrNode *m = n->pool;
+        s = arena_printf(mm_arena, "%s, then %%%d maxpool k=%dx%d s=%dx%d p=%dx%d -> %s", s, m->id, m->a.k[1], m->a.k[2], m->a.s[1],
+                         m->a.s[2], m->a.p[1], m->a.p[2], ir_shape_str(m));
+    }
     if (n->name) s = arena_printf(mm_arena, "%s  \"%s\"", s, n->name);
     return s;
+}
+
+const char *cg_kernel_label(const IrNode *n) {
+    if (n->pool) return arena_printf(mm_arena, "%%%d %s+%%%d %s", n->id, ir_op_name[n->op], n->pool->id, ir_op_name[n->pool->op]);
+    return arena_printf(mm_arena, "%%%d %s", n->id, ir_op_name[n->op]);
 }
 
 /* Floating-point operations, counting a multiply-add as two. Batched work
@@ -243,7 +253,7 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         for (int i = 0; i < g->nodes.n; i++) {
             const IrNode *n = IR_NODE(g, i);
             if (!cg_has_kernel(n)) continue;
-            buf_printf(b, "%s\"%%%d %s\"", nk++ ? ", " : "", n->id, ir_op_name[n->op]);
+            buf_printf(b, "%s\"%s\"", nk++ ? ", " : "", cg_kernel_label(n));
         }
         buf_printf(b, "%s};\n", nk ? "" : "\"\"");
     }

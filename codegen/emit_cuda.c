@@ -466,6 +466,8 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
 /* Kernels identical across graph variants are emitted once (the code is
  * generated with a placeholder name, compared, then named). */
 static const char *emit_kernel(Emit *E, CgKernels *kt, const IrNode *n) {
+    /* Pooling stays a kernel of its own here (mm_compile with target_cuda). */
+    if (n->pool) mm_panic(__FILE__, __LINE__, "CUDA back end: a max pooling folded into a convolution");
     Buf code = {0}, *saved = E->b;
     E->b = &code;
     kernel(E, n, "KNAME");

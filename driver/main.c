@@ -22,6 +22,7 @@ static const char usage[] =
     "      --after PASS      stop after PASS (lower, shapes, variants, autodiff, fuse, plan); default: shapes\n"
     "      --variant NAME    one derived graph: train, rebalance-B, rubi-B, eval, cut, squeeze (implies --after plan\n"
     "                        unless --after is given); --variant list names them\n"
+    "      --target c|cuda   the graphs as that back end's fusion leaves them (default c)\n"
     "  emit FILE -o DIR      write the generated sources to DIR\n"
     "      --target c|cuda   the back end (default c)\n"
     "  build FILE -o PROG    generate, compile and link a training program\n"
@@ -149,6 +150,7 @@ int main(int argc, char **argv) {
     }
     CompileOptions opt = {0};
     opt.no_fuse = a.no_fuse;
+    opt.target_cuda = strcmp(a.target, "cuda") == 0;
     if (cmd <= 1) opt.stop_after = PASS_SHAPES;
     else if (cmd == 2) opt.stop_after = a.variant && !a.after_given ? PASS_PLAN : (PassId)a.after;
     else opt.stop_after = PASS_PLAN;

@@ -86,6 +86,7 @@ IrNode *ir_clone(IrBuilder *b, const IrNode *n, IrNode **src) {
     c->off = 0;
     c->fused = NULL;
     c->nepi = 0;
+    c->pool = NULL;
     return c;
 }
 

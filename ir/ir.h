@@ -87,6 +87,7 @@ struct IrNode {
     IrNode *fused;        /* this node's kernel is part of `fused`'s kernel */
     IrNode *epi[4];       /* element-wise ops folded into this node's kernel */
     int nepi;
+    IrNode *pool;         /* a max pooling folded into this convolution's kernel: its result is the pool's */
 };
 
 typedef enum {
@@ -177,6 +178,7 @@ typedef struct {
     rt_config cfg;            /* the train section */
     const char *predict_text, *loss_text;
     int rubi_branch;          /* from the .mmnet policy, or -1 */
+    bool fuse_pool;           /* fold max pooling into the producing convolution (the C back end) */
     IrGraph *fwd;             /* the model as written */
     PtrVec graphs;            /* IrGraph*: the variants (passes/variants.c) */
 } IrProgram;

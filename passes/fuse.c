@@ -5,7 +5,15 @@
  * two, and one buffer. The folded node keeps its place in the graph (so the
  * IR still reads as the model) with `fused` pointing at the producer; the
  * planner gives it the producer's buffer and the back ends emit no kernel
- * for it. */
+ * for it.
+ *
+ * For the C back end, a 2-D max pooling of a convolution's output (after
+ * its ReLU) is folded into the convolution too: the convolution's kernel
+ * pools each example's planes while they are still in cache and stores
+ * only the pooled map (and, in training, the argmaxes), so the full-size
+ * map is never written to memory nor read back. Its only other reader may
+ * be the pooling gradient's fused ReLU gradient, which masks by the pooled
+ * value instead. The CUDA back end keeps the two kernels. */
 #include "passes.h"
 
 /* Producers whose kernels know how to apply an epilogue at the store:
@@ -36,6 +44,50 @@ static void fuse_graph(IrGraph *g) {
     }
 }
 
+/* May m's input read by x? Only the pooling itself, the convolution's own
+ * ReLU, and a ReLU gradient folded into the gradient of m whose kernel
+ * masks by m's pooled values (codegen/emit_c.c: the pooled mask). */
+static bool pool_reader_ok(const IrNode *x, const IrNode *m, const IrNode *conv) {
+    if (x == m || (x->fused == conv && x->op == OP_RELU)) return true;
+    const IrNode *d = x->fused;
+    return x->op == OP_RELU_DX && x->src[1] == m->src[0] && d && d->op == OP_MAXPOOL_DX && d->src[1] == m && d->nepi == 1 &&
+           d->epi[0] == x;
+}
+
+static void fuse_pools(IrGraph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        IrNode *m = IR_NODE(g, i), *c = m->src[0];
+        if (m->op != OP_MAXPOOL || m->a.nsp != 2 || m->flags & (IRF_OUTPUT | IRF_GRAD)) continue;
+        while (c->fused) c = c->fused;
+        if (c->op != OP_CONV || c->a.nsp != 2 || c->pool || c->flags & (IRF_OUTPUT | IRF_GRAD)) continue;
+        /* The kernel applies a ReLU in its GEMM; other epilogues stay unfused. */
+        if (c->nepi > 1 || (c->nepi == 1 && c->epi[0]->op != OP_RELU) || m->src[0] != (c->nepi ? c->epi[0] : c)) continue;
+        if (m->src[0]->flags & (IRF_OUTPUT | IRF_GRAD)) continue;
+        /* The padded planes of one example (and the unrolled offsets) as the C
+         * back end's implicit convolutions hold them, and the pooling's row
+         * passes on the stack (mmk_maxpool2d). */
+        const IrNode *x = c->src[0];
+        size_t wq = (size_t)(x->shape[3] + 2 * c->a.p[2] + c->a.s[2] - 1) / c->a.s[2];
+        size_t hq = (size_t)(x->shape[2] + 2 * c->a.p[1] + c->a.s[1] - 1) / c->a.s[1];
+        size_t planes = (size_t)ir_channels(x) * (c->a.s[1] * c->a.s[2] * hq * wq + c->a.k[2] + 64) + (size_t)ir_channels(c) * c->shape[2] * wq;
+        size_t kk = (size_t)ir_channels(x) * c->a.k[1] * c->a.k[2], wv = (size_t)(m->shape[3] + 15) / 16 * 16;
+        if (c->a.p[1] >= c->a.k[1] || c->a.p[2] >= c->a.k[2] || kk > 8192 || planes > ((size_t)4 << 20) || (size_t)c->shape[2] * wv * 8 > 65536)
+            continue;
+        bool ok = true;
+        for (int j = 0; j < g->nodes.n && ok; j++) {
+            IrNode *u = IR_NODE(g, j);
+            for (int s = 0; s < u->nsrc; s++)
+                if ((u->src[s] == c || u->src[s] == m->src[0]) && !pool_reader_ok(u, m, c)) ok = false;
+        }
+        if (!ok) continue;
+        m->fused = c;
+        c->pool = m;
+    }
+}
+
 void pass_fuse(IrProgram *p) {
-    for (int i = 0; i < p->graphs.n; i++) fuse_graph(p->graphs.v[i]);
+    for (int i = 0; i < p->graphs.n; i++) {
+        fuse_graph(p->graphs.v[i]);
+        if (p->fuse_pool) fuse_pools(p->graphs.v[i]);
+    }
 }

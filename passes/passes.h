@@ -32,6 +32,7 @@ extern const char *const pass_name[PASS_COUNT];
 typedef struct {
     PassId stop_after;       /* run passes up to and including this one */
     bool no_fuse;            /* skip fusion (for comparing) */
+    bool target_cuda;        /* compiling for the CUDA back end (fusion differs: see fuse.c) */
     void (*on_pass)(const IrProgram *p, PassId done, void *user); /* after each pass */
     void *user;
 } CompileOptions;

@@ -32,7 +32,10 @@ IrProgram *mm_compile(const SrcFile *src, const CompileOptions *opt) {
         pass_plan,
     };
     for (int i = 0; i < PASS_COUNT; i++) {
-        if (i == PASS_LOWER) p = pass_lower(ast);
+        if (i == PASS_LOWER) {
+            p = pass_lower(ast);
+            p->fuse_pool = !opt->target_cuda;
+        }
         else if (i == PASS_FUSE && opt->no_fuse) continue;
         else passes[i](p);
         if (i != PASS_LOWER) verify_all(p, (PassId)i);

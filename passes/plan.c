@@ -97,8 +97,10 @@ static void plan_graph(IrProgram *p, IrGraph *g) {
         pool_free_dead(&act, i);
         pool_free_dead(&fixed, i);
         Pool *pool = x->batched ? &act : &fixed;
-        /* A max-pool that records its argmaxes keeps them after its values. */
-        size_t size = align16(ir_numel(x) * (x->op == OP_MAXPOOL && x->a.mode ? 2 : 1));
+        /* A max-pool that records its argmaxes keeps them after its values; a
+         * convolution with a pooling folded in holds the pool's result. */
+        const IrNode *r = x->pool ? x->pool : x;
+        size_t size = align16(ir_numel(r) * (r->op == OP_MAXPOOL && r->a.mode ? 2 : 1));
         /* In place: take over the first input's buffer when it dies here. */
         if (ir_op_flags[x->op] & OPF_INPLACE) {
             IrNode *s = owner_of(x->src[0]);

@@ -67,7 +67,7 @@ typedef struct {
     int k;                   /* branch of REBALANCE / RUBI */
     const unsigned char *has_grad; /* training variants: per parameter, 1 when the step computes its gradient */
     int nkernels;
-    const char *const *kernel_names; /* "%11 conv": the IR node each kernel computes */
+    const char *const *kernel_names; /* "%11 conv", "%11 conv+%13 maxpool": the last %N is the IR node each kernel stores */
 } rt_variant_info;
 
 /* ---- what a step exchanges with the back end ------------------------------ */

@@ -601,10 +601,13 @@ __attribute__((unused)) static void mmk_transpose(mm_real *restrict dst, const m
  * those down each window's rows. Scanning rows in order keeps the
  * row-major first maximum of the whole window, as the CUDA kernel does.
  * ix (NULL in evaluation) receives each maximum's index in the plane; a
- * window without a maximum (all NaN) gives NaN and index -1. The shapes are
- * constants at every call site. The planes of hm/ha: HI x round16(WO). */
+ * window without a maximum (all NaN) gives NaN and index -1. The plane's
+ * rows are LDX floats apart (WI, or a convolution's padded row width when
+ * the pooling reads its output in place); indices count WI per row. The
+ * shapes are constants at every call site. The planes of hm/ha: HI x
+ * round16(WO). */
 #define MMK_POOL_WV(WO) (((WO) + 15) / 16 * 16)
-__attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *restrict xs, mm_real *restrict ys, int32_t *restrict ix,
+__attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *restrict xs, int LDX, mm_real *restrict ys, int32_t *restrict ix,
                                                                 int HI, int WI, int HO, int WO, int KH, int KW, int SH, int SW, int PH,
                                                                 int PW) {
     const int WV = MMK_POOL_WV(WO), WPAD = (WV - 1) * SW + KW + 32;
@@ -616,7 +619,7 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int ih = 0; ih < HI; ih++) {
-        memcpy(pr + PW, xs + (size_t)ih * WI, sizeof(float) * WI);
+        memcpy(pr + PW, xs + (size_t)ih * LDX, sizeof(float) * WI);
         for (int o0 = 0; o0 < WV; o0 += 16) {
             __m512 m = ninf;
             __m512i a = _mm512_set1_epi32(-1);
@@ -656,7 +659,7 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
         }
 #else
     for (int ih = 0; ih < HI; ih++) {
-        for (int w = 0; w < WI; w++) pr[PW + w] = xs[(size_t)ih * WI + w];
+        for (int w = 0; w < WI; w++) pr[PW + w] = xs[(size_t)ih * LDX + w];
         mm_real m[WV];
         int32_t a[WV];
         for (int ow = 0; ow < WO; ow++) m[ow] = -INFINITY, a[ow] = -1;

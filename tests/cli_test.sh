@@ -29,6 +29,11 @@ expect 1 "cannot read 'no/such.mmnet': No such file" "$MMC" check no/such.mmnet
 expect 0 "rebalance-c" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant list
 expect 0 "graph cut" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant cut
 expect 0 "conv_dw" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --after autodiff
+# The C back end folds the first max pooling into its convolution; the CUDA back end keeps it a kernel.
+expect 0 "%13 *= maxpool(%12) .* fused-into=%11" "$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant train
+out=$("$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant train --target cuda 2>&1)
+if printf '%s' "$out" | grep -q "maxpool(%12).*fused-into"; then echo "FAIL: dump-ir --target cuda shows the pooling folded"; fail=1; fi
+expect 0 "maxpool(%12)" printf '%s' "$out"
 # The branch-only re-balancing option reads back.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sed 's/policy vanilla/policy guided(alpha=0.1, window=5, warmup=1, update=own)/' "$ROOT/examples/cgmnist.mmnet" > "$tmp/own.mmnet"

@@ -2,15 +2,16 @@
  * plain reference loops on random data: the GEMM with B read at row offsets
  * (mmk_gemm_off) and with A by row pointers (mmk_gemm_rows), for every row
  * count up to two big tiles (so each remainder tile runs) and column counts
- * that are not multiples of 32; and 2-D max pooling (mmk_maxpool2d) for
+ * that are not multiples of 32; 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
- * and argmax indices exactly; the few-output-channel convolution
- * (mmk_conv_thin) for 1-3 channels, odd heights and widths across 16 and
- * 32; the block transpose (mmk_tr16) and the transposed packing built on it
- * (mmk_pack_t) for every block size up to 16 x 16 and ragged matrices,
- * exactly, with the zero fill they promise. Built three times (tests/runtime/CMakeLists.txt):
- * for the host (AVX-512 where it has it), for AVX2 and portable. Exit 0 on
- * success. */
+ * and argmax indices exactly, also from rows further apart than the width
+ * (a convolution's padded rows, read in place); the few-output-channel
+ * convolution (mmk_conv_thin) for 1-3 channels, odd heights and widths
+ * across 16 and 32; the block transpose (mmk_tr16) and the transposed
+ * packing built on it (mmk_pack_t) for every block size up to 16 x 16 and
+ * ragged matrices, exactly, with the zero fill they promise. Built three
+ * times (tests/runtime/CMakeLists.txt): for the host (AVX-512 where it has
+ * it), for AVX2 and portable. Exit 0 on success. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,9 +130,9 @@ static void pool_ref(const float *x, float *y, int32_t *ix, int HI, int WI, int 
 /* Run-time shapes (the generated kernels pass constants): one compiled copy
  * of the pooling instead of one per case, which keeps this file quick to
  * compile under the sanitizers. */
-__attribute__((noinline)) static void pool_run(const float *x, float *y, int32_t *ix, int HI, int WI, int HO, int WO, int KH, int KW,
-                                               int SH, int SW, int PH, int PW) {
-    mmk_maxpool2d(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+__attribute__((noinline)) static void pool_run(const float *x, int ldx, float *y, int32_t *ix, int HI, int WI, int HO, int WO, int KH,
+                                               int KW, int SH, int SW, int PH, int PW) {
+    mmk_maxpool2d(x, ldx, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
 }
 
 static void pool_case(int HI, int WI, int KH, int KW, int SH, int SW, int PH, int PW) {
@@ -144,14 +145,26 @@ static void pool_case(int HI, int WI, int KH, int KW, int SH, int SW, int PH, in
         if (t == 2)
             for (int h = 0; h < KH && h < HI; h++)
                 for (int w = 0; w < KW && w < WI; w++) x[h * WI + w] = NAN;
-        pool_run(x, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        pool_run(x, WI, y, ix, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
         pool_ref(x, yr, ixr, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
         for (int o = 0; o < no; o++)
             CHECK(ix[o] == ixr[o] && (memcmp(&y[o], &yr[o], 4) == 0 || (isnan(y[o]) && isnan(yr[o]))),
                   "maxpool %dx%d k%dx%d s%dx%d p%dx%d, data %d, output %d: %g at %d, expected %g at %d", HI, WI, KH, KW, SH, SW, PH, PW, t,
                   o, y[o], ix[o], yr[o], ixr[o]);
-        pool_run(x, y2, NULL, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        pool_run(x, WI, y2, NULL, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
         CHECK(memcmp(y, y2, sizeof(float) * no) == 0, "maxpool without indices differs");
+        /* The same plane read in place from rows LDX > WI apart (a convolution's
+         * padded rows), garbage in the extra columns: the same values and
+         * indices (which count WI per row). */
+        const int LDX = WI + 5;
+        float *xw = malloc(sizeof(float) * HI * LDX);
+        for (int h = 0; h < HI; h++)
+            for (int w = 0; w < LDX; w++) xw[h * LDX + w] = w < WI ? x[h * WI + w] : 1e30f;
+        int32_t *ix2 = malloc(sizeof(int32_t) * no);
+        pool_run(xw, LDX, y2, ix2, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+        CHECK(memcmp(y, y2, sizeof(float) * no) == 0 && memcmp(ix, ix2, sizeof(int32_t) * no) == 0,
+              "maxpool with rows %d apart differs (%dx%d k%dx%d s%dx%d p%dx%d)", LDX, HI, WI, KH, KW, SH, SW, PH, PW);
+        free(xw), free(ix2);
     }
     free(x), free(y), free(yr), free(y2), free(ix), free(ixr);
 }
