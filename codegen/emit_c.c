@@ -175,6 +175,94 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     P("                        y[i] = v;\n                    }\n        }\n    }\n");
 }
 
+/* The input gradient of a strided 2-D convolution, by output phases: the
+ * rows h = SH u + a and columns w = SW v + b of dX (phase (a, b)) receive
+ * dY only through the taps kh = a + PH (mod SH), kw = b + PW (mod SW), from
+ * dY[u + th][v + tw] with th = (a + PH - kh) / SH, tw likewise. So each
+ * phase is a stride-1 correlation of dY (padded planes, read in place) with
+ * that phase's taps: one GEMM with K = CO x taps, and its result scattered
+ * into every SH-th row and SW-th column of dX. No unrolling and no col2im.
+ * False (and nothing emitted) when the shapes do not fit the planes. */
+static bool strided_dx(Emit *E, const IrNode *n) {
+    const IrNode *dy = n->src[0];
+    const IrAttr *a = &n->a;
+    int S[2] = {a->s[1], a->s[2]}, Pd[2] = {a->p[1], a->p[2]}, F[2] = {a->k[1], a->k[2]};
+    int X[2] = {n->shape[2], n->shape[3]}, Yd[2] = {dy->shape[2], dy->shape[3]}, co = ir_channels(dy), ci = ir_channels(n);
+    if (a->nsp != 2 || (S[0] == 1 && S[1] == 1) || Pd[0] >= F[0] || Pd[1] >= F[1]) return false;
+    /* Per dimension: the offsets t of each phase's taps, the phase's extent u
+     * (rows of dX in it), and the padding of dY the offsets need. */
+    int lo[2] = {0, 0}, hi[2] = {0, 0}, umax[2] = {0, 0};
+    for (int d = 0; d < 2; d++)
+        for (int ph = 0; ph < S[d]; ph++) {
+            int u = ph < X[d] ? (X[d] - ph + S[d] - 1) / S[d] : 0;
+            if (u > umax[d]) umax[d] = u;
+            for (int k = 0; k < F[d]; k++)
+                if ((ph + Pd[d] - k) % S[d] == 0) {
+                    int t = (ph + Pd[d] - k) / S[d];
+                    if (t < lo[d]) lo[d] = t;
+                    if (t > hi[d]) hi[d] = t;
+                }
+        }
+    int pt = -lo[0], pl = -lo[1];
+    int hq = pt + (umax[0] + hi[0] > Yd[0] ? umax[0] + hi[0] : Yd[0]), wq = pl + (umax[1] + hi[1] > Yd[1] ? umax[1] + hi[1] : Yd[1]);
+    size_t plane = (size_t)hq * wq + wq + 64, kk = (size_t)co * F[0] * F[1];
+    size_t need = (size_t)co * plane + (size_t)ci * umax[0] * wq;
+    if ((size_t)S[0] * S[1] * kk > 16384 || need > ((size_t)4 << 20)) return false; /* offsets on the stack, planes in scratch */
+    if (need > E->scratch) E->scratch = need;
+    if (kk * ci > E->wt) E->wt = kk * ci;
+    int nph = S[0] * S[1];
+    P("    /* By output phase (a, b): taps kh = a + PH, kw = b + PW (mod the stride), offsets (th, tw) into dY. */\n");
+    P("    enum { CO = %d, CI = %d, YH = %d, YW = %d, XH = %d, XW = %d, FH = %d, FW = %d, SH = %d, SW = %d, NPH = %d,\n", co, ci, Yd[0],
+      Yd[1], X[0], X[1], F[0], F[1], S[0], S[1], nph);
+    P("           PT = %d, PLW = %d, HQ = %d, WQ = %d, PL = HQ * WQ + WQ + 64, UHM = %d };\n", pt, pl, hq, wq, umax[0]);
+    /* Tables: per phase its taps (kh, kw, th, tw), first weight, extent. */
+    P("    static const struct { int a, b, uh, uw, nt, w0, kh[%d], kw[%d], th[%d], tw[%d]; } ph[NPH] = {\n", F[0] * F[1], F[0] * F[1],
+      F[0] * F[1], F[0] * F[1]);
+    int w0 = 0;
+    for (int pa = 0; pa < S[0]; pa++)
+        for (int pb = 0; pb < S[1]; pb++) {
+            int uh = pa < X[0] ? (X[0] - pa + S[0] - 1) / S[0] : 0, uw = pb < X[1] ? (X[1] - pb + S[1] - 1) / S[1] : 0, nt = 0;
+            Buf kh = {0}, kw = {0}, th = {0}, tw = {0};
+            for (int i = 0; i < F[0]; i++)
+                for (int j = 0; j < F[1]; j++)
+                    if ((pa + Pd[0] - i) % S[0] == 0 && (pb + Pd[1] - j) % S[1] == 0) {
+                        buf_printf(&kh, "%s%d", nt ? ", " : "", i);
+                        buf_printf(&kw, "%s%d", nt ? ", " : "", j);
+                        buf_printf(&th, "%s%d", nt ? ", " : "", (pa + Pd[0] - i) / S[0]);
+                        buf_printf(&tw, "%s%d", nt ? ", " : "", (pb + Pd[1] - j) / S[1]);
+                        nt++;
+                    }
+            P("        {%d, %d, %d, %d, %d, %d, {%s}, {%s}, {%s}, {%s}},\n", pa, pb, uh, uw, nt, w0, nt ? kh.s : "0", nt ? kw.s : "0",
+              nt ? th.s : "0", nt ? tw.s : "0");
+            w0 += ci * co * nt;
+            buf_free(&kh), buf_free(&kw), buf_free(&th), buf_free(&tw);
+        }
+    P("    };\n");
+    P("    int off[NPH][CO * FH * FW];  /* row (co, tap) of phase p: dY's plane co, shifted by (th, tw) */\n");
+    P("    for (int p = 0; p < NPH; p++)\n        for (int co = 0; co < CO; co++)\n            for (int j = 0; j < ph[p].nt; j++) {\n");
+    P("                off[p][co * ph[p].nt + j] = co * PL + (ph[p].th[j] + PT) * WQ + ph[p].tw[j] + PLW;\n");
+    P("                for (int ci = 0; ci < CI; ci++)  /* the phase's weights: [CI][CO x taps] */\n");
+    P("                    e->wt[ph[p].w0 + ((size_t)ci * CO + co) * ph[p].nt + j] = x1[((size_t)(co * CI + ci) * FH + ph[p].kh[j]) * FW + ph[p].kw[j]];\n");
+    P("            }\n");
+    P("    #pragma omp parallel\n    {\n");
+    P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)CO * PL;\n");
+    P("        memset(xp, 0, sizeof(mm_real) * CO * PL);  /* the padding stays zero */\n");
+    P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
+    P("            for (int c = 0; c < CO; c++)\n                for (int h = 0; h < YH; h++)\n");
+    P("                    memcpy(xp + (size_t)c * PL + (size_t)(h + PT) * WQ + PLW, x0 + (((size_t)c * B + n) * YH + h) * YW, sizeof(mm_real) * YW);\n");
+    P("            for (int p = 0; p < NPH; p++) {\n");
+    P("                const int nc = ph[p].uh * WQ, k = CO * ph[p].nt;\n");
+    P("                if (k) mmk_gemm_off(CI, nc, k, e->wt + ph[p].w0, k, xp, off[p], cp, nc, NULL, 0);\n");
+    P("                else memset(cp, 0, sizeof(mm_real) * CI * nc);  /* no tap reaches this phase */\n");
+    P("                for (int c = 0; c < CI; c++)\n                    for (int u = 0; u < ph[p].uh; u++)\n");
+    P("                        for (int q = 0; q < ph[p].uw; q++) {\n");
+    P("                            const size_t i = (((size_t)c * B + n) * XH + SH * u + ph[p].a) * XW + SW * q + ph[p].b;\n");
+    P("                            mm_real v = cp[(size_t)c * nc + u * WQ + q];\n");
+    epilogue_at(E, n, "                            ", "i");
+    P("                            y[i] = v;\n                        }\n            }\n        }\n    }\n");
+    return true;
+}
+
 /* dW[co][k] = the RT_DW_CHUNKS partial dW^T[k][co], summed in chunk order. */
 static void dw_reduce(Emit *E, const char *k, const char *co) {
     P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
@@ -235,6 +323,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
             implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
             break;
         }
+        if (!pointwise_conv(&n->a) && strided_dx(E, n)) break;
         window_consts(E, n, dy, &n->a);
         bool pw = pointwise_conv(&n->a);
         size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy), co = (size_t)ir_channels(dy);
