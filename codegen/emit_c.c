@@ -71,6 +71,13 @@ static const char *omp_for(const char *work) {
 #define count cg_count
 #define ident cg_ident
 
+/* Some of n's operands are computed by n's kernel (passes/fuse.c). */
+static bool has_folded(const IrNode *n) {
+    for (int j = 0; j < n->nsrc; j++)
+        if (n->src[j]->fused == n) return true;
+    return false;
+}
+
 /* Only a ReLU can ride in the GEMM's store; other epilogues get a pass. */
 static bool relu_only(const IrNode *n) { return n->nepi == 1 && n->epi[0]->op == OP_RELU; }
 
@@ -555,6 +562,26 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     case OP_RELU: case OP_SIGMOID: case OP_SCALE: case OP_DROPOUT:
     case OP_RELU_DX: case OP_SIGMOID_DX: case OP_DROPOUT_DX: case OP_MUL: case OP_ADD: case OP_MEAN: {
+        if (n->op == OP_ADD && has_folded(n)) {
+            /* Operands folded into the add (passes/fuse.c): a channel scaling
+             * x<j> * x<j>g[n][c], or a pooling gradient x<j>[n][c] / Q. */
+            for_planes(E, n);
+            const char *sum = "";
+            for (int j = 0; j < n->nsrc; j++) {
+                const IrNode *s = n->src[j];
+                if (s->fused == n && s->op == OP_CHSCALE) {
+                    P("        const mm_real g%d = x%dg[(size_t)n * C + c];  /* %%%d chscale */\n", j, j, s->id);
+                    sum = arena_printf(mm_arena, "%s%sx%d[o + q] * g%d", sum, j ? " + " : "", j, j);
+                } else if (s->fused == n) {
+                    P("        const mm_real g%d = x%d[(size_t)n * C + c] * (1.0f / Q);  /* %%%d gap_dx */\n", j, j, s->id);
+                    sum = arena_printf(mm_arena, "%s%sg%d", sum, j ? " + " : "", j);
+                } else sum = arena_printf(mm_arena, "%s%sx%d[o + q]", sum, j ? " + " : "", j);
+            }
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", sum);
+            epilogue_at(E, n, "            ", "o + q");
+            P("            y[o + q] = v;\n        }\n    }\n");
+            break;
+        }
         const char *expr;
         switch (n->op) {
         case OP_RELU: expr = "x0[i] > 0.0f ? x0[i] : 0.0f"; break;
@@ -765,6 +792,12 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
     }
     for (int i = 0; i < n->nsrc; i++) {
         const IrNode *s = n->src[i];
+        if (s->fused == n) { /* a folded operand: its sources */
+            P("%sconst mm_real *x%d", sep, i);
+            if (s->op == OP_CHSCALE) P(", const mm_real *x%dg", i);
+            sep = ", ";
+            continue;
+        }
         if (s->dt == DT_I32) P("%sconst int32_t *restrict x%d", sep, i);
         else if (writes_input(n, i)) P("%smm_real *restrict x%d", sep, i);
         else P("%sconst mm_real *%sx%d", sep, inplace_ok ? "" : "restrict ", i);
@@ -831,7 +864,13 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         if (!cg_has_kernel(n)) continue;
         const char *args = "";
         if (n->op != OP_ACCUM) args = ptr(n);
-        for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(n->src[j]));
+        for (int j = 0; j < n->nsrc; j++) {
+            const IrNode *s = n->src[j];
+            if (s->fused == n) { /* a folded operand: its sources */
+                args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s->src[0]));
+                if (s->op == OP_CHSCALE) args = arena_printf(mm_arena, "%s, %s", args, ptr(s->src[1]));
+            } else args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s));
+        }
         for (int j = 0; j < n->nepi; j++)
             if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, ptr(n->epi[j]->src[1]));
         args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");

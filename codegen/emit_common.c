@@ -50,6 +50,8 @@ const char *cg_describe(const IrNode *n) {
     default: break;
     }
     for (int i = 0; i < n->nepi; i++) s = arena_printf(mm_arena, "%s, then %s", s, ir_op_name[n->epi[i]->op]);
+    for (int i = 0; i < n->nsrc; i++)
+        if (n->src[i]->fused == n) s = arena_printf(mm_arena, "%s, computing %%%d %s", s, n->src[i]->id, ir_op_name[n->src[i]->op]);
     if (n->pool) {
         const IrNode *m = n->pool;
         s = arena_printf(mm_arena, "%s, then %%%d maxpool k=%dx%d s=%dx%d p=%dx%d -> %s", s, m->id, m->a.k[1], m->a.k[2], m->a.s[1],

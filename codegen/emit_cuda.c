@@ -468,6 +468,8 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
 static const char *emit_kernel(Emit *E, CgKernels *kt, const IrNode *n) {
     /* Pooling stays a kernel of its own here (mm_compile with target_cuda). */
     if (n->pool) mm_panic(__FILE__, __LINE__, "CUDA back end: a max pooling folded into a convolution");
+    for (int i = 0; i < n->nsrc; i++)
+        if (n->src[i]->fused == n) mm_panic(__FILE__, __LINE__, "CUDA back end: an operand folded into its consumer");
     Buf code = {0}, *saved = E->b;
     E->b = &code;
     kernel(E, n, "KNAME");

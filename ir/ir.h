@@ -178,7 +178,7 @@ typedef struct {
     rt_config cfg;            /* the train section */
     const char *predict_text, *loss_text;
     int rubi_branch;          /* from the .mmnet policy, or -1 */
-    bool fuse_pool;           /* fold max pooling into the producing convolution (the C back end) */
+    bool c_fusions;           /* the C back end's further fusions (passes/fuse.c): pooling into convolutions, MMTM gradient sums */
     IrGraph *fwd;             /* the model as written */
     PtrVec graphs;            /* IrGraph*: the variants (passes/variants.c) */
 } IrProgram;

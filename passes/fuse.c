@@ -13,7 +13,17 @@
  * only the pooled map (and, in training, the argmaxes), so the full-size
  * map is never written to memory nor read back. Its only other reader may
  * be the pooling gradient's fused ReLU gradient, which masks by the pooled
- * value instead. The CUDA back end keeps the two kernels. */
+ * value instead.
+ *
+ * Also for the C back end, an add computes operands that are a channel
+ * scaling (x * g[n][c]) or a global-average-pool gradient (s[n][c] / Q)
+ * itself, when it is their only reader: in MMTM's backward pass
+ * dX = chscale(dY, gate) + gap_dx(dSqueeze) (then the ReLU gradient) is one
+ * pass over memory instead of three. Such an operand points its `fused` at
+ * the add, which comes after it; the planner keeps its sources alive until
+ * the add. The CUDA back end keeps these kernels separate. */
+#include <string.h>
+
 #include "passes.h"
 
 /* Producers whose kernels know how to apply an epilogue at the store:
@@ -85,9 +95,26 @@ static void fuse_pools(IrGraph *g) {
     }
 }
 
+static void fold_add_operands(IrGraph *g) {
+    ir_count_uses(g);
+    for (int i = 0; i < g->nodes.n; i++) {
+        IrNode *a = IR_NODE(g, i);
+        if (a->op != OP_ADD || a->fused || !a->batched || a->ndim < 3 || a->flags & (IRF_OUTPUT | IRF_GRAD)) continue;
+        for (int j = 0; j < a->nsrc; j++) {
+            IrNode *s = a->src[j];
+            if ((s->op == OP_CHSCALE || s->op == OP_GAP_DX) && s->uses == 1 && s->nepi == 0 && !s->fused &&
+                !(s->flags & (IRF_OUTPUT | IRF_GRAD)) && s->ndim == a->ndim && memcmp(s->shape, a->shape, sizeof s->shape) == 0)
+                s->fused = a;
+        }
+    }
+}
+
 void pass_fuse(IrProgram *p) {
     for (int i = 0; i < p->graphs.n; i++) {
         fuse_graph(p->graphs.v[i]);
-        if (p->fuse_pool) fuse_pools(p->graphs.v[i]);
+        if (p->c_fusions) {
+            fuse_pools(p->graphs.v[i]);
+            fold_add_operands(p->graphs.v[i]);
+        }
     }
 }

@@ -34,7 +34,7 @@ IrProgram *mm_compile(const SrcFile *src, const CompileOptions *opt) {
     for (int i = 0; i < PASS_COUNT; i++) {
         if (i == PASS_LOWER) {
             p = pass_lower(ast);
-            p->fuse_pool = !opt->target_cuda;
+            p->c_fusions = !opt->target_cuda;
         }
         else if (i == PASS_FUSE && opt->no_fuse) continue;
         else passes[i](p);

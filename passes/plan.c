@@ -83,6 +83,17 @@ static void plan_graph(IrProgram *p, IrGraph *g) {
         if (e > end[o->id]) end[o->id] = e;
         if (i > end[o->id]) end[o->id] = i;
     }
+    /* An operand computed by a later kernel (fuse.c: an add's folded channel
+     * scaling) reads its sources there. */
+    for (int i = 0; i < n; i++) {
+        IrNode *x = IR_NODE(g, i);
+        mm_assert(x->id == i);
+        if (!x->fused || x->fused->id <= i) continue;
+        for (int j = 0; j < x->nsrc; j++) {
+            IrNode *o = owner_of(x->src[j]);
+            if (x->fused->id > end[o->id]) end[o->id] = x->fused->id;
+        }
+    }
     Pool act = {0}, fixed = {0};
     for (int i = 0; i < n; i++) {
         IrNode *x = IR_NODE(g, i);
