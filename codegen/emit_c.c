@@ -82,6 +82,7 @@ static bool has_folded(const IrNode *n) {
 static bool relu_only(const IrNode *n) { return n->nepi == 1 && n->epi[0]->op == OP_RELU; }
 
 enum { PANEL = 256 }; /* GEMM columns per panel: a multiple of every MMK_NR */
+enum { MMK_THIN_MAX_EMIT = 3 }; /* MMK_THIN_MAX: outputs this few go to mmk_conv_thin */
 
 /* Loop over every (channel, example) run of Q values, in parallel. */
 static void for_planes(Emit *E, const IrNode *t) {
@@ -149,10 +150,61 @@ static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *i
 }
 
 /* Y = conv(in), read from the padded planes. */
+/* Computed transposed when that wastes less: Y^T[p][co] = sum_k X[p][k]
+ * W^T[k][co] with the output positions p as GEMM rows gathered from the
+ * planes (mmk_gemm_gather), so no padded column is computed; the columns
+ * are output channels, in blocks of 32. The padded rows waste (WQ - YW) /
+ * WQ of the columns (22% on a 7x7 map), the blocks 1 - YC / 32k. */
+static bool gather_wins(const IrNode *out, int wq) {
+    int yc = ir_channels(out), np = out->shape[2] * out->shape[3];
+    return yc > MMK_THIN_MAX_EMIT && np <= 4096 && (double)yc / ((yc + 31) / 32 * 32) > (double)out->shape[3] / wq;
+}
+
 static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
                                const char *bias, bool relu) {
     implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
     size_t need = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false);
+    int wq = (in->shape[3] + 2 * paw + sw - 1) / sw;
+    if (gather_wins(n, wq)) {
+        size_t yc = (size_t)ir_channels(n), np = (size_t)n->shape[2] * n->shape[3];
+        size_t kk = (size_t)ir_channels(in) * n->a.k[1] * n->a.k[2], at = strcmp(w, "x1") == 0 ? 0 : yc * kk;
+        size_t g = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false) - yc * n->shape[2] * wq + np * yc * (n->pool ? 2 : 1);
+        if (g > E->scratch) E->scratch = g;
+        if (at + kk * ((yc + 31) / 32 * 32) > E->wt) E->wt = at + kk * ((yc + 31) / 32 * 32);
+        P("    enum { NP = YH * YW };\n");
+        P("    mm_real *wp = e->wt + %zu;\n    mmk_pack_t(wp, %s, KK, KK, YC);  /* W^T, packed */\n", at, w);
+        P("    #pragma omp parallel\n    {\n");
+        P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *ct = xp + (size_t)XC * PL;  /* Y^T: [NP][YC] */\n");
+        P("        const mm_real *ap[NP];  /* output position p = (h, w): its planes at h * WQ + w */\n");
+        P("        for (int h = 0; h < YH; h++)\n            for (int w = 0; w < YW; w++) ap[h * YW + w] = xp + (size_t)h * WQ + w;\n");
+        P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
+        P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
+        implicit_pad(E, "x0", sh, sw, "            ");
+        P("            mmk_gemm_gather(NP, YC, KK, ap, off, wp, ct, YC, 0);\n");
+        /* Transposed back into the channel-major map (or the planes the
+         * folded pooling reads), with the bias and a ReLU. */
+        const char *dst = n->pool ? "ct + (size_t)NP * YC + (size_t)co * NP" : "y + ((size_t)co * B + n) * NP";
+        P("            for (int co = 0; co < YC; co += 16)\n                for (int p = 0; p < NP; p += 16)\n");
+        P("                    mmk_tr16x(%s + p, %s, ct + (size_t)p * YC + co, YC, NP - p < 16 ? NP - p : 16, YC - co < 16 ? YC - co : 16, 1,\n",
+          dst, n->pool ? "NP" : "(size_t)B * NP");
+        P("                              %s, %d);\n", strcmp(bias, "NULL") == 0 ? "NULL" : arena_printf(mm_arena, "%s + co", bias), relu);
+        if (n->pool) {
+            const IrNode *m = n->pool;
+            P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d };  /* %%%d maxpool */\n",
+              m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
+            P("            for (int c = 0; c < YC; c++) {\n                const size_t o = ((size_t)c * B + n) * PHO * PWO;\n");
+            P("                mmk_maxpool2d(ct + (size_t)NP * YC + (size_t)c * NP, YW, y + o, %s, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW);\n",
+              m->a.mode ? "(int32_t *)(y + (size_t)B * YC * PHO * PWO) + o" : "NULL");
+            P("            }\n");
+        } else if (n->nepi && !relu) {
+            P("            for (int c = 0; c < YC; c++)\n                for (int p = 0; p < NP; p++) {\n");
+            P("                    const size_t i = ((size_t)c * B + n) * NP + p;\n                    mm_real v = y[i];\n");
+            epilogue_at(E, n, "                    ", "i");
+            P("                    y[i] = v;\n                }\n");
+        }
+        P("        }\n    }\n");
+        return;
+    }
     if (need > E->scratch) E->scratch = need;
     P("    #pragma omp parallel\n    {\n");
     P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)XC * PL;\n");

@@ -212,8 +212,11 @@ static inline void mmk_pack(mm_real *restrict dst, const mm_real *restrict src, 
 /* A transposed block of at most 16 x 16: dst[c * ldd + r] = src[r * lds + c]
  * for c < C and r < 16, zero for r >= R (each dst row gets all 16 values).
  * AVX-512 transposes in registers (64 shuffles for 256 values) where a
- * scalar loop would do one strided store per value. */
-static inline void mmk_tr16(mm_real *restrict dst, size_t ldd, const mm_real *restrict src, size_t lds, int R, int C) {
+ * scalar loop would do one strided store per value. mmk_tr16x stores only
+ * r < R when `only`, and can add bias[c] and apply a ReLU on the way (the
+ * store of a convolution computed transposed). */
+__attribute__((always_inline)) static inline void mmk_tr16x(mm_real *restrict dst, size_t ldd, const mm_real *restrict src, size_t lds,
+                                                            int R, int C, int only, const mm_real *bias, int relu) {
 #if defined(__AVX512F__) && !defined(MMNET_F64)
     const __mmask16 mc = C >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << C) - 1);
     __m512 r[16], t[16];
@@ -240,11 +243,23 @@ static inline void mmk_tr16(mm_real *restrict dst, size_t ldd, const mm_real *re
         t[8 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);   /* column 8 + j */
         t[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xDD);  /* column 12 + j */
     }
-    for (int c = 0; c < C; c++) _mm512_storeu_ps(dst + (size_t)c * ldd, t[c]);
+    const __mmask16 mr = only && R < 16 ? (__mmask16)((1u << R) - 1) : (__mmask16)0xFFFF;
+    for (int c = 0; c < C; c++) {
+        __m512 v = t[c];
+        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[c]));
+        if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(dst + (size_t)c * ldd, mr, v);
+    }
 #else
     for (int c = 0; c < C; c++)
-        for (int r = 0; r < 16; r++) dst[(size_t)c * ldd + r] = r < R ? src[(size_t)r * lds + c] : 0;
+        for (int r = 0; r < (only ? R : 16); r++) {
+            mm_real v = r < R ? src[(size_t)r * lds + c] + (bias ? bias[c] : 0) : 0;
+            dst[(size_t)c * ldd + r] = relu && v < 0 ? 0 : v;
+        }
 #endif
+}
+static inline void mmk_tr16(mm_real *restrict dst, size_t ldd, const mm_real *restrict src, size_t lds, int R, int C) {
+    mmk_tr16x(dst, ldd, src, lds, R, C, 0, NULL, 0);
 }
 
 /* The transpose of a row-major src[C][R] (leading dimension ld), packed as
@@ -411,6 +426,8 @@ static inline __m256i mmk_mask8(int n) {
 #define MMK_AE_M(r, k) A[(size_t)(r) * lda + (k)]
 #define MMK_AD_R const mm_real *const *restrict Ar
 #define MMK_AE_R(r, k) Ar[r][k]
+#define MMK_AD_G const mm_real *const *restrict Ar, const int *restrict ak
+#define MMK_AE_G(r, k) Ar[r][ak[k]]
 #define MMK_BD_P const mm_real *restrict Bp
 #define MMK_BR_P(k) (Bp + (size_t)(k) * 32)
 #define MMK_BD_O const mm_real *restrict Bx, const int *restrict off
@@ -418,7 +435,8 @@ static inline __m256i mmk_mask8(int n) {
 #define MMK_TILES(MR)                                         \
     MMK_TILE(MR, , MMK_AD_M, MMK_AE_M, MMK_BD_P, MMK_BR_P)    \
     MMK_TILE(MR, o, MMK_AD_M, MMK_AE_M, MMK_BD_O, MMK_BR_O)   \
-    MMK_TILE(MR, r, MMK_AD_R, MMK_AE_R, MMK_BD_P, MMK_BR_P)
+    MMK_TILE(MR, r, MMK_AD_R, MMK_AE_R, MMK_BD_P, MMK_BR_P)  \
+    MMK_TILE(MR, g, MMK_AD_G, MMK_AE_G, MMK_BD_P, MMK_BR_P)
 #define MMK_TILES_(n) MMK_TILES(n)
 MMK_TILES_(MMK_MR_BIG)
 MMK_TILES(2)
@@ -482,6 +500,25 @@ __attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K,
         const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
         int i = 0;
 #define T_(MR) MMK_CAT(mmk_tiler, MR)(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0)
+        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
+        MMK_REMAINDER(T_)
+#undef T_
+    }
+}
+
+/* C (+)= A . B with A[r][k] = Ar[r][ak[k]] and B packed: a convolution's
+ * unrolled input (or its transpose) gathered from padded planes with no
+ * column wasted. Forward and input gradient: rows are output positions
+ * (Ar[p] = the planes at p), k the taps (ak = their offsets), C = Y^T.
+ * Weight gradient: rows are taps (Ar[k] = the shifted planes), k the
+ * output positions (ak = their offsets in the padded rows), B = dY^T. */
+__attribute__((noinline, unused)) static void mmk_gemm_gather(int M, int N, int K, const mm_real *const *Ar, const int *ak,
+                                                              const mm_real *Bp, mm_real *C, int ldc, int acc) {
+    for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
+        const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
+        const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
+        int i = 0;
+#define T_(MR) MMK_CAT(mmk_tileg, MR)(K, Ar + i, ak, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0)
         for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
         MMK_REMAINDER(T_)
 #undef T_

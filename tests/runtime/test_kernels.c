@@ -2,14 +2,16 @@
  * plain reference loops on random data: the GEMM with B read at row offsets
  * (mmk_gemm_off) and with A by row pointers (mmk_gemm_rows), for every row
  * count up to two big tiles (so each remainder tile runs) and column counts
- * that are not multiples of 32; 2-D max pooling (mmk_maxpool2d) for
+ * that are not multiples of 32, and with A gathered through row pointers
+ * and an offset table (mmk_gemm_gather); 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
  * and argmax indices exactly, also from rows further apart than the width
  * (a convolution's padded rows, read in place); the few-output-channel
  * convolution (mmk_conv_thin) for 1-3 channels, odd heights and widths
  * across 16 and 32; the block transpose (mmk_tr16) and the transposed
  * packing built on it (mmk_pack_t) for every block size up to 16 x 16 and
- * ragged matrices, exactly, with the zero fill they promise. Built three
+ * ragged matrices, exactly, with the zero fill they promise, and the
+ * transposed store with a bias and a ReLU (mmk_tr16x). Built three
  * times (tests/runtime/CMakeLists.txt): for the host (AVX-512 where it has
  * it), for AVX2 and portable. Exit 0 on success. */
 #include <math.h>
@@ -52,13 +54,15 @@ static void test_thin(void) {
             for (int m = 0; m < M; m++)
                 for (int h = 0; h < YH; h++)
                     for (int j = 0; j < YW; j++) {
-                        double s = 0;
+                        double s = 0, mag = 0; /* float rounding grows with the sum of |terms| (800 of them here) */
                         for (int ci = 0; ci < XC; ci++)
                             for (int kh = 0; kh < FH; kh++)
-                                for (int kw = 0; kw < FW; kw++)
-                                    s += (double)w[m * KK + (ci * FH + kh) * FW + kw] * x[ci * PL + (h + kh) * WQ + j + kw];
+                                for (int kw = 0; kw < FW; kw++) {
+                                    const double t = (double)w[m * KK + (ci * FH + kh) * FW + kw] * x[ci * PL + (h + kh) * WQ + j + kw];
+                                    s += t, mag += fabs(t);
+                                }
                         const float v = c[m * YH * WQ + h * WQ + j];
-                        CHECK(fabs(v - s) <= 1e-5 * (1 + fabs(s)), "conv_thin shape %d M=%d [%d][%d][%d]: %g, expected %g", si, M, m, h,
+                        CHECK(fabs(v - s) <= 1e-6 * (1 + mag), "conv_thin shape %d M=%d [%d][%d][%d]: %g, expected %g", si, M, m, h,
                               j, v, s);
                     }
         }
@@ -105,6 +109,22 @@ static void test_gemm(void) {
                     for (int k = 0; k < KC; k++) s += (double)rows[i][k] * b[k * NC + j];
                     CHECK(fabs(c[i * NC + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_rows M=%d acc=%d [%d][%d]: %g, expected %g", M, acc, i,
                           j, c[i * NC + j], s);
+                }
+        }
+    /* C (+)= A . B with A[r][k] = rows[r][ak[k]] (gathered), B packed. */
+    int ak[KC];
+    for (int k = 0; k < KC; k++) ak[k] = (k * 37) % 97;
+    for (int M = 1; M <= 2 * MMK_MR_BIG + 3 && M <= 24; M++)
+        for (int acc = 0; acc < 2; acc++) {
+            float c[24 * NC];
+            for (int i = 0; i < 24 * NC; i++) c[i] = 0.5f;
+            mmk_gemm_gather(M, NC, KC, rows, ak, bp, c, NC, acc);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < NC; j++) {
+                    double s = acc ? 0.5 : 0;
+                    for (int k = 0; k < KC; k++) s += (double)rows[i][ak[k]] * b[k * NC + j];
+                    CHECK(fabs(c[i * NC + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_gather M=%d acc=%d [%d][%d]: %g, expected %g", M, acc,
+                          i, j, c[i * NC + j], s);
                 }
         }
     free(bx), free(a), free(bias), free(b), free(bp);
@@ -194,6 +214,25 @@ static void test_transpose(void) {
                           dst[c * LDD + r], want);
                 }
         }
+    /* mmk_tr16x storing only r < R, with a bias per dst row and a ReLU. */
+    float bias[16];
+    for (int c = 0; c < 16; c++) bias[c] = rnd();
+    for (int R = 1; R <= 16; R++)
+        for (int C = 1; C <= 16; C += 5)
+            for (int relu = 0; relu < 2; relu++) {
+                for (int i = 0; i < 17 * LDD; i++) dst[i] = 99.0f;
+                mmk_tr16x(dst, LDD, src + 1, LD, R, C, 1, bias, relu);
+                for (int c = 0; c < 17; c++)
+                    for (int r = 0; r < LDD; r++) {
+                        float want = 99.0f;
+                        if (c < C && r < R) {
+                            want = src[r * LD + 1 + c] + bias[c];
+                            if (relu && want < 0) want = 0;
+                        }
+                        CHECK(memcmp(&dst[c * LDD + r], &want, 4) == 0, "tr16x R=%d C=%d relu=%d dst[%d][%d] = %g, expected %g", R, C,
+                              relu, c, r, dst[c * LDD + r], want);
+                    }
+            }
     /* mmk_pack_t: src[C][R] (ld 70) packed as B[R][C] in blocks of 32 columns, zero past C. */
     static float m[70 * 70], pk[70 * 96];
     for (int i = 0; i < 70 * 70; i++) m[i] = rnd();
