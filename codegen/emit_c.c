@@ -440,23 +440,32 @@ static void kernel_body(Emit *E, const IrNode *n) {
             implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
             size_t need = implicit_floats(xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw, true);
             if (need > E->scratch) E->scratch = need;
-            P("    enum { NW = YC * KK, CB = (YC + 31) / 32 };\n");
+            P("    enum { NW = YC * KK, CB = (YC + 31) / 32, NP = YH * YW };\n");
             P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
+            /* The sum runs over the output positions only (gathered: no padded
+             * column), with dY^T packed from its contiguous planes. */
+            bool gather = (size_t)dy->shape[2] * dy->shape[3] <= 4096;
+            if (gather) P("    int pos[NP];  /* output position p = (h, w): h * WQ + w in the padded rows */\n    for (int h = 0; h < YH; h++)\n        for (int w = 0; w < YW; w++) pos[h * YW + w] = h * WQ + w;\n");
             P("    #pragma omp parallel\n    {\n");
             P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = xp + (size_t)XC * PL;\n");
             P("        const mm_real *rows[KK];\n        for (int k = 0; k < KK; k++) rows[k] = xp + off[k];\n");
             P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
-            P("        memset(dyt, 0, sizeof(mm_real) * CB * NC * 32);  /* so do the wasted columns */\n");
+            if (!gather) P("        memset(dyt, 0, sizeof(mm_real) * CB * NC * 32);  /* so do the wasted columns */\n");
             P("        #pragma omp for schedule(static)\n        for (int c = 0; c < nch; c++) {\n");
             P("            mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
             P("            const int na = (int)((long)B * c / nch), nb = (int)((long)B * (c + 1) / nch);\n");
             P("            for (int n = na; n < nb; n++) {\n");
             implicit_pad(E, "x1", sh, sw, "                ");
+            if (gather) {
+                P("                mmk_pack_t(dyt, x0 + (size_t)n * NP, B * NP, NP, YC);  /* dY^T[p][co] */\n");
+                P("                mmk_gemm_gather(KK, YC, NP, rows, pos, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
+            } else {
             P("                for (int co = 0; co < YC; co += 16)  /* dyt[h * WQ + w][co] = dY[co][n][h][w], 16 x 16 at a time */\n");
             P("                    for (int h = 0; h < YH; h++)\n                        for (int w = 0; w < YW; w += 16)\n");
             P("                            mmk_tr16(dyt + ((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32, 32, x0 + (((size_t)co * B + n) * YH + h) * YW + w,\n");
             P("                                     (size_t)B * YH * YW, YC - co < 16 ? YC - co : 16, YW - w < 16 ? YW - w : 16);\n");
             P("                mmk_gemm_rows(KK, YC, NC, rows, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
+            }
             dw_reduce(E, "KK", "YC");
             break;
         }
