@@ -267,8 +267,13 @@ static bool strided_dx(Emit *E, const IrNode *n) {
     size_t plane = (size_t)hq * wq + wq + 64, kk = (size_t)co * F[0] * F[1];
     size_t need = (size_t)co * plane + (size_t)ci * umax[0] * wq;
     if ((size_t)S[0] * S[1] * kk > 16384 || need > ((size_t)4 << 20)) return false; /* offsets on the stack, planes in scratch */
+    /* Each phase transposed (positions as GEMM rows, gathered) where that
+     * wastes less than its padded rows. */
+    bool gather = ci > MMK_THIN_MAX_EMIT && (size_t)umax[0] * umax[1] <= 4096 && (double)ci / ((ci + 31) / 32 * 32) > (double)umax[1] / wq;
+    size_t ci32 = (size_t)(ci + 31) / 32 * 32;
+    if (gather) need += (size_t)ci * umax[0] * umax[1];
     if (need > E->scratch) E->scratch = need;
-    if (kk * ci > E->wt) E->wt = kk * ci;
+    if (kk * (ci + (gather ? ci32 : 0)) > E->wt) E->wt = kk * (ci + (gather ? ci32 : 0));
     int nph = S[0] * S[1];
     P("    /* By output phase (a, b): taps kh = a + PH, kw = b + PW (mod the stride), offsets (th, tw) into dY. */\n");
     P("    enum { CO = %d, CI = %d, YH = %d, YW = %d, XH = %d, XW = %d, FH = %d, FW = %d, SH = %d, SW = %d, NPH = %d,\n", co, ci, Yd[0],
@@ -303,20 +308,38 @@ static bool strided_dx(Emit *E, const IrNode *n) {
     P("                for (int ci = 0; ci < CI; ci++)  /* the phase's weights: [CI][CO x taps] */\n");
     P("                    e->wt[ph[p].w0 + ((size_t)ci * CO + co) * ph[p].nt + j] = x1[((size_t)(co * CI + ci) * FH + ph[p].kh[j]) * FW + ph[p].kw[j]];\n");
     P("            }\n");
+    if (gather) { /* each phase's weights packed transposed: [CO x taps][CI], after the plain ones */
+        P("    enum { WPK = CI * CO * FH * FW };\n");
+        P("    for (int p = 0; p < NPH; p++)\n        mmk_pack_t(e->wt + WPK + ph[p].w0 / CI * %zu, e->wt + ph[p].w0, CO * ph[p].nt, CO * ph[p].nt, CI);\n", ci32);
+    }
     P("    #pragma omp parallel\n    {\n");
     P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)CO * PL;\n");
+    if (gather) P("        mm_real *ct = cp + (size_t)CI * UHM * WQ;  /* a phase transposed: [positions][CI] */\n        const mm_real *ap[%d];\n",
+                  umax[0] * umax[1]);
     P("        memset(xp, 0, sizeof(mm_real) * CO * PL);  /* the padding stays zero */\n");
     P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
     P("            for (int c = 0; c < CO; c++)\n                for (int h = 0; h < YH; h++)\n");
     P("                    memcpy(xp + (size_t)c * PL + (size_t)(h + PT) * WQ + PLW, x0 + (((size_t)c * B + n) * YH + h) * YW, sizeof(mm_real) * YW);\n");
     P("            for (int p = 0; p < NPH; p++) {\n");
     P("                const int nc = ph[p].uh * WQ, k = CO * ph[p].nt;\n");
-    P("                if (k) mmk_gemm_off(CI, nc, k, e->wt + ph[p].w0, k, xp, off[p], cp, nc, NULL, 0);\n");
-    P("                else memset(cp, 0, sizeof(mm_real) * CI * nc);  /* no tap reaches this phase */\n");
+    if (gather) {
+        /* Rows: the phase's positions (u, q), gathered; then transposed into
+         * cp's rows (u * WQ + q), where the scatter below reads them. */
+        P("                const int np = ph[p].uh * ph[p].uw;\n");
+        P("                for (int u = 0; u < ph[p].uh; u++)\n                    for (int q = 0; q < ph[p].uw; q++) ap[u * ph[p].uw + q] = xp + (size_t)u * WQ + q;\n");
+        P("                if (k) {\n");
+        P("                    mmk_gemm_gather(np, CI, k, ap, off[p], e->wt + WPK + ph[p].w0 / CI * %zu, ct, CI, 0);\n", ci32);
+        P("                    for (int c = 0; c < CI; c += 16)  /* cp: [CI][np] */\n                        for (int j = 0; j < np; j += 16)\n");
+        P("                            mmk_tr16x(cp + (size_t)c * np + j, np, ct + (size_t)j * CI + c, CI, np - j < 16 ? np - j : 16, CI - c < 16 ? CI - c : 16, 1, NULL, 0);\n");
+        P("                } else memset(cp, 0, sizeof(mm_real) * CI * np);  /* no tap reaches this phase */\n");
+    } else {
+        P("                if (k) mmk_gemm_off(CI, nc, k, e->wt + ph[p].w0, k, xp, off[p], cp, nc, NULL, 0);\n");
+        P("                else memset(cp, 0, sizeof(mm_real) * CI * nc);  /* no tap reaches this phase */\n");
+    }
     P("                for (int c = 0; c < CI; c++)\n                    for (int u = 0; u < ph[p].uh; u++)\n");
     P("                        for (int q = 0; q < ph[p].uw; q++) {\n");
     P("                            const size_t i = (((size_t)c * B + n) * XH + SH * u + ph[p].a) * XW + SW * q + ph[p].b;\n");
-    P("                            mm_real v = cp[(size_t)c * nc + u * WQ + q];\n");
+    P("                            mm_real v = cp[%s];\n", gather ? "(size_t)c * np + u * ph[p].uw + q" : "(size_t)c * nc + u * WQ + q");
     epilogue_at(E, n, "                            ", "i");
     P("                            y[i] = v;\n                        }\n            }\n        }\n    }\n");
     return true;
