@@ -168,7 +168,8 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     if (gather_wins(n, wq)) {
         size_t yc = (size_t)ir_channels(n), np = (size_t)n->shape[2] * n->shape[3];
         size_t kk = (size_t)ir_channels(in) * n->a.k[1] * n->a.k[2], at = strcmp(w, "x1") == 0 ? 0 : yc * kk;
-        size_t g = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false) - yc * n->shape[2] * wq + np * yc * (n->pool ? 2 : 1);
+        size_t po = n->pool ? (size_t)n->pool->shape[2] * n->pool->shape[3] : 0;
+        size_t g = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false) - yc * n->shape[2] * wq + np * yc + 32 * po;
         if (g > E->scratch) E->scratch = g;
         if (at + kk * ((yc + 31) / 32 * 32) > E->wt) E->wt = at + kk * ((yc + 31) / 32 * 32);
         P("    enum { NP = YH * YW };\n");
@@ -181,22 +182,30 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
         P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
         implicit_pad(E, "x0", sh, sw, "            ");
         P("            mmk_gemm_gather(NP, YC, KK, ap, off, wp, ct, YC, 0);\n");
-        /* Transposed back into the channel-major map (or the planes the
-         * folded pooling reads), with the bias and a ReLU. */
-        const char *dst = n->pool ? "ct + (size_t)NP * YC + (size_t)co * NP" : "y + ((size_t)co * B + n) * NP";
-        P("            for (int co = 0; co < YC; co += 16)\n                for (int p = 0; p < NP; p += 16)\n");
-        P("                    mmk_tr16x(%s + p, %s, ct + (size_t)p * YC + co, YC, NP - p < 16 ? NP - p : 16, YC - co < 16 ? YC - co : 16, 1,\n",
-          dst, n->pool ? "NP" : "(size_t)B * NP");
-        P("                              %s, %d);\n", strcmp(bias, "NULL") == 0 ? "NULL" : arena_printf(mm_arena, "%s + co", bias), relu);
         if (n->pool) {
+            /* The folded max pooling, across 16 channels at a time, on the
+             * transposed result; the bias and ReLU on the pooled values;
+             * then transposed into the pooled map (and its argmaxes). */
             const IrNode *m = n->pool;
-            P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d };  /* %%%d maxpool */\n",
+            P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d, PO = PHO * PWO };  /* %%%d maxpool */\n",
               m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
-            P("            for (int c = 0; c < YC; c++) {\n                const size_t o = ((size_t)c * B + n) * PHO * PWO;\n");
-            P("                mmk_maxpool2d(ct + (size_t)NP * YC + (size_t)c * NP, YW, y + o, %s, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW);\n",
-              m->a.mode ? "(int32_t *)(y + (size_t)B * YC * PHO * PWO) + o" : "NULL");
-            P("            }\n");
-        } else if (n->nepi && !relu) {
+            P("            mm_real *pt = ct + (size_t)NP * YC;\n            int32_t *it = (int32_t *)(pt + (size_t)PO * 16);\n");
+            P("            for (int c = 0; c < YC; c += 16) {\n");
+            P("                mmk_maxpool_t16(ct, YC, c, YC, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW, %s, %d, pt, %s);\n", bias, relu,
+              m->a.mode ? "it" : "NULL");
+            P("                for (int o = 0; o < PO; o += 16) {\n");
+            P("                    const int r = PO - o < 16 ? PO - o : 16, w = YC - c < 16 ? YC - c : 16;\n");
+            P("                    mmk_tr16x(y + ((size_t)c * B + n) * PO + o, (size_t)B * PO, pt + (size_t)o * 16, 16, r, w, 1, NULL, 0);\n");
+            if (m->a.mode)
+                P("                    mmk_tr16i((int32_t *)(y + (size_t)B * YC * PO) + ((size_t)c * B + n) * PO + o, (size_t)B * PO, it + (size_t)o * 16, 16, r, w);\n");
+            P("                }\n            }\n");
+        } else {
+            /* Transposed back into the channel-major map, with the bias and a ReLU. */
+            P("            for (int co = 0; co < YC; co += 16)\n                for (int p = 0; p < NP; p += 16)\n");
+            P("                    mmk_tr16x(y + ((size_t)co * B + n) * NP + p, (size_t)B * NP, ct + (size_t)p * YC + co, YC, NP - p < 16 ? NP - p : 16, YC - co < 16 ? YC - co : 16, 1,\n");
+            P("                              %s, %d);\n", strcmp(bias, "NULL") == 0 ? "NULL" : arena_printf(mm_arena, "%s + co", bias), relu);
+        }
+        if (!n->pool && n->nepi && !relu) {
             P("            for (int c = 0; c < YC; c++)\n                for (int p = 0; p < NP; p++) {\n");
             P("                    const size_t i = ((size_t)c * B + n) * NP + p;\n                    mm_real v = y[i];\n");
             epilogue_at(E, n, "                    ", "i");

@@ -261,6 +261,16 @@ __attribute__((always_inline)) static inline void mmk_tr16x(mm_real *restrict ds
 static inline void mmk_tr16(mm_real *restrict dst, size_t ldd, const mm_real *restrict src, size_t lds, int R, int C) {
     mmk_tr16x(dst, ldd, src, lds, R, C, 0, NULL, 0);
 }
+/* The same for int32 (argmax indices), storing only r < R: the float
+ * shuffles move the bits unchanged. */
+static inline void mmk_tr16i(int32_t *restrict dst, size_t ldd, const int32_t *restrict src, size_t lds, int R, int C) {
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    mmk_tr16x((float *)dst, ldd, (const float *)src, lds, R, C, 1, NULL, 0);
+#else
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+#endif
+}
 
 /* The transpose of a row-major src[C][R] (leading dimension ld), packed as
  * B[R][C]: dst holds src^T. */
@@ -733,6 +743,65 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
             ys[oh * WO + ow] = a[ow] >= 0 ? m[ow] : (mm_real)NAN;
             if (ix) ix[oh * WO + ow] = a[ow];
         }
+    }
+#endif
+}
+
+/* 2-D max pooling of a convolution's output held transposed, positions x
+ * channels (x[p * ldx + c], p = h * WI + w, as mmk_gemm_gather leaves it),
+ * before its bias and ReLU: those are monotonic, so they are applied to the
+ * C pooled values only. Vectors run across 16 channels; each window is
+ * scanned in row-major order keeping the first maximum (index h * WI + w,
+ * or -1 and NaN for a window of NaN). Writes the pooled values (and the
+ * indices when ix) transposed: yt[o * 16 + j], it[o * 16 + j] for the 16
+ * channels from c0, o = oh * WO + ow; a caller transposes them into planes. */
+static inline void mmk_maxpool_t16(const mm_real *restrict x, int ldx, int c0, int C, int HI, int WI, int HO, int WO, int KH, int KW,
+                                   int SH, int SW, int PH, int PW, const mm_real *bias, int relu, mm_real *restrict yt,
+                                   int32_t *restrict it) {
+#if defined(__AVX512F__) && !defined(MMNET_F64)
+    const __mmask16 mc = C - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c0)) - 1);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(mc, bias + c0) : _mm512_setzero_ps();
+    for (int oh = 0; oh < HO; oh++) {
+        const int h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH < HI ? h0 + KH : HI;
+        for (int ow = 0; ow < WO; ow++) {
+            const int w0 = ow * SW - PW, wlo = w0 < 0 ? 0 : w0, whi = w0 + KW < WI ? w0 + KW : WI;
+            __m512 m = _mm512_set1_ps(-INFINITY);
+            __m512i a = _mm512_set1_epi32(-1);
+            for (int h = hlo; h < hhi; h++)
+                for (int w = wlo; w < whi; w++) {
+                    const int p = h * WI + w;
+                    const __m512 v = _mm512_maskz_loadu_ps(mc, x + (size_t)p * ldx + c0);
+                    const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+                    m = _mm512_mask_mov_ps(m, gt, v);
+                    a = _mm512_mask_mov_epi32(a, gt, _mm512_set1_epi32(p));
+                }
+            __m512 v = _mm512_add_ps(m, b);
+            if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+            const __mmask16 found = _mm512_cmp_epi32_mask(a, _mm512_setzero_si512(), _MM_CMPINT_NLT);
+            const int o = oh * WO + ow;
+            _mm512_storeu_ps(yt + (size_t)o * 16, _mm512_mask_mov_ps(_mm512_set1_ps(NAN), found, v));
+            if (it) _mm512_storeu_si512(it + (size_t)o * 16, a);
+        }
+    }
+#else
+    for (int j = 0; j < 16; j++) {
+        const int c = c0 + j;
+        for (int oh = 0; oh < HO; oh++)
+            for (int ow = 0; ow < WO; ow++) {
+                const int h0 = oh * SH - PH, w0 = ow * SW - PW, o = oh * WO + ow;
+                mm_real m = -INFINITY;
+                int at = -1;
+                if (c < C)
+                    for (int h = h0 < 0 ? 0 : h0; h < h0 + KH && h < HI; h++)
+                        for (int w = w0 < 0 ? 0 : w0; w < w0 + KW && w < WI; w++) {
+                            const mm_real v = x[(size_t)(h * WI + w) * ldx + c];
+                            if (v > m) m = v, at = h * WI + w;
+                        }
+                mm_real v = m + (bias && c < C ? bias[c] : 0);
+                if (relu) v = v > 0 ? v : 0;
+                yt[(size_t)o * 16 + j] = at >= 0 ? v : (mm_real)NAN;
+                if (it) it[(size_t)o * 16 + j] = at;
+            }
     }
 #endif
 }

@@ -6,7 +6,8 @@
  * and an offset table (mmk_gemm_gather); 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
  * and argmax indices exactly, also from rows further apart than the width
- * (a convolution's padded rows, read in place); the few-output-channel
+ * (a convolution's padded rows, read in place), and of a map held
+ * transposed before its bias and ReLU (mmk_maxpool_t16); the few-output-channel
  * convolution (mmk_conv_thin) for 1-3 channels, odd heights and widths
  * across 16 and 32; the block transpose (mmk_tr16) and the transposed
  * packing built on it (mmk_pack_t) for every block size up to 16 x 16 and
@@ -189,7 +190,45 @@ static void pool_case(int HI, int WI, int KH, int KW, int SH, int SW, int PH, in
     free(x), free(y), free(yr), free(y2), free(ix), free(ixr);
 }
 
+/* Pooling of a map held transposed (positions x channels) before its bias
+ * and ReLU (mmk_maxpool_t16), against pooling each channel's plane after
+ * them: the same values; the same argmaxes wherever the pooled value is
+ * positive (at 0 the ReLU's ties may pick another position, and the
+ * gradient is masked there); and the int32 transpose of the indices. */
+static void pool_t_case(int C, int HI, int WI, int KH, int KW, int SH, int SW, int PH, int PW, int relu) {
+    const int HO = (HI + 2 * PH - KH) / SH + 1, WO = (WI + 2 * PW - KW) / SW + 1, NP = HI * WI, PO = HO * WO, LDX = C + 3;
+    float *x = malloc(sizeof(float) * NP * LDX), *bias = malloc(sizeof(float) * C), *plane = malloc(sizeof(float) * NP);
+    float *yt = malloc(sizeof(float) * PO * 16), *yr = malloc(sizeof(float) * PO);
+    int32_t *it = malloc(sizeof(int32_t) * PO * 16), *ir = malloc(sizeof(int32_t) * PO), *itr = malloc(sizeof(int32_t) * 16 * PO);
+    for (int i = 0; i < NP * LDX; i++) x[i] = rnd();
+    for (int c = 0; c < C; c++) bias[c] = rnd() * 0.5f;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        mmk_maxpool_t16(x, LDX, c0, C, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW, bias, relu, yt, it);
+        const int w = C - c0 < 16 ? C - c0 : 16;
+        for (int o = 0; o < PO; o += 16) mmk_tr16i(itr + o, PO, it + o * 16, 16, PO - o < 16 ? PO - o : 16, w);
+        for (int j = 0; j < w; j++) {
+            const int c = c0 + j;
+            for (int p = 0; p < NP; p++) {
+                float v = x[p * LDX + c] + bias[c];
+                plane[p] = relu && v < 0 ? 0 : v;
+            }
+            pool_ref(plane, yr, ir, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+            for (int o = 0; o < PO; o++) {
+                CHECK(memcmp(&yt[o * 16 + j], &yr[o], 4) == 0 && (yr[o] <= 0 || it[o * 16 + j] == ir[o]) && itr[j * PO + o] == it[o * 16 + j],
+                      "maxpool_t16 C=%d %dx%d k%dx%d s%dx%d p%dx%d relu=%d channel %d output %d: %g at %d, expected %g at %d", C, HI, WI,
+                      KH, KW, SH, SW, PH, PW, relu, c, o, yt[o * 16 + j], it[o * 16 + j], yr[o], ir[o]);
+            }
+        }
+    }
+    free(x), free(bias), free(plane), free(yt), free(yr), free(it), free(ir), free(itr);
+}
+
 static void test_maxpool(void) {
+    for (int relu = 0; relu < 2; relu++) {
+        pool_t_case(32, 28, 28, 3, 3, 2, 2, 1, 1, relu);
+        pool_t_case(20, 9, 7, 2, 2, 2, 2, 0, 0, relu);
+        pool_t_case(5, 11, 13, 3, 2, 3, 1, 1, 0, relu);
+    }
     pool_case(28, 28, 3, 3, 2, 2, 1, 1);
     pool_case(14, 14, 2, 2, 2, 2, 0, 0);
     pool_case(7, 9, 3, 3, 1, 1, 1, 1);
