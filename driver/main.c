@@ -32,7 +32,7 @@ static const char usage[] =
     "      --profile         the program prints time and GFLOP/s per kernel for one step\n"
     "      --gemm cublas|tiled  CUDA GEMMs by cuBLAS (default) or by a generated tiled kernel\n"
     "      --keep DIR        keep the generated sources in DIR\n"
-    "      --cc COMPILER     C compiler (default: clang, else gcc; or $MMNET_CC)\n"
+    "      --cc COMPILER     C compiler (default: $MMNET_CC, else the one mmnet was built with)\n"
     "  sweep FILE [options]  the greediness study (see mmc sweep --help)\n"
     "\n"
     "  mmc --help | --version\n"
