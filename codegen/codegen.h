@@ -44,8 +44,9 @@ const char *cg_loc(const IrNode *n);      /* "cgmnist.mmnet:14:5" */
 const char *cg_describe(const IrNode *n); /* "%11 conv(%8 [B,3,28,28], %9 [32,3,5,5]) -> [B,32,28,28] k=5x5 ..." */
 double cg_flops(const IrNode *n, bool per_example); /* per example for batched work */
 bool cg_has_kernel(const IrNode *n);      /* false for leaves, views, fused ops */
-/* "%11 conv", or "%11 conv+%13 maxpool" for a kernel that also computes a
- * folded node: the last %N names the node whose value the kernel stores. */
+/* "%11 conv", or "%11 conv+%13 maxpool" and "%174 chscale+%193 gap_dx+%194
+ * add" for kernels that also compute folded nodes: every node the kernel
+ * computes, the node whose value it stores last. */
 const char *cg_kernel_label(const IrNode *n);
 const char *cg_float(double x);           /* a C float literal: 1.0f, 1e-05f */
 

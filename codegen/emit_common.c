@@ -62,8 +62,12 @@ const char *cg_describe(const IrNode *n) {
 }
 
 const char *cg_kernel_label(const IrNode *n) {
-    if (n->pool) return arena_printf(mm_arena, "%%%d %s+%%%d %s", n->id, ir_op_name[n->op], n->pool->id, ir_op_name[n->pool->op]);
-    return arena_printf(mm_arena, "%%%d %s", n->id, ir_op_name[n->op]);
+    const char *s = "";
+    for (int i = 0; i < n->nsrc; i++) /* operands computed by this kernel */
+        if (n->src[i]->fused == n) s = arena_printf(mm_arena, "%s%%%d %s+", s, n->src[i]->id, ir_op_name[n->src[i]->op]);
+    s = arena_printf(mm_arena, "%s%%%d %s", s, n->id, ir_op_name[n->op]);
+    if (n->pool) s = arena_printf(mm_arena, "%s+%%%d %s", s, n->pool->id, ir_op_name[n->pool->op]);
+    return s;
 }
 
 /* Floating-point operations, counting a multiply-add as two. Batched work

@@ -103,6 +103,8 @@ static void plan_graph(IrProgram *p, IrGraph *g) {
         if (x->op == OP_LABELS) { x->buf = BUF_LABELS; x->off = 0; continue; }
         if (x->op == OP_ACCUM) { x->buf = BUF_NONE; continue; }
         if (x->flags & IRF_GRAD) { x->buf = BUF_GRAD; x->off = IR_PARAM(p, x->param)->off; continue; }
+        /* An operand a later kernel computes (fuse.c) has no buffer. */
+        if (x->fused && x->fused->id > i) { x->buf = BUF_NONE; x->off = 0; continue; }
         IrNode *o = owner_of(x);
         if (o != x) { x->buf = o->buf; x->off = o->off; continue; }
         pool_free_dead(&act, i);

@@ -751,8 +751,10 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
  * channels (x[p * ldx + c], p = h * WI + w, as mmk_gemm_gather leaves it),
  * before its bias and ReLU: those are monotonic, so they are applied to the
  * C pooled values only. Vectors run across 16 channels; each window is
- * scanned in row-major order keeping the first maximum (index h * WI + w,
- * or -1 and NaN for a window of NaN). Writes the pooled values (and the
+ * scanned in row-major order keeping the first maximum (index h * WI + w).
+ * A window of NaN gives NaN and index -1; with the ReLU, 0 at the window's
+ * first position, as pooling the ReLU's output (which maps NaN to 0) does.
+ * Writes the pooled values (and the
  * indices when ix) transposed: yt[o * 16 + j], it[o * 16 + j] for the 16
  * channels from c0, o = oh * WO + ow; a caller transposes them into planes. */
 static inline void mmk_maxpool_t16(const mm_real *restrict x, int ldx, int c0, int C, int HI, int WI, int HO, int WO, int KH, int KW,
@@ -779,7 +781,8 @@ static inline void mmk_maxpool_t16(const mm_real *restrict x, int ldx, int c0, i
             if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
             const __mmask16 found = _mm512_cmp_epi32_mask(a, _mm512_setzero_si512(), _MM_CMPINT_NLT);
             const int o = oh * WO + ow;
-            _mm512_storeu_ps(yt + (size_t)o * 16, _mm512_mask_mov_ps(_mm512_set1_ps(NAN), found, v));
+            if (relu) a = _mm512_mask_mov_epi32(_mm512_set1_epi32(hlo * WI + wlo), found, a);
+            _mm512_storeu_ps(yt + (size_t)o * 16, _mm512_mask_mov_ps(_mm512_set1_ps(relu ? 0.0f : NAN), found, v));
             if (it) _mm512_storeu_si512(it + (size_t)o * 16, a);
         }
     }
@@ -799,6 +802,7 @@ static inline void mmk_maxpool_t16(const mm_real *restrict x, int ldx, int c0, i
                         }
                 mm_real v = m + (bias && c < C ? bias[c] : 0);
                 if (relu) v = v > 0 ? v : 0;
+                if (relu && at < 0) at = (h0 < 0 ? 0 : h0) * WI + (w0 < 0 ? 0 : w0);
                 yt[(size_t)o * 16 + j] = at >= 0 ? v : (mm_real)NAN;
                 if (it) it[(size_t)o * 16 + j] = at;
             }
