@@ -101,13 +101,7 @@ static void for_planes(Emit *E, const IrNode *t) {
  * wasted columns per row) and the valid ones stored. The input gradient of
  * a stride-1 convolution is one too: dY padded by k-1-p, the weights flipped
  * and transposed. */
-/* Floats of one example's padded planes of `in` plus its output on their
- * width (out's channels rounded up to 32 when they are a packed operand). */
-static size_t implicit_floats(const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw, bool packed) {
-    size_t wq = (size_t)(in->shape[3] + 2 * paw + sw - 1) / sw, hq = (size_t)(in->shape[2] + 2 * pah + sh - 1) / sh;
-    size_t yc = packed ? (size_t)(ir_channels(out) + 31) / 32 * 32 : (size_t)ir_channels(out);
-    return (size_t)ir_channels(in) * ((size_t)sh * sw * hq * wq + a->k[2] + 64) + yc * out->shape[2] * wq;
-}
+#define implicit_floats ir_conv_plane_floats
 
 static bool implicit_conv(const IrAttr *a, const IrNode *in, const IrNode *out, int pah, int paw, int min_k, bool strided) {
     int sh = strided ? a->s[1] : 1, sw = strided ? a->s[2] : 1, kk = ir_channels(in) * a->k[1] * a->k[2];
@@ -160,6 +154,12 @@ static bool gather_wins(const IrNode *out, int wq) {
     return yc > MMK_THIN_MAX_EMIT && np <= 4096 && (double)yc / ((yc + 31) / 32 * 32) > (double)out->shape[3] / wq;
 }
 
+/* The window of a max pooling folded into a convolution's kernel. */
+static void pool_consts(Emit *E, const IrNode *m) {
+    P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d, PO = PHO * PWO };  /* %%%d maxpool */\n",
+      m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
+}
+
 static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
                                const char *bias, bool relu) {
     implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
@@ -187,8 +187,7 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
              * transposed result; the bias and ReLU on the pooled values;
              * then transposed into the pooled map (and its argmaxes). */
             const IrNode *m = n->pool;
-            P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d, PO = PHO * PWO };  /* %%%d maxpool */\n",
-              m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
+            pool_consts(E, m);
             P("            mm_real *pt = ct + (size_t)NP * YC;\n            int32_t *it = (int32_t *)(pt + (size_t)PO * 16);\n");
             P("            for (int c = 0; c < YC; c += 16) {\n");
             P("                mmk_maxpool_t16(ct, YC, c, YC, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW, %s, %d, pt, %s);\n", bias, relu,
@@ -228,8 +227,7 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
         /* The folded max pooling reads the planes while they are in cache;
          * only its result is stored (passes/fuse.c). */
         const IrNode *m = n->pool;
-        P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d };  /* %%%d maxpool */\n",
-          m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
+        pool_consts(E, m);
         P("            for (int c = 0; c < YC; c++) {\n                const size_t o = ((size_t)c * B + n) * PHO * PWO;\n");
         P("                mmk_maxpool2d(cp + (size_t)c * NC, WQ, y + o, %s, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW);\n",
           m->a.mode ? "(int32_t *)(y + (size_t)B * YC * PHO * PWO) + o" : "NULL");
@@ -464,40 +462,30 @@ static void kernel_body(Emit *E, const IrNode *n) {
         const IrNode *dy = n->src[0], *xin = n->src[1];
         if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
         if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true)) {
-            /* Per example: pad x, lay dY out as the packed B operand on the
-             * padded width (zero in the wasted columns), and accumulate
-             * dW^T[K][CO] += X_shifted[K][NC] . dY^T[NC][CO] with the rows of
-             * X read in place. */
+            /* Per example: pad x, pack dY^T from its contiguous planes, and
+             * accumulate dW^T[K][CO] += X_shifted[K][NP] . dY^T[NP][CO], the
+             * rows of X read in place at the output positions only (gathered
+             * through pos: no padded column is summed). */
             int sh = n->a.s[1], sw = n->a.s[2];
             implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
             size_t need = implicit_floats(xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw, true);
             if (need > E->scratch) E->scratch = need;
-            P("    enum { NW = YC * KK, CB = (YC + 31) / 32, NP = YH * YW };\n");
+            if (ir_positions(dy) > E->wt) E->wt = ir_positions(dy);
+            P("    enum { NW = YC * KK, NP = YH * YW };\n");
             P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
-            /* The sum runs over the output positions only (gathered: no padded
-             * column), with dY^T packed from its contiguous planes. */
-            bool gather = (size_t)dy->shape[2] * dy->shape[3] <= 4096;
-            if (gather) P("    int pos[NP];  /* output position p = (h, w): h * WQ + w in the padded rows */\n    for (int h = 0; h < YH; h++)\n        for (int w = 0; w < YW; w++) pos[h * YW + w] = h * WQ + w;\n");
+            P("    int *pos = (int *)e->wt;  /* output position p = (h, w): h * WQ + w in the padded rows */\n");
+            P("    for (int h = 0; h < YH; h++)\n        for (int w = 0; w < YW; w++) pos[h * YW + w] = h * WQ + w;\n");
             P("    #pragma omp parallel\n    {\n");
             P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = xp + (size_t)XC * PL;\n");
             P("        const mm_real *rows[KK];\n        for (int k = 0; k < KK; k++) rows[k] = xp + off[k];\n");
             P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
-            if (!gather) P("        memset(dyt, 0, sizeof(mm_real) * CB * NC * 32);  /* so do the wasted columns */\n");
             P("        #pragma omp for schedule(static)\n        for (int c = 0; c < nch; c++) {\n");
             P("            mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
             P("            const int na = (int)((long)B * c / nch), nb = (int)((long)B * (c + 1) / nch);\n");
             P("            for (int n = na; n < nb; n++) {\n");
             implicit_pad(E, "x1", sh, sw, "                ");
-            if (gather) {
-                P("                mmk_pack_t(dyt, x0 + (size_t)n * NP, B * NP, NP, YC);  /* dY^T[p][co] */\n");
-                P("                mmk_gemm_gather(KK, YC, NP, rows, pos, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
-            } else {
-            P("                for (int co = 0; co < YC; co += 16)  /* dyt[h * WQ + w][co] = dY[co][n][h][w], 16 x 16 at a time */\n");
-            P("                    for (int h = 0; h < YH; h++)\n                        for (int w = 0; w < YW; w += 16)\n");
-            P("                            mmk_tr16(dyt + ((size_t)(co / 32) * NC + h * WQ + w) * 32 + co %% 32, 32, x0 + (((size_t)co * B + n) * YH + h) * YW + w,\n");
-            P("                                     (size_t)B * YH * YW, YC - co < 16 ? YC - co : 16, YW - w < 16 ? YW - w : 16);\n");
-            P("                mmk_gemm_rows(KK, YC, NC, rows, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
-            }
+            P("                mmk_pack_t(dyt, x0 + (size_t)n * NP, B * NP, NP, YC);  /* dY^T[p][co] */\n");
+            P("                mmk_gemm_gather(KK, YC, NP, rows, pos, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
             dw_reduce(E, "KK", "YC");
             break;
         }

@@ -91,6 +91,12 @@ IrNode *ir_clone(IrBuilder *b, const IrNode *n, IrNode **src) {
 }
 
 /* ---- shapes --------------------------------------------------------------- */
+size_t ir_conv_plane_floats(const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw, bool packed) {
+    size_t wq = (size_t)(in->shape[3] + 2 * paw + sw - 1) / sw, hq = (size_t)(in->shape[2] + 2 * pah + sh - 1) / sh;
+    size_t yc = packed ? (size_t)(ir_channels(out) + 31) / 32 * 32 : (size_t)ir_channels(out);
+    return (size_t)ir_channels(in) * ((size_t)sh * sw * hq * wq + a->k[2] + 64) + yc * out->shape[2] * wq;
+}
+
 size_t ir_numel(const IrNode *n) {
     size_t e = 1;
     for (int i = n->batched ? 1 : 0; i < n->ndim; i++) e *= (size_t)n->shape[i];

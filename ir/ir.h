@@ -216,6 +216,12 @@ void ir_copy_shape(IrNode *dst, const IrNode *src);
 char *ir_shape_str(const IrNode *n);       /* [B,32,14,14] */
 int ir_channels(const IrNode *n);          /* shape[1] of a batched tensor */
 size_t ir_positions(const IrNode *n);      /* product of spatial dims */
+/* Floats of one example's zero-padded planes of a 2-D convolution's input
+ * `in` (padding pah, paw; split in sh x sw phase planes) plus its output
+ * `out` on their width, out's channels rounded up to 32 when `packed`: the
+ * scratch of the C back end's convolutions (codegen/emit_c.c), which the
+ * fusion pass also sizes. */
+size_t ir_conv_plane_floats(const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw, bool packed);
 
 /* ---- whole-program services --------------------------------------------- */
 void ir_dump_graph(Buf *b, const IrProgram *p, const IrGraph *g);

@@ -77,9 +77,7 @@ static void fuse_pools(IrGraph *g) {
          * back end's implicit convolutions hold them, and the pooling's row
          * passes on the stack (mmk_maxpool2d). */
         const IrNode *x = c->src[0];
-        size_t wq = (size_t)(x->shape[3] + 2 * c->a.p[2] + c->a.s[2] - 1) / c->a.s[2];
-        size_t hq = (size_t)(x->shape[2] + 2 * c->a.p[1] + c->a.s[1] - 1) / c->a.s[1];
-        size_t planes = (size_t)ir_channels(x) * (c->a.s[1] * c->a.s[2] * hq * wq + c->a.k[2] + 64) + (size_t)ir_channels(c) * c->shape[2] * wq;
+        size_t planes = ir_conv_plane_floats(x, c, &c->a, c->a.p[1], c->a.p[2], c->a.s[1], c->a.s[2], false);
         size_t kk = (size_t)ir_channels(x) * c->a.k[1] * c->a.k[2], wv = (size_t)(m->shape[3] + 15) / 16 * 16;
         if (c->a.p[1] >= c->a.k[1] || c->a.p[2] >= c->a.k[2] || kk > 8192 || planes > ((size_t)4 << 20) || (size_t)c->shape[2] * wv * 8 > 65536)
             continue;

@@ -428,14 +428,13 @@ static inline __m256i mmk_mask8(int n) {
     }
 #define MMK_MR_BIG 4
 #endif
-/* Three ways to address the operands: A row-major (lda) or by row
- * pointers; B packed (mmk_pack) or as rows of an unpacked matrix at given
- * offsets (B[k][j] = Bx[off[k] + j]: the shifted views of a padded
- * feature map, a convolution's unrolled input without unrolling it). */
+/* Three ways to address the operands: A row-major (lda) or gathered
+ * through row pointers and an offset table (A[r][k] = Ar[r][ak[k]]); B
+ * packed (mmk_pack) or as rows of an unpacked matrix at given offsets
+ * (B[k][j] = Bx[off[k] + j]: the shifted views of a padded feature map, a
+ * convolution's unrolled input without unrolling it). */
 #define MMK_AD_M const mm_real *restrict A, int lda
 #define MMK_AE_M(r, k) A[(size_t)(r) * lda + (k)]
-#define MMK_AD_R const mm_real *const *restrict Ar
-#define MMK_AE_R(r, k) Ar[r][k]
 #define MMK_AD_G const mm_real *const *restrict Ar, const int *restrict ak
 #define MMK_AE_G(r, k) Ar[r][ak[k]]
 #define MMK_BD_P const mm_real *restrict Bp
@@ -445,7 +444,6 @@ static inline __m256i mmk_mask8(int n) {
 #define MMK_TILES(MR)                                         \
     MMK_TILE(MR, , MMK_AD_M, MMK_AE_M, MMK_BD_P, MMK_BR_P)    \
     MMK_TILE(MR, o, MMK_AD_M, MMK_AE_M, MMK_BD_O, MMK_BR_O)   \
-    MMK_TILE(MR, r, MMK_AD_R, MMK_AE_R, MMK_BD_P, MMK_BR_P)  \
     MMK_TILE(MR, g, MMK_AD_G, MMK_AE_G, MMK_BD_P, MMK_BR_P)
 #define MMK_TILES_(n) MMK_TILES(n)
 MMK_TILES_(MMK_MR_BIG)
@@ -496,20 +494,6 @@ __attribute__((noinline, unused)) static void mmk_gemm_off(int M, int N, int K, 
         const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
         int i = 0;
 #define T_(MR) MMK_CAT(mmk_tileo, MR)(K, A + (size_t)i * lda, lda, Bx + j0, off, C + (size_t)i * ldc + j0, ldc, nr, bias ? bias + i : NULL, 0, relu)
-        for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
-        MMK_REMAINDER(T_)
-#undef T_
-    }
-}
-
-/* C (+)= A . B with row r of A at Ar[r] and B packed. */
-__attribute__((noinline, unused)) static void mmk_gemm_rows(int M, int N, int K, const mm_real *const *Ar, const mm_real *Bp,
-                                                            mm_real *C, int ldc, int acc) {
-    for (int j0 = 0; j0 < N; j0 += MMK_PACK_NR) {
-        const int nr = N - j0 < MMK_PACK_NR ? N - j0 : MMK_PACK_NR;
-        const mm_real *b = Bp + (size_t)(j0 / MMK_PACK_NR) * K * MMK_PACK_NR;
-        int i = 0;
-#define T_(MR) MMK_CAT(mmk_tiler, MR)(K, Ar + i, b, C + (size_t)i * ldc + j0, ldc, nr, NULL, acc, 0)
         for (; i + MMK_MR_BIG <= M; i += MMK_MR_BIG) T_(MMK_MR_BIG);
         MMK_REMAINDER(T_)
 #undef T_

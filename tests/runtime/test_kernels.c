@@ -1,9 +1,9 @@
 /* test_kernels.c — the CPU kernels' building blocks (mmrt_cpu.h) against
  * plain reference loops on random data: the GEMM with B read at row offsets
- * (mmk_gemm_off) and with A by row pointers (mmk_gemm_rows), for every row
- * count up to two big tiles (so each remainder tile runs) and column counts
- * that are not multiples of 32, and with A gathered through row pointers
- * and an offset table (mmk_gemm_gather); 2-D max pooling (mmk_maxpool2d) for
+ * (mmk_gemm_off) and with A gathered through row pointers and an offset
+ * table (mmk_gemm_gather: contiguous rows, and scattered offsets), for
+ * every row count up to two big tiles (so each remainder tile runs) and
+ * column counts that are not multiples of 32; 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
  * and argmax indices exactly, also from rows further apart than the width
  * (a convolution's padded rows, read in place), and of a map held
@@ -92,18 +92,20 @@ static void test_gemm(void) {
                           j, c[i * N + j], s);
                 }
         }
-    /* C (+)= A . B, A's rows through pointers, B packed (mmk_pack). */
+    /* C (+)= A . B, A's rows through pointers read contiguously (ak[k] = k), B packed (mmk_pack). */
     enum { KC = 45, NC = 40 };
     float *b = malloc(sizeof(float) * KC * NC), *bp = malloc(sizeof(float) * KC * 64);
     for (int i = 0; i < KC * NC; i++) b[i] = rnd();
     mmk_pack(bp, b, NC, KC, NC);
     const float *rows[24];
     for (int r = 0; r < 24; r++) rows[r] = bx + (r * 131) % (K * LD - KC);
+    int iota[KC];
+    for (int k = 0; k < KC; k++) iota[k] = k;
     for (int M = 1; M <= 2 * MMK_MR_BIG + 3 && M <= 24; M++)
         for (int acc = 0; acc < 2; acc++) {
             float c[24 * NC];
             for (int i = 0; i < 24 * NC; i++) c[i] = 0.5f;
-            mmk_gemm_rows(M, NC, KC, rows, bp, c, NC, acc);
+            mmk_gemm_gather(M, NC, KC, rows, iota, bp, c, NC, acc);
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < NC; j++) {
                     double s = acc ? 0.5 : 0;
@@ -112,7 +114,7 @@ static void test_gemm(void) {
                           j, c[i * NC + j], s);
                 }
         }
-    /* C (+)= A . B with A[r][k] = rows[r][ak[k]] (gathered), B packed. */
+    /* C (+)= A . B with A[r][k] = rows[r][ak[k]] (scattered offsets), B packed. */
     int ak[KC];
     for (int k = 0; k < KC; k++) ak[k] = (k * 37) % 97;
     for (int M = 1; M <= 2 * MMK_MR_BIG + 3 && M <= 24; M++)
