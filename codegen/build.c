@@ -147,10 +147,10 @@ static const char *detect_arch(void) {
 }
 
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile, bool use_cublas) {
+                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn) {
     const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
     bool cuda = be == &cg_cuda_backend;
-    CgOptions o = {profile, p->src->path, use_cublas};
+    CgOptions o = {profile, p->src->path, use_cublas, use_cudnn};
     CgOutput gen = {0};
     be->emit(p, &o, &gen);
     int rc = 0;
@@ -257,7 +257,12 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas", "-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", (char *)out, NULL};
+            char *argv[24] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas"};
+            int k = 12;
+            if (use_cudnn) argv[k++] = "-lcudnn";
+            const char *tail[] = {"-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", out};
+            for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) argv[k++] = (char *)tail[i];
+            argv[k] = NULL;
             int r = run(argv, show);
             if (r != 0) {
                 fprintf(stderr, "mmc: error: nvcc failed (exit %d) compiling the generated code in %s\n", r, dir);

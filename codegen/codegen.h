@@ -22,6 +22,7 @@ typedef struct {
     bool profile;       /* time every kernel (mmc build --profile) */
     const char *source; /* the .mmnet path, for the header line */
     bool use_cublas;    /* CUDA: cuBLAS for GEMM-shaped kernels */
+    bool use_cudnn;     /* CUDA: cuDNN for convolutions (all but pointwise ones) */
 } CgOptions;
 
 typedef struct {

@@ -2,7 +2,8 @@
  * function that launches its device code (element-wise and pooling ops as
  * one generated __global__ kernel; convolutions and linear layers as
  * im2col/col2im kernels around a GEMM by cuBLAS, or by a tiled kernel with
- * mmc --gemm tiled); one run function per graph variant. The runtime
+ * mmc --gemm tiled; or, with --conv cudnn, by cuDNN); one run function per
+ * graph variant. The runtime
  * (rt_cuda.cu) captures each run, with its transfers and the fused
  * norm+SGD update, in a CUDA graph.
  *
@@ -18,7 +19,9 @@ typedef struct {
     const IrProgram *p;
     const IrGraph *g;
     const char *gname;
+    const CgOptions *o;
     size_t work;          /* floats of GEMM workspace needed */
+    size_t dnn;           /* per example: floats of the largest cuDNN convolution's input + output */
 } Emit;
 
 #define P(...) buf_printf(E->b, __VA_ARGS__)
@@ -79,6 +82,30 @@ static void epi_args(Emit *E, const IrNode *n) {
 #define window(E, x, y, a) cg_window_consts((E)->b, x, y, a)
 #define WIN CG_WIN
 #define pointwise cg_pointwise
+
+/* Convolutions by cuDNN (mmc build --conv cudnn): all but the pointwise
+ * ones, which are a plain GEMM on this layout already. */
+static bool uses_cudnn(const CgOptions *o, const IrNode *n) {
+    return o->use_cudnn && (n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW) && !pointwise(&n->a);
+}
+
+/* The convolution's shape for the runtime's cuDNN plans (mmrt_cuda.h),
+ * and the function that plans it for a batch size. */
+static void dnn_conv(Emit *E, const IrNode *n, const IrNode *in, const IrNode *out, const char *name) {
+    const IrAttr *a = &n->a;
+    int nsp = a->nsp, sp[2][3];
+    for (int i = 0; i < 2; i++) {
+        const IrNode *t = i ? out : in;
+        sp[i][0] = nsp == 3 ? t->shape[2] : 1;
+        sp[i][1] = t->shape[nsp == 3 ? 3 : 2];
+        sp[i][2] = t->shape[nsp == 3 ? 4 : 3];
+    }
+    P("static mmk_dnn_conv %s_dnn = {%s, %d, %d, %d, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}};\n", name,
+      n->op == OP_CONV ? "MMK_DNN_FWD" : n->op == OP_CONV_DX ? "MMK_DNN_DX" : "MMK_DNN_DW", nsp, ir_channels(in), ir_channels(out),
+      sp[0][0], sp[0][1], sp[0][2], a->k[0], a->k[1], a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2], sp[1][0],
+      sp[1][1], sp[1][2]);
+    P("static void %s_plan(rt_exec *e, int B) { mmk_dnn_prepare(e, &%s_dnn, B); }\n", name, name);
+}
 
 /* Host signature: (rt_exec *e, int B, float *y, const float *x0, ...). */
 static void signature(Emit *E, const IrNode *n, const char *name) {
@@ -166,10 +193,16 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
     case OP_CONV: case OP_CONV_DX: case OP_CONV_DW: {
         bool dx = n->op == OP_CONV_DX, dw = n->op == OP_CONV_DW;
         const IrNode *in = dx ? n : dw ? n->src[1] : x, *out = dx || dw ? n->src[0] : n;
+        bool dnn = uses_cudnn(E->o, n);
         size_t k = (size_t)ir_channels(in) * n->a.k[0] * n->a.k[1] * n->a.k[2];
         size_t q = ir_positions(out);
         size_t need = k * (q > CHUNK ? q : CHUNK);
-        if (need > E->work) E->work = need;
+        if (!dnn && need > E->work) E->work = need;
+        if (dnn) {
+            size_t io = (size_t)ir_channels(in) * ir_positions(in) + (size_t)ir_channels(out) * q;
+            if (io > E->dnn) E->dnn = io;
+            dnn_conv(E, n, in, out, name);
+        }
         if (dx && n->nepi) {
             /* The fused ReLU gradient, over the finished dX. */
             P("__global__ static void %s_epi(float *y", name);
@@ -192,40 +225,37 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         window(E, in, out, &n->a);
         P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, QI = DI * HI * WI };\n");
         P("    const int N = B * Q;\n");
-        P("    const int chunk = (int)(e->impl->work_floats / K) / Q * Q > 0 ? (int)(e->impl->work_floats / K) / Q * Q : Q;\n");
-        if (n->op == OP_CONV) {
-            if (pointwise(&n->a)) P("    mmk_gemm(e, CO, N, K, x1, K, 0, x0, N, 0, y, N, 0.0f);\n");
-            else {
-                P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
-                P("        mmk_im2col_launch<" WIN ">(e->stream, e->work, x0, B, j0, nb);\n");
-                P("        MMK_CHECK_LAUNCH();\n");
-                P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
-            }
-            if (n->a.bias || n->nepi) {
-                P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, mmk_grid_y(CO)), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n",
-                  name, n->a.bias ? "x2" : "NULL");
-                P("    MMK_CHECK_LAUNCH();\n");
-            }
-        } else if (dx) {
-            /* dX = col2im(W^T . dY), in panels of whole examples. */
-            if (pointwise(&n->a)) P("    mmk_gemm(e, CI, N, CO, x1, K, 1, x0, N, 0, y, N, 0.0f);\n");
-            else {
-                P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
+        /* The product: by cuDNN, or GEMMs on the layout / on unrolled panels. */
+        if (dnn) {
+            P("    mmk_dnn_run(e, &%s_dnn, B, y, x0, x1);\n", name);
+        } else if (pointwise(&n->a) && !dw) {
+            if (dx) P("    mmk_gemm(e, CI, N, CO, x1, K, 1, x0, N, 0, y, N, 0.0f);\n");
+            else P("    mmk_gemm(e, CO, N, K, x1, K, 0, x0, N, 0, y, N, 0.0f);\n");
+        } else {
+            P("    const int chunk = (int)(e->impl->work_floats / K) / Q * Q > 0 ? (int)(e->impl->work_floats / K) / Q * Q : Q;\n");
+            P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
+            if (dx) {
+                /* dX = col2im(W^T . dY), in panels of whole examples. */
                 P("        mmk_gemm(e, K, nb, CO, x1, K, 1, x0 + j0, N, 0, e->work, nb, 0.0f);\n");
                 P("        mmk_col2im_launch<" WIN ">(e->stream, y, e->work, B, j0 / Q, nb / Q);\n");
                 P("        MMK_CHECK_LAUNCH();\n    }\n");
+            } else {
+                /* Y = W . COL; dW = dY . COL^T, chunks accumulated in order. */
+                P("        mmk_im2col_launch<" WIN ">(e->stream, e->work, %s, B, j0, nb);\n", dw ? "x1" : "x0");
+                P("        MMK_CHECK_LAUNCH();\n");
+                if (dw) P("        mmk_gemm(e, CO, K, nb, x0 + j0, N, 0, e->work, nb, 1, y, K, j0 ? 1.0f : 0.0f);\n    }\n");
+                else P("        mmk_gemm(e, CO, nb, K, x1, K, 0, e->work, nb, 0, y + j0, N, 0.0f);\n    }\n");
             }
-            if (n->nepi) {
-                P("    %s_epi<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y", name, count(n));
-                epi_args(E, n);
-                P(", %s);\n    MMK_CHECK_LAUNCH();\n", count(n));
-            }
-        } else {
-            /* dW = dY . COL^T, chunks accumulated in order. */
-            P("    for (int j0 = 0; j0 < N; j0 += chunk) {\n        const int nb = N - j0 < chunk ? N - j0 : chunk;\n");
-            P("        mmk_im2col_launch<" WIN ">(e->stream, e->work, x1, B, j0, nb);\n");
-            P("        MMK_CHECK_LAUNCH();\n");
-            P("        mmk_gemm(e, CO, K, nb, x0 + j0, N, 0, e->work, nb, 1, y, K, j0 ? 1.0f : 0.0f);\n    }\n");
+        }
+        /* Bias and fused epilogue. */
+        if (n->op == OP_CONV && (n->a.bias || n->nepi)) {
+            P("    %s_epi<<<dim3((N + MMK_THREADS - 1) / MMK_THREADS, mmk_grid_y(CO)), MMK_THREADS, 0, e->stream>>>(y, %s, N);\n", name,
+              n->a.bias ? "x2" : "NULL");
+            P("    MMK_CHECK_LAUNCH();\n");
+        } else if (dx && n->nepi) {
+            P("    %s_epi<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y", name, count(n));
+            epi_args(E, n);
+            P(", %s);\n    MMK_CHECK_LAUNCH();\n", count(n));
         }
         P("}\n");
         return;
@@ -505,15 +535,18 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     Buf *b = &f->text;
     size_t total = 0;
     for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
-    cg_header(b, p, o, arena_printf(mm_arena, "%zu parameters, %d graphs; back end cuda (GEMMs by %s)", total, p->graphs.n,
-                                      o->use_cublas ? "cuBLAS" : "a tiled kernel"));
+    cg_header(b, p, o,
+              arena_printf(mm_arena, "%zu parameters, %d graphs; back end cuda (GEMMs by %s, convolutions by %s)", total, p->graphs.n,
+                           o->use_cublas ? "cuBLAS" : "a tiled kernel", o->use_cudnn ? "cuDNN" : "im2col and GEMM"));
     if (o->profile) buf_puts(b, "#define MMNET_PROFILE 1\n");
+    if (o->use_cudnn) buf_puts(b, "#define MMNET_CUDNN 1\n");
     buf_puts(b, "#include \"mmrt_cuda.h\"\n#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
     CgKernels kt = {0};
-    size_t work = 1 << 20, act = 0, fixed = 0;
+    size_t work = 1 << 20, act = 0, fixed = 0, dnn = 0;
+    bool planned = false;
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
-        Emit E = {b, p, g, ident(g->name), 0};
+        Emit E = {b, p, g, ident(g->name), o, 0, 0};
         buf_printf(b, "\n/* ==== graph %s: %d nodes ==== */\n", g->name, g->nodes.n);
         const char **kn = NEWN(const char *, g->nodes.n);
         int nk = 0;
@@ -549,6 +582,15 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
         }
         if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
         buf_puts(b, "}\n");
+        if (o->use_cudnn) {
+            /* The cuDNN plans of this variant's convolutions for batch size B. */
+            buf_printf(b, "static void plan_%s(rt_exec *e, int B) {\n    (void)e, (void)B;\n", E.gname);
+            for (int i = 0; i < g->nodes.n; i++)
+                if (cg_has_kernel(IR_NODE(g, i)) && uses_cudnn(o, IR_NODE(g, i))) buf_printf(b, "    %s_plan(e, B);\n", kn[i]);
+            buf_puts(b, "}\n");
+            planned = true;
+        }
+        if (E.dnn > dnn) dnn = E.dnn;
         if (E.work > work) work = E.work;
         if (g->act_floats > act) act = g->act_floats;
         if (g->fixed_floats > fixed) fixed = g->fixed_floats;
@@ -581,8 +623,13 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "};\nstatic const rt_cuda_kernel_info *const kernels[] = {");
     for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%s%s_kernels", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
     buf_puts(b, "};\n");
-    buf_printf(b, "static const rt_cuda_impl cuda_impl = {runs, outputs, %zu, %zu, %zu, nkernels, kernels, %d, %d};\n", act, fixed,
-               work, o->profile, o->use_cublas);
+    if (planned) {
+        buf_puts(b, "static const rt_cuda_run_fn plans[] = {");
+        for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%splan_%s", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
+        buf_puts(b, "};\n");
+    }
+    buf_printf(b, "static const rt_cuda_impl cuda_impl = {runs, outputs, %zu, %zu, %zu, nkernels, kernels, %d, %d, %s, %zu};\n", act,
+               fixed, work, o->profile, o->use_cublas, planned ? "plans" : "NULL", dnn);
     buf_puts(b, "extern \"C\" {\n");
     cg_tables(b, p, "cuda_impl", "rt_cuda_backend");
     buf_puts(b, "}\n");

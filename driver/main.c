@@ -24,13 +24,14 @@ static const char usage[] =
     "                        unless --after is given); --variant list names them\n"
     "      --target c|cuda   the graphs as that back end's fusion leaves them (default c)\n"
     "  emit FILE -o DIR      write the generated sources to DIR\n"
-    "      --target c|cuda   the back end (default c)\n"
+    "      --target c|cuda   the back end (default c); --gemm and --conv as for build\n"
     "  build FILE -o PROG    generate, compile and link a training program\n"
     "      --target c|cuda   the back end (default c)\n"
     "      --arch ARCH       cuda: sm_XX (default: the GPU present, else sm_90);\n"
     "                        c: the -march of the kernels (default native; x86-64-v3 for another machine)\n"
     "      --profile         the program prints time and GFLOP/s per kernel for one step\n"
     "      --gemm cublas|tiled  CUDA GEMMs by cuBLAS (default) or by a generated tiled kernel\n"
+    "      --conv gemm|cudnn    CUDA convolutions as im2col and GEMM (default) or by cuDNN\n"
     "      --keep DIR        keep the generated sources in DIR\n"
     "      --cc COMPILER     C compiler (default: $MMNET_CC, else the one mmnet was built with)\n"
     "  sweep FILE [options]  the greediness study (see mmc sweep --help)\n"
@@ -42,7 +43,8 @@ static const char usage[] =
 typedef struct {
     const char *cmd, *file, *out, *target, *arch, *keep, *cc, *variant;
     int after;
-    bool after_given, profile, no_fuse, tiled_gemm;
+    bool after_given, profile, no_fuse, tiled_gemm, cudnn;
+    const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
 
 static _Noreturn void bad_usage(const char *fmt, const char *arg) {
@@ -97,6 +99,12 @@ static Args parse_args(int argc, char **argv) {
             const char *v = need_value(argc, argv, &i);
             if (strcmp(v, "cublas") != 0 && strcmp(v, "tiled") != 0) bad_usage("unknown GEMM '%s' (--gemm cublas or tiled)", v);
             a.tiled_gemm = strcmp(v, "tiled") == 0;
+            a.cuda_only = s;
+        } else if (strcmp(s, "--conv") == 0) {
+            const char *v = need_value(argc, argv, &i);
+            if (strcmp(v, "gemm") != 0 && strcmp(v, "cudnn") != 0) bad_usage("unknown convolution method '%s' (--conv gemm or cudnn)", v);
+            a.cudnn = strcmp(v, "cudnn") == 0;
+            a.cuda_only = s;
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
         } else if (s[0] == '-' && s[1]) {
@@ -113,6 +121,7 @@ static Args parse_args(int argc, char **argv) {
         fputs(usage, stderr);
         exit(2);
     }
+    if (a.cuda_only && strcmp(a.target, "cuda") != 0) bad_usage("%s applies to the CUDA back end: add --target cuda", a.cuda_only);
     if (a.arch && strcmp(a.target, "cuda") == 0 && strncmp(a.arch, "sm_", 3) != 0)
         bad_usage("--arch with --target cuda takes a CUDA architecture like sm_90, not '%s'", a.arch);
     if (a.arch && strcmp(a.target, "c") == 0 && (strncmp(a.arch, "sm_", 3) == 0 || strspn(a.arch, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(a.arch)))
@@ -121,7 +130,7 @@ static Args parse_args(int argc, char **argv) {
 }
 
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile, bool use_cublas);
+                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn);
 int mmc_sweep(int argc, char **argv);
 
 int main(int argc, char **argv) {
@@ -192,7 +201,7 @@ int main(int argc, char **argv) {
         break;
     }
     default:
-        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile, !a.tiled_gemm);
+        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile, !a.tiled_gemm, a.cudnn);
     }
     arena_free(&arena);
     return rc;

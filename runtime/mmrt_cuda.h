@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 extern "C" {
 #include "mmrt.h"
@@ -84,6 +85,15 @@ struct rt_exec {
     void *trace_user;
     float *trace_buf;
     size_t trace_cap;
+    /* cuDNN (programs built with --conv cudnn): the handle, its workspace
+     * and the buffer for copies in NCHW order, made by the first plan
+     * (mmk_dnn_prepare) and freed by dnn_free; the runtime library itself
+     * does not link cuDNN. */
+    void *dnn;
+    void (*dnn_free)(rt_exec *e);
+    void *dnn_ws;
+    size_t dnn_ws_bytes;
+    float *dnn_buf;
 };
 
 /* Called by the generated run functions after each kernel when tracing. */
@@ -119,6 +129,8 @@ struct rt_cuda_impl {
     const rt_cuda_kernel_info *const *kernels;
     int profiled;
     int use_cublas;
+    const rt_cuda_run_fn *plan;               /* per variant, before each step outside capture: cuDNN plans; or NULL */
+    size_t dnn_floats;                        /* per example: the largest convolution's input + output, for NCHW copies */
 };
 
 extern "C" const rt_backend rt_cuda_backend;
@@ -291,5 +303,258 @@ __device__ static inline int mmk_keep(unsigned long long seed, unsigned long lon
 }
 
 #define MMK_CHECK_LAUNCH() CUDA_CHECK(cudaPeekAtLastError())
+
+/* dst[b][a][q] = src[a][b][q]: between the channel-major layout [C][N][Q]
+ * and cuDNN's NCHW [N][C][Q], both ways. Grid: x over q, y over (a, b). */
+__global__ static void mmk_swap01(float *dst, const float *src, int A, int Bn, int Q) {
+    for (long r = blockIdx.y; r < (long)A * Bn; r += gridDim.y) {
+        const int a = (int)(r / Bn), b = (int)(r % Bn);
+        const float *s = src + (size_t)r * Q;
+        float *d = dst + ((size_t)b * A + a) * Q;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < Q; q += gridDim.x * blockDim.x) d[q] = s[q];
+    }
+}
+static inline void mmk_swap01_launch(cudaStream_t st, float *dst, const float *src, int A, int Bn, int Q) {
+    const unsigned gx = (unsigned)((Q + MMK_THREADS - 1) / MMK_THREADS);
+    mmk_swap01<<<dim3(gx < 64 ? gx : 64, mmk_grid_y((long)A * Bn)), MMK_THREADS, 0, st>>>(dst, src, A, Bn, Q);
+    MMK_CHECK_LAUNCH();
+}
+
+#ifdef MMNET_CUDNN
+/* ---- convolutions by cuDNN (mmc build --target cuda --conv cudnn) ----------
+ * Each convolution kernel has a mmk_dnn_conv: its shape, and per batch size
+ * a plan (descriptors, algorithm, workspace) made before the step is run or
+ * captured (rt_cuda_impl.plan), never inside a capture.
+ *
+ * The tensors are described to cuDNN with the channel-major strides of the
+ * back end (N stride Q, C stride N*Q). When cuDNN has no algorithm for
+ * those strides, the plan copies the operands to NCHW order and back
+ * (mmk_swap01) around the call. The algorithm is the fastest cuDNN measures
+ * (cudnnFind*) among the deterministic ones whose workspace fits; with
+ * MMNET_CUDNN_FIND=0, the first of cuDNN's heuristics instead. Arithmetic
+ * is float32 FMA as the C back end's unless MMNET_TF32 is set.
+ * MMNET_CUDNN_LAYOUT=nchw forces the copies; MMNET_CUDNN_WORKSPACE_MB sets
+ * the workspace (default 256). */
+#include <cudnn.h>
+
+#define CUDNN_CHECK(call) rt_cudnn_check((call), #call, __FILE__, __LINE__)
+static inline void rt_cudnn_check(cudnnStatus_t st, const char *what, const char *file, int line) {
+    if (st != CUDNN_STATUS_SUCCESS) {
+        fprintf(stderr, "%s: cuDNN error at %s:%d: %s: %s\n", rt_prog, file, line, what, cudnnGetErrorString(st));
+        exit(1);
+    }
+}
+
+enum { MMK_DNN_FWD, MMK_DNN_DX, MMK_DNN_DW };
+enum { MMK_DNN_PLANS = 4 };
+
+typedef struct {
+    int B;                     /* 0: unused */
+    int nchw;                  /* operands copied to NCHW order around the call */
+    int algo;
+    size_t ws;
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t c;
+} mmk_dnn_plan;
+
+typedef struct {
+    int op, nsp;               /* MMK_DNN_*, 2 or 3 spatial dimensions */
+    int ci, co, in[3], k[3], s[3], p[3], out[3];
+    mmk_dnn_plan plan[MMK_DNN_PLANS];
+    int next;
+} mmk_dnn_conv;
+
+static void mmk_dnn_free(rt_exec *e) {
+    cudnnDestroy((cudnnHandle_t)e->dnn);
+    cudaFree(e->dnn_ws);
+    cudaFree(e->dnn_buf);
+    e->dnn = NULL;
+}
+
+/* The environment's settings (docs/training.md), checked once. */
+typedef struct {
+    int find, nchw;
+    size_t ws_bytes;
+} mmk_dnn_env;
+static inline const mmk_dnn_env *mmk_dnn_settings(void) {
+    static mmk_dnn_env env;
+    static int read;
+    if (!read) {
+        const char *f = getenv("MMNET_CUDNN_FIND"), *l = getenv("MMNET_CUDNN_LAYOUT"), *mb = getenv("MMNET_CUDNN_WORKSPACE_MB");
+        if (f && *f && strcmp(f, "0") != 0 && strcmp(f, "1") != 0) rt_die("MMNET_CUDNN_FIND is '%s'; it takes 0 or 1", f);
+        if (l && *l && strcmp(l, "nchw") != 0 && strcmp(l, "auto") != 0) rt_die("MMNET_CUDNN_LAYOUT is '%s'; it takes nchw or auto", l);
+        char *end = NULL;
+        long v = mb && *mb ? strtol(mb, &end, 10) : 256;
+        if (mb && *mb && (*end || v < 0 || v > (1L << 20)))
+            rt_die("MMNET_CUDNN_WORKSPACE_MB is '%s'; it takes a number of megabytes (0 to 1048576)", mb);
+        env.find = !(f && strcmp(f, "0") == 0);
+        env.nchw = l && strcmp(l, "nchw") == 0;
+        env.ws_bytes = (size_t)v << 20;
+        read = 1;
+    }
+    return &env;
+}
+
+static inline cudnnHandle_t mmk_dnn_handle(rt_exec *e) {
+    if (!e->dnn) {
+        cudnnHandle_t h;
+        CUDNN_CHECK(cudnnCreate(&h));
+        CUDNN_CHECK(cudnnSetStream(h, e->stream));
+        e->dnn = h;
+        e->dnn_free = mmk_dnn_free;
+        e->dnn_ws_bytes = mmk_dnn_settings()->ws_bytes;
+        if (e->dnn_ws_bytes) CUDA_CHECK(cudaMalloc(&e->dnn_ws, e->dnn_ws_bytes));
+    }
+    return (cudnnHandle_t)e->dnn;
+}
+
+static inline const char *mmk_dnn_what(const mmk_dnn_conv *c) {
+    static char s[192];
+    static const char *const ops[] = {"forward", "input gradient", "weight gradient"};
+    const int o = 3 - c->nsp;
+    if (c->nsp == 3)
+        snprintf(s, sizeof s, "%s of the %dx%dx%d convolution %d->%d channels, stride %d, on %dx%dx%d", ops[c->op], c->k[0], c->k[1],
+                 c->k[2], c->ci, c->co, c->s[2], c->in[0], c->in[1], c->in[2]);
+    else
+        snprintf(s, sizeof s, "%s of the %dx%d convolution %d->%d channels, stride %d, on %dx%d", ops[c->op], c->k[o], c->k[o + 1],
+                 c->ci, c->co, c->s[2], c->in[o], c->in[o + 1]);
+    return s;
+}
+
+/* A tensor [B][C][spatial] as cuDNN sees it: channel-major or NCHW strides. */
+static inline cudnnStatus_t mmk_dnn_tensor(cudnnTensorDescriptor_t d, const mmk_dnn_conv *c, int B, int C, const int *sp, int nchw) {
+    int nd = c->nsp + 2, dims[5], strides[5];
+    const int *s = sp + 3 - c->nsp;
+    const long Q = (long)sp[0] * sp[1] * sp[2];
+    dims[0] = B;
+    dims[1] = C;
+    for (int i = 0; i < c->nsp; i++) dims[2 + i] = s[i];
+    strides[nd - 1] = 1;
+    for (int i = nd - 2; i >= 2; i--) strides[i] = strides[i + 1] * dims[i + 1];
+    strides[0] = (int)(nchw ? C * Q : Q);
+    strides[1] = (int)(nchw ? Q : (long)B * Q);
+    return cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, nd, dims, strides);
+}
+
+/* The chosen algorithm for one layout, or -1 when cuDNN has none. */
+#define MMK_DNN_PICK(r, n, st, wsq)                                                                                  \
+    for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < n; i++)                                                        \
+        if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].determinism == CUDNN_DETERMINISTIC &&                        \
+            (wsq) == CUDNN_STATUS_SUCCESS && *ws <= e->dnn_ws_bytes) {                                               \
+            algo = (int)r[i].algo;                                                                                   \
+            break;                                                                                                   \
+        }
+static inline int mmk_dnn_choose(rt_exec *e, const mmk_dnn_conv *c, mmk_dnn_plan *pl, size_t *ws) {
+    cudnnHandle_t h = mmk_dnn_handle(e);
+    const int find = mmk_dnn_settings()->find;
+    enum { N = 16 };
+    int n = 0, algo = -1;
+    cudnnStatus_t st;
+    if (c->op == MMK_DNN_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t r[N];
+        st = find ? cudnnFindConvolutionForwardAlgorithm(h, pl->x, pl->w, pl->c, pl->y, N, &n, r)
+                  : cudnnGetConvolutionForwardAlgorithm_v7(h, pl->x, pl->w, pl->c, pl->y, N, &n, r);
+        MMK_DNN_PICK(r, n, st, cudnnGetConvolutionForwardWorkspaceSize(h, pl->x, pl->w, pl->c, pl->y, r[i].algo, ws))
+    } else if (c->op == MMK_DNN_DX) {
+        cudnnConvolutionBwdDataAlgoPerf_t r[N];
+        st = find ? cudnnFindConvolutionBackwardDataAlgorithm(h, pl->w, pl->y, pl->c, pl->x, N, &n, r)
+                  : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->w, pl->y, pl->c, pl->x, N, &n, r);
+        MMK_DNN_PICK(r, n, st, cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->w, pl->y, pl->c, pl->x, r[i].algo, ws))
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t r[N];
+        st = find ? cudnnFindConvolutionBackwardFilterAlgorithm(h, pl->x, pl->y, pl->c, pl->w, N, &n, r)
+                  : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->x, pl->y, pl->c, pl->w, N, &n, r);
+        MMK_DNN_PICK(r, n, st, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->x, pl->y, pl->c, pl->w, r[i].algo, ws))
+    }
+    /* A trial of an unsupported algorithm may leave a launch error in the
+     * runtime's last-error slot, which the next MMK_CHECK_LAUNCH would blame
+     * on one of our kernels. */
+    (void)cudaGetLastError();
+    return algo;
+}
+#undef MMK_DNN_PICK
+
+/* The plan for batch size B, made on first use (outside stream capture). */
+static inline void mmk_dnn_buffers(rt_exec *e, const mmk_dnn_plan *pl) {
+    mmk_dnn_handle(e);
+    if (pl->nchw && !e->dnn_buf) CUDA_CHECK(cudaMalloc((void **)&e->dnn_buf, sizeof(float) * e->impl->dnn_floats * (size_t)e->max_batch));
+}
+/* The plans are shared by every rt_exec of the program (one device); the
+ * handle, workspace and copy buffer are each rt_exec's own. */
+static inline mmk_dnn_plan *mmk_dnn_prepare(rt_exec *e, mmk_dnn_conv *c, int B) {
+    for (int i = 0; i < MMK_DNN_PLANS; i++)
+        if (c->plan[i].B == B) {
+            mmk_dnn_buffers(e, &c->plan[i]);
+            return &c->plan[i];
+        }
+    mmk_dnn_plan *pl = &c->plan[c->next];
+    c->next = (c->next + 1) % MMK_DNN_PLANS;
+    if (!pl->c) {
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&pl->x));
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&pl->y));
+        CUDNN_CHECK(cudnnCreateFilterDescriptor(&pl->w));
+        CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&pl->c));
+    }
+    pl->B = 0;
+    const int *k = c->k + 3 - c->nsp, *s = c->s + 3 - c->nsp, *p = c->p + 3 - c->nsp;
+    int wdims[5] = {c->co, c->ci}, dil[3] = {1, 1, 1};
+    for (int i = 0; i < c->nsp; i++) wdims[2 + i] = k[i];
+    CUDNN_CHECK(cudnnSetFilterNdDescriptor(pl->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->nsp + 2, wdims));
+    CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(pl->c, c->nsp, p, s, dil, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(pl->c, getenv("MMNET_TF32") ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    for (int nchw = mmk_dnn_settings()->nchw; nchw < 2; nchw++) {
+        if (mmk_dnn_tensor(pl->x, c, B, c->ci, c->in, nchw) != CUDNN_STATUS_SUCCESS ||
+            mmk_dnn_tensor(pl->y, c, B, c->co, c->out, nchw) != CUDNN_STATUS_SUCCESS)
+            continue;
+        size_t ws = 0;
+        int algo = mmk_dnn_choose(e, c, pl, &ws);
+        if (algo < 0) continue;
+        pl->B = B;
+        pl->nchw = nchw;
+        pl->algo = algo;
+        pl->ws = ws;
+        mmk_dnn_buffers(e, pl);
+        if (getenv("MMNET_VERBOSE"))
+            fprintf(stderr, "%s: cuDNN: %s, batch %d: algorithm %d, workspace %zu bytes%s\n", rt_prog, mmk_dnn_what(c), B, algo, ws,
+                    nchw ? ", operands copied to NCHW order" : "");
+        return pl;
+    }
+    fprintf(stderr, "%s: cuDNN has no deterministic algorithm within a %zu MB workspace for the %s (batch %d); "
+                    "set MMNET_CUDNN_WORKSPACE_MB higher or build with --conv gemm\n",
+            rt_prog, e->dnn_ws_bytes >> 20, mmk_dnn_what(c), B);
+    exit(1);
+}
+
+/* out = the convolution's op on (a, b): forward (x, w) -> y; input
+ * gradient (dy, w) -> dx; weight gradient (dy, x) -> dw. */
+static inline void mmk_dnn_run(rt_exec *e, mmk_dnn_conv *c, int B, float *out, const float *a, const float *b) {
+    const mmk_dnn_plan *pl = mmk_dnn_prepare(e, c, B);
+    cudnnHandle_t h = (cudnnHandle_t)e->dnn;
+    const float one = 1.0f, zero = 0.0f;
+    const int QI = c->in[0] * c->in[1] * c->in[2], Q = c->out[0] * c->out[1] * c->out[2];
+    /* NCHW copies: the input side at dnn_buf, the output side after it. */
+    float *xi = pl->nchw ? e->dnn_buf : NULL, *yo = pl->nchw ? e->dnn_buf + (size_t)B * c->ci * QI : NULL;
+    if (c->op == MMK_DNN_FWD) {
+        if (pl->nchw) mmk_swap01_launch(e->stream, xi, a, c->ci, B, QI);
+        CUDNN_CHECK(cudnnConvolutionForward(h, &one, pl->x, pl->nchw ? xi : a, pl->w, b, pl->c, (cudnnConvolutionFwdAlgo_t)pl->algo,
+                                            e->dnn_ws, pl->ws, &zero, pl->y, pl->nchw ? yo : out));
+        if (pl->nchw) mmk_swap01_launch(e->stream, out, yo, B, c->co, Q);
+    } else if (c->op == MMK_DNN_DX) {
+        if (pl->nchw) mmk_swap01_launch(e->stream, yo, a, c->co, B, Q);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, pl->w, b, pl->y, pl->nchw ? yo : a, pl->c,
+                                                 (cudnnConvolutionBwdDataAlgo_t)pl->algo, e->dnn_ws, pl->ws, &zero, pl->x,
+                                                 pl->nchw ? xi : out));
+        if (pl->nchw) mmk_swap01_launch(e->stream, out, xi, B, c->ci, QI);
+    } else {
+        if (pl->nchw) {
+            mmk_swap01_launch(e->stream, yo, a, c->co, B, Q);
+            mmk_swap01_launch(e->stream, xi, b, c->ci, B, QI);
+        }
+        CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, pl->x, pl->nchw ? xi : b, pl->y, pl->nchw ? yo : a, pl->c,
+                                                   (cudnnConvolutionBwdFilterAlgo_t)pl->algo, e->dnn_ws, pl->ws, &zero, pl->w, out));
+    }
+}
+#endif
 
 #endif

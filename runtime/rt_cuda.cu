@@ -163,6 +163,7 @@ static void cuda_destroy(rt_exec *e) {
     cudaFree(e->has_grad);
     cublasDestroy(e->blas);
     cudaFree(e->blas_ws);
+    if (e->dnn_free) e->dnn_free(e);
     cudaStreamDestroy(e->stream);
     free(e->norms);
     free(e->graphs);
@@ -235,6 +236,8 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     *e->h_hyper = (rt_dev_hyper){h->lr, h->momentum, h->weight_decay, h->l1, h->acc_n, h->seed, h->step};
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
+    /* cuDNN's plans for this batch size, made outside any capture. */
+    if (e->impl->plan) e->impl->plan[v](e, B);
     if (!e->use_graphs || e->prof_on || e->trace) {
         enqueue_step(e, v, B, train, use_mask);
     } else {

@@ -20,6 +20,9 @@ expect 2 "'check' needs a .mmnet file" "$MMC" check
 expect 2 "needs -o" "$MMC" build "$ROOT/examples/cgmnist.mmnet"
 expect 2 "unknown target 'tpu'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target tpu -o /tmp/x
 expect 2 "unknown GEMM 'cudnn'" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --gemm cudnn -o /tmp/x
+expect 2 "unknown convolution method 'fft' (--conv gemm or cudnn)" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --conv fft -o /tmp/x
+expect 2 "conv applies to the CUDA back end: add --target cuda" "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --conv cudnn -o /tmp/x
+expect 2 "gemm applies to the CUDA back end" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --gemm tiled -o /tmp/x
 expect 2 "takes a CUDA architecture like sm_90, not 'native'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --target cuda --arch native -o /tmp/x
 expect 2 "takes a CPU architecture for -march (native, x86-64-v3, ...), not 'sm_90'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --arch sm_90 -o /tmp/x
 expect 2 "not 'x; rm'" "$MMC" build "$ROOT/examples/cgmnist.mmnet" --arch "x; rm" -o /tmp/x
@@ -43,4 +46,14 @@ expect 0 "guided(alpha=0.1, window=5, warmup=1, update=own)" "$MMC" info "$tmp/o
     || { echo "FAIL: mmc emit --target cuda does not say 'GEMMs by cuBLAS'"; fail=1; }
 "$MMC" emit "$ROOT/examples/cgmnist.mmnet" --target cuda --gemm tiled -o "$tmp/tiled" && grep -q "GEMMs by a tiled kernel" "$tmp/tiled/model.cu" \
     || { echo "FAIL: mmc emit --gemm tiled does not say 'GEMMs by a tiled kernel'"; fail=1; }
+grep -q "convolutions by im2col and GEMM" "$tmp/cublas/model.cu" && ! grep -q "MMNET_CUDNN" "$tmp/cublas/model.cu" \
+    || { echo "FAIL: mmc emit --target cuda: convolutions not by im2col and GEMM by default"; fail=1; }
+# --conv cudnn: every convolution but the pointwise ones is planned and run by cuDNN.
+"$MMC" emit "$ROOT/examples/modelnet40_resnet18.mmnet" --target cuda --conv cudnn -o "$tmp/cudnn" > /dev/null &&
+    grep -q "convolutions by cuDNN" "$tmp/cudnn/model.cu" && grep -q "^#define MMNET_CUDNN 1" "$tmp/cudnn/model.cu" \
+    || { echo "FAIL: mmc emit --conv cudnn does not say 'convolutions by cuDNN'"; fail=1; }
+nconv=$(grep -c "^static mmk_dnn_conv" "$tmp/cudnn/model.cu"); nrun=$(grep -c "mmk_dnn_run(e, &" "$tmp/cudnn/model.cu")
+nim2col=$(grep -c "mmk_im2col_launch<" "$tmp/cudnn/model.cu")
+[ "$nconv" -gt 20 ] && [ "$nconv" = "$nrun" ] && [ "$nim2col" = 0 ] && grep -q "^static void plan_train" "$tmp/cudnn/model.cu" \
+    || { echo "FAIL: mmc emit --conv cudnn: $nconv cuDNN convolutions, $nrun calls, $nim2col im2col left"; fail=1; }
 exit $fail

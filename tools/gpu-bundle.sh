@@ -18,7 +18,8 @@ D=${2:-gpu-bundle}
 B=${TMPDIR:-/tmp}/mmnet-gpu-bundle-build
 cmake -S . -B "$B" -DCMAKE_C_COMPILER="$(command -v clang || command -v cc)" -DCMAKE_BUILD_TYPE=Release \
       -DMMNET_CUDA_ARCHS="$arch" -DMMNET_MARCH=x86-64-v3 > /dev/null
-checks="gpu_check_cgmnist gpu_check_grad_mmtm gpu_check_grad_layers2d gpu_check_grad_layers3d gpu_check_wide"
+checks="gpu_check_cgmnist gpu_check_grad_mmtm gpu_check_grad_layers2d gpu_check_grad_layers3d gpu_check_wide
+        gpu_check_cgmnist_cudnn gpu_check_grad_layers2d_cudnn gpu_check_grad_layers3d_cudnn"
 # shellcheck disable=SC2086
 cmake --build "$B" -j "$(nproc)" --target mmc $checks > "$B/build.log" 2>&1 || { tail -30 "$B/build.log"; exit 1; }
 rm -rf "$D"
@@ -31,10 +32,15 @@ mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --profile -o "$
 mmc build examples/cgmnist.mmnet --arch x86-64-v3 -o "$D/bin/cgmnist-cpu"
 mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" -o "$D/bin/modelnet40_resnet18"
 mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --profile -o "$D/bin/modelnet40_resnet18-profile"
-# Libraries beyond the C library's own, libstdc++ and cuBLAS (hundreds of
-# megabytes, and part of every CUDA installation and of PyTorch's wheels).
+# Convolutions by cuDNN (--conv cudnn), timed against the default im2col + GEMM.
+mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --conv cudnn -o "$D/bin/cgmnist-cudnn"
+mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --conv cudnn -o "$D/bin/modelnet40_resnet18-cudnn"
+mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --conv cudnn --profile \
+    -o "$D/bin/modelnet40_resnet18-cudnn-profile"
+# Libraries beyond the C library's own, libstdc++, cuBLAS and cuDNN (hundreds
+# of megabytes, and part of every CUDA installation and of PyTorch's wheels).
 for f in "$D"/bin/*; do ldd "$f"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
-    grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcublas|libcublasLt)\.so' |
+    grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcublas|libcublasLt|libcudnn)\.so' |
     while read -r l; do cp -L "$l" "$D/lib/"; done
 echo "$arch" > "$D/arch"
 echo "gpu-bundle: $D (sm_$arch): $(ls "$D/bin" | tr '\n' ' ')"

@@ -6,8 +6,10 @@
 # builds (when Fashion-MNIST is there); then time training and evaluation of
 # cgmnist (batch 128) and of the two-branch ResNet-18 (batch 8 and 64,
 # 224x224) against PyTorch eager and torch.compile, and print one table of
-# ratios (the figures for bench/RESULTS.md). cgmnist is timed twice: GEMMs by
-# cuBLAS (the default) and by the generated tiled kernel.
+# ratios (the figures for bench/RESULTS.md). cgmnist is timed three times:
+# GEMMs by cuBLAS (the default), by the generated tiled kernel, and with
+# convolutions by cuDNN (--conv cudnn); ResNet-18 with both convolution methods,
+# in float32 and TF32, and by cuDNN on copies in NCHW order.
 #
 #   tools/gpu-check.sh                  build the programs here first (tools/gpu-bundle.sh; needs
 #                                       the build dependencies and nvcc)
@@ -35,13 +37,13 @@ fi
 BIN=$D/bin
 LD_LIBRARY_PATH="$(cd "$D/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH
-# cuBLAS from the CUDA installation or from PyTorch's wheels, when the loader does not know it.
-for l in libcublas.so libcublasLt.so; do
-    if ldd "$BIN/cgmnist" | grep -q "$l.* not found"; then
+# cuBLAS and cuDNN from the CUDA installation or from PyTorch's wheels, when the loader does not know them.
+for l in libcublas.so libcublasLt.so libcudnn.so; do
+    if ldd "$BIN"/* 2> /dev/null | grep -q "$l.* not found"; then
         site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
         # shellcheck disable=SC2086
         f=$(find /usr/local /opt /usr/lib $site -name "$l.[0-9]*" 2>/dev/null | head -1)
-        [ -n "$f" ] || { echo "gpu-check: $l is not installed (CUDA toolkit or pip nvidia-cublas)"; exit 1; }
+        [ -n "$f" ] || { echo "gpu-check: $l is not installed (CUDA toolkit, or pip nvidia-cublas / nvidia-cudnn)"; exit 1; }
         LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$(dirname "$f")
     fi
 done
@@ -51,7 +53,7 @@ trap 'rm -rf "$W"' EXIT
 fail=0
 
 echo "== kernels, one step, ten steps: CUDA against the C back end"
-for m in cgmnist grad_mmtm grad_layers2d grad_layers3d wide; do
+for m in cgmnist grad_mmtm grad_layers2d grad_layers3d wide cgmnist_cudnn grad_layers2d_cudnn grad_layers3d_cudnn; do
     echo "-- $m"
     timeout 600 "$BIN/gpu_check_$m" || fail=1
 done
@@ -85,6 +87,12 @@ profile() { # NAME PROGRAM BATCH: the slowest kernels of one training step
 }
 profile cgmnist "$BIN/cgmnist-profile" 128
 profile modelnet40_resnet18 "$BIN/modelnet40_resnet18-profile" 64
+profile modelnet40_resnet18-cudnn "$BIN/modelnet40_resnet18-cudnn-profile" 64
+echo "== cuDNN's plans for ResNet-18 at batch 64 (algorithm; NCHW: operands copied, else channel-major strides)"
+MMNET_VERBOSE=1 "$BIN/modelnet40_resnet18-cudnn" bench --batch 64 --steps 1 --reps 1 2> "$W/plans.txt" > /dev/null || fail=1
+grep -c "cuDNN:.*batch 64" "$W/plans.txt" | sed 's/$/ plans/'; grep -c "cuDNN:.*batch 64.*NCHW" "$W/plans.txt" | sed 's/$/ of them on NCHW copies/'
+grep "cuDNN:.*batch 64" "$W/plans.txt" | sed 's/.*: algorithm/algorithm/; s/, workspace.*bytes//' | sort | uniq -c | sort -rn | head -6
+[ -z "$LOG" ] || cp "$W/plans.txt" "$LOG/"
 
 echo "== throughput (samples/s after a warm-up; medians of 5 runs of 10 steps, ResNet-18 of 3 runs of 5)"
 row() { # MODEL BATCH OURS-JSON TORCH-EAGER-JSON TORCH-COMPILE-JSON
@@ -109,6 +117,7 @@ printf '%-22s %5s %-5s %12s %12s %12s\n' model batch step mmnet "torch eager" "t
 eager=$(pt bench/torch_cgmnist.py --device cuda --batch 128)
 row cgmnist 128 "$("$BIN/cgmnist" bench --batch 128)" "$eager" "$(ptc bench/torch_cgmnist.py --device cuda --batch 128)"
 row "cgmnist --gemm tiled" 128 "$("$BIN/cgmnist-tiled" bench --batch 128)" "$eager" ""
+row "cgmnist --conv cudnn" 128 "$("$BIN/cgmnist-cudnn" bench --batch 128)" "$eager" ""
 # PyTorch's cuDNN convolutions use TF32 tensor cores by default; the rows
 # "TF32" are ours with MMNET_TF32=1 (cuBLAS TF32), the default being float32.
 for bs in 8 64; do
@@ -116,5 +125,9 @@ for bs in 8 64; do
     c=$(ptc bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3)
     row modelnet40_resnet18 "$bs" "$("$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
     row "modelnet40_resnet18 TF32" "$bs" "$(MMNET_TF32=1 "$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    rn="$BIN/modelnet40_resnet18-cudnn"
+    row "resnet18 cudnn" "$bs" "$("$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    row "resnet18 cudnn TF32" "$bs" "$(MMNET_TF32=1 "$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    row "resnet18 cudnn NCHW TF32" "$bs" "$(MMNET_CUDNN_LAYOUT=nchw MMNET_TF32=1 "$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
 done
 exit $fail
