@@ -261,6 +261,19 @@ int main(void) {
     free(sc);
     free(sg);
 
+    /* 2c. A smaller batch, as an epoch's last: other launch shapes, another
+     * captured graph, other cuDNN plans. */
+    b.B = B - 5;
+    RESET();
+    mc->backend->train(ec, vt, &b, &h, &rc);
+    mg->backend->train(eg, vt, &b, &h, &rg);
+    lc = (float)rc.loss, lg = (float)rg.loss;
+    expect("one step at batch 11: loss", rel_err(&lg, &lc, 1), 1e-4);
+    mc->backend->read(ec, RT_ARENA_PARAMS, wc);
+    mg->backend->read(eg, RT_ARENA_PARAMS, wg);
+    expect("one step at batch 11: updated weights", rel_err(wg, wc, np), 1e-5);
+    b.B = B;
+
     /* 3. Ten steps. */
     RESET();
     for (int s = 0; s < 10; s++) {

@@ -57,6 +57,10 @@ for m in cgmnist grad_mmtm grad_layers2d grad_layers3d wide cgmnist_cudnn grad_l
     echo "-- $m"
     timeout 600 "$BIN/gpu_check_$m" || fail=1
 done
+for m in grad_layers2d_cudnn grad_layers3d_cudnn; do
+    echo "-- $m, operands copied to NCHW order (MMNET_CUDNN_LAYOUT=nchw)"
+    MMNET_CUDNN_LAYOUT=nchw timeout 600 "$BIN/gpu_check_$m" || fail=1
+done
 
 echo "== cgmnist trained on the GPU; its checkpoint evaluated by the CUDA and the C build"
 DATA=${MMNET_DATA:-/usr/share/datasets/fashion-mnist}
