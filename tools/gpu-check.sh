@@ -9,7 +9,8 @@
 # ratios (the figures for bench/RESULTS.md). cgmnist is timed three times:
 # GEMMs by cuBLAS (the default), by the generated tiled kernel, and with
 # convolutions by cuDNN (--conv cudnn); ResNet-18 with both convolution methods,
-# in float32 and TF32, and by cuDNN on copies in NCHW order.
+# in float32 and TF32, and (batch 64) by cuDNN on copies in NCHW order and
+# with the algorithms cuDNN measures fastest.
 #
 #   tools/gpu-check.sh                  build the programs here first (tools/gpu-bundle.sh; needs
 #                                       the build dependencies and nvcc)
@@ -37,14 +38,22 @@ fi
 BIN=$D/bin
 LD_LIBRARY_PATH="$(cd "$D/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH
-# cuBLAS and cuDNN from the CUDA installation or from PyTorch's wheels, when the loader does not know them.
+# cuBLAS and cuDNN from the CUDA installation or from PyTorch's wheels, when
+# the loader does not know them. Without cuDNN the --conv cudnn programs are
+# left out.
+cudnn=1
 for l in libcublas.so libcublasLt.so libcudnn.so; do
-    if ldd "$BIN"/* 2> /dev/null | grep -q "$l.* not found"; then
-        site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
-        # shellcheck disable=SC2086
-        f=$(find /usr/local /opt /usr/lib $site -name "$l.[0-9]*" 2>/dev/null | head -1)
-        [ -n "$f" ] || { echo "gpu-check: $l is not installed (CUDA toolkit, or pip nvidia-cublas / nvidia-cudnn)"; exit 1; }
+    need=$(ldd "$BIN"/* 2> /dev/null | grep "$l.* not found" | grep -o "$l\.[0-9]*" | head -1)
+    [ -n "$need" ] || continue
+    site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    f=$(find /usr/local /opt /usr/lib $site -name "$need" 2>/dev/null | head -1)
+    if [ -n "$f" ]; then
         LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$(dirname "$f")
+    elif [ "$l" = libcudnn.so ]; then
+        echo "gpu-check: $need is not installed (CUDA toolkit, or pip nvidia-cudnn): the cuDNN programs are left out"; cudnn=0
+    else
+        echo "gpu-check: $need is not installed (CUDA toolkit, or pip nvidia-cublas)"; exit 1
     fi
 done
 LOG=${GPU_CHECK_LOG:-}
@@ -53,11 +62,14 @@ trap 'rm -rf "$W"' EXIT
 fail=0
 
 echo "== kernels, one step, ten steps: CUDA against the C back end"
-for m in cgmnist grad_mmtm grad_layers2d grad_layers3d wide cgmnist_cudnn grad_layers2d_cudnn grad_layers3d_cudnn; do
+checks="cgmnist grad_mmtm grad_layers2d grad_layers3d wide"
+[ "$cudnn" = 0 ] || checks="$checks cgmnist_cudnn grad_layers2d_cudnn grad_layers3d_cudnn"
+for m in $checks; do
     echo "-- $m"
     timeout 600 "$BIN/gpu_check_$m" || fail=1
 done
 for m in grad_layers2d_cudnn grad_layers3d_cudnn; do
+    [ "$cudnn" = 1 ] || break
     echo "-- $m, operands copied to NCHW order (MMNET_CUDNN_LAYOUT=nchw)"
     MMNET_CUDNN_LAYOUT=nchw timeout 600 "$BIN/gpu_check_$m" || fail=1
 done
@@ -91,12 +103,14 @@ profile() { # NAME PROGRAM BATCH: the slowest kernels of one training step
 }
 profile cgmnist "$BIN/cgmnist-profile" 128
 profile modelnet40_resnet18 "$BIN/modelnet40_resnet18-profile" 64
-profile modelnet40_resnet18-cudnn "$BIN/modelnet40_resnet18-cudnn-profile" 64
-echo "== cuDNN's plans for ResNet-18 at batch 64 (algorithm; NCHW: operands copied, else channel-major strides)"
-MMNET_VERBOSE=1 "$BIN/modelnet40_resnet18-cudnn" bench --batch 64 --steps 1 --reps 1 2> "$W/plans.txt" > /dev/null || fail=1
-grep -c "cuDNN:.*batch 64" "$W/plans.txt" | sed 's/$/ plans/'; grep -c "cuDNN:.*batch 64.*NCHW" "$W/plans.txt" | sed 's/$/ of them on NCHW copies/'
-grep "cuDNN:.*batch 64" "$W/plans.txt" | sed 's/.*: algorithm/algorithm/; s/, workspace.*bytes//' | sort | uniq -c | sort -rn | head -6
-[ -z "$LOG" ] || cp "$W/plans.txt" "$LOG/"
+[ "$cudnn" = 0 ] || profile modelnet40_resnet18-cudnn "$BIN/modelnet40_resnet18-cudnn-profile" 64
+[ "$cudnn" = 0 ] || {
+    echo "== cuDNN's plans for ResNet-18 at batch 64 (algorithm; NCHW: operands copied, else channel-major strides)"
+    MMNET_VERBOSE=1 "$BIN/modelnet40_resnet18-cudnn" bench --batch 64 --steps 1 --reps 1 2> "$W/plans.txt" > /dev/null || fail=1
+    echo "$(grep -c "cuDNN:.*batch 64" "$W/plans.txt") plans, $(grep -c "cuDNN:.*batch 64.*NCHW" "$W/plans.txt") of them on NCHW copies"
+    grep "cuDNN:.*batch 64" "$W/plans.txt" | sed 's/.*: algorithm/algorithm/; s/, workspace.*bytes//' | sort | uniq -c | sort -rn | head -6
+    [ -z "$LOG" ] || cp "$W/plans.txt" "$LOG/"
+}
 
 echo "== throughput (samples/s after a warm-up; medians of 5 runs of 10 steps, ResNet-18 of 3 runs of 5)"
 row() { # MODEL BATCH OURS-JSON TORCH-EAGER-JSON TORCH-COMPILE-JSON
@@ -121,7 +135,7 @@ printf '%-22s %5s %-5s %12s %12s %12s\n' model batch step mmnet "torch eager" "t
 eager=$(pt bench/torch_cgmnist.py --device cuda --batch 128)
 row cgmnist 128 "$("$BIN/cgmnist" bench --batch 128)" "$eager" "$(ptc bench/torch_cgmnist.py --device cuda --batch 128)"
 row "cgmnist --gemm tiled" 128 "$("$BIN/cgmnist-tiled" bench --batch 128)" "$eager" ""
-row "cgmnist --conv cudnn" 128 "$("$BIN/cgmnist-cudnn" bench --batch 128)" "$eager" ""
+[ "$cudnn" = 0 ] || row "cgmnist --conv cudnn" 128 "$("$BIN/cgmnist-cudnn" bench --batch 128)" "$eager" ""
 # PyTorch's cuDNN convolutions use TF32 tensor cores by default; the rows
 # "TF32" are ours with MMNET_TF32=1 (cuBLAS TF32), the default being float32.
 for bs in 8 64; do
@@ -129,9 +143,12 @@ for bs in 8 64; do
     c=$(ptc bench/torch_resnet.py --device cuda --batch "$bs" --steps 5 --reps 3)
     row modelnet40_resnet18 "$bs" "$("$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
     row "modelnet40_resnet18 TF32" "$bs" "$(MMNET_TF32=1 "$BIN/modelnet40_resnet18" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    [ "$cudnn" = 1 ] || continue
     rn="$BIN/modelnet40_resnet18-cudnn"
     row "resnet18 cudnn" "$bs" "$("$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
     row "resnet18 cudnn TF32" "$bs" "$(MMNET_TF32=1 "$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    [ "$bs" = 64 ] || continue
     row "resnet18 cudnn NCHW TF32" "$bs" "$(MMNET_CUDNN_LAYOUT=nchw MMNET_TF32=1 "$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
+    row "resnet18 cudnn find TF32" "$bs" "$(MMNET_CUDNN_FIND=1 MMNET_TF32=1 "$rn" bench --batch "$bs" --steps 5 --reps 3)" "$e" "$c"
 done
 exit $fail
