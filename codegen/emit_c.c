@@ -717,42 +717,43 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    enum { C = %d };\n", n->shape[1]);
         P("    for (int c = 0; c < C; c++) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / MMK_SQRT(x1[c] + %s);\n    }\n", cg_float(n->a.f));
         break;
-    case OP_BN_APPLY: case OP_BN_APPLY_DX:
+    case OP_BN_APPLY:
         for_planes(E, n);
-        if (n->op == OP_BN_APPLY) {
-            P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a + b;\n");
-        } else {
-            P("        const mm_real a = x1[C + c] * x2[c];\n");
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a;\n");
-        }
+        P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a + b;\n");
         epilogue_at(E, n, "            ", "o + q");
         P("            y[o + q] = v;\n        }\n    }\n");
         break;
-    case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: {
-        /* Per channel: sum dy and sum dy (x - mean). */
+    case OP_BN_DSUMS: {
+        /* Per channel: sum dy and sum dy (x - mean), eight lanes each. */
         const IrNode *dy = n->src[0];
-        bool ds = n->op == OP_BN_APPLY_DSTATS;
         P("    enum { C = %d, Q = %zu };\n", ir_channels(dy), positions(dy));
         P("%s", omp_for("B * C * Q"));
-        P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c], inv = x2[C + c];\n");
-        P("        double %ssgx = 0.0, %slgx[8] = {0};  /* eight lanes: independent adds */\n", ds ? "sg = 0.0, " : "", ds ? "lg[8] = {0}, " : "");
+        P("    for (int c = 0; c < C; c++) {\n        const mm_real mean = x2[c];\n");
+        P("        double sg = 0.0, sgx = 0.0, lg[8] = {0}, lgx[8] = {0};  /* eight lanes: independent adds */\n");
         P("        for (int n = 0; n < B; n++) {\n            const size_t o = %s;\n            int q = 0;\n", base(dy));
         P("            for (; q + 8 <= Q; q += 8)\n                for (int u = 0; u < 8; u++) {\n");
-        P("                    %slgx[u] += x0[o + q + u] * (x1[o + q + u] - mean);\n                }\n", ds ? "lg[u] += x0[o + q + u]; " : "");
-        P("            for (; q < Q; q++) { %slgx[0] += x0[o + q] * (x1[o + q] - mean); }\n        }\n", ds ? "lg[0] += x0[o + q]; " : "");
-        P("        for (int u = 0; u < 8; u++) %ssgx += lgx[u];\n", ds ? "sg += lg[u], " : "");
-        if (ds) P("        y[c] = (mm_real)(-sg * x3[c] * inv);\n        y[C + c] = (mm_real)(sgx * x3[c]);\n    }\n");
-        else P("        y[c] = (mm_real)(sgx * inv);\n    }\n");
+        P("                    lg[u] += x0[o + q + u];\n                    lgx[u] += x0[o + q + u] * (x1[o + q + u] - mean);\n                }\n");
+        P("            for (; q < Q; q++) {\n                lg[0] += x0[o + q];\n                lgx[0] += x0[o + q] * (x1[o + q] - mean);\n            }\n        }\n");
+        P("        for (int u = 0; u < 8; u++) sg += lg[u], sgx += lgx[u];\n");
+        P("        y[c] = (mm_real)sg;\n        y[C + c] = (mm_real)sgx;\n    }\n");
         break;
     }
-    case OP_BN_STATS_DX:
-        /* x's gradient through the batch statistics: d mean and d (1/std). */
+    case OP_BN_DX:
+        /* dx = gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N),
+         * N = B * Q: through the normalisation and the batch statistics. */
         for_planes(E, n);
-        P("        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c];\n");
-        P("        const mm_real dvar = x0[C + c] * -0.5f * inv * inv * inv;\n");
-        P("        const mm_real a = x0[c] * inv_cnt, b = 2.0f * dvar * inv_cnt;\n");
-        P("        for (int q = 0; q < Q; q++) y[o + q] = a + b * (x1[o + q] - mean);\n    }\n");
+        P("        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c], gi = x3[c] * inv;\n");
+        P("        const mm_real a = -x4[c] * gi * inv_cnt, b = -x4[C + c] * gi * inv * inv * inv_cnt;\n");
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * gi + a + b * (x1[o + q] - mean);\n");
+        epilogue_at(E, n, "            ", "o + q");
+        P("            y[o + q] = v;\n        }\n    }\n");
+        break;
+    case OP_BN_DPARAM:
+        /* beta's gradient: sum dy; gamma's: sum dy (x - mean) * inv. */
+        P("    enum { C = %d };\n", n->shape[0]);
+        if (n->a.mode) P("    for (int c = 0; c < C; c++) y[c] = x0[C + c] * x1[C + c];\n");
+        else P("    for (int c = 0; c < C; c++) y[c] = x0[c];\n");
         break;
     case OP_REDUCE_CH:
         P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));

@@ -167,17 +167,16 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         elementwise(E, n, name, "", s);
         return;
     }
-    case OP_BN_APPLY: case OP_BN_APPLY_DX: case OP_BN_STATS_DX: case OP_CHSCALE: case OP_GAP_DX: case OP_BCAST: {
+    case OP_BN_APPLY: case OP_BN_DX: case OP_CHSCALE: case OP_GAP_DX: case OP_BCAST: {
         const char *decl = arena_printf(mm_arena, "    enum { C = %d, Q = %zu };\n", ir_channels(n), positions(n));
         const char *c = chan_of(n), *ex = ex_of(n), *expr;
         switch (n->op) {
         case OP_BN_APPLY: expr = arena_printf(mm_arena, "(x0[t] - x1[%s]) * x1[C + %s] * x2[%s] + x3[%s]", c, c, c, c); break;
-        case OP_BN_APPLY_DX: expr = arena_printf(mm_arena, "x0[t] * x1[C + %s] * x2[%s]", c, c); break;
-        case OP_BN_STATS_DX:
+        case OP_BN_DX: /* as emit_c.c: dy gi + a + b (x - mean), gi = gamma inv */
             expr = arena_printf(mm_arena,
-                                "x0[%s] / ((float)B * Q) + 2.0f * (x0[C + %s] * -0.5f * x2[C + %s] * x2[C + %s] * x2[C + %s]) / "
-                                "((float)B * Q) * (x1[t] - x2[%s])",
-                                c, c, c, c, c, c);
+                                "x0[t] * (x3[%s] * x2[C + %s]) + -x4[%s] * (x3[%s] * x2[C + %s]) * (1.0f / ((float)B * Q)) + "
+                                "-x4[C + %s] * (x3[%s] * x2[C + %s]) * x2[C + %s] * x2[C + %s] * (1.0f / ((float)B * Q)) * (x1[t] - x2[%s])",
+                                c, c, c, c, c, c, c, c, c, c, c);
             break;
         case OP_CHSCALE: expr = arena_printf(mm_arena, "x0[t] * x1[(size_t)%s * C + %s]", ex, c); break;
         case OP_GAP_DX: expr = arena_printf(mm_arena, "x0[(size_t)%s * C + %s] * (1.0f / Q)", ex, c); break;
@@ -364,7 +363,10 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         P(" {\n    %s_dev<<<mmk_blocks(%s), MMK_THREADS, 0, e->stream>>>(y, x0, B);\n    MMK_CHECK_LAUNCH();\n}\n", name, count(n));
         return;
     }
-    case OP_BN_STATS: case OP_BN_APPLY_DSTATS: case OP_BN_APPLY_DGAMMA: case OP_REDUCE_CH: {
+    case OP_BN_DPARAM: /* beta's gradient: sum dy; gamma's: sum dy (x - mean) * inv */
+        elementwise(E, n, name, arena_printf(mm_arena, "    enum { C = %d };\n", n->shape[0]), n->a.mode ? "x0[C + t] * x1[C + t]" : "x0[t]");
+        return;
+    case OP_BN_STATS: case OP_BN_DSUMS: case OP_REDUCE_CH: {
         /* Per-channel sums in two launches, in a fixed order (no atomics):
          * a grid of C channels x S segments writes partial sums (double) to
          * the workspace, then a thread per channel adds its S partials in
@@ -404,9 +406,7 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         } else if (!two) {
             P("        y[c] = (float)s;\n");
         } else {
-            P("        const float inv = x2[C + c];\n");
-            if (n->op == OP_BN_APPLY_DSTATS) P("        y[c] = (float)(-s * x3[c] * inv);\n        y[C + c] = (float)(s2 * x3[c]);\n");
-            else P("        y[c] = (float)(s2 * inv);\n");
+            P("        y[c] = (float)s;\n        y[C + c] = (float)s2;\n");  /* BN_DSUMS */
         }
         P("    }\n}\n");
         signature(E, n, name);

@@ -196,6 +196,7 @@ static void dump_attrs(Buf *b, const IrNode *n) {
     case OP_DROPOUT: case OP_DROPOUT_DX: buf_printf(b, " p=%g", a->f); break;
     case OP_BN_STATS: buf_printf(b, " eps=%g momentum=%g", a->f, a->f2); break;
     case OP_BN_RUNSTATS: buf_printf(b, " eps=%g", a->f); break;
+    case OP_BN_DPARAM: buf_printf(b, " of=%s", a->mode ? "gamma" : "beta"); break;
     case OP_SLICE_CH: buf_printf(b, " off=%d n=%d", a->off, a->n); break;
     case OP_ACCUM: buf_printf(b, " over=%s", a->mode == RT_ACC_STEPS ? "steps" : "samples"); break;
     default: break;

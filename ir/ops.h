@@ -58,10 +58,9 @@
     X(LINEAR_DW,      "linear_dw",      2,  OPF_BWD)           /* dy, x */      \
     X(RELU_DX,        "relu_dx",        2,  OPF_BWD | OPF_ELEM | OPF_INPLACE) /* dy, y */ \
     X(SIGMOID_DX,     "sigmoid_dx",     2,  OPF_BWD | OPF_ELEM | OPF_INPLACE) /* dy, y */ \
-    X(BN_STATS_DX,    "bn_stats_dx",    3,  OPF_BWD)           /* dstats, x, stats */ \
-    X(BN_APPLY_DX,    "bn_apply_dx",    3,  OPF_BWD | OPF_INPLACE) /* dy, stats, gamma */ \
-    X(BN_APPLY_DSTATS,"bn_apply_dstats",4,  OPF_BWD)           /* dy, x, stats, gamma -> (2, C) */ \
-    X(BN_APPLY_DGAMMA,"bn_apply_dgamma",3,  OPF_BWD)           /* dy, x, stats -> (C) */ \
+    X(BN_DSUMS,       "bn_dsums",       3,  OPF_BWD)           /* dy, x, stats -> (2, C): sum dy, sum dy (x - mean) */ \
+    X(BN_DX,          "bn_dx",          5,  OPF_BWD | OPF_INPLACE) /* dy, x, stats, gamma, dsums: through batch statistics */ \
+    X(BN_DPARAM,      "bn_dparam",      2,  OPF_BWD)           /* dsums, stats -> (C): attr.mode 0 beta, 1 gamma */ \
     X(DROPOUT_DX,     "dropout_dx",     1,  OPF_BWD | OPF_ELEM | OPF_INPLACE)   \
     X(SLICE_CH,       "slice_ch",       1,  OPF_BWD)           /* channels [off, off+n) */ \
     X(CHSCALE_DG,     "chscale_dg",     2,  OPF_BWD)           /* dy, x -> (B, C) */ \

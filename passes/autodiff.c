@@ -84,18 +84,28 @@ static void backward(Diff *D, IrNode *n) {
         r->a.f = n->a.f;
         add_grad(D, s[0], r);
         break;
-    case OP_BN_STATS:
-        /* The statistics depend on x: mean and 1/std over batch and positions. */
-        r = like(ir_node3(b, OP_BN_STATS_DX, dy, s[0], n), s[0]);
-        r->a = n->a;
-        add_grad(D, s[0], r);
+    case OP_BN_APPLY: {
+        /* Batch normalisation in training, y = (x - mean) * inv * gamma +
+         * beta with the batch's own mean and inv = 1/std (s[1], BN_STATS of
+         * the same x), differentiated as one: one reduction over dy and x
+         * gives sum dy and sum dy (x - mean) per channel; beta's and gamma's
+         * gradients are those sums (the latter times inv), and x's is one
+         * element-wise pass, through the statistics included. BN_STATS
+         * itself then receives no gradient. */
+        mm_assert(s[1]->op == OP_BN_STATS && s[1]->src[0] == s[0]);
+        IrNode *sums = like(ir_node3(b, OP_BN_DSUMS, dy, s[0], s[1]), s[1]);
+        if (s[0]->needs_grad) {
+            IrNode *in[5] = {dy, s[0], s[1], s[2], sums};
+            add_grad(D, s[0], like(ir_node(b, OP_BN_DX, 5, in), s[0]));
+        }
+        for (int i = 2; i < 4; i++)
+            if (s[i]->needs_grad) {
+                r = like(ir_node2(b, OP_BN_DPARAM, sums, s[1]), s[i]);
+                r->a.mode = i == 2;
+                add_grad(D, s[i], r);
+            }
         break;
-    case OP_BN_APPLY:
-        if (s[0]->needs_grad) add_grad(D, s[0], like(ir_node3(b, OP_BN_APPLY_DX, dy, s[1], s[2]), s[0]));
-        if (s[1]->needs_grad) add_grad(D, s[1], like(ir_node4(b, OP_BN_APPLY_DSTATS, dy, s[0], s[1], s[2]), s[1]));
-        if (s[2]->needs_grad) add_grad(D, s[2], like(ir_node3(b, OP_BN_APPLY_DGAMMA, dy, s[0], s[1]), s[2]));
-        if (s[3]->needs_grad) add_grad(D, s[3], reduce_ch(D, dy));
-        break;
+    }
     case OP_DROPOUT:
         r = like(ir_node1(b, OP_DROPOUT_DX, dy), n);
         r->a = n->a;

@@ -33,7 +33,7 @@ static bool takes_epilogue(const IrNode *n, IrOp epi) {
     switch (n->op) {
     case OP_CONV: case OP_LINEAR: case OP_BN_APPLY: return epi != OP_RELU_DX;
     case OP_ADD: case OP_CHSCALE: return true;
-    case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: case OP_CONV_DX: case OP_GAP_DX: case OP_BN_APPLY_DX: return epi == OP_RELU_DX;
+    case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: case OP_CONV_DX: case OP_GAP_DX: case OP_BN_DX: return epi == OP_RELU_DX;
     default: return false;
     }
 }
