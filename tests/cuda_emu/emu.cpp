@@ -241,31 +241,39 @@ static void run_kernel(dim3 g, dim3 b, const std::function<void()> &body, bool t
     emu_kernels++;
     unsigned nt = b.x * b.y * b.z;
     if (nt > 1024 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) die("invalid launch configuration");
-    for (unsigned bz = 0; bz < g.z; bz++)
-        for (unsigned by = 0; by < g.y; by++)
-            for (unsigned bx = 0; bx < g.x; bx++) {
-                if (!threaded) {
+    if (!threaded) {
+        for (unsigned bz = 0; bz < g.z; bz++)
+            for (unsigned by = 0; by < g.y; by++)
+                for (unsigned bx = 0; bx < g.x; bx++) {
                     emu_bidx = {bx, by, bz};
                     for (unsigned t = 0; t < nt; t++) {
                         emu_tidx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
                         body();
                     }
-                } else {
-                    std::barrier<> bar((ptrdiff_t)nt);
-                    blk_barrier = &bar;
-                    sync_allowed = true;
-                    std::vector<std::thread> th;
-                    th.reserve(nt);
-                    for (unsigned t = 0; t < nt; t++)
-                        th.emplace_back([&, t, bx, by, bz]() {
-                            emu_bidx = {bx, by, bz};
-                            emu_tidx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
-                            body();
-                        });
-                    for (auto &x : th) x.join();
-                    sync_allowed = false;
                 }
-            }
+        return;
+    }
+    /* One real thread per GPU thread for the whole grid: the blocks run one
+     * after another, a barrier between them (so __shared__ data, static
+     * here, is one block's at a time). */
+    std::barrier<> bar((ptrdiff_t)nt);
+    blk_barrier = &bar;
+    sync_allowed = true;
+    std::vector<std::thread> th;
+    th.reserve(nt);
+    for (unsigned t = 0; t < nt; t++)
+        th.emplace_back([&, t]() {
+            emu_tidx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
+            for (unsigned bz = 0; bz < g.z; bz++)
+                for (unsigned by = 0; by < g.y; by++)
+                    for (unsigned bx = 0; bx < g.x; bx++) {
+                        emu_bidx = {bx, by, bz};
+                        body();
+                        bar.arrive_and_wait();
+                    }
+        });
+    for (auto &x : th) x.join();
+    sync_allowed = false;
 }
 
 void emu_launch(EmuCfg c, std::function<void()> body, const char *name) {
