@@ -61,6 +61,7 @@ const char *cg_base(const IrNode *n);         /* where example n's channel c sta
 bool cg_pointwise(const IrAttr *a);           /* a 1x1, stride 1, unpadded window */
 /* enum { CI, DI, HI, WI, CO, DO, HO, WO, KD, ..., PW }: a window from x to y. */
 void cg_window_consts(Buf *b, const IrNode *x, const IrNode *y, const IrAttr *a);
+void cg_spatial(const IrNode *t, int nsp, int sp[3]); /* depth (1 for 2-D), height, width of a feature map */
 #define CG_WIN "CI, DI, HI, WI, KD, KH, KW, SD, SH, SW, PD, PH, PW, DO, HO, WO"
 
 /* Kernels identical across graph variants are emitted once. */

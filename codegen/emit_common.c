@@ -128,12 +128,18 @@ bool cg_pointwise(const IrAttr *a) {
     return true;
 }
 
+void cg_spatial(const IrNode *t, int nsp, int sp[3]) {
+    sp[0] = nsp == 3 ? t->shape[2] : 1;
+    sp[1] = t->shape[nsp == 3 ? 3 : 2];
+    sp[2] = t->shape[nsp == 3 ? 4 : 3];
+}
+
 void cg_window_consts(Buf *b, const IrNode *x, const IrNode *y, const IrAttr *a) {
-    int nsp = a->nsp;
-    int di = nsp == 3 ? x->shape[2] : 1, hi = x->shape[nsp == 3 ? 3 : 2], wi = x->shape[nsp == 3 ? 4 : 3];
-    int dd = nsp == 3 ? y->shape[2] : 1, ho = y->shape[nsp == 3 ? 3 : 2], wo = y->shape[nsp == 3 ? 4 : 3];
-    buf_printf(b, "    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), di, hi, wi,
-               ir_channels(y), dd, ho, wo);
+    int i[3], o[3];
+    cg_spatial(x, a->nsp, i);
+    cg_spatial(y, a->nsp, o);
+    buf_printf(b, "    enum { CI = %d, DI = %d, HI = %d, WI = %d, CO = %d, DO = %d, HO = %d, WO = %d,\n", ir_channels(x), i[0], i[1], i[2],
+               ir_channels(y), o[0], o[1], o[2]);
     buf_printf(b, "           KD = %d, KH = %d, KW = %d, SD = %d, SH = %d, SW = %d, PD = %d, PH = %d, PW = %d };\n", a->k[0],
                a->k[1], a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2]);
 }

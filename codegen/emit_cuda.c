@@ -94,12 +94,8 @@ static bool uses_cudnn(const CgOptions *o, const IrNode *n) {
 static void dnn_conv(Emit *E, const IrNode *n, const IrNode *in, const IrNode *out, const char *name) {
     const IrAttr *a = &n->a;
     int nsp = a->nsp, sp[2][3];
-    for (int i = 0; i < 2; i++) {
-        const IrNode *t = i ? out : in;
-        sp[i][0] = nsp == 3 ? t->shape[2] : 1;
-        sp[i][1] = t->shape[nsp == 3 ? 3 : 2];
-        sp[i][2] = t->shape[nsp == 3 ? 4 : 3];
-    }
+    cg_spatial(in, nsp, sp[0]);
+    cg_spatial(out, nsp, sp[1]);
     P("static mmk_dnn_conv %s_dnn = {%s, %d, %d, %d, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}, {%d, %d, %d}};\n", name,
       n->op == OP_CONV ? "MMK_DNN_FWD" : n->op == OP_CONV_DX ? "MMK_DNN_DX" : "MMK_DNN_DW", nsp, ir_channels(in), ir_channels(out),
       sp[0][0], sp[0][1], sp[0][2], a->k[0], a->k[1], a->k[2], a->s[0], a->s[1], a->s[2], a->p[0], a->p[1], a->p[2], sp[1][0],
@@ -172,11 +168,10 @@ static void kernel(Emit *E, const IrNode *n, const char *name) {
         const char *c = chan_of(n), *ex = ex_of(n), *expr;
         switch (n->op) {
         case OP_BN_APPLY: expr = arena_printf(mm_arena, "(x0[t] - x1[%s]) * x1[C + %s] * x2[%s] + x3[%s]", c, c, c, c); break;
-        case OP_BN_DX: /* as emit_c.c: dy gi + a + b (x - mean), gi = gamma inv */
-            expr = arena_printf(mm_arena,
-                                "x0[t] * (x3[%s] * x2[C + %s]) + -x4[%s] * (x3[%s] * x2[C + %s]) * (1.0f / ((float)B * Q)) + "
-                                "-x4[C + %s] * (x3[%s] * x2[C + %s]) * x2[C + %s] * x2[C + %s] * (1.0f / ((float)B * Q)) * (x1[t] - x2[%s])",
-                                c, c, c, c, c, c, c, c, c, c, c);
+        case OP_BN_DX: /* gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N), as emit_c.c */
+            decl = arena_printf(mm_arena, "%s    const float inv_cnt = 1.0f / ((float)B * Q);\n", decl);
+            expr = arena_printf(mm_arena, "(x0[t] - x4[%s] * inv_cnt - x4[C + %s] * x2[C + %s] * x2[C + %s] * inv_cnt * (x1[t] - x2[%s])) * x3[%s] * x2[C + %s]",
+                                c, c, c, c, c, c, c);
             break;
         case OP_CHSCALE: expr = arena_printf(mm_arena, "x0[t] * x1[(size_t)%s * C + %s]", ex, c); break;
         case OP_GAP_DX: expr = arena_printf(mm_arena, "x0[(size_t)%s * C + %s] * (1.0f / Q)", ex, c); break;
@@ -543,7 +538,6 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "#include \"mmrt_cuda.h\"\n#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
     CgKernels kt = {0};
     size_t work = 1 << 20, act = 0, fixed = 0, dnn = 0;
-    bool planned = false;
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
         Emit E = {b, p, g, ident(g->name), o, 0, 0};
@@ -588,7 +582,6 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
             for (int i = 0; i < g->nodes.n; i++)
                 if (cg_has_kernel(IR_NODE(g, i)) && uses_cudnn(o, IR_NODE(g, i))) buf_printf(b, "    %s_plan(e, B);\n", kn[i]);
             buf_puts(b, "}\n");
-            planned = true;
         }
         if (E.dnn > dnn) dnn = E.dnn;
         if (E.work > work) work = E.work;
@@ -623,13 +616,13 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "};\nstatic const rt_cuda_kernel_info *const kernels[] = {");
     for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%s%s_kernels", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
     buf_puts(b, "};\n");
-    if (planned) {
+    if (o->use_cudnn) {
         buf_puts(b, "static const rt_cuda_run_fn plans[] = {");
         for (int gi = 0; gi < p->graphs.n; gi++) buf_printf(b, "%splan_%s", gi ? ", " : "", ident(((IrGraph *)p->graphs.v[gi])->name));
         buf_puts(b, "};\n");
     }
     buf_printf(b, "static const rt_cuda_impl cuda_impl = {runs, outputs, %zu, %zu, %zu, nkernels, kernels, %d, %d, %s, %zu};\n", act,
-               fixed, work, o->profile, o->use_cublas, planned ? "plans" : "NULL", dnn);
+               fixed, work, o->profile, o->use_cublas, o->use_cudnn ? "plans" : "NULL", dnn);
     buf_puts(b, "extern \"C\" {\n");
     cg_tables(b, p, "cuda_impl", "rt_cuda_backend");
     buf_puts(b, "}\n");

@@ -304,22 +304,6 @@ __device__ static inline int mmk_keep(unsigned long long seed, unsigned long lon
 
 #define MMK_CHECK_LAUNCH() CUDA_CHECK(cudaPeekAtLastError())
 
-/* dst[b][a][q] = src[a][b][q]: between the channel-major layout [C][N][Q]
- * and cuDNN's NCHW [N][C][Q], both ways. Grid: x over q, y over (a, b). */
-__global__ static void mmk_swap01(float *dst, const float *src, int A, int Bn, int Q) {
-    for (long r = blockIdx.y; r < (long)A * Bn; r += gridDim.y) {
-        const int a = (int)(r / Bn), b = (int)(r % Bn);
-        const float *s = src + (size_t)r * Q;
-        float *d = dst + ((size_t)b * A + a) * Q;
-        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < Q; q += gridDim.x * blockDim.x) d[q] = s[q];
-    }
-}
-static inline void mmk_swap01_launch(cudaStream_t st, float *dst, const float *src, int A, int Bn, int Q) {
-    const unsigned gx = (unsigned)((Q + MMK_THREADS - 1) / MMK_THREADS);
-    mmk_swap01<<<dim3(gx < 64 ? gx : 64, mmk_grid_y((long)A * Bn)), MMK_THREADS, 0, st>>>(dst, src, A, Bn, Q);
-    MMK_CHECK_LAUNCH();
-}
-
 #ifdef MMNET_CUDNN
 /* ---- convolutions by cuDNN (mmc build --target cuda --conv cudnn) ----------
  * Each convolution kernel has a mmk_dnn_conv: its shape, and per batch size
@@ -339,6 +323,22 @@ static inline void mmk_swap01_launch(cudaStream_t st, float *dst, const float *s
  * MMNET_CUDNN_LAYOUT=nchw forces the copies; MMNET_CUDNN_WORKSPACE_MB sets
  * the workspace (default 256). */
 #include <cudnn.h>
+
+/* dst[b][a][q] = src[a][b][q]: between the channel-major layout [C][N][Q]
+ * and cuDNN's NCHW [N][C][Q], both ways. Grid: x over q, y over (a, b). */
+__global__ static void mmk_swap01(float *dst, const float *src, int A, int Bn, int Q) {
+    for (long r = blockIdx.y; r < (long)A * Bn; r += gridDim.y) {
+        const int a = (int)(r / Bn), b = (int)(r % Bn);
+        const float *s = src + (size_t)r * Q;
+        float *d = dst + ((size_t)b * A + a) * Q;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < Q; q += gridDim.x * blockDim.x) d[q] = s[q];
+    }
+}
+static inline void mmk_swap01_launch(cudaStream_t st, float *dst, const float *src, int A, int Bn, int Q) {
+    const unsigned gx = (unsigned)((Q + MMK_THREADS - 1) / MMK_THREADS);
+    mmk_swap01<<<dim3(gx < 64 ? gx : 64, mmk_grid_y((long)A * Bn)), MMK_THREADS, 0, st>>>(dst, src, A, Bn, Q);
+    MMK_CHECK_LAUNCH();
+}
 
 #define CUDNN_CHECK(call) rt_cudnn_check((call), #call, __FILE__, __LINE__)
 static inline void rt_cudnn_check(cudnnStatus_t st, const char *what, const char *file, int line) {
@@ -378,7 +378,7 @@ static void mmk_dnn_free(rt_exec *e) {
 
 /* The environment's settings (docs/training.md), checked once. */
 typedef struct {
-    int find, nchw;
+    int find, nchw, tf32;
     size_t ws_bytes;
 } mmk_dnn_env;
 static inline const mmk_dnn_env *mmk_dnn_settings(void) {
@@ -394,6 +394,7 @@ static inline const mmk_dnn_env *mmk_dnn_settings(void) {
             rt_die("MMNET_CUDNN_WORKSPACE_MB is '%s'; it takes a number of megabytes (0 to 1048576)", mb);
         env.find = f && strcmp(f, "1") == 0;
         env.nchw = l && strcmp(l, "nchw") == 0;
+        env.tf32 = getenv("MMNET_TF32") != NULL; /* as cuBLAS (rt_cuda.cu) */
         env.ws_bytes = (size_t)v << 20;
         read = 1;
     }
@@ -530,7 +531,7 @@ static inline int mmk_dnn_trial(rt_exec *e, const mmk_dnn_conv *c, const mmk_dnn
  * float32 FMA arithmetic unless MMNET_TF32 is set, fits the workspace and,
  * from the heuristics, runs. */
 static inline int mmk_dnn_choose(rt_exec *e, const mmk_dnn_conv *c, mmk_dnn_plan *pl, int B, size_t *ws, cudnnStatus_t *why) {
-    const int tf32 = getenv("MMNET_TF32") != NULL, find = mmk_dnn_settings()->find;
+    const int tf32 = mmk_dnn_settings()->tf32, find = mmk_dnn_settings()->find;
     mmk_dnn_cand r[16];
     int n = 0, algo = -1;
     *why = mmk_dnn_candidates(e, c, pl, r, &n);
@@ -590,7 +591,7 @@ static inline mmk_dnn_plan *mmk_dnn_prepare(rt_exec *e, mmk_dnn_conv *c, int B) 
     for (int i = 0; i < c->nsp; i++) wdims[2 + i] = k[i];
     CUDNN_CHECK(cudnnSetFilterNdDescriptor(pl->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->nsp + 2, wdims));
     CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(pl->c, c->nsp, p, s, dil, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(pl->c, getenv("MMNET_TF32") ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(pl->c, mmk_dnn_settings()->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     cudnnStatus_t why = CUDNN_STATUS_SUCCESS;
     for (int nchw = mmk_dnn_settings()->nchw; nchw < 2; nchw++) {
         if (mmk_dnn_tensor(pl->x, c, B, c->ci, c->in, nchw) != CUDNN_STATUS_SUCCESS ||

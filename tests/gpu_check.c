@@ -268,10 +268,13 @@ int main(void) {
     mc->backend->train(ec, vt, &b, &h, &rc);
     mg->backend->train(eg, vt, &b, &h, &rg);
     lc = (float)rc.loss, lg = (float)rg.loss;
-    expect("one step at batch 11: loss", rel_err(&lg, &lc, 1), 1e-4);
+    char what[64];
+    snprintf(what, sizeof what, "one step at batch %d: loss", b.B);
+    expect(what, rel_err(&lg, &lc, 1), 1e-4);
     mc->backend->read(ec, RT_ARENA_PARAMS, wc);
     mg->backend->read(eg, RT_ARENA_PARAMS, wg);
-    expect("one step at batch 11: updated weights", rel_err(wg, wc, np), 1e-5);
+    snprintf(what, sizeof what, "one step at batch %d: updated weights", b.B);
+    expect(what, rel_err(wg, wc, np), 1e-5);
     b.B = B;
 
     /* 3. Ten steps. */
