@@ -51,7 +51,7 @@ static inline void rt_source_close(rt_source *s) {
 
 /* ---- the sources ------------------------------------------------------------- */
 
-/* The MVCNN multi-view render layout (ModelNet40): ROOT/CLASS/SPLIT/*.png
+/* The MVCNN multi-view render layout (ModelNet40): ROOT/CLASS/SPLIT/NAME.png
  * (or .jpg/.jpeg), SPLIT "train" or "test", classes the sub-directories of
  * ROOT in sorted order. An object's views are the files whose names differ
  * only in the last number before the extension, ordered by that number;
