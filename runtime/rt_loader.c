@@ -54,6 +54,7 @@ rt_source_input rt_loader_read_shape(const rt_model *m, int i, const rt_augment 
     rt_source_input s = {.name = in->name, .ndim = in->ndim};
     for (int d = 0; d < in->ndim && d < 4; d++) s.shape[d] = in->shape[d];
     if (aug && aug->crop > 0 && in->ndim >= 3) s.shape[in->ndim - 2] = s.shape[in->ndim - 1] = aug->crop;
+    if (aug && aug->frames > 0 && in->ndim == 4) s.shape[1] = aug->frames;
     return s;
 }
 
@@ -70,24 +71,32 @@ static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *er
     const int i = L->idx ? L->idx[j] : (int)j;
     const int k = (int)(j % L->B), Bb = sl->B;
     /* The same draws in the same order whatever the options, so that a
-     * flip does not shift the crops of later examples. */
+     * flip does not shift the crops of later examples: where to cut (as
+     * fractions, the same for every input), one flip for all inputs, one
+     * for each. */
     rt_rng r;
     rt_rng_seed(&r, L->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(j + 1)));
+    const double ut = rt_rng_uniform(&r), uy = rt_rng_uniform(&r), ux = rt_rng_uniform(&r);
+    const bool flip_all = rt_rng_below(&r, 2);
     for (int in = 0; in < m->ninputs; in++) {
+        const bool flip_own = rt_rng_below(&r, 2);
         if (L->src->read(L->src, i, in, scratch, err, errlen) != 0) return -1;
         const rt_input_info *ii = &m->inputs[in];
         const rt_source_input *rs = &L->rs[in];
         const size_t C = (size_t)ii->shape[0], P = ii->numel / C;
-        /* Spatial inputs: [C][T][H][W] (T = 1 for images), read at Hl x Wl. */
-        size_t T = 1, H = 1, W = P, Hl = 1, Wl = P;
+        /* Spatial inputs: [C][T][H][W] (T = 1 for images), read at Tl x Hl x Wl. */
+        size_t T = 1, H = 1, W = P, Tl = 1, Hl = 1, Wl = P;
         if (ii->ndim >= 3) {
             H = (size_t)ii->shape[ii->ndim - 2], W = (size_t)ii->shape[ii->ndim - 1];
             Hl = (size_t)rs->shape[ii->ndim - 2], Wl = (size_t)rs->shape[ii->ndim - 1];
             T = P / (H * W);
+            Tl = ii->ndim == 4 ? (size_t)rs->shape[1] : 1;
         }
-        uint32_t ry = rt_rng_below(&r, (uint32_t)(Hl - H + 1)), rx = rt_rng_below(&r, (uint32_t)(Wl - W + 1));
-        bool flip = rt_rng_below(&r, 2) && a->flip && L->train && ii->ndim >= 3;
-        size_t oy = L->train ? ry : (Hl - H) / 2, ox = L->train ? rx : (Wl - W) / 2;
+        const bool train = L->train;
+        const size_t ot = train ? (size_t)(ut * (double)(Tl - T + 1)) : (Tl - T) / 2;
+        const size_t oy = train ? (size_t)(uy * (double)(Hl - H + 1)) : (Hl - H) / 2;
+        const size_t ox = train ? (size_t)(ux * (double)(Wl - W + 1)) : (Wl - W) / 2;
+        const bool flip = train && a->flip && ii->ndim >= 3 && (a->flip_same ? flip_all : flip_own);
         for (size_t c = 0; c < C; c++) {
             float mean = 0, inv = 1;
             if (a->nnorm[in]) {
@@ -95,10 +104,10 @@ static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *er
                 mean = a->mean[in][q], inv = 1.0f / a->std[in][q];
             }
             float *dst = sl->x[in] + (c * (size_t)Bb + (size_t)k) * P;
-            const float *plane = scratch + c * T * Hl * Wl;
+            const float *plane = scratch + c * Tl * Hl * Wl;
             for (size_t t = 0; t < T; t++)
                 for (size_t y = 0; y < H; y++) {
-                    const float *s = plane + (t * Hl + oy + y) * Wl + ox;
+                    const float *s = plane + ((ot + t) * Hl + oy + y) * Wl + ox;
                     float *d = dst + (t * H + y) * W;
                     if (flip)
                         for (size_t x = 0; x < W; x++) d[x] = (s[W - 1 - x] - mean) * inv;

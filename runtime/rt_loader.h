@@ -5,9 +5,11 @@
  * starts; the loader reads them in that order, a batch at a time, into a
  * ring of batch buffers, with worker threads decoding the next batches
  * while the current step runs. What happens to an example on the way is
- * the same for every source: the central or a random crop, a random
- * horizontal flip (each input independently, as for the views of an
- * object), then normalisation (x - mean) / std per channel. Random choices
+ * the same for every source: the central or a random crop (in time and
+ * space, at the same place in every input, as NVGesture's static
+ * cropping), a random horizontal flip (each input independently, as for
+ * the views of an object, or all together), then normalisation
+ * (x - mean) / std per channel. Random choices
  * come from the example's position in the sequence and a seed, never from
  * which thread ran first, so a run is the same with any number of workers. */
 #ifndef RT_LOADER_H
@@ -23,9 +25,12 @@ typedef struct {
      * one per channel); 0: none. */
     int nnorm[RT_MAXIN];
     float mean[RT_MAXIN][RT_NORM_MAX], std[RT_MAXIN][RT_NORM_MAX];
-    bool flip;             /* training: mirror each input left-right with probability 1/2 */
+    bool flip;             /* training: mirror inputs left-right with probability 1/2 ... */
+    bool flip_same;        /* ... all of an example's inputs together (else each on its own) */
     int crop;              /* > 0: read examples at crop x crop and cut the input's H x W
                               from them, at random in training, the centre in evaluation */
+    int frames;            /* > 0: read clips (4-D inputs) with this many frames and cut the
+                              input's T consecutive ones likewise */
 } rt_augment;
 
 typedef struct rt_loader rt_loader;
@@ -44,8 +49,8 @@ void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B,
  * at the end of the pass; -1 when reading failed (message in err). */
 int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen);
 
-/* The shape the source must read input i at: the input's, or crop x crop
- * in place of its height and width. */
+/* The shape the source must read input i at: the input's, with crop x crop
+ * in place of its height and width and `frames` in place of its length. */
 rt_source_input rt_loader_read_shape(const rt_model *m, int i, const rt_augment *aug);
 
 /* An in-memory data set (IDX digits, synthetic tensors) as a source of

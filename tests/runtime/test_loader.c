@@ -39,7 +39,11 @@ static int fake_read(rt_source *s, int i, int in, float *dst, char *err, size_t 
         return -1;
     }
     const rt_source_input *r = &f->rs[in];
-    if (r->ndim == 3) {
+    if (r->ndim == 4) {   /* one channel: i * 1000 + t * 100 + y * 10 + x */
+        for (int t = 0; t < r->shape[1]; t++)
+            for (int y = 0; y < r->shape[2]; y++)
+                for (int x = 0; x < r->shape[3]; x++) *dst++ = (float)(i * 1000 + t * 100 + y * 10 + x);
+    } else if (r->ndim == 3) {
         for (int c = 0; c < r->shape[0]; c++)
             for (int y = 0; y < r->shape[1]; y++)
                 for (int x = 0; x < r->shape[2]; x++)
@@ -59,14 +63,14 @@ static void fake_close(rt_source *s) {
 static rt_source *fake_open(const rt_model *m, const rt_augment *aug, int n, int fail_at) {
     rt_source *s = rt_alloc(sizeof *s);
     Fake *f = rt_alloc(sizeof *f);
-    for (int i = 0; i < 2; i++) f->rs[i] = rt_loader_read_shape(m, i, aug);
+    for (int i = 0; i < m->ninputs; i++) f->rs[i] = rt_loader_read_shape(m, i, aug);
     f->fail_at = fail_at;
     snprintf(s->what, sizeof s->what, "fake");
     s->n = n;
     s->classes = 7;
     s->y = rt_alloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) s->y[i] = i % 7;
-    s->ninputs = 2;
+    s->ninputs = m->ninputs;
     s->read = fake_read;
     s->close = fake_close;
     s->impl = f;
@@ -201,6 +205,39 @@ int main(void) {
         CHECK(rt_loader_next(L, &b, err, sizeof err) == 1);
         rt_loader_free(L);
         rt_source_close(src);
+    }
+
+    /* Clips [1, 4, 3, 3] read at 6 frames of 5 x 5: the central 4 x 3 x 3
+     * in evaluation, 4 consecutive frames from anywhere in training. */
+    {
+        static const rt_input_info clip[] = {{.name = "clip", .ndim = 4, .shape = {1, 4, 3, 3}, .numel = 36}};
+        rt_model mc = {.name = "c", .ninputs = 1, .inputs = clip, .classes = 7};
+        rt_augment ca = {.crop = 5, .frames = 6, .flip = true, .flip_same = true};
+        for (int train = 0; train <= 1; train++) {
+            rt_source *src = fake_open(&mc, &ca, 9, -1);
+            rt_loader *L = rt_loader_new(&mc, 9, 1, &ca);
+            rt_loader_start(L, src, NULL, 9, 9, train, 5);
+            rt_batch b;
+            char e2[128];
+            CHECK(rt_loader_next(L, &b, e2, sizeof e2) == 1 && b.B == 9);
+            int bad2 = 0, starts = 0;
+            for (int k = 0; k < 9; k++) {
+                const float *v = b.x[0] + k * 36;
+                int base = (int)v[0] - k * 1000, flip = v[1] < v[0];
+                int ot = base / 100, oy = base / 10 % 10, ox = base % 10 - (flip ? 2 : 0);
+                if (!train) bad2 += ot != 1 || oy != 1 || ox != 1 || flip;
+                bad2 += ot > 2 || oy > 2 || ox > 2 || ox < 0;
+                starts |= 1 << ot;
+                for (int t = 0; t < 4; t++)
+                    for (int y = 0; y < 3; y++)
+                        for (int x = 0; x < 3; x++)
+                            bad2 += v[t * 9 + y * 3 + x] != (float)(k * 1000 + (ot + t) * 100 + (oy + y) * 10 + (flip ? ox + 2 - x : ox + x));
+            }
+            CHECK(bad2 == 0);
+            if (train) CHECK(starts != 1 << 1);   /* not always the centre */
+            rt_loader_free(L);
+            rt_source_close(src);
+        }
     }
 
     /* An in-memory data set as a source. */
