@@ -21,6 +21,8 @@ typedef struct {
     long batch;           /* the pass's batch it holds; -1: none */
     int B;                /* examples in it */
     int left;             /* examples not yet written */
+    bool failed;          /* an example could not be read: err says why */
+    char err[1024];
 } Slot;
 
 struct rt_loader {
@@ -45,8 +47,7 @@ struct rt_loader {
     long cur;                      /* next batch to return */
     long released;                 /* batches before this one are done with: their slots are free */
     int active;                    /* workers reading an example */
-    bool stop, failed;
-    char err[1024];
+    bool stop;
 };
 
 rt_source_input rt_loader_read_shape(const rt_model *m, int i, const rt_augment *aug) {
@@ -128,6 +129,7 @@ static Slot *slot_for(rt_loader *L, long j) {
         sl->batch = b;
         sl->B = (int)(L->n - j < L->B ? L->n - j : L->B);
         sl->left = sl->B;
+        sl->failed = false;
     }
     return sl;
 }
@@ -145,14 +147,14 @@ static void *worker(void *arg) {
         long j = L->next++;
         Slot *sl = slot_for(L, j);
         L->active++;
-        bool skip = L->failed;
+        bool skip = sl->failed;
         pthread_mutex_unlock(&L->mu);
         int rc = skip ? 0 : load_example(L, scratch, j, sl, err, sizeof err);
         pthread_mutex_lock(&L->mu);
         L->active--;
-        if (rc != 0 && !L->failed) {
-            L->failed = true;
-            snprintf(L->err, sizeof L->err, "%s", err);
+        if (rc != 0 && !sl->failed) {
+            sl->failed = true;
+            snprintf(sl->err, sizeof sl->err, "%s", err);
         }
         if (--sl->left == 0 || L->active == 0) pthread_cond_broadcast(&L->done);
     }
@@ -211,7 +213,7 @@ void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B,
         memcpy(L->idx, idx, sizeof(int) * (size_t)n);
     }
     L->src = src, L->n = n, L->B = B, L->train = train, L->seed = seed;
-    L->next = 0, L->cur = 0, L->released = 0, L->failed = false, L->err[0] = '\0';
+    L->next = 0, L->cur = 0, L->released = 0;
     for (int s = 0; s < NSLOT; s++) L->slot[s].batch = -1;
     pthread_cond_broadcast(&L->work);
     pthread_mutex_unlock(&L->mu);
@@ -235,10 +237,10 @@ int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen) {
         L->released = L->cur;              /* the caller is done with batch cur - 1: its slot is free */
         pthread_cond_broadcast(&L->work);
         sl = &L->slot[L->cur % NSLOT];
-        while (!L->failed && !(sl->batch == L->cur && sl->left == 0)) pthread_cond_wait(&L->done, &L->mu);
-        if (L->failed) {
+        while (!(sl->batch == L->cur && sl->left == 0)) pthread_cond_wait(&L->done, &L->mu);
+        if (sl->failed) {
             drain(L);
-            snprintf(err, errlen, "%s", L->err);
+            snprintf(err, errlen, "%s", sl->err);
             pthread_mutex_unlock(&L->mu);
             return -1;
         }
