@@ -4,7 +4,8 @@
 # The CUDA toolkit (nvcc) is optional: when it is on PATH, the CUDA back end
 # is built and its generated code is compiled by the tests.
 set -e
-pkgs="cmake make clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3"
+pkgs="cmake make clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
