@@ -528,18 +528,31 @@ static float clamp01(float v) {
  * in (full range: Y / 255, (C - 128) / 255; limited: (Y - 16) / 219,
  * (C - 128) / 224), then R = Y + 2 (1 - Kr) Cr, B = Y + 2 (1 - Kb) Cb,
  * G = (Y - Kr R - Kb B) / Kg with the frame's matrix (BT.601 unless it
- * says otherwise). Gray frames are full range unless they say otherwise. */
+ * says otherwise). One channel is BT.601's luma whatever the matrix, as
+ * swscale and OpenCV make gray from RGB: Y itself for BT.601. Gray frames
+ * are full range unless they say otherwise. */
 static void convert_yuv(video *v, const AVPixFmtDescriptor *d, int c, float *dst, size_t cstride, resizer *r) {
     const AVFrame *f = v->frame;
     bool gray = d->nb_components == 1;
     bool full = f->color_range == AVCOL_RANGE_JPEG || (gray && f->color_range != AVCOL_RANGE_MPEG) || f->format == AV_PIX_FMT_YUVJ420P ||
                 f->format == AV_PIX_FMT_YUVJ422P || f->format == AV_PIX_FMT_YUVJ444P || f->format == AV_PIX_FMT_YUVJ440P ||
                 f->format == AV_PIX_FMT_YUVJ411P;
+    float kr = 0.299f, kb = 0.114f;
+    switch (f->colorspace) {
+    case AVCOL_SPC_BT709: kr = 0.2126f, kb = 0.0722f; break;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL: kr = 0.2627f, kb = 0.0593f; break;
+    case AVCOL_SPC_SMPTE240M: kr = 0.212f, kb = 0.087f; break;
+    case AVCOL_SPC_FCC: kr = 0.30f, kb = 0.11f; break;
+    default: break; /* BT.601: BT470BG, SMPTE170M, unspecified */
+    }
+    bool bt601 = kr == 0.299f && kb == 0.114f;
+
     float ys = full ? 1.0f / 255 : 1.0f / 219, yo = full ? 0 : -16.0f / 219;
     size_t plane = (size_t)r->h * (size_t)r->w;
     const lerp2d *tl = lerp_for(&r->full, f->width, f->height, r->w, r->h);
     resize_plane(r, dst, f->data[0], f->linesize[0], 1, tl, ys, yo);
-    if (gray || c == 1) {
+    if (gray || (c == 1 && bt601)) {
         if (!full)
             for (size_t p = 0; p < plane; p++) dst[p] = clamp01(dst[p]);
         for (int ch = 1; ch < c; ch++) memcpy(dst + (size_t)ch * cstride, dst, sizeof(float) * plane);
@@ -552,21 +565,19 @@ static void convert_yuv(video *v, const AVPixFmtDescriptor *d, int c, float *dst
     if (!r->cb) r->cb = rt_alloc(sizeof(float) * plane), r->cr = rt_alloc(sizeof(float) * plane);
     resize_plane(r, r->cb, f->data[1], f->linesize[1], 1, tc, cs, co);
     resize_plane(r, r->cr, f->data[2], f->linesize[2], 1, tc, cs, co);
-    float kr = 0.299f, kb = 0.114f;
-    switch (f->colorspace) {
-    case AVCOL_SPC_BT709: kr = 0.2126f, kb = 0.0722f; break;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: kr = 0.2627f, kb = 0.0593f; break;
-    case AVCOL_SPC_SMPTE240M: kr = 0.212f, kb = 0.087f; break;
-    case AVCOL_SPC_FCC: kr = 0.30f, kb = 0.11f; break;
-    default: break; /* BT.601: BT470BG, SMPTE170M, unspecified */
-    }
     float kg = 1 - kr - kb, rv = 2 * (1 - kr), bu = 2 * (1 - kb), gu = bu * kb / kg, gv = rv * kr / kg;
+    if (c == 1) {
+        for (size_t p = 0; p < plane; p++) {
+            float y = dst[p], u = r->cb[p], w = r->cr[p];
+            dst[p] = 0.299f * clamp01(y + rv * w) + 0.587f * clamp01(y - gu * u - gv * w) + 0.114f * clamp01(y + bu * u);
+        }
+        return;
+    }
     float *pr = dst, *pg = dst + cstride, *pb = dst + 2 * cstride;
     for (size_t p = 0; p < plane; p++) {
-        float y = pr[p], u = r->cb[p], vv = r->cr[p];
-        pr[p] = clamp01(y + rv * vv);
-        pg[p] = clamp01(y - gu * u - gv * vv);
+        float y = pr[p], u = r->cb[p], w = r->cr[p];
+        pr[p] = clamp01(y + rv * w);
+        pg[p] = clamp01(y - gu * u - gv * w);
         pb[p] = clamp01(y + bu * u);
     }
 }

@@ -97,8 +97,16 @@ static uint8_t flat(int f) {
     return (uint8_t)(8 * f);
 }
 
+/* Flat coloured frames, for the YUV matrices: R as flat(), G and B far
+ * from it and from gray. */
+static uint8_t flat_rgb(int f, int c) {
+    return c == 0 ? flat(f) : c == 1 ? (uint8_t)(255 - flat(f)) : (uint8_t)(40 + 5 * (f % 32));
+}
+
+enum { PATTERN, FLAT, FLAT_RGB };
+
 /* A video of n frames w x h written by ffmpeg with `codec` (its options). */
-static void write_video(const char *rel, const char *codec, int w, int h, int n, int channels, bool lossy) {
+static void write_video(const char *rel, const char *codec, int w, int h, int n, int channels, int kind) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -loglevel error -y -f rawvideo -pix_fmt %s -s %dx%d -r 30 -i - %s '%s'",
              channels == 3 ? "rgb24" : "gray", w, h, codec, path_of(rel));
@@ -111,7 +119,8 @@ static void write_video(const char *rel, const char *codec, int w, int h, int n,
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 for (int c = 0; c < channels; c++)
-                    buf[((size_t)y * w + x) * channels + c] = lossy ? flat(f) : pattern(f, x, y, c, channels);
+                    buf[((size_t)y * w + x) * channels + c] =
+                        kind == FLAT ? flat(f) : kind == FLAT_RGB ? flat_rgb(f, c) : pattern(f, x, y, c, channels);
         CHECK(fwrite(buf, 1, fb, p) == fb);
     }
     free(buf);
@@ -209,15 +218,15 @@ static void make_dataset(void) {
     mkdirs("Video_data/class_03/subject2_r1");
     mkdirs("Video_data/class_02/subject3_r0");
     /* Lossless, every frame a key frame. */
-    write_video("Video_data/class_01/subject1_r0/sk_color.avi", "-c:v ffv1", SHORT_W, SHORT_H, SHORT_N, 3, false);
-    write_video("Video_data/class_01/subject1_r0/sk_depth.avi", "-c:v ffv1", SHORT_W, SHORT_H, SHORT_N, 1, false);
+    write_video("Video_data/class_01/subject1_r0/sk_color.avi", "-c:v ffv1", SHORT_W, SHORT_H, SHORT_N, 3, PATTERN);
+    write_video("Video_data/class_01/subject1_r0/sk_depth.avi", "-c:v ffv1", SHORT_W, SHORT_H, SHORT_N, 1, PATTERN);
     /* Lossless, a key frame every 25: reading 205:285 seeks to 200. */
-    write_video("Video_data/class_03/subject2_r1/sk_color.avi", "-c:v ffv1 -g 25", LONG_W, LONG_H, LONG_N, 3, false);
-    write_video("Video_data/class_03/subject2_r1/sk_depth.avi", "-c:v ffv1 -g 25", LONG_W, LONG_H, LONG_N, 1, false);
+    write_video("Video_data/class_03/subject2_r1/sk_color.avi", "-c:v ffv1 -g 25", LONG_W, LONG_H, LONG_N, 3, PATTERN);
+    write_video("Video_data/class_03/subject2_r1/sk_depth.avi", "-c:v ffv1 -g 25", LONG_W, LONG_H, LONG_N, 1, PATTERN);
     /* Lossy codecs as recorded data comes: MPEG-4 with B-frames (YUV 4:2:0,
      * limited range) and MJPEG (full range). */
-    write_video("Video_data/class_02/subject3_r0/sk_color.avi", "-c:v mpeg4 -q:v 2 -g 12 -bf 2", 64, 48, 100, 3, true);
-    write_video("Video_data/class_02/subject3_r0/sk_depth.avi", "-c:v mjpeg -q:v 2", 64, 48, 100, 1, true);
+    write_video("Video_data/class_02/subject3_r0/sk_color.avi", "-c:v mpeg4 -q:v 2 -g 12 -bf 2", 64, 48, 100, 3, FLAT);
+    write_video("Video_data/class_02/subject3_r0/sk_depth.avi", "-c:v mjpeg -q:v 2", 64, 48, 100, 1, FLAT);
     /* The duo_left videos are not read: they need not exist. */
     write_text(LIST, "path:./Video_data/class_01/subject1_r0 depth:sk_depth:10:30 color:sk_color:10:30 duo_left:duo_left:12:40 label:1\n"
                      "path:./Video_data/class_03/subject2_r1 depth:sk_depth:200:280 color:sk_color:205:285 duo_left:duo_left:1:2 label:3\r\n"
@@ -399,6 +408,56 @@ static void test_lossy(void) {
         }
     }
     free(x);
+    rt_source_close(s);
+}
+
+/* Coloured frames through each YUV path: limited range BT.601 (unmarked,
+ * as ffmpeg converts RGB by default), full range (MJPEG), and BT.709 as
+ * H.264 marks it; read as RGB and as luma. */
+static void test_yuv(void) {
+    mkdirs("yuv/Video_data/a");
+    mkdirs("yuv/Video_data/b");
+    write_video("yuv/Video_data/a/sk_color.avi", "-pix_fmt yuv420p -c:v ffv1", 64, 48, 40, 3, FLAT_RGB);
+    write_video("yuv/Video_data/a/sk_depth.avi", "-c:v mjpeg -q:v 2", 64, 48, 40, 3, FLAT_RGB);
+    int n = 1;
+    if (system("ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264") == 0) {
+        write_video("yuv/Video_data/b/sk_color.avi",
+                    "-vf scale=out_color_matrix=bt709:out_range=tv,format=yuv420p -colorspace bt709 -c:v libx264 -qp 0", 64, 48, 40,
+                    3, FLAT_RGB);
+        write_video("yuv/Video_data/b/sk_depth.avi", "-c:v mjpeg -q:v 2", 64, 48, 40, 3, FLAT_RGB);
+        n = 2;
+    } else {
+        printf("no libx264: BT.709 not checked\n");
+    }
+    write_text("yuv/c.lst", "path:Video_data/a color:sk_color:5:35 depth:sk_depth:5:35 label:1\n"
+                            "path:Video_data/b color:sk_color:5:35 depth:sk_depth:5:35 label:1\n");
+    int T = 30, H = 24, W = 32;
+    static const char *const mods[4] = {"color", "depth", "color", "depth"};
+    rt_source_input in[4] = {clip_input("c3", 3, T, H, W), clip_input("d3", 3, T, H, W), clip_input("c1", 1, T, H, W),
+                             clip_input("d1", 1, T, H, W)};
+    write_text("yuv/one.lst", "path:Video_data/a color:sk_color:5:35 depth:sk_depth:5:35 label:1\n");
+    rt_source *s = open_ok(n == 2 ? "yuv/c.lst" : "yuv/one.lst", mods, 4, in);
+    size_t plane = (size_t)H * W;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++) {
+            int c = in[k].shape[0];
+            float *x = read_ok(s, i, k, (size_t)c * T * plane);
+            for (int j = 0; j < T; j++) {
+                int f = 5 + j;
+                double want[3];
+                for (int ch = 0; ch < 3; ch++) want[ch] = flat_rgb(f, ch);
+                if (c == 1) want[0] = 0.299 * want[0] + 0.587 * want[1] + 0.114 * want[2];
+                for (int ch = 0; ch < c; ch++) {
+                    float v = x[((size_t)ch * T + j) * plane + (size_t)(H / 2) * W + W / 2] * 255;
+                    if (fabs(v - want[ch]) > 3) {
+                        fprintf(stderr, "yuv clip %d input %s slot %d channel %d: %.1f, expected %.1f\n", i, in[k].name, j, ch, v,
+                                want[ch]);
+                        exit(1);
+                    }
+                }
+            }
+            free(x);
+        }
     rt_source_close(s);
 }
 
@@ -708,6 +767,7 @@ int main(void) {
     test_channel_conversion();
     test_seek();
     test_lossy();
+    test_yuv();
     test_threads();
     test_list_errors();
     test_read_errors();
