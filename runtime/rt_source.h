@@ -65,11 +65,14 @@ rt_source *rt_multiview_open(const char *root, const char *split, const int *vie
 /* The NVGesture layout: `list` is a nvgesture_*_correct_cvpr2016_v2.lst
  * file, one clip per line (path:./Video_data/class_01/subject13_r0
  * depth:sk_depth:S:E color:sk_color:S:E ... label:N, labels from 1), its
- * paths relative to `root` (default: the list's directory). Input k reads
- * modality modalities[k] ("color", "depth", ...): frames S..E of
- * PATH/sk_<modality>.avi, decoded by FFmpeg's libavformat/libavcodec,
- * sampled evenly to the input's T frames, resized bilinearly to H x W;
- * depth (a one-channel input) as one channel. */
+ * paths relative to `root` (default: the list's directory). Input k
+ * ([C, T, H, W], C 1 or 3) reads modality modalities[k] ("color", "depth",
+ * ...): frames S to E - 1 (E exclusive, as NVIDIA's loader reads them) of
+ * PATH/FILE.avi, FILE the modality's field (sk_color), decoded by FFmpeg's
+ * libavformat/libavcodec, sampled evenly to the input's T frames (slot j
+ * shows frame S + floor(j (E - S) / T)), resized bilinearly to H x W (as
+ * cv2.resize does), as RGB or one channel (luma: a gray depth video's
+ * values). nmod is the number of inputs. */
 rt_source *rt_clips_open(const char *list, const char *root, const char *const *modalities, int nmod,
                          const rt_source_input *inputs, char *err, size_t errlen);
 
