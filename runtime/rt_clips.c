@@ -10,8 +10,8 @@
  *     path:./Video_data/class_01/subject13_r0 depth:sk_depth:138:218 color:sk_color:138:218 duo_left:duo_left:161:254 label:1
  *
  * a sensor's field is SENSOR:FILE:START:END naming PATH/FILE.avi, END
- * exclusive (the loader reads range(START, END), 80 frames on every line of
- * the published lists), and labels count from 1. */
+ * exclusive (the loader seeks to START and reads range(START, END) into an
+ * 80-frame buffer), and labels count from 1. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
