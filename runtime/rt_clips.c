@@ -29,8 +29,8 @@
 
 #include "rt_source.h"
 
-/* Where a list may name more sensors than we read (duo_left), so a line
- * holds at most this many fields: path, label and the sensors. */
+/* The most fields a line may hold: path, label and the sensors (NVIDIA's
+ * lists name three: depth, color, duo_left). */
 #define CLIP_MAX_FIELDS 16
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
