@@ -5,7 +5,8 @@
 # is built and its generated code is compiled by the tests.
 set -e
 pkgs="cmake make clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
-      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg"
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+      libspng-dev libturbojpeg0-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
