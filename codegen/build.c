@@ -17,6 +17,11 @@
 #define MMNET_BUILD_RUNTIME_LIB ""
 #define MMNET_BUILD_RUNTIME_CUDA_LIB ""
 #endif
+/* The libraries the runtime links besides OpenMP's (zlib, cJSON, the
+ * image and video decoders, threads), as CMake found them, blank-separated. */
+#ifndef MMNET_BUILD_RUNTIME_LIBS
+#define MMNET_BUILD_RUNTIME_LIBS "-lz -lcjson -lspng -lturbojpeg -lavformat -lavcodec -lswscale -lavutil -lpthread"
+#endif
 #ifndef MMNET_BUILD_OMP_LIB
 #define MMNET_BUILD_OMP_LIB "-lgomp"
 #endif
@@ -68,6 +73,19 @@ static bool on_path(const char *prog) {
         p = e + 1;
     }
     return false;
+}
+
+/* Appends MMNET_BUILD_RUNTIME_LIBS's words to argv at k; returns the new k. */
+static int add_runtime_libs(char **argv, int k, int max) {
+    static char libs[] = MMNET_BUILD_RUNTIME_LIBS;
+    static char *words[64];
+    static int nwords = -1;
+    if (nwords < 0) {
+        nwords = 0;
+        for (char *w = strtok(libs, " "); w && nwords < 64; w = strtok(NULL, " ")) words[nwords++] = w;
+    }
+    for (int i = 0; i < nwords && k < max; i++) argv[k++] = words[i];
+    return k;
 }
 
 /* Where the runtime's headers and library are: $MMNET_HOME, else next to
@@ -226,12 +244,11 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                 }
             }
             if (!failed) {
-                char *argv[16] = {(char *)compiler, "-fopenmp"};
+                char *argv[96] = {(char *)compiler, "-fopenmp"};
                 int k = 2;
                 for (int i = 0; i < gen.n; i++) argv[k++] = objs[i];
                 argv[k++] = lib;
-                argv[k++] = "-lz";
-                argv[k++] = "-lcjson";
+                k = add_runtime_libs(argv, k, 88);
                 argv[k++] = MMNET_BUILD_OMP_LIB;
                 argv[k++] = "-lm";
                 argv[k++] = "-o";
@@ -257,10 +274,11 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[24] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas"};
+            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas"};
             int k = 12;
             if (use_cudnn) argv[k++] = "-lcudnn";
-            const char *tail[] = {"-lz", "-lcjson", MMNET_BUILD_OMP_LIB, "-lm", "-o", out};
+            k = add_runtime_libs(argv, k, 88);
+            const char *tail[] = {MMNET_BUILD_OMP_LIB, "-lm", "-o", out};
             for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) argv[k++] = (char *)tail[i];
             argv[k] = NULL;
             int r = run(argv, show);
