@@ -3,7 +3,7 @@
  * limit_train), every error a bad data directory can produce, and
  * synthetic data. Works in a fresh directory under $TMPDIR (default /tmp),
  * removed at exit. If Debian's Fashion-MNIST is installed, it is loaded
- * too and the time printed. Exit 0 on success. */
+ * too and the time printed. Exit 0 when every check passes (tests/check.h). */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include <ftw.h>
 #include <math.h>
@@ -14,25 +14,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../check.h"
 #include "mmrt.h"
-
-#define CHECK(c)                                                                 \
-    do {                                                                         \
-        if (!(c)) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
-/* err must mention both strings (a file name and a key phrase). */
-#define CHECK_ERR(err, a, b)                                                                               \
-    do {                                                                                                   \
-        if (!strstr((err), (a)) || !strstr((err), (b))) {                                                  \
-            fprintf(stderr, "%s:%d: error message \"%s\" lacks \"%s\" or \"%s\"\n", __FILE__, __LINE__, (err), \
-                    (a), (b));                                                                             \
-            exit(1);                                                                                       \
-        }                                                                                                  \
-    } while (0)
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -49,7 +32,7 @@ static void cleanup(void) {
 
 static void path_in(char *buf, size_t n, const char *dir, const char *name) {
     int k = snprintf(buf, n, "%s/%s", dir, name);
-    CHECK(k > 0 && (size_t)k < n);
+    REQUIRE(k > 0 && (size_t)k < n);
 }
 
 static char *make_dir(const char *name) {
@@ -57,7 +40,7 @@ static char *make_dir(const char *name) {
     static int next;
     char *p = buf[next++ % 8];
     path_in(p, sizeof buf[0], g_root, name);
-    CHECK(mkdir(p, 0777) == 0);
+    REQUIRE(mkdir(p, 0777) == 0, "%s", p);
     return p;
 }
 
@@ -65,26 +48,26 @@ static char *make_dir(const char *name) {
 static void write_bytes(const char *path, int gz, const uint8_t *b, size_t n) {
     if (gz) {
         gzFile g = gzopen(path, "wb");
-        CHECK(g);
-        CHECK(n == 0 || gzwrite(g, b, (unsigned)n) == (int)n);
-        CHECK(gzclose(g) == Z_OK);
+        REQUIRE(g, "%s", path);
+        REQUIRE(n == 0 || gzwrite(g, b, (unsigned)n) == (int)n);
+        REQUIRE(gzclose(g) == Z_OK);
     } else {
         FILE *f = fopen(path, "wb");
-        CHECK(f);
-        CHECK(n == 0 || fwrite(b, 1, n, f) == n);
-        CHECK(fclose(f) == 0);
+        REQUIRE(f, "%s", path);
+        REQUIRE(n == 0 || fwrite(b, 1, n, f) == n);
+        REQUIRE(fclose(f) == 0);
     }
 }
 
 static uint8_t *read_whole(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
-    CHECK(f);
-    CHECK(fseek(f, 0, SEEK_END) == 0);
+    REQUIRE(f, "%s", path);
+    REQUIRE(fseek(f, 0, SEEK_END) == 0);
     long len = ftell(f);
-    CHECK(len >= 0);
+    REQUIRE(len >= 0);
     rewind(f);
     uint8_t *b = malloc((size_t)len + 1);
-    CHECK(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    REQUIRE(b && fread(b, 1, (size_t)len, f) == (size_t)len);
     fclose(f);
     *n = (size_t)len;
     return b;
@@ -95,7 +78,7 @@ static uint8_t *read_whole(const char *path, size_t *n) {
 static void put_idx(const char *path, int gz, uint8_t type, int ndim, const uint32_t *dims, const uint8_t *data, size_t ndata) {
     size_t h = 4 + 4 * (size_t)ndim;
     uint8_t *b = malloc(h + ndata + 1);
-    CHECK(b);
+    REQUIRE(b);
     b[0] = b[1] = 0, b[2] = type, b[3] = (uint8_t)ndim;
     for (int d = 0; d < ndim; d++)
         for (int k = 0; k < 4; k++) b[4 + 4 * d + k] = (uint8_t)(dims[d] >> (24 - 8 * k));
@@ -114,7 +97,7 @@ typedef struct {
 
 static Split make_split(int n, int h, int w, int salt) {
     Split s = {n, h, w, malloc((size_t)n * h * w), malloc((size_t)n)};
-    CHECK(s.img && s.lab);
+    REQUIRE(s.img && s.lab);
     for (int i = 0; i < n; i++) {
         uint8_t *p = s.img + (size_t)i * h * w;
         for (int k = 0; k < h * w; k++) p[k] = (uint8_t)((i * 31 + k * 7 + salt) % 256);
@@ -158,16 +141,16 @@ static int nearest_class(const float rgb[3]) {
  * the source indices (from pixels 1 and 2). */
 static double check_set(const rt_dataset *d, const Split *s, int *seen) {
     size_t hw = (size_t)s->h * s->w;
-    CHECK(d->nstreams == 2 && d->classes == 10);
+    REQUIRE(d->nstreams == 2 && d->classes == 10);
     CHECK(strcmp(d->stream[0], "color") == 0 && strcmp(d->stream[1], "gray") == 0);
-    CHECK(d->numel[0] == 3 * hw && d->numel[1] == hw);
+    REQUIRE(d->numel[0] == 3 * hw && d->numel[1] == hw);
     CHECK(((uintptr_t)d->x[0] | (uintptr_t)d->x[1] | (uintptr_t)d->y) % 64 == 0);
     int match = 0;
     for (int i = 0; i < d->n; i++) {
         const float *g = d->x[1] + i * hw, *c = d->x[0] + i * 3 * hw;
         CHECK(g[0] == 1.0f);
         int src = (int)lroundf(g[1] * 255.0f) + 256 * (int)lroundf(g[2] * 255.0f);
-        CHECK(src >= 0 && src < s->n);
+        REQUIRE(src >= 0 && src < s->n, "example %d", i);
         if (seen) {
             CHECK(!seen[src]);
             seen[src] = 1;
@@ -193,6 +176,41 @@ static int same_set(const rt_dataset *a, const rt_dataset *b) {
 }
 
 /* ---- IDX -------------------------------------------------------------------- */
+/* Bad IDX files, one row each: how the file is made, what rt_idx_read is
+ * asked for, and what the error says besides the file's path. */
+typedef enum {
+    IDX_HEADER,    /* the header given (type, ndim, dims), gzip when gz, and ndata bytes of payload */
+    IDX_ABSENT,    /* neither the file nor name.gz */
+    IDX_EMPTY,     /* a file of 0 bytes */
+    IDX_DIRECTORY, /* a directory */
+    IDX_BAD_GZIP,  /* a gzip header, then junk */
+} IdxHow;
+
+static const struct {
+    const char *name; /* the file, in the test's directory */
+    IdxHow how;
+    int gz;
+    uint8_t type;
+    int ndim;
+    uint32_t dims[3];
+    size_t ndata; /* at most 12 */
+    int want_ndim;
+    const char *phrase;
+} k_bad_idx[] = {
+    {"nothing", IDX_ABSENT, 0, 0, 0, {0}, 0, 3, "No such file or directory (also tried nothing.gz)"},
+    /* the header, field by field */
+    {"type", IDX_HEADER, 0, 0x0d, 3, {2, 3, 2}, 12, 3, "data type 0x0d"},
+    {"ndim", IDX_HEADER, 0, 8, 3, {2, 3, 2}, 12, 1, "3 dimensions, expected 1"},
+    {"zero-dim", IDX_HEADER, 1, 8, 3, {2, 0, 2}, 0, 3, "dimension 1 is 0"},
+    {"over-2g", IDX_HEADER, 0, 8, 3, {60000, 60000, 28}, 12, 3, "more than 2^31 bytes"},
+    {"dim-too-large", IDX_HEADER, 0, 8, 3, {0x80000000u, 1, 1}, 12, 3, "too large"},
+    /* a header that claims much more than the file holds: no huge allocation, just "truncated" */
+    {"claims-more", IDX_HEADER, 1, 8, 3, {2000, 1000, 1000}, 12, 3, "truncated: expected 2000000000 bytes of data, found 12"},
+    {"empty", IDX_EMPTY, 0, 0, 0, {0}, 0, 3, "empty file"},
+    {"a-directory", IDX_DIRECTORY, 0, 0, 0, {0}, 0, 3, "Is a directory"},
+    {"bad-gzip", IDX_BAD_GZIP, 0, 0, 0, {0}, 0, 3, "read error: "},
+};
+
 static void test_idx(void) {
     char *dir = make_dir("idx");
     char p[1400], err[1024];
@@ -203,8 +221,8 @@ static void test_idx(void) {
     /* plain, by its name */
     path_in(p, sizeof p, dir, "plain");
     put_idx(p, 0, 8, 3, dims, data, 12);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == 0);
-    CHECK(x.ndim == 3 && x.dims[0] == 2 && x.dims[1] == 3 && x.dims[2] == 2 && x.count == 2 && x.item == 6);
+    REQUIRE(rt_idx_read(p, 3, &x, err, sizeof err) == 0, "%s", err);
+    REQUIRE(x.ndim == 3 && x.dims[0] == 2 && x.dims[1] == 3 && x.dims[2] == 2 && x.count == 2 && x.item == 6);
     CHECK(memcmp(x.data, data, 12) == 0);
     rt_idx_free(&x);
     CHECK(x.data == NULL);
@@ -213,11 +231,11 @@ static void test_idx(void) {
     path_in(p, sizeof p, dir, "zipped.gz");
     put_idx(p, 1, 8, 3, dims, data, 12);
     path_in(p, sizeof p, dir, "zipped");
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == 0);
+    REQUIRE(rt_idx_read(p, 3, &x, err, sizeof err) == 0, "%s", err);
     CHECK(x.count == 2 && x.item == 6 && memcmp(x.data, data, 12) == 0);
     rt_idx_free(&x);
     path_in(p, sizeof p, dir, "plain.gz");
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == 0);
+    REQUIRE(rt_idx_read(p, 3, &x, err, sizeof err) == 0, "%s", err);
     CHECK(x.count == 2 && memcmp(x.data, data, 12) == 0);
     rt_idx_free(&x);
 
@@ -225,54 +243,40 @@ static void test_idx(void) {
     uint32_t dl[1] = {5};
     path_in(p, sizeof p, dir, "labels");
     put_idx(p, 1, 8, 1, dl, data, 5);
-    CHECK(rt_idx_read(p, 1, &x, err, sizeof err) == 0);
+    REQUIRE(rt_idx_read(p, 1, &x, err, sizeof err) == 0, "%s", err);
     CHECK(x.ndim == 1 && x.count == 5 && x.item == 1 && memcmp(x.data, data, 5) == 0);
     rt_idx_free(&x);
 
-    /* missing, under both names */
-    path_in(p, sizeof p, dir, "nothing");
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "No such file or directory (also tried nothing.gz)");
-    CHECK(x.data == NULL);
 
-    /* the header, field by field */
-    path_in(p, sizeof p, dir, "bad");
-    put_idx(p, 0, 0x0d, 3, dims, data, 12);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "data type 0x0d");
-    put_idx(p, 0, 8, 3, dims, data, 12);
-    CHECK(rt_idx_read(p, 1, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "3 dimensions, expected 1");
-    uint32_t zero[3] = {2, 0, 2};
-    put_idx(p, 1, 8, 3, zero, data, 0);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "dimension 1 is 0");
-    uint32_t huge[3] = {60000, 60000, 28};
-    put_idx(p, 0, 8, 3, huge, data, 12);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "more than 2^31 bytes");
-    uint32_t big[3] = {0x80000000u, 1, 1};
-    put_idx(p, 0, 8, 3, big, data, 12);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "too large");
-    /* a header that claims much more than the file holds: no huge allocation, just "truncated" */
-    uint32_t lots[3] = {2000, 1000, 1000};
-    put_idx(p, 1, 8, 3, lots, data, 12);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "truncated: expected 2000000000 bytes of data, found 12");
-    write_bytes(p, 0, (const uint8_t *)"", 0);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "empty file");
-    /* a directory */
-    CHECK(rt_idx_read(dir, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, dir, "Is a directory");
-    /* a corrupt gzip stream */
-    uint8_t junk[64] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
-    for (int i = 10; i < 64; i++) junk[i] = (uint8_t)(i * 37);
-    write_bytes(p, 0, junk, sizeof junk);
-    CHECK(rt_idx_read(p, 3, &x, err, sizeof err) == -1);
-    CHECK_ERR(err, p, "read error: ");
-    printf("idx: ok\n");
+    /* every way a file can be bad: one row each (k_bad_idx) */
+    const int ncases = (int)(sizeof k_bad_idx / sizeof k_bad_idx[0]);
+    for (int i = 0; i < ncases; i++) {
+        path_in(p, sizeof p, dir, k_bad_idx[i].name);
+        switch (k_bad_idx[i].how) {
+        case IDX_HEADER:
+            REQUIRE(k_bad_idx[i].ndata <= sizeof data);
+            put_idx(p, k_bad_idx[i].gz, k_bad_idx[i].type, k_bad_idx[i].ndim, k_bad_idx[i].dims, data, k_bad_idx[i].ndata);
+            break;
+        case IDX_ABSENT: break;
+        case IDX_EMPTY: write_bytes(p, 0, (const uint8_t *)"", 0); break;
+        case IDX_DIRECTORY: REQUIRE(mkdir(p, 0777) == 0, "%s", p); break;
+        case IDX_BAD_GZIP: {
+            uint8_t junk[64] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+            for (int j = 10; j < 64; j++) junk[j] = (uint8_t)(j * 37);
+            write_bytes(p, 0, junk, sizeof junk);
+            break;
+        }
+        }
+        printf("  %s: ", k_bad_idx[i].name);
+        fflush(stdout); /* a crash while reading shows which case */
+        strcpy(err, "(no error message)");
+        memset(&x, 0x5a, sizeof x);
+        CHECK(rt_idx_read(p, k_bad_idx[i].want_ndim, &x, err, sizeof err) == -1, "%s: read, but should be rejected", k_bad_idx[i].name);
+        CHECK_ERR(err, p, k_bad_idx[i].phrase);
+        CHECK(x.data == NULL, "%s: data left after a failed read", k_bad_idx[i].name);
+        printf("rejected: %s\n", err);
+    }
+    printf("idx: %d bad files\n", ncases);
 }
 
 /* ---- colored-and-gray --------------------------------------------------------- */
@@ -284,10 +288,10 @@ static void test_colored_gray(void) {
     write_split(dir, "t10k", 0, &te);  /* plain */
 
     rt_data d, e;
-    CHECK(rt_load_colored_gray(dir, 0.02f, 1000, 0, 42, &d, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 1000, 0, 42, &d, err, sizeof err) == 0, "%s", err);
     CHECK(d.train.n == 500 && d.val.n == 1000 && d.test.n == 1000);
     int *seen = calloc((size_t)tr.n, sizeof(int));
-    CHECK(seen);
+    REQUIRE(seen);
     double acc_train = check_set(&d.train, &tr, seen), acc_val = check_set(&d.val, &tr, seen), acc_test = check_set(&d.test, &te, NULL);
     for (int i = 0; i < tr.n; i++) CHECK(seen[i]); /* train and val partition the training file */
     free(seen);
@@ -299,10 +303,11 @@ static void test_colored_gray(void) {
     for (int i = 0; i < d.train.n; i++) {
         float col[3];
         rt_class_color(d.train.y[i], col);
-        for (int ch = 0; ch < 3; ch++) CHECK(fabsf(d.train.x[0][(size_t)i * 3 * 784 + ch * 784] - col[ch]) < 5 * sqrtf(0.02f));
+        for (int ch = 0; ch < 3; ch++)
+            CHECK_CLOSE(d.train.x[0][(size_t)i * 3 * 784 + ch * 784], col[ch], 5 * sqrtf(0.02f), 0, "example %d channel %d", i, ch);
     }
     /* at variance 0 the training colour is the class colour exactly */
-    CHECK(rt_load_colored_gray(dir, 0.0f, 1000, 0, 42, &e, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.0f, 1000, 0, 42, &e, err, sizeof err) == 0, "%s", err);
     CHECK(check_set(&e.train, &tr, NULL) == 1.0);
     for (int i = 0; i < e.train.n; i++) {
         float col[3];
@@ -312,26 +317,26 @@ static void test_colored_gray(void) {
     rt_data_free(&e);
 
     /* determinism */
-    CHECK(rt_load_colored_gray(dir, 0.02f, 1000, 0, 42, &e, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 1000, 0, 42, &e, err, sizeof err) == 0, "%s", err);
     CHECK(same_set(&d.train, &e.train) && same_set(&d.val, &e.val) && same_set(&d.test, &e.test));
     rt_data_free(&e);
-    CHECK(rt_load_colored_gray(dir, 0.02f, 1000, 0, 43, &e, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 1000, 0, 43, &e, err, sizeof err) == 0, "%s", err);
     CHECK(!same_set(&d.train, &e.train) && !same_set(&d.val, &e.val) && !same_set(&d.test, &e.test));
     rt_data_free(&e);
 
     /* limit_train: the first examples, validation and test unchanged */
-    CHECK(rt_load_colored_gray(dir, 0.02f, 1000, 100, 42, &e, err, sizeof err) == 0);
-    CHECK(e.train.n == 100 && e.val.n == 1000 && e.test.n == 1000);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 1000, 100, 42, &e, err, sizeof err) == 0, "%s", err);
+    REQUIRE(e.train.n == 100 && e.val.n == 1000 && e.test.n == 1000);
     CHECK(memcmp(e.train.x[0], d.train.x[0], sizeof(float) * 100 * 3 * 784) == 0);
     CHECK(memcmp(e.train.y, d.train.y, sizeof(int32_t) * 100) == 0);
     CHECK(same_set(&d.val, &e.val) && same_set(&d.test, &e.test));
     rt_data_free(&e);
-    CHECK(rt_load_colored_gray(dir, 0.02f, 1000, 100000, 42, &e, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 1000, 100000, 42, &e, err, sizeof err) == 0, "%s", err);
     CHECK(same_set(&d.train, &e.train));
     rt_data_free(&e);
 
     /* no validation set at all */
-    CHECK(rt_load_colored_gray(dir, 0.02f, 0, 0, 42, &e, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 0, 0, 42, &e, err, sizeof err) == 0, "%s", err);
     CHECK(e.train.n == 1500 && e.val.n == 0 && e.test.n == 1000);
     rt_data_free(&e);
     CHECK(e.train.x[0] == NULL && e.train.n == 0);
@@ -345,130 +350,160 @@ static void test_colored_gray(void) {
     dir = make_dir("cg57");
     write_split(dir, "train", 0, &a);
     write_split(dir, "t10k", 1, &b);
-    CHECK(rt_load_colored_gray(dir, 0.02f, 10, 0, 1, &d, err, sizeof err) == 0);
+    REQUIRE(rt_load_colored_gray(dir, 0.02f, 10, 0, 1, &d, err, sizeof err) == 0, "%s", err);
     CHECK(d.train.n == 20 && d.val.n == 10 && d.test.n == 20 && d.train.numel[1] == 35);
     check_set(&d.train, &a, NULL);
     check_set(&d.test, &b, NULL);
     rt_data_free(&d);
     free_split(&a);
     free_split(&b);
-    printf("colored_gray: ok\n");
+    printf("colored_gray: done\n");
 }
 
-/* A directory holding a good small set, then one file replaced by `bad`. */
-static char *bad_dir(const char *name, const Split *tr, const Split *te) {
-    char *dir = make_dir(name);
-    write_split(dir, "train", 0, tr);
-    write_split(dir, "t10k", 1, te);
-    return dir;
-}
-
-static void expect_fail(const char *dir, int val_size, const char *file, const char *phrase) {
-    char err[1024] = "";
-    rt_data d;
-    memset(&d, 0x5a, sizeof d);
-    if (rt_load_colored_gray(dir, 0.02f, val_size, 0, 7, &d, err, sizeof err) != -1) {
-        fprintf(stderr, "%s: loading did not fail (expected: %s)\n", dir, phrase);
-        exit(1);
-    }
-    CHECK_ERR(err, file, phrase);
-    CHECK(d.train.x[0] == NULL && d.test.y == NULL && d.val.n == 0); /* nothing left allocated */
-    printf("  error ok: %s\n", err);
-}
-
-static void test_errors(void) {
-    Split tr = make_split(40, 6, 6, 0), te = make_split(20, 6, 6, 3);
+/* ---- bad data directories: one row per case, one loop ----------------------- */
+/* Each case starts from a good small set (40 training examples of 6 x 6,
+ * plain files; 20 test examples, gzip) that a function then spoils. */
+static void replace(const char *dir, const char *name, int gz, int ndim, const uint32_t *dims, const uint8_t *data, size_t ndata) {
     char p[1400];
-    uint32_t di[3] = {40, 6, 6}, dl[1] = {40};
+    path_in(p, sizeof p, dir, name);
+    put_idx(p, gz, 8, ndim, dims, data, ndata);
+}
 
-    char *dir = make_dir("good");
-    write_split(dir, "train", 0, &tr);
-    write_split(dir, "t10k", 1, &te);
-    char err[1024];
-    rt_data d;
-    CHECK(rt_load_colored_gray(dir, 0.02f, 10, 0, 7, &d, err, sizeof err) == 0);
-    rt_data_free(&d);
+static void rm_in(const char *dir, const char *name) {
+    char p[1400];
+    path_in(p, sizeof p, dir, name);
+    REQUIRE(remove(p) == 0, "%s", p);
+}
 
-    path_in(p, sizeof p, g_root, "no-such-dir");
-    expect_fail(p, 10, "no-such-dir/train-images-idx3-ubyte", "No such file or directory");
+static void spoil_no_dir(const char *dir, const Split *tr, const Split *te) {
+    REQUIRE(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "%s", dir);
+}
 
-    dir = make_dir("missing-test");
-    write_split(dir, "train", 1, &tr);
-    expect_fail(dir, 10, "t10k-images-idx3-ubyte", "No such file or directory (also tried t10k-images-idx3-ubyte.gz)");
+static void spoil_no_test_split(const char *dir, const Split *tr, const Split *te) {
+    rm_in(dir, "t10k-images-idx3-ubyte.gz");
+    rm_in(dir, "t10k-labels-idx1-ubyte.gz");
+    rm_in(dir, "train-images-idx3-ubyte"); /* and the training split gzip'd */
+    rm_in(dir, "train-labels-idx1-ubyte");
+    write_split(dir, "train", 1, tr);
+}
 
-    dir = bad_dir("trunc-images", &tr, &te);
-    path_in(p, sizeof p, dir, "train-images-idx3-ubyte");
-    put_idx(p, 0, 8, 3, di, tr.img, 40 * 36 - 5);
-    expect_fail(dir, 10, "train-images-idx3-ubyte", "truncated: expected 1440 bytes of data, found 1435");
+static void spoil_trunc_images(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t di[3] = {40, 6, 6};
+    replace(dir, "train-images-idx3-ubyte", 0, 3, di, tr->img, 40 * 36 - 5);
+}
 
-    dir = bad_dir("trunc-images-gz", &tr, &te);
-    path_in(p, sizeof p, dir, "t10k-images-idx3-ubyte.gz");
-    uint32_t dt[3] = {20, 6, 6};
-    put_idx(p, 1, 8, 3, dt, te.img, 100);
-    expect_fail(dir, 10, "t10k-images-idx3-ubyte.gz", "truncated: expected 720 bytes of data, found 100");
+static void spoil_trunc_images_gz(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t dt[3] = {20, 6, 6};
+    replace(dir, "t10k-images-idx3-ubyte.gz", 1, 3, dt, te->img, 100);
+}
 
-    dir = bad_dir("trunc-header", &tr, &te);
+static void spoil_trunc_header(const char *dir, const Split *tr, const Split *te) {
+    char p[1400];
     path_in(p, sizeof p, dir, "train-labels-idx1-ubyte");
     write_bytes(p, 0, (const uint8_t *)"\0\0\x08\x01\0\0", 6);
-    expect_fail(dir, 10, "train-labels-idx1-ubyte", "truncated header: expected 8 bytes, found 6");
+}
 
-    dir = bad_dir("magic", &tr, &te);
+/* gzip twice: one decompression leaves a gzip header, as happens when a .gz
+ * file is compressed again under another name */
+static void spoil_gzip_twice(const char *dir, const Split *tr, const Split *te) {
+    char p[1400];
+    const uint32_t di[3] = {40, 6, 6};
     path_in(p, sizeof p, dir, "train-images-idx3-ubyte");
-    /* gzip twice: one decompression leaves a gzip header, as happens when
-     * a .gz file is compressed again under another name */
-    put_idx(p, 1, 8, 3, di, tr.img, 40 * 36);
+    put_idx(p, 1, 8, 3, di, tr->img, 40 * 36);
     size_t nz;
     uint8_t *z = read_whole(p, &nz);
     write_bytes(p, 1, z, nz);
     free(z);
-    expect_fail(dir, 10, "train-images-idx3-ubyte", "not an IDX file (magic 0x1f8b0800, expected 0x00000803)");
+}
 
-    dir = bad_dir("ndim", &tr, &te);
-    path_in(p, sizeof p, dir, "train-images-idx3-ubyte");
-    uint32_t d2[2] = {40, 36};
-    put_idx(p, 0, 8, 2, d2, tr.img, 40 * 36);
-    expect_fail(dir, 10, "train-images-idx3-ubyte", "2 dimensions, expected 3");
+static void spoil_images_2d(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t d2[2] = {40, 36};
+    replace(dir, "train-images-idx3-ubyte", 0, 2, d2, tr->img, 40 * 36);
+}
 
-    dir = bad_dir("count", &tr, &te);
-    path_in(p, sizeof p, dir, "train-labels-idx1-ubyte");
-    uint32_t d39[1] = {39};
-    put_idx(p, 0, 8, 1, d39, tr.lab, 39);
-    expect_fail(dir, 10, "train-labels-idx1-ubyte", "39 labels, but train-images-idx3-ubyte holds 40 images");
+static void spoil_39_labels(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t d39[1] = {39};
+    replace(dir, "train-labels-idx1-ubyte", 0, 1, d39, tr->lab, 39);
+}
 
-    dir = bad_dir("label", &tr, &te);
-    path_in(p, sizeof p, dir, "train-labels-idx1-ubyte");
+static void spoil_label_12(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t dl[1] = {40};
     uint8_t lab[40];
-    memcpy(lab, tr.lab, 40);
+    memcpy(lab, tr->lab, 40);
     lab[17] = 12;
-    put_idx(p, 0, 8, 1, dl, lab, 40);
-    expect_fail(dir, 10, "train-labels-idx1-ubyte", "label 12 at index 17");
+    replace(dir, "train-labels-idx1-ubyte", 0, 1, dl, lab, 40);
+}
 
-    dir = bad_dir("trailing", &tr, &te);
-    path_in(p, sizeof p, dir, "train-images-idx3-ubyte");
-    uint8_t *more = malloc(40 * 36 + 3);
-    CHECK(more);
-    memcpy(more, tr.img, 40 * 36);
+static void spoil_trailing(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t di[3] = {40, 6, 6};
+    uint8_t more[40 * 36 + 3];
+    memcpy(more, tr->img, 40 * 36);
     memcpy(more + 40 * 36, "xyz", 3);
-    put_idx(p, 0, 8, 3, di, more, 40 * 36 + 3);
-    free(more);
-    expect_fail(dir, 10, "train-images-idx3-ubyte", "trailing data");
+    replace(dir, "train-images-idx3-ubyte", 0, 3, di, more, sizeof more);
+}
 
-    dir = bad_dir("sizes", &tr, &te);
-    path_in(p, sizeof p, dir, "t10k-images-idx3-ubyte.gz");
-    uint32_t d66[3] = {10, 6, 3};
-    put_idx(p, 1, 8, 3, d66, te.img, 180);
-    path_in(p, sizeof p, dir, "t10k-labels-idx1-ubyte.gz");
-    uint32_t d10[1] = {10};
-    put_idx(p, 1, 8, 1, d10, te.lab, 10);
-    expect_fail(dir, 10, "t10k-images-idx3-ubyte", "images are 6x3, but the training images are 6x6");
+static void spoil_test_6x3(const char *dir, const Split *tr, const Split *te) {
+    const uint32_t d63[3] = {10, 6, 3}, d10[1] = {10};
+    replace(dir, "t10k-images-idx3-ubyte.gz", 1, 3, d63, te->img, 180);
+    replace(dir, "t10k-labels-idx1-ubyte.gz", 1, 1, d10, te->lab, 10);
+}
 
-    dir = bad_dir("valsize", &tr, &te);
-    expect_fail(dir, 40, "train-images-idx3-ubyte", "val_size 40 must be less than the 40 training examples");
-    expect_fail(dir, -1, "valsize", "val_size must be >= 0");
+static const struct {
+    const char *name;                                                 /* the directory */
+    void (*spoil)(const char *dir, const Split *tr, const Split *te); /* NULL: left good */
+    int val_size;
+    const char *file;   /* the error names it ... */
+    const char *phrase; /* ... and says this */
+} k_bad_dirs[] = {
+    {"no-such-dir", spoil_no_dir, 10, "no-such-dir/train-images-idx3-ubyte", "No such file or directory"},
+    {"missing-test", spoil_no_test_split, 10, "t10k-images-idx3-ubyte", "No such file or directory (also tried t10k-images-idx3-ubyte.gz)"},
+    {"trunc-images", spoil_trunc_images, 10, "train-images-idx3-ubyte", "truncated: expected 1440 bytes of data, found 1435"},
+    {"trunc-images-gz", spoil_trunc_images_gz, 10, "t10k-images-idx3-ubyte.gz", "truncated: expected 720 bytes of data, found 100"},
+    {"trunc-header", spoil_trunc_header, 10, "train-labels-idx1-ubyte", "truncated header: expected 8 bytes, found 6"},
+    {"magic", spoil_gzip_twice, 10, "train-images-idx3-ubyte", "not an IDX file (magic 0x1f8b0800, expected 0x00000803)"},
+    {"ndim", spoil_images_2d, 10, "train-images-idx3-ubyte", "2 dimensions, expected 3"},
+    {"count", spoil_39_labels, 10, "train-labels-idx1-ubyte", "39 labels, but train-images-idx3-ubyte holds 40 images"},
+    {"label", spoil_label_12, 10, "train-labels-idx1-ubyte", "label 12 at index 17"},
+    {"trailing", spoil_trailing, 10, "train-images-idx3-ubyte", "trailing data"},
+    {"sizes", spoil_test_6x3, 10, "t10k-images-idx3-ubyte", "images are 6x3, but the training images are 6x6"},
+    {"valsize", NULL, 40, "train-images-idx3-ubyte", "val_size 40 must be less than the 40 training examples"},
+    {"valsize-negative", NULL, -1, "valsize-negative", "val_size must be >= 0"},
+};
+
+/* Each case: loading fails (and does not crash), the error names the file
+ * and says the phrase, and nothing is left allocated. */
+static void test_errors(void) {
+    Split tr = make_split(40, 6, 6, 0), te = make_split(20, 6, 6, 3);
+    char err[1024];
+    rt_data d;
+
+    char *dir = make_dir("good");
+    write_split(dir, "train", 0, &tr);
+    write_split(dir, "t10k", 1, &te);
+    CHECK(rt_load_colored_gray(dir, 0.02f, 10, 0, 7, &d, err, sizeof err) == 0, "%s", err);
+    rt_data_free(&d);
+
+    const int ncases = (int)(sizeof k_bad_dirs / sizeof k_bad_dirs[0]);
+    for (int i = 0; i < ncases; i++) {
+        dir = make_dir(k_bad_dirs[i].name);
+        write_split(dir, "train", 0, &tr);
+        write_split(dir, "t10k", 1, &te);
+        if (k_bad_dirs[i].spoil) k_bad_dirs[i].spoil(dir, &tr, &te);
+        printf("  %s: ", k_bad_dirs[i].name);
+        fflush(stdout); /* a crash while loading shows which case */
+        strcpy(err, "(no error message)");
+        memset(&d, 0x5a, sizeof d);
+        int rc = rt_load_colored_gray(dir, 0.02f, k_bad_dirs[i].val_size, 0, 7, &d, err, sizeof err);
+        CHECK(rc == -1, "%s: loading did not fail (expected: %s)", k_bad_dirs[i].name, k_bad_dirs[i].phrase);
+        CHECK_ERR(err, k_bad_dirs[i].file, k_bad_dirs[i].phrase);
+        CHECK(d.train.x[0] == NULL && d.test.y == NULL && d.val.n == 0, "%s: data left after a failed load", k_bad_dirs[i].name);
+        if (rc == 0) rt_data_free(&d);
+        printf("rejected: %s\n", err);
+    }
 
     free_split(&tr);
     free_split(&te);
-    printf("errors: ok\n");
+    printf("errors: %d bad directories\n", ncases);
 }
 
 /* ---- synthetic ------------------------------------------------------------------ */
@@ -484,10 +519,10 @@ static void test_synthetic(void) {
     CHECK(a.train.n == 400 && a.val.n == 100 && a.test.n == 100);
     const rt_dataset *s[3] = {&a.train, &a.val, &a.test};
     for (int k = 0; k < 3; k++) {
-        CHECK(s[k]->nstreams == 2 && s[k]->classes == 5);
+        REQUIRE(s[k]->nstreams == 2 && s[k]->classes == 5);
         CHECK(strcmp(s[k]->stream[0], "color") == 0 && strcmp(s[k]->stream[1], "gray") == 0);
-        CHECK(s[k]->numel[0] == 48 && s[k]->numel[1] == 16);
-        for (int i = 0; i < s[k]->n; i++) CHECK(s[k]->y[i] >= 0 && s[k]->y[i] < 5);
+        REQUIRE(s[k]->numel[0] == 48 && s[k]->numel[1] == 16);
+        for (int i = 0; i < s[k]->n; i++) REQUIRE(s[k]->y[i] >= 0 && s[k]->y[i] < 5, "set %d example %d", k, i);
     }
     CHECK(!same_set(&a.val, &a.test));
     /* learnable: nearest class mean (estimated on train) classifies test well */
@@ -527,7 +562,7 @@ static void test_synthetic(void) {
     rt_data_free(&b);
     rt_data_free(&a);
     CHECK(a.train.y == NULL && a.test.n == 0);
-    printf("synthetic: ok\n");
+    printf("synthetic: done\n");
 }
 
 static void test_class_color(void) {
@@ -552,8 +587,8 @@ static void test_fashion(void) {
     double t0 = rt_now();
     int rc = rt_load_colored_gray(FASHION_DIR, 0.02f, 10000, 0, 1, &d, err, sizeof err);
     double t1 = rt_now();
-    if (rc != 0) fprintf(stderr, "%s\n", err);
-    CHECK(rc == 0);
+    CHECK(rc == 0, "%s", err);
+    if (rc != 0) return;
     CHECK(d.train.n + d.val.n == 60000 && d.val.n == 10000 && d.test.n == 10000);
     CHECK(d.train.numel[0] == 3 * 784 && d.train.numel[1] == 784);
     printf("fashion-mnist: loaded %d train, %d val, %d test in %.3f s\n", d.train.n, d.val.n, d.test.n, t1 - t0);
@@ -575,6 +610,5 @@ int main(void) {
     test_errors();
     test_synthetic();
     test_fashion();
-    printf("test_data: all passed\n");
-    return 0;
+    return check_summary("test_data");
 }
