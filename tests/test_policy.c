@@ -7,16 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "rt_policy.h"
-
-static int failures;
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
 
 static rt_speed speed_with(double d) {
     rt_speed s;
@@ -52,8 +44,7 @@ static void test_guided(void) {
     };
     for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
         int k = rt_controller_next(&c, seq[i].epoch);
-        if (k != seq[i].expect) fprintf(stderr, "guided step %zu: got %d, expected %d\n", i, k, seq[i].expect);
-        CHECK(k == seq[i].expect);
+        CHECK(k == seq[i].expect, "guided step %zu: got %d, expected %d", i, k, seq[i].expect);
         if (k == RT_STEP_REGULAR) {
             rt_speed s = speed_with(seq[i].d);
             rt_controller_after_regular(&c, seq[i].epoch, &s);
@@ -74,10 +65,10 @@ static void test_random(void) {
     for (int i = 0; i < n; i++) {
         int k = rt_controller_next(&a, 1);
         CHECK(k == rt_controller_next(&b, 1)); /* deterministic for a seed */
-        CHECK(k >= -1 && k <= 1);
+        REQUIRE(k >= -1 && k <= 1, "random step %d: kind %d", i, k);
         count[k + 1]++;
     }
-    for (int j = 0; j < 3; j++) CHECK(fabs(count[j] / (double)n - 1.0 / 3) < 0.015);
+    for (int j = 0; j < 3; j++) CHECK_CLOSE(count[j] / (double)n, 1.0 / 3, 0.015, 0, "the share of step kind %d", j - 1);
 }
 
 static void test_speed(void) {
@@ -102,19 +93,14 @@ static void test_speed(void) {
     /* mu(main_0) = 1/4, 3/4; mu(bypass_0) = (0.5+0.5)/(1+1), (1+0)/(2+2);
      * mu(main_1) = 2, 1; mu(bypass_1) = 0.5, 0.5. */
     double s0 = log10((0.5 + 0.25) / (0.25 + 0.75)), s1 = log10((0.5 + 0.5) / (2.0 + 1.0));
-    CHECK(fabs(s.s[0] - s0) < 1e-12);
-    CHECK(fabs(s.s[1] - s1) < 1e-12);
-    CHECK(fabs(s.d_speed - (s0 - s1)) < 1e-12);
+    CHECK_CLOSE(s.s[0], s0, 1e-12, 0);
+    CHECK_CLOSE(s.s[1], s1, 1e-12, 0);
+    CHECK_CLOSE(s.d_speed, s0 - s1, 1e-12, 0);
 }
 
 int main(void) {
     test_guided();
     test_random();
     test_speed();
-    if (failures) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    printf("ok: guided sequence, random distribution, conditional learning speed\n");
-    return 0;
+    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed)");
 }

@@ -14,24 +14,14 @@
  * ragged matrices, exactly, with the zero fill they promise, and the
  * transposed store with a bias and a ReLU (mmk_tr16x). Built three
  * times (tests/runtime/CMakeLists.txt): for the host (AVX-512 where it has
- * it), for AVX2 and portable. Exit 0 on success. */
+ * it), for AVX2 and portable. Exit 0 when every check passes (tests/check.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
 #include "mmrt_cpu.h"
-
-static int failures;
-#define CHECK(c, ...)                                                  \
-    do {                                                               \
-        if (!(c)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                              \
-            fputc('\n', stderr);                                       \
-            failures++;                                                \
-        }                                                              \
-    } while (0)
 
 static float rnd(void) { return (float)((double)rand() / RAND_MAX * 2.0 - 1.0); }
 
@@ -63,8 +53,7 @@ static void test_thin(void) {
                                     s += t, mag += fabs(t);
                                 }
                         const float v = c[m * YH * WQ + h * WQ + j];
-                        CHECK(fabs(v - s) <= 1e-6 * (1 + mag), "conv_thin shape %d M=%d [%d][%d][%d]: %g, expected %g", si, M, m, h,
-                              j, v, s);
+                        CHECK_CLOSE(v, s, 1e-6 * (1 + mag), 0, "conv_thin shape %d M=%d [%d][%d][%d]", si, M, m, h, j);
                     }
         }
         free(x), free(w), free(c), free(off);
@@ -88,8 +77,7 @@ static void test_gemm(void) {
                     double s = relu ? 0 : bias[i];
                     for (int k = 0; k < K; k++) s += (double)a[i * K + k] * bx[off[k] + j];
                     if (relu && s < 0) s = 0;
-                    CHECK(fabs(c[i * N + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_off M=%d relu=%d [%d][%d]: %g, expected %g", M, relu, i,
-                          j, c[i * N + j], s);
+                    CHECK_CLOSE(c[i * N + j], s, 1e-5, 1e-5, "gemm_off M=%d relu=%d [%d][%d]", M, relu, i, j);
                 }
         }
     /* C (+)= A . B, A's rows through pointers read contiguously (ak[k] = k), B packed (mmk_pack). */
@@ -110,8 +98,7 @@ static void test_gemm(void) {
                 for (int j = 0; j < NC; j++) {
                     double s = acc ? 0.5 : 0;
                     for (int k = 0; k < KC; k++) s += (double)rows[i][k] * b[k * NC + j];
-                    CHECK(fabs(c[i * NC + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_rows M=%d acc=%d [%d][%d]: %g, expected %g", M, acc, i,
-                          j, c[i * NC + j], s);
+                    CHECK_CLOSE(c[i * NC + j], s, 1e-5, 1e-5, "gemm_rows M=%d acc=%d [%d][%d]", M, acc, i, j);
                 }
         }
     /* C (+)= A . B with A[r][k] = rows[r][ak[k]] (scattered offsets), B packed. */
@@ -126,8 +113,7 @@ static void test_gemm(void) {
                 for (int j = 0; j < NC; j++) {
                     double s = acc ? 0.5 : 0;
                     for (int k = 0; k < KC; k++) s += (double)rows[i][ak[k]] * b[k * NC + j];
-                    CHECK(fabs(c[i * NC + j] - s) <= 1e-5 * (1 + fabs(s)), "gemm_gather M=%d acc=%d [%d][%d]: %g, expected %g", M, acc,
-                          i, j, c[i * NC + j], s);
+                    CHECK_CLOSE(c[i * NC + j], s, 1e-5, 1e-5, "gemm_gather M=%d acc=%d [%d][%d]", M, acc, i, j);
                 }
         }
     free(bx), free(a), free(bias), free(b), free(bp);
@@ -302,18 +288,11 @@ int main(void) {
     test_gemm();
     test_thin();
     test_maxpool();
-    if (failures) {
-        fprintf(stderr, "test_kernels: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_kernels: ok (%s)\n",
 #if defined(__AVX512F__)
-           "AVX-512"
+    return check_summary("test_kernels (AVX-512)");
 #elif defined(__AVX2__)
-           "AVX2"
+    return check_summary("test_kernels (AVX2)");
 #else
-           "portable"
+    return check_summary("test_kernels (portable)");
 #endif
-    );
-    return 0;
 }
