@@ -14,22 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mmrt_cpu.h"
 
 extern const rt_model mm_model;
-
-static int failures;
-#define CHECK(c, ...)                                                              \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                 \
-            fprintf(stderr, __VA_ARGS__);                                          \
-            fputc('\n', stderr);                                                   \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-
-static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
 
 static int find_state(const rt_model *m, const char *name) {
     for (int i = 0; i < m->nstates; i++)
@@ -66,7 +54,7 @@ int main(void) {
     const int vt = rt_find_variant(m, RT_VAR_TRAIN, -1), ve = rt_find_variant(m, RT_VAR_EVAL, -1);
     const int vc = rt_find_variant(m, RT_VAR_CUT, -1), vs = rt_find_variant(m, RT_VAR_SQUEEZE, -1);
     const int vr0 = rt_find_variant(m, RT_VAR_REBALANCE, 0);
-    CHECK(vt >= 0 && ve >= 0 && vc >= 0 && vs >= 0 && vr0 >= 0, "cgmnist lacks a variant");
+    REQUIRE(vt >= 0 && ve >= 0 && vc >= 0 && vs >= 0 && vr0 >= 0, "cgmnist lacks a variant");
     rt_result res;
 
     /* 1. Fused norms against the buffers (with an L1 term in the gradient). */
@@ -84,7 +72,7 @@ int main(void) {
             g2 += g * g;
             wsq += w * w;
         }
-        double err = fmax(rel(res.norms[p][0], g2), rel(res.norms[p][1], wsq));
+        double err = fmax(check_rel(res.norms[p][0], g2, 1e-30), check_rel(res.norms[p][1], wsq, 1e-30));
         if (err > we) we = err, worst = p;
     }
     CHECK(we < 1e-5, "fused norms differ from the buffers' by %.2e (parameter %s)", we, worst >= 0 ? m->params[worst].name : "?");
@@ -153,7 +141,7 @@ int main(void) {
     be->eval(e, vc, &b, &h, &res);
     double ce = 0;
     for (int k = 0; k < m->nbranches; k++)
-        for (int j = 0; j < B * m->classes; j++) ce = fmax(ce, rel(res.logits[k][j], full[k][j]));
+        for (int j = 0; j < B * m->classes; j++) ce = fmax(ce, check_rel(res.logits[k][j], full[k][j], 1e-30));
     CHECK(ce < 1e-4, "the cut graph differs from the normal graph by %.2e with matching squeeze means", ce);
     printf("cut graph: equal to the normal graph (worst relative difference %.2e) when squeeze means match\n", ce);
     /* ... and it does cut: other squeeze means change the output. */
@@ -198,6 +186,5 @@ int main(void) {
     free(buf);
     free(g1);
     free(l0);
-    if (failures) fprintf(stderr, "%d failures\n", failures);
-    return failures ? 1 : 0;
+    return check_summary("algo_test (cgmnist)");
 }

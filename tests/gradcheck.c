@@ -17,6 +17,7 @@
 #ifndef MMNET_F64
 #error "gradcheck is built with -DMMNET_F64"
 #endif
+#include "check.h"
 #include "mmrt_cpu.h"
 
 extern const rt_model mm_model;
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
     b.y = y;
     rt_hyper h = {0.01f, 0.9f, 0, 0, 3, 77, 5, NULL};
 
-    int failures = 0, checked_variants = 0;
+    int checked_variants = 0;
     for (int v = 0; v < m->nvariants; v++) {
         const rt_variant_info *vi = &m->variants[v];
         if (!vi->has_grad) continue;
@@ -89,7 +90,8 @@ int main(int argc, char **argv) {
                 double lm = loss_of(e, v, &b, &h, states0);
                 *w = w0;
                 double fd = (lp - lm) / (2.0 * eps), an = grad[p->off + j];
-                double err = fabs(fd - an) / fmax(fmax(fabs(fd), fabs(an)), 1e-5); /* tiny gradients: compared absolutely */
+                /* relative to the larger of the two; tiny gradients: compared absolutely */
+                double err = check_rel(an, fd, fmax(fabs(an), 1e-5));
                 errs[ne++] = err;
                 if (err > 1e-4) {
                     bad++;
@@ -102,16 +104,14 @@ int main(int argc, char **argv) {
         bool ok = ne > 0 && median < 1e-6 && errs[ne - 1] < 1e-3 && bad <= ne / 100;
         printf("%s %-14s loss %.5f  %d parameters with gradients, %d entries: median rel.err %.2e, 95th %.2e, %d over 1e-4, max %.2e\n",
                ok ? "ok  " : "FAIL", vi->name, L0, with_grad, ne, median, p95, bad, ne ? errs[ne - 1] : 0);
-        failures += !ok;
+        CHECK(ok, "%s: median rel.err %.2e (bound 1e-6), max %.2e (bound 1e-3), %d of %d entries over 1e-4 (at most %d)", vi->name,
+              median, ne ? errs[ne - 1] : 0, bad, ne, ne / 100);
         free(grad);
     }
-    if (!checked_variants) {
-        printf("FAIL: the model has no training variant\n");
-        return 1;
-    }
+    REQUIRE(checked_variants > 0, "the model has no training variant");
     m->backend->destroy(e);
     for (int i = 0; i < m->ninputs; i++) free((void *)b.x[i]);
     free(y);
     free(states0);
-    return failures ? 1 : 0;
+    return check_summary(strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mmrt_cpu.h"
 
 extern const rt_model mm_model;
@@ -18,29 +19,11 @@ static const float *get(const rt_ckpt *c, const char *name, size_t want) {
     int nd;
     int64_t sh[8];
     const float *p = rt_ckpt_get(c, name, RT_F32, &nd, sh);
-    if (!p) {
-        fprintf(stderr, "FAIL: the reference has no tensor '%s'\n", name);
-        exit(1);
-    }
+    REQUIRE(p, "the reference has no tensor '%s'", name);
     size_t n = 1;
     for (int d = 0; d < nd; d++) n *= (size_t)sh[d];
-    if (n != want) {
-        fprintf(stderr, "FAIL: '%s' has %zu elements in the reference, %zu here\n", name, n, want);
-        exit(1);
-    }
+    REQUIRE(n == want, "'%s' has %zu elements in the reference, %zu here", name, n, want);
     return p;
-}
-
-static double rel_err(const float *a, const float *ref, size_t n, double *maxabs) {
-    double d = 0, r = 0;
-    *maxabs = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)a[i] - ref[i];
-        d += e * e;
-        r += (double)ref[i] * ref[i];
-        if (fabs(e) > *maxabs) *maxabs = fabs(e);
-    }
-    return sqrt(d) / (sqrt(r) > 1e-30 ? sqrt(r) : 1e-30);
 }
 
 int main(int argc, char **argv) {
@@ -49,17 +32,11 @@ int main(int argc, char **argv) {
     const rt_model *m = &mm_model;
     char err[512];
     rt_ckpt *c = rt_ckpt_load(path, err, sizeof err);
-    if (!c) {
-        fprintf(stderr, "FAIL: %s\n", err);
-        return 1;
-    }
+    REQUIRE(c, "%s", err);
     int nd;
     int64_t sh[8];
     const int64_t *labels = rt_ckpt_get(c, "labels", RT_I64, &nd, sh);
-    if (!labels) {
-        fprintf(stderr, "FAIL: no labels in %s\n", path);
-        return 1;
-    }
+    REQUIRE(labels, "no labels in %s", path);
     const int B = (int)sh[0];
     rt_exec *e = m->backend->create(m, B);
     for (int i = 0; i < m->nparams; i++) {
@@ -90,25 +67,26 @@ int main(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     ((const rt_cpu_impl *)m->impl)->run[v](e, &b, &h, &r);
 
-    int fails = 0, n = 0;
+    int fails = 0, n = 0; /* parameter gradients: failed, compared */
     double worst = 0, mx;
     const float *ref_loss = get(c, "loss", 1);
     float loss = (float)r.loss;
-    double el = rel_err(&loss, ref_loss, 1, &mx);
+    double el = check_rel_l2(&loss, ref_loss, 1, 0, &mx);
     printf("%-44s rel.err %.2e  (%.6f vs %.6f)\n", "loss", el, loss, ref_loss[0]);
-    fails += !(el <= tol);
+    CHECK(el <= tol, "loss: rel.err %.2e", el);
     for (int k = 0; k < m->nbranches; k++) {
         char name[256];
         snprintf(name, sizeof name, "logits.%s", m->branches[k]);
-        double er = rel_err(r.logits[k], get(c, name, (size_t)B * m->classes), (size_t)B * m->classes, &mx);
+        double er = check_rel_l2(r.logits[k], get(c, name, (size_t)B * m->classes), (size_t)B * m->classes, 0, &mx);
         printf("%-44s rel.err %.2e  max abs %.2e\n", name, er, mx);
-        fails += !(er <= tol);
+        CHECK(er <= tol, "%s: rel.err %.2e", name, er);
     }
     for (int i = 0; i < m->nparams; i++) {
         char name[512];
         snprintf(name, sizeof name, "grad.%s", m->params[i].name);
-        double er = rel_err(e->grads + m->params[i].off, get(c, name, m->params[i].numel), m->params[i].numel, &mx);
+        double er = check_rel_l2(e->grads + m->params[i].off, get(c, name, m->params[i].numel), m->params[i].numel, 0, &mx);
         bool ok = er <= tol;
+        CHECK(ok, "%s: rel.err %.2e", name, er);
         if (!ok || getenv("VERBOSE")) printf("%-44s rel.err %.2e  max abs %.2e%s\n", name, er, mx, ok ? "" : "  FAIL");
         if (er > worst) worst = er;
         fails += !ok;
@@ -119,5 +97,5 @@ int main(int argc, char **argv) {
     rt_ckpt_free(c);
     for (int i = 0; i < m->ninputs; i++) free((void *)b.x[i]);
     free(y);
-    return fails ? 1 : 0;
+    return check_summary(strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
 }
