@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mmrt.h"
 
 extern const rt_model mm_model_c, mm_model_cuda;
@@ -58,18 +59,7 @@ static void trace_reset(Trace *t) {
  * scale instead: a gradient that is zero in exact arithmetic (the bias of a
  * convolution followed by BatchNorm) is rounding noise of about 1e-8 on
  * both sides, and the relative error between two noises means nothing. */
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)a[i] - ref[i];
-        d += e * e;
-        r += (double)ref[i] * ref[i];
-    }
-    if (!isfinite(d)) return INFINITY;
-    return sqrt(d) / fmax(sqrt(r), 1e-4 * sqrt((double)n));
-}
-
-static int failures;
+static double rel_err(const float *a, const float *ref, size_t n) { return check_rel_l2(a, ref, n, 1e-4, NULL); }
 
 /* The IR node whose value a kernel stores: the last %N of its name
  * ("%11 conv+%13 maxpool" stores node 13). */
@@ -85,13 +75,15 @@ static int computes(const char *name, int id) {
     return 0;
 }
 
-static void expect(const char *what, double err, double tol) {
-    int ok = err <= tol;
-    if (!ok || getenv("VERBOSE")) printf("  %-52s rel.err %.2e%s\n", what, err, ok ? "" : "  FAIL");
-    failures += !ok;
-}
+/* One comparison: a row under VERBOSE, a failed CHECK when over tol. */
+#define EXPECT(what, err, tol)                                                                   \
+    do {                                                                                         \
+        const double e_ = (err), tol_ = (tol);                                                   \
+        if (getenv("VERBOSE")) printf("  %-52s rel.err %.2e\n", (what), e_);                     \
+        CHECK(e_ <= tol_, "%s: rel.err %.2e, tolerance %.0e", (what), e_, tol_);                 \
+    } while (0)
 
-int main(void) {
+int main(int argc, char **argv) {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
         printf("SKIP: no CUDA device here; the CUDA back end was compiled but cannot run (tools/gpu-check.sh runs this on a GPU)\n");
@@ -171,19 +163,13 @@ int main(void) {
             int j = -1;
             for (int q = 0; q < tg.count && j < 0; q++)
                 if (out_node(vg->kernel_names[q]) == out_node(vi->kernel_names[k])) j = q;
-            if (j < 0) {
-                printf("  %-52s no GPU kernel computes this node  FAIL\n", what);
-                failures++;
-                continue;
-            }
+            CHECK(j >= 0, "%s: no GPU kernel computes this node", what);
+            if (j < 0) continue;
             seen[j] = 1;
-            if (tc.n[k] != tg.n[j]) {
-                printf("  %-52s sizes differ (%zu on the CPU, %zu on the GPU)  FAIL\n", what, tc.n[k], tg.n[j]);
-                failures++;
-                continue;
-            }
+            CHECK(tc.n[k] == tg.n[j], "%s: sizes differ (%zu on the CPU, %zu on the GPU)", what, tc.n[k], tg.n[j]);
+            if (tc.n[k] != tg.n[j]) continue;
             double e = rel_err(tg.out[j], tc.out[k], tc.n[k]);
-            expect(what, e, 1e-3);
+            EXPECT(what, e, 1e-3);
             if (e > worst) worst = e, at = k;
             kernels++;
         }
@@ -194,10 +180,7 @@ int main(void) {
             if (seen[q]) continue;
             int in = 0;
             for (int k = 0; k < tc.count && !in; k++) in = computes(vi->kernel_names[k], out_node(vg->kernel_names[q]));
-            if (!in) {
-                printf("  %s: GPU kernel %d (%s) has no CPU kernel computing its node  FAIL\n", vi->name, q, vg->kernel_names[q]);
-                failures++;
-            }
+            CHECK(in, "%s: GPU kernel %d (%s) has no CPU kernel computing its node", vi->name, q, vg->kernel_names[q]);
             folded++;
         }
         free(seen);
@@ -214,25 +197,25 @@ int main(void) {
     mc->backend->train(ec, vt, &b, &h, &rc);
     mg->backend->train(eg, vt, &b, &h, &rg);
     float lc = (float)rc.loss, lg = (float)rg.loss;
-    expect("one step: loss", rel_err(&lg, &lc, 1), 1e-4);
+    EXPECT("one step: loss", rel_err(&lg, &lc, 1), 1e-4);
     for (int k = 0; k < mc->nbranches; k++) {
         char what[64];
         snprintf(what, sizeof what, "one step: logits of branch %s", mc->branches[k]);
-        expect(what, rel_err(rg.logits[k], rc.logits[k], (size_t)B * mc->classes), 1e-3);
+        EXPECT(what, rel_err(rg.logits[k], rc.logits[k], (size_t)B * mc->classes), 1e-3);
     }
     mc->backend->read(ec, RT_ARENA_PARAMS, wc);
     mg->backend->read(eg, RT_ARENA_PARAMS, wg);
-    expect("one step: updated weights", rel_err(wg, wc, np), 1e-5);
+    EXPECT("one step: updated weights", rel_err(wg, wc, np), 1e-5);
     mc->backend->read(ec, RT_ARENA_MOMENTUM, wc);
     mg->backend->read(eg, RT_ARENA_MOMENTUM, wg);
-    expect("one step: momentum", rel_err(wg, wc, np), 1e-3);
+    EXPECT("one step: momentum", rel_err(wg, wc, np), 1e-3);
     double nc = 0, ng = 0;
     for (int p = 0; p < mc->nparams; p++) nc += rc.norms[p][0], ng += rg.norms[p][0];
-    expect("one step: sum of |grad|^2 (learning-speed norms)", fabs(ng - nc) / fmax(nc, 1e-30), 1e-3);
+    EXPECT("one step: sum of |grad|^2 (learning-speed norms)", check_rel(ng, nc, 1e-30), 1e-3);
     float *sc = calloc(ns, sizeof(float)), *sg = calloc(ns, sizeof(float));
     mc->backend->read(ec, RT_ARENA_STATES, sc);
     mg->backend->read(eg, RT_ARENA_STATES, sg);
-    expect("one step: states (BatchNorm statistics, gate means)", rel_err(sg, sc, ns), 1e-4);
+    EXPECT("one step: states (BatchNorm statistics, gate means)", rel_err(sg, sc, ns), 1e-4);
 
     /* 2b. A re-balancing step that updates only some parameters (--rebalance-update own). */
     int vr = rt_find_variant(mc, RT_VAR_REBALANCE, 0);
@@ -246,7 +229,7 @@ int main(void) {
         mg->backend->train(eg, vr, &b, &hm, &rg);
         mc->backend->read(ec, RT_ARENA_PARAMS, wc);
         mg->backend->read(eg, RT_ARENA_PARAMS, wg);
-        expect("re-balancing step, half the parameters updated: weights", rel_err(wg, wc, np), 1e-5);
+        EXPECT("re-balancing step, half the parameters updated: weights", rel_err(wg, wc, np), 1e-5);
         int kept = 1, moved = 0;
         for (int p = 0; p < mc->nparams; p++)
             for (size_t j = 0; j < mc->params[p].numel; j++) {
@@ -254,8 +237,8 @@ int main(void) {
                 if (mask[p]) moved |= wg[i] != w0[i];
                 else kept &= wg[i] == w0[i];
             }
-        expect("re-balancing step: masked parameters unchanged on the GPU", kept ? 0 : 1, 0.5);
-        expect("re-balancing step: the others updated on the GPU", moved ? 0 : 1, 0.5);
+        CHECK(kept, "re-balancing step: masked parameters changed on the GPU");
+        CHECK(moved, "re-balancing step: the other parameters not updated on the GPU");
         free(mask);
     }
     free(sc);
@@ -270,11 +253,11 @@ int main(void) {
     lc = (float)rc.loss, lg = (float)rg.loss;
     char what[64];
     snprintf(what, sizeof what, "one step at batch %d: loss", b.B);
-    expect(what, rel_err(&lg, &lc, 1), 1e-4);
+    EXPECT(what, rel_err(&lg, &lc, 1), 1e-4);
     mc->backend->read(ec, RT_ARENA_PARAMS, wc);
     mg->backend->read(eg, RT_ARENA_PARAMS, wg);
     snprintf(what, sizeof what, "one step at batch %d: updated weights", b.B);
-    expect(what, rel_err(wg, wc, np), 1e-5);
+    EXPECT(what, rel_err(wg, wc, np), 1e-5);
     b.B = B;
 
     /* 3. Ten steps. */
@@ -287,11 +270,11 @@ int main(void) {
     }
     mc->backend->read(ec, RT_ARENA_PARAMS, wc);
     mg->backend->read(eg, RT_ARENA_PARAMS, wg);
-    expect("ten steps: weights", rel_err(wg, wc, np), 1e-3);
+    EXPECT("ten steps: weights", rel_err(wg, wc, np), 1e-3);
     printf("ten steps: loss %.6f (CPU) %.6f (GPU)\n", rc.loss, rg.loss);
 
     mc->backend->destroy(ec);
     mg->backend->destroy(eg);
-    printf("%s: %d kernel outputs compared; %d failure%s\n", failures ? "FAIL" : "ok", kernels, failures, failures == 1 ? "" : "s");
-    return failures ? 1 : 0;
+    printf("%d kernel outputs compared\n", kernels);
+    return check_summary(strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
 }
