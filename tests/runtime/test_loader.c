@@ -2,22 +2,15 @@
  * every value says where it came from: batches in the pass's order and in
  * the back ends' channel-major layout, crops and flips, normalisation,
  * the same batches with 0, 1 or 3 worker threads, and a read error that
- * reaches the caller with its message. */
+ * reaches the caller with its message. Exit 0 when every check passes
+ * (tests/check.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
 #include "rt_loader.h"
-
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);  \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 /* Two inputs: an image [2, 6, 8] read at the loader's read shape, and a
  * vector [5]. Value of example i, input in, channel c, row y, column x:
@@ -93,7 +86,7 @@ static Pass run_pass(const rt_model *m, const rt_augment *aug, int workers, cons
     char err[256];
     int done = 0, rc;
     while ((rc = rt_loader_next(L, &b, err, sizeof err)) == 1) {
-        CHECK(b.B == (n - done < B ? n - done : B));
+        REQUIRE(b.B == (n - done < B ? n - done : B), "batch %d: %d examples", p.batches, b.B);
         /* back to example-major for comparison: [C][B][P] -> [B][C][P] */
         for (int k = 0; k < b.B; k++) {
             for (int c = 0; c < 2; c++) memcpy(p.img + (size_t)(done + k) * 96 + c * 48, b.x[0] + ((size_t)c * b.B + k) * 48, 48 * sizeof(float));
@@ -103,7 +96,7 @@ static Pass run_pass(const rt_model *m, const rt_augment *aug, int workers, cons
         done += b.B;
         p.batches++;
     }
-    CHECK(rc == 0);
+    CHECK(rc == 0, "%s", err);
     CHECK(done == n);
     rt_loader_free(L);
     rt_source_close(src);
@@ -196,7 +189,7 @@ int main(void) {
         while ((rc = rt_loader_next(L, &b, err, sizeof err)) == 1) got++;
         CHECK(rc == -1);
         CHECK(got == 3);
-        CHECK(strstr(err, "fake.bin: example 13 is corrupt") != NULL);
+        CHECK(strstr(err, "fake.bin: example 13 is corrupt") != NULL, "\"%s\"", err);
         rt_loader_start(L, src, NULL, 8, 4, false, 1);   /* examples 0-7: fine */
         got = 0;
         while ((rc = rt_loader_next(L, &b, err, sizeof err)) == 1) got++;
@@ -218,8 +211,8 @@ int main(void) {
             rt_loader *L = rt_loader_new(&mc, 9, 1, &ca);
             rt_loader_start(L, src, NULL, 9, 9, train, 5);
             rt_batch b;
-            char e2[128];
-            CHECK(rt_loader_next(L, &b, e2, sizeof e2) == 1 && b.B == 9);
+            char e2[128] = "";
+            REQUIRE(rt_loader_next(L, &b, e2, sizeof e2) == 1 && b.B == 9, "%s", e2);
             int bad2 = 0, starts = 0;
             for (int k = 0; k < 9; k++) {
                 const float *v = b.x[0] + k * 36;
@@ -248,7 +241,7 @@ int main(void) {
     for (int j = 0; j < 15; j++) ds.x[0][j] = (float)-j;
     char err[256];
     rt_source *ms = rt_memory_source(&ds, &m, "mem", err, sizeof err);
-    CHECK(ms && ms->n == 3);
+    CHECK(ms && ms->n == 3, "%s", ms ? "" : err);
     if (ms) {
         float buf[96];
         CHECK(ms->read(ms, 2, 0, buf, err, sizeof err) == 0 && buf[0] == 192 && buf[95] == 287);
@@ -256,13 +249,8 @@ int main(void) {
         rt_source_close(ms);
     }
     ds.stream[0] = "other";
-    CHECK(rt_memory_source(&ds, &m, "mem", err, sizeof err) == NULL && strstr(err, "no input 'vec'"));
+    CHECK(rt_memory_source(&ds, &m, "mem", err, sizeof err) == NULL && strstr(err, "no input 'vec'"), "\"%s\"", err);
     free(ds.x[0]), free(ds.x[1]), free(ds.y);
 
-    if (failures) {
-        fprintf(stderr, "test_loader: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_loader: ok\n");
-    return 0;
+    return check_summary("test_loader");
 }
