@@ -8,7 +8,8 @@
  * a table: how to make it, the phrase the error must contain and the file
  * it must name. The data sets are written here, in their real layouts
  * (PNGs by libspng, JPEGs by TurboJPEG), in a fresh directory under
- * $TMPDIR (default /tmp) removed at exit. Exit 0 on success. */
+ * $TMPDIR (default /tmp) removed at exit. Exit 0 when every check passes
+ * (tests/check.h). */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include <ftw.h>
 #include <math.h>
@@ -24,37 +25,27 @@
 #include <spng.h>
 #include <turbojpeg.h>
 
+#include "../check.h"
 #include "mmrt.h"
 #include "rt_image.h"
 #include "rt_source.h"
 
-#define CHECK(c)                                                                 \
-    do {                                                                         \
-        if (!(c)) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
+/* The first element at which two float arrays differ (up to the sign of
+ * zero; NaN equals NaN), n when none does. */
+static size_t first_difference(const float *got, const float *want, size_t n) {
+    for (size_t q = 0; q < n; q++)
+        if (got[q] != want[q] && !(isnan(got[q]) && isnan(want[q]))) return q;
+    return n;
+}
 
-/* err must mention both strings (a file name and a key phrase). */
-#define CHECK_ERR(err, a, b)                                                                               \
-    do {                                                                                                   \
-        if (!strstr((err), (a)) || !strstr((err), (b))) {                                                  \
-            fprintf(stderr, "%s:%d: error message \"%s\" lacks \"%s\" or \"%s\"\n", __FILE__, __LINE__, (err), \
-                    (a), (b));                                                                             \
-            exit(1);                                                                                       \
-        }                                                                                                  \
-    } while (0)
-
-/* Two float arrays equal to the bit (up to the sign of zero). */
-#define CHECK_SAME(got, want, n)                                                                                \
-    do {                                                                                                        \
-        for (size_t q_ = 0; q_ < (size_t)(n); q_++)                                                             \
-            if ((got)[q_] != (want)[q_] && !(isnan((got)[q_]) && isnan((want)[q_]))) {                          \
-                fprintf(stderr, "%s:%d: element %zu is %.9g, expected %.9g\n", __FILE__, __LINE__, q_,          \
-                        (double)(got)[q_], (double)(want)[q_]);                                                  \
-                exit(1);                                                                                        \
-            }                                                                                                   \
+/* Two float arrays equal to the bit (up to the sign of zero): one check,
+ * which names the first element that differs. */
+#define CHECK_SAME(got, want, n)                                                                                      \
+    do {                                                                                                              \
+        const float *got_ = (got), *want_ = (want);                                                                   \
+        const size_t n_ = (n), differs_at_ = first_difference(got_, want_, n_);                                       \
+        CHECK(differs_at_ == n_, "%s and %s differ: element %zu of %zu is %.9g, expected %.9g", #got, #want, differs_at_, \
+              n_, (double)got_[differs_at_], (double)want_[differs_at_]);                                             \
     } while (0)
 
 static char g_root[1024]; /* the temporary directory */
@@ -80,7 +71,7 @@ static const char *tpath(const char *fmt, ...) {
     va_start(ap, fmt);
     int k = vsnprintf(rel, sizeof rel, fmt, ap);
     va_end(ap);
-    CHECK(k > 0 && (size_t)k < sizeof rel);
+    REQUIRE(k > 0 && (size_t)k < sizeof rel);
     snprintf(p, sizeof buf[0], "%s/%s", g_root, rel);
     return p;
 }
@@ -92,28 +83,28 @@ static void make_dirs(const char *path) {
     for (char *s = p + strlen(g_root) + 1; *s; s++)
         if (*s == '/') {
             *s = '\0';
-            CHECK(mkdir(p, 0777) == 0 || access(p, F_OK) == 0);
+            REQUIRE(mkdir(p, 0777) == 0 || access(p, F_OK) == 0);
             *s = '/';
         }
-    CHECK(mkdir(p, 0777) == 0 || access(p, F_OK) == 0);
+    REQUIRE(mkdir(p, 0777) == 0 || access(p, F_OK) == 0);
 }
 
 static void write_bytes(const char *path, const void *b, size_t n) {
     FILE *f = fopen(path, "wb");
-    CHECK(f);
-    CHECK(n == 0 || fwrite(b, 1, n, f) == n);
-    CHECK(fclose(f) == 0);
+    REQUIRE(f, "%s", path);
+    REQUIRE(n == 0 || fwrite(b, 1, n, f) == n);
+    REQUIRE(fclose(f) == 0);
 }
 
 static uint8_t *read_bytes(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
-    CHECK(f);
-    CHECK(fseek(f, 0, SEEK_END) == 0);
+    REQUIRE(f, "%s", path);
+    REQUIRE(fseek(f, 0, SEEK_END) == 0);
     long len = ftell(f);
-    CHECK(len >= 0);
+    REQUIRE(len >= 0);
     rewind(f);
     uint8_t *b = malloc((size_t)len + 1);
-    CHECK(b && fread(b, 1, (size_t)len, f) == (size_t)len);
+    REQUIRE(b && fread(b, 1, (size_t)len, f) == (size_t)len);
     fclose(f);
     *n = (size_t)len;
     return b;
@@ -125,21 +116,18 @@ static uint8_t *read_bytes(const char *path, size_t *n) {
 static void write_png(const char *path, int w, int h, int color_type, int depth, bool interlace, const void *px, size_t len,
                       const struct spng_plte *plte) {
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
-    CHECK(ctx);
-    CHECK(spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1) == 0);
+    REQUIRE(ctx);
+    REQUIRE(spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1) == 0);
     struct spng_ihdr ih = {.width = (uint32_t)w, .height = (uint32_t)h, .bit_depth = (uint8_t)depth,
                            .color_type = (uint8_t)color_type, .interlace_method = interlace};
-    CHECK(spng_set_ihdr(ctx, &ih) == 0);
-    if (plte) CHECK(spng_set_plte(ctx, (struct spng_plte *)plte) == 0);
+    REQUIRE(spng_set_ihdr(ctx, &ih) == 0);
+    if (plte) REQUIRE(spng_set_plte(ctx, (struct spng_plte *)plte) == 0);
     int r = spng_encode_image(ctx, px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
-    if (r) {
-        fprintf(stderr, "%s: spng_encode_image: %s\n", path, spng_strerror(r));
-        exit(1);
-    }
+    REQUIRE(r == 0, "%s: spng_encode_image: %s", path, spng_strerror(r));
     size_t n;
     int e;
     void *buf = spng_get_png_buffer(ctx, &n, &e);
-    CHECK(buf && e == 0);
+    REQUIRE(buf && e == 0);
     write_bytes(path, buf, n);
     free(buf);
     spng_ctx_free(ctx);
@@ -148,10 +136,10 @@ static void write_png(const char *path, int w, int h, int color_type, int depth,
 /* A JPEG by TurboJPEG: px is RGB (3 bytes a pixel) or gray. */
 static void write_jpeg(const char *path, int w, int h, bool gray, const uint8_t *px) {
     tjhandle tj = tjInitCompress();
-    CHECK(tj);
+    REQUIRE(tj);
     unsigned char *buf = NULL;
     unsigned long n = 0;
-    CHECK(tjCompress2(tj, px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB, &buf, &n, gray ? TJSAMP_GRAY : TJSAMP_444, 92, 0) == 0);
+    REQUIRE(tjCompress2(tj, px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB, &buf, &n, gray ? TJSAMP_GRAY : TJSAMP_444, 92, 0) == 0);
     write_bytes(path, buf, n);
     tjFree(buf);
     tjDestroy(tj);
@@ -164,8 +152,8 @@ static uint8_t *jpeg_pixels(const char *path, bool gray, int w, int h) {
     uint8_t *b = read_bytes(path, &n);
     tjhandle tj = tjInitDecompress();
     uint8_t *px = malloc((size_t)w * h * 3);
-    CHECK(tj && px);
-    CHECK(tjDecompress2(tj, b, n, px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB, 0) == 0);
+    REQUIRE(tj && px);
+    REQUIRE(tjDecompress2(tj, b, n, px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB, 0) == 0);
     tjDestroy(tj);
     free(b);
     return px;
@@ -195,7 +183,7 @@ static void write_image(const char *path, int kind, int id, int v, int w, int h)
     size_t npx = (size_t)w * h;
     uint8_t *b8 = calloc(npx * 4, 1);
     uint16_t *b16 = calloc(npx * 4, sizeof(uint16_t));
-    CHECK(b8 && b16);
+    REQUIRE(b8 && b16);
     struct spng_plte plte = {.n_entries = 16};
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -296,7 +284,7 @@ static void expect_image(const char *path, int kind, int id, int v, int c, int w
 /* ---- rt_image: every kind into 1 and 3 channels --------------------------------- */
 static void test_image_kinds(void) {
     const int w = 7, h = 5;
-    char err[1024];
+    char err[1024] = "";
     make_dirs(tpath("img"));
     float got[3 * 7 * 5], want[3 * 7 * 5], plain[3 * 7 * 5];
     for (int k = 0; k < IMG_NKINDS; k++) {
@@ -304,30 +292,27 @@ static void test_image_kinds(void) {
         write_image(p, k, 11 + k, 2, w, h);
         for (int c = 1; c <= 3; c += 2) {
             memset(got, 0xff, sizeof got);
-            if (rt_image_load(p, c, h, w, false, got, err, sizeof err) != 0) {
-                fprintf(stderr, "%s into %d channels: %s\n", img_kind_name[k], c, err);
-                exit(1);
-            }
+            CHECK(rt_image_load(p, c, h, w, false, got, err, sizeof err) == 0, "%s into %d channels: %s", img_kind_name[k], c, err);
             expect_image(p, k, 11 + k, 2, c, w, h, want);
             CHECK_SAME(got, want, (size_t)c * w * h);
         }
     }
     /* Interlacing changes nothing; gray replicated is gray three times. */
-    CHECK(rt_image_load(tpath("img/rgb8.png"), 3, h, w, false, plain, err, sizeof err) == 0);
+    REQUIRE(rt_image_load(tpath("img/rgb8.png"), 3, h, w, false, plain, err, sizeof err) == 0, "%s", err);
     write_image(tpath("img/rgb8_adam7.png"), IMG_RGB8_ADAM7, 11, 2, w, h);
-    CHECK(rt_image_load(tpath("img/rgb8_adam7.png"), 3, h, w, false, got, err, sizeof err) == 0);
+    CHECK(rt_image_load(tpath("img/rgb8_adam7.png"), 3, h, w, false, got, err, sizeof err) == 0, "%s", err);
     CHECK_SAME(got, plain, 3 * w * h);
-    CHECK(rt_image_load(tpath("img/gray8.png"), 3, h, w, false, got, err, sizeof err) == 0);
+    CHECK(rt_image_load(tpath("img/gray8.png"), 3, h, w, false, got, err, sizeof err) == 0, "%s", err);
     CHECK_SAME(got, got + w * h, w * h);
     CHECK_SAME(got, got + 2 * w * h, w * h);
     /* Gray pixels through RGB -> luma come back exactly (weights sum to 1000). */
-    for (unsigned v = 0; v < 256; v++) CHECK(luma8_ref(v, v, v) == (float)v / 255.0f);
+    for (unsigned v = 0; v < 256; v++) CHECK(luma8_ref(v, v, v) == (float)v / 255.0f, "gray %u", v);
     /* The format is told by the signature: a JPEG named .png is a JPEG. */
     size_t n;
     uint8_t *jb = read_bytes(tpath("img/jpeg-rgb.jpg"), &n);
     write_bytes(tpath("img/really_a_jpeg.png"), jb, n);
     free(jb);
-    CHECK(rt_image_load(tpath("img/really_a_jpeg.png"), 3, h, w, false, got, err, sizeof err) == 0);
+    CHECK(rt_image_load(tpath("img/really_a_jpeg.png"), 3, h, w, false, got, err, sizeof err) == 0, "%s", err);
     expect_image(tpath("img/jpeg-rgb.jpg"), IMG_JPEG_RGB, 11 + IMG_JPEG_RGB, 2, 3, w, h, want);
     CHECK_SAME(got, want, 3 * w * h);
 }
@@ -350,7 +335,7 @@ static void png_fix_crcs(uint8_t *b, size_t n) {
  * out of bounds or undefined behaviour (the sanitizer build runs this). */
 static void test_image_damage(void) {
     static const int kinds[] = {IMG_RGB8, IMG_RGB8_ADAM7, IMG_RGB16, IMG_PALETTE, IMG_GRAY4, IMG_JPEG_RGB, IMG_JPEG_GRAY};
-    char err[1024];
+    char err[1024] = "";
     float out[3 * 9 * 7];
     int failed = 0, total = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
@@ -359,13 +344,13 @@ static void test_image_damage(void) {
         write_image(path, kinds[k], 3, 1, 7, 5);
         size_t n;
         uint8_t *orig = read_bytes(path, &n), *b = malloc(n);
-        CHECK(b);
+        REQUIRE(b);
         bool png = kinds[k] < IMG_JPEG_RGB;
         for (size_t len = 0; len <= n; len++) { /* truncated, then whole */
             memcpy(b, orig, len);
             int rc = rt_image_decode(path, b, len, 3, 5, 7, false, out, err, sizeof err);
-            CHECK(rc == 0 || rc == -1);
-            if (rc) CHECK(strstr(err, path));
+            CHECK(rc == 0 || rc == -1, "%s cut to %zu bytes: %d", img_kind_name[kinds[k]], len, rc);
+            if (rc) CHECK(strstr(err, path), "\"%s\"", err);
             failed += rc != 0, total++;
         }
         for (size_t at = 0; at < n; at++)
@@ -375,8 +360,8 @@ static void test_image_damage(void) {
                 b[at] ^= flip[x];
                 if (png && at >= 8) png_fix_crcs(b, n);
                 int rc = rt_image_decode(path, b, n, 3, 5, 7, x == 2, out, err, sizeof err);
-                CHECK(rc == 0 || rc == -1);
-                if (rc) CHECK(strstr(err, path));
+                CHECK(rc == 0 || rc == -1, "%s, byte %zu ^ 0x%02x: %d", img_kind_name[kinds[k]], at, flip[x], rc);
+                if (rc) CHECK(strstr(err, path), "\"%s\"", err);
                 failed += rc != 0, total++;
             }
         free(b);
@@ -433,24 +418,20 @@ static void test_resize(void) {
         for (int i = 0; i < sh * sw; i++) src[i] = (float)((i * 37) % 101) / 100.0f;
         rt_resize_bilinear(src, sh, sw, dst, dh, dw);
         resize_ref(src, sh, sw, ref, dh, dw);
-        for (int i = 0; i < dh * dw; i++)
-            if (fabs(dst[i] - ref[i]) > 1e-6) {
-                fprintf(stderr, "resize %dx%d -> %dx%d: element %d is %.9g, reference %.9g\n", sh, sw, dh, dw, i, dst[i], ref[i]);
-                exit(1);
-            }
+        for (int i = 0; i < dh * dw; i++) CHECK_CLOSE(dst[i], ref[i], 1e-6, 0, "resize %dx%d -> %dx%d: element %d", sh, sw, dh, dw, i);
     }
 
     /* Through the decoder: a 7x5 image read at 4x3 and 9x11 is the image
      * read at its size, resized plane by plane. */
-    char err[1024];
+    char err[1024] = "";
     const char *p = tpath("img/resize.png");
     write_image(p, IMG_RGB8, 5, 1, 7, 5);
     float full[3 * 35], got[3 * 99], want[3 * 99];
-    CHECK(rt_image_load(p, 3, 5, 7, false, full, err, sizeof err) == 0);
+    REQUIRE(rt_image_load(p, 3, 5, 7, false, full, err, sizeof err) == 0, "%s", err);
     static const int to[][2] = {{3, 4}, {11, 9}};
     for (int t = 0; t < 2; t++) {
         int dh = to[t][0], dw = to[t][1];
-        CHECK(rt_image_load(p, 3, dh, dw, true, got, err, sizeof err) == 0);
+        CHECK(rt_image_load(p, 3, dh, dw, true, got, err, sizeof err) == 0, "%s", err);
         for (int c = 0; c < 3; c++) rt_resize_bilinear(full + c * 35, 5, 7, want + c * dh * dw, dh, dw);
         CHECK_SAME(got, want, 3 * dh * dw);
         CHECK(rt_image_load(p, 3, dh, dw, false, got, err, sizeof err) == -1);
@@ -459,8 +440,8 @@ static void test_resize(void) {
     /* JPEG too, with a gray target */
     const char *jp = tpath("img/resize.jpg");
     write_image(jp, IMG_JPEG_RGB, 5, 1, 7, 5);
-    CHECK(rt_image_load(jp, 1, 5, 7, false, full, err, sizeof err) == 0);
-    CHECK(rt_image_load(jp, 1, 3, 4, true, got, err, sizeof err) == 0);
+    REQUIRE(rt_image_load(jp, 1, 5, 7, false, full, err, sizeof err) == 0, "%s", err);
+    CHECK(rt_image_load(jp, 1, 3, 4, true, got, err, sizeof err) == 0, "%s", err);
     rt_resize_bilinear(full, 5, 7, want, 3, 4);
     CHECK_SAME(got, want, 12);
 }
@@ -516,14 +497,11 @@ static const int mv_views[2] = {0, 6};
 /* Check example i of s (input k reads view mv_views[k]) against object o
  * of the layout at g_root/root. */
 static void check_example(rt_source *s, int i, const char *root, const mv_object *o, const rt_source_input *in) {
-    char err[1024];
+    char err[1024] = "";
     for (int k = 0; k < s->ninputs; k++) {
         size_t n = (size_t)in[k].shape[0] * MV_H * MV_W;
         float got[3 * MV_H * MV_W], want[3 * MV_H * MV_W];
-        if (s->read(s, i, k, got, err, sizeof err) != 0) {
-            fprintf(stderr, "example %d input %d: %s\n", i, k, err);
-            exit(1);
-        }
+        CHECK(s->read(s, i, k, got, err, sizeof err) == 0, "example %d input %d: %s", i, k, err);
         char name[256];
         int v = view_number(o, mv_views[k]);
         snprintf(name, sizeof name, o->fmt, v);
@@ -541,7 +519,7 @@ typedef struct {
 
 static void *read_all(void *arg) {
     mv_job *j = arg;
-    char err[1024];
+    char err[1024] = "";
     for (int rep = 0; rep < 3; rep++)
         for (int i = j->first; i < j->s->n; i += j->step)
             for (int k = 0; k < 2; k++) {
@@ -552,22 +530,19 @@ static void *read_all(void *arg) {
 }
 
 static void test_multiview(void) {
-    char err[1024];
+    char err[1024] = "";
     make_multiview("mv");
     char root[1400];
     snprintf(root, sizeof root, "%s", tpath("mv"));
     rt_source *s = rt_multiview_open(root, "train", mv_views, 2, mv_inputs, false, err, sizeof err);
-    if (!s) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
+    REQUIRE(s, "%s", err);
     /* classes sorted (bed, airplane..., no README or .cache), objects by name */
-    CHECK(s->classes == 3 && s->n == 5 && s->ninputs == 2);
-    CHECK(strstr(s->what, "mv (train)"));
+    REQUIRE(s->classes == 3 && s->n == 5 && s->ninputs == 2, "%d classes, %d examples, %d inputs", s->classes, s->n, s->ninputs);
+    CHECK(strstr(s->what, "mv (train)"), "%s", s->what);
     static const int order[5] = {1, 0, 6, 4, 3}; /* airplane_0001, airplane_0627, bed_0005, chair_0001, chair_0002 */
     static const int label[5] = {0, 0, 1, 2, 2};
     for (int i = 0; i < 5; i++) {
-        CHECK(s->y[i] == label[i]);
+        CHECK(s->y[i] == label[i], "example %d: label %d", i, s->y[i]);
         check_example(s, i, "mv", &mv_objects[order[i]], mv_inputs);
     }
     CHECK(s->read(s, 5, 0, NULL, err, sizeof err) == -1);
@@ -577,7 +552,7 @@ static void test_multiview(void) {
     enum { T = 4 };
     size_t per = 4 * MV_H * MV_W;
     float *seq = malloc(sizeof(float) * per * 5);
-    CHECK(seq);
+    REQUIRE(seq);
     mv_job one = {s, 0, 1, seq, 0};
     read_all(&one);
     CHECK(one.fails == 0);
@@ -585,12 +560,12 @@ static void test_multiview(void) {
     mv_job jobs[T];
     for (int t = 0; t < T; t++) {
         jobs[t] = (mv_job){s, t % 5, 2, malloc(sizeof(float) * per * 5), 0}; /* overlapping: an example from two threads */
-        CHECK(jobs[t].out);
-        CHECK(pthread_create(&th[t], NULL, read_all, &jobs[t]) == 0);
+        REQUIRE(jobs[t].out);
+        REQUIRE(pthread_create(&th[t], NULL, read_all, &jobs[t]) == 0);
     }
     for (int t = 0; t < T; t++) {
-        CHECK(pthread_join(th[t], NULL) == 0);
-        CHECK(jobs[t].fails == 0);
+        REQUIRE(pthread_join(th[t], NULL) == 0);
+        CHECK(jobs[t].fails == 0, "thread %d", t);
         for (int i = jobs[t].first; i < 5; i += 2) CHECK_SAME(jobs[t].out + i * per, seq + i * per, per);
         free(jobs[t].out);
     }
@@ -600,10 +575,10 @@ static void test_multiview(void) {
     /* The test split; gray into RGB and RGB into gray. */
     static const rt_source_input swapped[2] = {{"front", 3, {1, MV_H, MV_W}}, {"rear", 3, {3, MV_H, MV_W}}};
     s = rt_multiview_open(root, "test", mv_views, 2, swapped, false, err, sizeof err);
-    CHECK(s && s->n == 3 && s->classes == 3);
+    REQUIRE(s && s->n == 3 && s->classes == 3, "%s", s ? "" : err);
     static const int torder[3] = {2, 7, 5}, tlabel[3] = {0, 1, 2};
     for (int i = 0; i < 3; i++) {
-        CHECK(s->y[i] == tlabel[i]);
+        CHECK(s->y[i] == tlabel[i], "example %d: label %d", i, s->y[i]);
         check_example(s, i, "mv", &mv_objects[torder[i]], swapped);
     }
     rt_source_close(s);
@@ -612,16 +587,16 @@ static void test_multiview(void) {
     static const int v3[1] = {3};
     static const rt_source_input big[1] = {{"only", 3, {3, 9, 6}}};
     s = rt_multiview_open(root, "train", v3, 1, big, true, err, sizeof err);
-    CHECK(s && s->n == 5 && s->ninputs == 1);
+    REQUIRE(s && s->n == 5 && s->ninputs == 1, "%s", s ? "" : err);
     float got[3 * 54], at[3 * MV_H * MV_W], want[3 * 54];
-    CHECK(s->read(s, 3, 0, got, err, sizeof err) == 0); /* chair_0001, view index 3 = chair_0001_4.png */
-    CHECK(rt_image_load(tpath("mv/chair/train/chair_0001_4.png"), 3, MV_H, MV_W, false, at, err, sizeof err) == 0);
+    CHECK(s->read(s, 3, 0, got, err, sizeof err) == 0, "%s", err); /* chair_0001, view index 3 = chair_0001_4.png */
+    REQUIRE(rt_image_load(tpath("mv/chair/train/chair_0001_4.png"), 3, MV_H, MV_W, false, at, err, sizeof err) == 0, "%s", err);
     for (int c = 0; c < 3; c++) rt_resize_bilinear(at + c * MV_H * MV_W, MV_H, MV_W, want + c * 54, 9, 6);
     CHECK_SAME(got, want, 3 * 54);
     rt_source_close(s);
     /* ... and refused without resize, naming the file and both sizes */
     s = rt_multiview_open(root, "train", v3, 1, big, false, err, sizeof err);
-    CHECK(s);
+    REQUIRE(s, "%s", err);
     CHECK(s->read(s, 3, 0, got, err, sizeof err) == -1);
     CHECK_ERR(err, "mv/chair/train/chair_0001_4.png", "the image is 5x4 (width x height) but the input is 6x9");
     rt_source_close(s);
@@ -717,7 +692,7 @@ static void make_bad_multiview(const char *root, int change) {
 }
 
 static void test_multiview_errors(void) {
-    char err[1024];
+    char err[1024] = "";
     float buf[3 * MV_H * MV_W];
     for (size_t t = 0; t < sizeof mv_bad / sizeof mv_bad[0]; t++) {
         char rel[64], file[512];
@@ -729,15 +704,14 @@ static void test_multiview_errors(void) {
         strcpy(err, "(none)");
         rt_source *s = rt_multiview_open(root, "train", mv_views, 2, mv_inputs, false, err, sizeof err);
         if (mv_bad[t].example < 0) {
-            if (s) fprintf(stderr, "bad multiview case %zu opened\n", t);
-            CHECK(!s);
+            CHECK(!s, "bad multiview case %zu opened", t);
+            if (s) rt_source_close(s);
         } else {
-            if (!s) fprintf(stderr, "bad multiview case %zu: %s\n", t, err);
-            CHECK(s && s->n == 2);
-            if (mv_bad[t].change == MVB_GONE) CHECK(remove(file) == 0);
+            REQUIRE(s && s->n == 2, "bad multiview case %zu: %s", t, s ? "not 2 examples" : err);
+            if (mv_bad[t].change == MVB_GONE) REQUIRE(remove(file) == 0, "%s", file);
             /* the other examples still read */
-            CHECK(s->read(s, 1 - mv_bad[t].example, 0, buf, err, sizeof err) == 0);
-            CHECK(s->read(s, mv_bad[t].example, 0, buf, err, sizeof err) == -1);
+            CHECK(s->read(s, 1 - mv_bad[t].example, 0, buf, err, sizeof err) == 0, "bad multiview case %zu: %s", t, err);
+            CHECK(s->read(s, mv_bad[t].example, 0, buf, err, sizeof err) == -1, "bad multiview case %zu read", t);
             rt_source_close(s);
         }
         CHECK_ERR(err, file, mv_bad[t].msg);
@@ -780,10 +754,10 @@ static void write_safetensors(const char *path, const st_tensor *t, int n, size_
     }
     k += (size_t)snprintf(json + k, sizeof json - k, "}");
     while ((8 + k) % 8) json[k++] = ' ';
-    CHECK(k < sizeof json);
+    REQUIRE(k < sizeof json);
     size_t total = 8 + k + off;
     uint8_t *f = malloc(total);
-    CHECK(f);
+    REQUIRE(f);
     for (int i = 0; i < 8; i++) f[i] = (uint8_t)((uint64_t)k >> (8 * i));
     memcpy(f + 8, json, k);
     off = 8 + k;
@@ -808,7 +782,7 @@ static void write_npy(const char *path, const char *descr, bool fortran, int ndi
     while ((10 + n + 1) % 64) dict[n++] = ' ';
     dict[n++] = '\n';
     uint8_t *f = malloc(10 + (size_t)n + bytes);
-    CHECK(f);
+    REQUIRE(f);
     memcpy(f, "\x93NUMPY\x01\x00", 8);
     f[8] = (uint8_t)(n & 255), f[9] = (uint8_t)(n >> 8);
     memcpy(f + 10, dict, (size_t)n);
@@ -841,15 +815,15 @@ static void make_arrays(void) {
 }
 
 static void check_arrays(rt_source *s, bool half) {
-    char err[1024];
-    CHECK(s->n == AN && s->classes == 6 && s->ninputs == 2);
+    char err[1024] = "";
+    REQUIRE(s->n == AN && s->classes == 6 && s->ninputs == 2, "%d examples, %d classes, %d inputs", s->n, s->classes, s->ninputs);
     for (int i = 0; i < AN; i++) {
-        CHECK(s->y[i] == a_label[i]);
+        CHECK(s->y[i] == a_label[i], "example %d: label %d", i, s->y[i]);
         float c[12], d[4], want[12];
-        CHECK(s->read(s, i, 0, c, err, sizeof err) == 0);
+        CHECK(s->read(s, i, 0, c, err, sizeof err) == 0, "example %d: %s", i, err);
         for (int e = 0; e < 12; e++) want[e] = (float)a_color[i * 12 + e] / 255.0f;
         CHECK_SAME(c, want, 12);
-        CHECK(s->read(s, i, 1, d, err, sizeof err) == 0);
+        CHECK(s->read(s, i, 1, d, err, sizeof err) == 0, "example %d: %s", i, err);
         CHECK_SAME(d, (half ? a_depth16_f : a_depth32) + i * 4, 4);
         if (half && i == 1) CHECK(signbit(d[1])); /* -0 stays negative */
     }
@@ -858,7 +832,7 @@ static void check_arrays(rt_source *s, bool half) {
 }
 
 static void test_arrays(void) {
-    char err[1024];
+    char err[1024] = "";
     bool missing = true;
     make_arrays();
     make_dirs(tpath("arr"));
@@ -868,10 +842,9 @@ static void test_arrays(void) {
                       {"label", "I64", 1, {AN}, a_label, sizeof a_label, 0, 0}};
     write_safetensors(tpath("arr/train.safetensors"), t, 3, 0);
     rt_source *s = rt_arrays_open(tpath("arr"), "train", a_inputs, 2, &missing, err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    CHECK(s && !missing);
+    REQUIRE(s && !missing, "%s", err);
     check_arrays(s, true);
-    CHECK(strstr(s->what, "arr (train)"));
+    CHECK(strstr(s->what, "arr (train)"), "%s", s->what);
     rt_source_close(s);
 
     /* the label first, an extra tensor, unaligned data (a 1-byte tensor first) */
@@ -883,7 +856,7 @@ static void test_arrays(void) {
                       {"color", "U8", 4, {AN, 3, 2, 2}, a_color, sizeof a_color, 0, 0}};
     write_safetensors(tpath("arr/val.safetensors"), u, 4, 0);
     s = rt_arrays_open(tpath("arr"), "val", a_inputs, 2, &missing, err, sizeof err);
-    CHECK(s && !missing);
+    REQUIRE(s && !missing, "%s", err);
     check_arrays(s, true);
     rt_source_close(s);
 
@@ -893,9 +866,9 @@ static void test_arrays(void) {
     float colorf[AN * 12];
     for (int i = 0; i < AN * 12; i++) colorf[i] = (float)a_color[i] / 255.0f;
     ck[0].data = colorf;
-    CHECK(rt_ckpt_save(tpath("arr/test.safetensors"), ck, 3, NULL, 0, err, sizeof err) == 0);
+    REQUIRE(rt_ckpt_save(tpath("arr/test.safetensors"), ck, 3, NULL, 0, err, sizeof err) == 0, "%s", err);
     s = rt_arrays_open(tpath("arr"), "test", f32_inputs, 2, &missing, err, sizeof err);
-    CHECK(s && !missing);
+    REQUIRE(s && !missing, "%s", err);
     check_arrays(s, false);
     rt_source_close(s);
 
@@ -915,8 +888,7 @@ static void test_arrays(void) {
     write_npy(tpath("npy/train/label.npy"), "<i8", false, 1, sl, a_label, sizeof a_label);
     write_npy(tpath("npy/train/unused.npy"), ">f8", false, 1, sl, a_label, sizeof a_label);
     s = rt_arrays_open(tpath("npy"), "train", a_inputs, 2, &missing, err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    CHECK(s && !missing);
+    REQUIRE(s && !missing, "%s", err);
     check_arrays(s, true);
     rt_source_close(s);
     static const uint8_t lab8[AN] = {2, 0, 5, 2};
@@ -924,8 +896,7 @@ static void test_arrays(void) {
     write_npy(tpath("npy/test/depth.npy"), "<f4", false, 4, sd, a_depth32, sizeof a_depth32);
     write_npy(tpath("npy/test/label.npy"), "|u1", true, 1, sl, lab8, sizeof lab8); /* 1-D: Fortran order is C order */
     s = rt_arrays_open(tpath("npy"), "test", a_inputs, 2, &missing, err, sizeof err);
-    if (!s) fprintf(stderr, "%s\n", err);
-    CHECK(s && !missing);
+    REQUIRE(s && !missing, "%s", err);
     check_arrays(s, false);
     rt_source_close(s);
     s = rt_arrays_open(tpath("npy"), "val", a_inputs, 2, &missing, err, sizeof err);
@@ -1073,7 +1044,7 @@ static void make_bad_npy(const char *dir, int change) {
 }
 
 static void test_arrays_errors(void) {
-    char err[1024];
+    char err[1024] = "";
     bool missing;
     for (size_t t = 0; t < sizeof st_bad / sizeof st_bad[0]; t++) {
         char dir[1400];
@@ -1082,8 +1053,8 @@ static void test_arrays_errors(void) {
         strcpy(err, "(none)");
         missing = true;
         rt_source *s = rt_arrays_open(dir, "train", a_inputs, 2, &missing, err, sizeof err);
-        if (s) fprintf(stderr, "bad safetensors case %zu opened\n", t);
-        CHECK(!s && !missing);
+        CHECK(!s && !missing, "bad safetensors case %zu %s", t, s ? "opened" : "missing");
+        if (s) rt_source_close(s);
         char file[1500];
         snprintf(file, sizeof file, "%s%s%s", dir, st_bad[t].file[0] ? "/" : "", st_bad[t].file);
         CHECK_ERR(err, file, st_bad[t].msg);
@@ -1095,8 +1066,8 @@ static void test_arrays_errors(void) {
         strcpy(err, "(none)");
         missing = true;
         rt_source *s = rt_arrays_open(dir, "train", a_inputs, 2, &missing, err, sizeof err);
-        if (s) fprintf(stderr, "bad npy case %zu opened\n", t);
-        CHECK(!s && !missing);
+        CHECK(!s && !missing, "bad npy case %zu %s", t, s ? "opened" : "missing");
+        if (s) rt_source_close(s);
         char file[1500];
         snprintf(file, sizeof file, "%s/%s", dir, npy_bad[t].file);
         CHECK_ERR(err, file, npy_bad[t].msg);
@@ -1123,6 +1094,5 @@ int main(void) {
     test_multiview_errors();
     test_arrays();
     test_arrays_errors();
-    printf("test_sources: all passed\n");
-    return 0;
+    return check_summary("test_sources");
 }
