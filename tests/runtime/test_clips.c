@@ -6,8 +6,9 @@
  * videos with sparse key frames, lossy codecs, reads from several threads,
  * and every error a bad list or video produces. Prints the time of a
  * 64-frame 224x224 read of a 320x240 MJPEG clip. Exit 0 on success, 77
- * (skipped) without the ffmpeg command. Works in a fresh directory under
- * $TMPDIR (default /tmp), removed at exit. */
+ * (skipped) without the ffmpeg command, else 0 when every check passes
+ * (tests/check.h). Works in a fresh directory under $TMPDIR (default
+ * /tmp), removed at exit. */
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include <ftw.h>
 #include <math.h>
@@ -19,25 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../check.h"
 #include "rt_source.h"
-
-#define CHECK(c)                                                                 \
-    do {                                                                         \
-        if (!(c)) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
-/* err must mention both strings (a file name and a key phrase). */
-#define CHECK_ERR(err, a, b)                                                                               \
-    do {                                                                                                   \
-        if (!strstr((err), (a)) || !strstr((err), (b))) {                                                  \
-            fprintf(stderr, "%s:%d: error message \"%s\" lacks \"%s\" or \"%s\"\n", __FILE__, __LINE__, (err), \
-                    (a), (b));                                                                             \
-            exit(1);                                                                                       \
-        }                                                                                                  \
-    } while (0)
 
 static char g_root[1024]; /* the temporary directory */
 
@@ -55,7 +39,7 @@ static char *path_of(const char *rel) {
     static int next;
     char *p = buf[next++ % 16];
     int k = snprintf(p, sizeof buf[0], "%s/%s", g_root, rel);
-    CHECK(k > 0 && (size_t)k < sizeof buf[0]);
+    REQUIRE(k > 0 && (size_t)k < sizeof buf[0]);
     return p;
 }
 
@@ -73,9 +57,9 @@ static void mkdirs(const char *rel) {
 
 static void write_file(const char *rel, const void *b, size_t n) {
     FILE *f = fopen(path_of(rel), "wb");
-    CHECK(f);
-    CHECK(n == 0 || fwrite(b, 1, n, f) == n);
-    CHECK(fclose(f) == 0);
+    REQUIRE(f, "%s", rel);
+    REQUIRE(n == 0 || fwrite(b, 1, n, f) == n);
+    REQUIRE(fclose(f) == 0);
 }
 
 static void write_text(const char *rel, const char *s) {
@@ -111,20 +95,20 @@ static void write_video(const char *rel, const char *codec, int w, int h, int n,
     snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -loglevel error -y -f rawvideo -pix_fmt %s -s %dx%d -r 30 -i - %s '%s'",
              channels == 3 ? "rgb24" : "gray", w, h, codec, path_of(rel));
     FILE *p = popen(cmd, "w");
-    CHECK(p);
+    REQUIRE(p, "%s", cmd);
     size_t fb = (size_t)w * h * channels;
     uint8_t *buf = malloc(fb);
-    CHECK(buf);
+    REQUIRE(buf);
     for (int f = 0; f < n; f++) {
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 for (int c = 0; c < channels; c++)
                     buf[((size_t)y * w + x) * channels + c] =
                         kind == FLAT ? flat(f) : kind == FLAT_RGB ? flat_rgb(f, c) : pattern(f, x, y, c, channels);
-        CHECK(fwrite(buf, 1, fb, p) == fb);
+        REQUIRE(fwrite(buf, 1, fb, p) == fb, "%s", cmd);
     }
     free(buf);
-    CHECK(pclose(p) == 0);
+    REQUIRE(pclose(p) == 0, "%s", cmd);
 }
 
 /* ---- the expected values ---------------------------------------------------------- */
@@ -153,8 +137,10 @@ static double expect(int f, int src_w, int src_h, int src_c, int ch, int h, int 
     return (top + wy * (bot - top)) / 255.0;
 }
 
-/* Checks a read of the pattern video against frames[j] in slot j. */
-static void check_clip(const float *x, const int *frames, int c, int t, int h, int w, int src_w, int src_h, int src_c, int line) {
+/* Whether a read of the pattern video shows frames[j] in slot j (within
+ * 1e-5); if not, the first value that is off goes to what. */
+static bool clip_matches(const float *x, const int *frames, int c, int t, int h, int w, int src_w, int src_h, int src_c, char *what,
+                         size_t whatlen) {
     for (int ch = 0; ch < c; ch++)
         for (int j = 0; j < t; j++)
             for (int yy = 0; yy < h; yy++)
@@ -162,12 +148,20 @@ static void check_clip(const float *x, const int *frames, int c, int t, int h, i
                     double e = expect(frames[j], src_w, src_h, src_c, ch, h, w, yy, xx);
                     float v = x[(((size_t)ch * t + j) * h + yy) * w + xx];
                     if (fabs(v - e) > 1e-5) {
-                        fprintf(stderr, "%s:%d: channel %d slot %d (frame %d) pixel (%d, %d): %.6f, expected %.6f\n", __FILE__,
-                                line, ch, j, frames[j], yy, xx, v, e);
-                        exit(1);
+                        snprintf(what, whatlen, "channel %d slot %d (frame %d) pixel (%d, %d): %.6f, expected %.6f", ch, j, frames[j],
+                                 yy, xx, v, e);
+                        return false;
                     }
                 }
+    return true;
 }
+
+/* One check of a whole clip: a failure names the caller's line. */
+#define CHECK_CLIP(x, frames, c, t, h, w, src_w, src_h, src_c)                                        \
+    do {                                                                                           \
+        char what_[256] = "";                                                                      \
+        CHECK(clip_matches(x, frames, c, t, h, w, src_w, src_h, src_c, what_, sizeof what_), "%s", what_); \
+    } while (0)
 
 /* The frame number a slot shows, from its R and B planes (colour). */
 static int frame_in(const float *x, int t, int h, int w, int j, int y, int xx) {
@@ -178,13 +172,10 @@ static int frame_in(const float *x, int t, int h, int w, int j, int y, int xx) {
 
 static float *read_ok(rt_source *s, int i, int in, size_t n) {
     float *x = malloc(sizeof(float) * n);
-    CHECK(x);
+    REQUIRE(x);
     for (size_t k = 0; k < n; k++) x[k] = -1; /* every value must be written */
     char err[1024] = "";
-    if (s->read(s, i, in, x, err, sizeof err) != 0) {
-        fprintf(stderr, "read of example %d input %d failed: %s\n", i, in, err);
-        exit(1);
-    }
+    CHECK(s->read(s, i, in, x, err, sizeof err) == 0, "example %d input %d: %s", i, in, err);
     return x;
 }
 
@@ -197,10 +188,7 @@ static const char *const COLOR_DEPTH[] = {"color", "depth"};
 static rt_source *open_ok(const char *list_rel, const char *const *mods, int nmod, const rt_source_input *in) {
     char err[1024] = "";
     rt_source *s = rt_clips_open(path_of(list_rel), NULL, mods, nmod, in, err, sizeof err);
-    if (!s) {
-        fprintf(stderr, "rt_clips_open failed: %s\n", err);
-        exit(1);
-    }
+    REQUIRE(s, "%s", err);
     return s;
 }
 
@@ -238,9 +226,9 @@ static void make_dataset(void) {
 static void test_labels(void) {
     rt_source_input in[2] = {clip_input("rgb", 3, 4, 8, 8), clip_input("depth", 1, 4, 8, 8)};
     rt_source *s = open_ok(LIST, COLOR_DEPTH, 2, in);
-    CHECK(s->n == 3 && s->ninputs == 2 && s->classes == 3);
-    CHECK(s->y[0] == 0 && s->y[1] == 2 && s->y[2] == 1);
-    CHECK(strstr(s->what, LIST));
+    REQUIRE(s->n == 3 && s->ninputs == 2 && s->classes == 3, "%d clips, %d inputs, %d classes", s->n, s->ninputs, s->classes);
+    CHECK(s->y[0] == 0 && s->y[1] == 2 && s->y[2] == 1, "labels %d %d %d", s->y[0], s->y[1], s->y[2]);
+    CHECK(strstr(s->what, LIST), "%s", s->what);
     rt_source_close(s);
 
     /* An explicit root, the list elsewhere. */
@@ -249,7 +237,8 @@ static void test_labels(void) {
     char err[1024] = "";
     const char *mods[1] = {"color"};
     s = rt_clips_open(path_of("lists/test.lst"), g_root, mods, 1, in, err, sizeof err);
-    CHECK(s && s->n == 1 && s->classes == 25 && s->y[0] == 24);
+    REQUIRE(s, "%s", err);
+    CHECK(s->n == 1 && s->classes == 25 && s->y[0] == 24, "%d clips, %d classes, label %d", s->n, s->classes, s->n ? s->y[0] : -1);
     rt_source_close(s);
 }
 
@@ -261,10 +250,10 @@ static void test_frames_native(void) {
     int frames[64];
     for (int j = 0; j < T; j++) frames[j] = 10 + j;
     float *x = read_ok(s, 0, 0, (size_t)3 * T * SHORT_H * SHORT_W);
-    check_clip(x, frames, 3, T, SHORT_H, SHORT_W, SHORT_W, SHORT_H, 3, __LINE__);
+    CHECK_CLIP(x, frames, 3, T, SHORT_H, SHORT_W, SHORT_W, SHORT_H, 3);
     free(x);
     x = read_ok(s, 0, 1, (size_t)T * SHORT_H * SHORT_W);
-    check_clip(x, frames, 1, T, SHORT_H, SHORT_W, SHORT_W, SHORT_H, 1, __LINE__);
+    CHECK_CLIP(x, frames, 1, T, SHORT_H, SHORT_W, SHORT_W, SHORT_H, 1);
     free(x);
     rt_source_close(s);
 }
@@ -281,10 +270,10 @@ static void test_sampling_and_resize(void) {
         int frames[64];
         for (int j = 0; j < T; j++) frames[j] = 10 + j * 20 / T; /* start + floor(j (end - start) / T) */
         float *x = read_ok(s, 0, 0, (size_t)3 * T * H * W);
-        check_clip(x, frames, 3, T, H, W, SHORT_W, SHORT_H, 3, __LINE__);
+        CHECK_CLIP(x, frames, 3, T, H, W, SHORT_W, SHORT_H, 3);
         free(x);
         x = read_ok(s, 0, 1, (size_t)T * H * W);
-        check_clip(x, frames, 1, T, H, W, SHORT_W, SHORT_H, 1, __LINE__);
+        CHECK_CLIP(x, frames, 1, T, H, W, SHORT_W, SHORT_H, 1);
         free(x);
         rt_source_close(s);
     }
@@ -293,7 +282,8 @@ static void test_sampling_and_resize(void) {
     rt_source *s = open_ok(LIST, COLOR_DEPTH, 1, in);
     float *x = read_ok(s, 0, 0, (size_t)3 * 8 * 5 * 5);
     static const int want[8] = {10, 12, 15, 17, 20, 22, 25, 27};
-    for (int j = 0; j < 8; j++) CHECK(frame_in(x, 8, 5, 5, j, 2, 2) == want[j]);
+    for (int j = 0; j < 8; j++)
+        CHECK(frame_in(x, 8, 5, 5, j, 2, 2) == want[j], "slot %d shows frame %d", j, frame_in(x, 8, 5, 5, j, 2, 2));
     free(x);
     rt_source_close(s);
 }
@@ -314,12 +304,11 @@ static void test_channel_conversion(void) {
             for (int x = 0; x < W; x++) {
                 size_t at = (size_t)j * plane + (size_t)y * W + x;
                 double gray = pattern(f, x, y, 0, 1) / 255.0;
-                for (int ch = 0; ch < 3; ch++) CHECK(fabs(g3[ch * vol + at] - gray) < 1e-6);
+                for (int ch = 0; ch < 3; ch++)
+                    CHECK(fabs(g3[ch * vol + at] - gray) < 1e-6, "gray frame %d at (%d, %d), channel %d: %.7f, expected %.7f", f, y, x, ch,
+                          g3[ch * vol + at], gray);
                 double luma = (0.299 * pattern(f, x, y, 0, 3) + 0.587 * pattern(f, x, y, 1, 3) + 0.114 * pattern(f, x, y, 2, 3)) / 255.0;
-                if (fabs(c1[at] - luma) > 1.5 / 255) {
-                    fprintf(stderr, "luma of frame %d at (%d, %d): %.4f, expected %.4f\n", f, y, x, c1[at] * 255, luma * 255);
-                    exit(1);
-                }
+                CHECK_CLOSE(c1[at], luma, 1.5 / 255, 0, "luma of frame %d at (%d, %d)", f, y, x);
             }
     }
     free(g3);
@@ -350,12 +339,12 @@ static void test_seek(void) {
         int n = cases[k].end - cases[k].start;
         for (int j = 0; j < T; j++) frames[j] = cases[k].start + j * n / T;
         float *x = read_ok(s, 0, 0, (size_t)3 * T * H * W);
-        check_clip(x, frames, 3, T, H, W, W, H, 3, __LINE__);
+        CHECK_CLIP(x, frames, 3, T, H, W, W, H, 3);
         free(x);
         if (k == 4)
             for (int j = 0; j < T; j++) frames[j] += 2; /* the depth range differs */
         x = read_ok(s, 0, 1, (size_t)T * H * W);
-        check_clip(x, frames, 1, T, H, W, W, H, 1, __LINE__);
+        CHECK_CLIP(x, frames, 1, T, H, W, W, H, 1);
         free(x);
         rt_source_close(s);
     }
@@ -371,10 +360,7 @@ static void test_lossy(void) {
     for (int ch = 0; ch < 3; ch++)
         for (int j = 0; j < T; j++) {
             float v = x[((size_t)ch * T + j) * H * W + (size_t)(H / 2) * W + W / 2] * 255;
-            if (fabsf(v - flat(60 + j)) > 3) {
-                fprintf(stderr, "mpeg4 slot %d channel %d: %.1f, expected %d (frame %d)\n", j, ch, v, flat(60 + j), 60 + j);
-                exit(1);
-            }
+            CHECK_CLOSE(v, flat(60 + j), 3, 0, "mpeg4 slot %d channel %d (frame %d)", j, ch, 60 + j);
         }
     free(x);
     /* Starts on, before and after MPEG-4's key frames (every 12th frame;
@@ -389,10 +375,7 @@ static void test_lossy(void) {
         float *x1 = read_ok(s1, 0, 0, (size_t)3 * 10 * 8 * 8);
         for (int j = 0; j < 10; j++) {
             float v = x1[(size_t)j * 64 + 4 * 8 + 4] * 255;
-            if (fabsf(v - flat(start + j)) > 3) {
-                fprintf(stderr, "mpeg4 from frame %d, slot %d: %.1f, expected %d (frame %d)\n", start, j, v, flat(start + j), start + j);
-                exit(1);
-            }
+            CHECK_CLOSE(v, flat(start + j), 3, 0, "mpeg4 from frame %d, slot %d (frame %d)", start, j, start + j);
         }
         free(x1);
         rt_source_close(s1);
@@ -402,10 +385,7 @@ static void test_lossy(void) {
     for (int j = 0; j < 25; j++) {
         int f = j * 100 / 25;
         float v = x[(size_t)j * 24 * 32 + 12 * 32 + 16] * 255;
-        if (fabsf(v - flat(f)) > 3) {
-            fprintf(stderr, "mjpeg slot %d: %.1f, expected %d (frame %d)\n", j, v, flat(f), f);
-            exit(1);
-        }
+        CHECK_CLOSE(v, flat(f), 3, 0, "mjpeg slot %d (frame %d)", j, f);
     }
     free(x);
     rt_source_close(s);
@@ -449,11 +429,7 @@ static void test_yuv(void) {
                 if (c == 1) want[0] = 0.299 * want[0] + 0.587 * want[1] + 0.114 * want[2];
                 for (int ch = 0; ch < c; ch++) {
                     float v = x[((size_t)ch * T + j) * plane + (size_t)(H / 2) * W + W / 2] * 255;
-                    if (fabs(v - want[ch]) > 3) {
-                        fprintf(stderr, "yuv clip %d input %s slot %d channel %d: %.1f, expected %.1f\n", i, in[k].name, j, ch, v,
-                                want[ch]);
-                        exit(1);
-                    }
+                    CHECK_CLOSE(v, want[ch], 3, 0, "yuv clip %d input %s slot %d channel %d", i, in[k].name, j, ch);
                 }
             }
             free(x);
@@ -494,11 +470,11 @@ static void test_threads(void) {
     pthread_t th[NT];
     for (int t = 0; t < NT; t++) {
         jobs[t] = job;
-        CHECK(pthread_create(&th[t], NULL, mt_run, &jobs[t]) == 0);
+        REQUIRE(pthread_create(&th[t], NULL, mt_run, &jobs[t]) == 0);
     }
     for (int t = 0; t < NT; t++) {
-        CHECK(pthread_join(th[t], NULL) == 0);
-        CHECK(!jobs[t].bad);
+        REQUIRE(pthread_join(th[t], NULL) == 0);
+        CHECK(!jobs[t].bad, "thread %d", t);
     }
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 2; k++) free(job.want[i][k]);
@@ -564,16 +540,14 @@ static void test_list_errors(void) {
     rt_source_input in[2] = {clip_input("rgb", 3, 4, 8, 8), clip_input("depth", 1, 4, 8, 8)};
     mkdirs("bad");
     mkdirs("bad/Video_data");
-    CHECK(symlink(path_of("Video_data/class_01"), path_of("bad/Video_data/class_01")) == 0);
+    REQUIRE(symlink(path_of("Video_data/class_01"), path_of("bad/Video_data/class_01")) == 0);
     mkdirs("bad/Video_data/class_01/subject1_r0.avi"); /* a directory named like a video */
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         write_text("bad/" LIST, cases[k].text);
         char err[1024] = "";
         rt_source *s = rt_clips_open(path_of("bad/" LIST), NULL, COLOR_DEPTH, 2, in, err, sizeof err);
-        if (s) {
-            fprintf(stderr, "case %zu: the list opened:\n%s", k, cases[k].text);
-            exit(1);
-        }
+        CHECK(!s, "case %zu: the list opened:\n%s", k, cases[k].text);
+        rt_source_close(s);
         CHECK_ERR(err, cases[k].want1, cases[k].want2);
     }
     /* The list itself, and the inputs it is asked to feed. */
@@ -593,12 +567,12 @@ static void test_list_errors(void) {
 
 static void copy_prefix(const char *from_rel, const char *to_rel, double frac) {
     FILE *f = fopen(path_of(from_rel), "rb");
-    CHECK(f);
-    CHECK(fseek(f, 0, SEEK_END) == 0);
+    REQUIRE(f, "%s", from_rel);
+    REQUIRE(fseek(f, 0, SEEK_END) == 0);
     long n = ftell(f);
     rewind(f);
     char *b = malloc((size_t)n);
-    CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    REQUIRE(b && fread(b, 1, (size_t)n, f) == (size_t)n);
     fclose(f);
     write_file(to_rel, b, (size_t)(n * frac));
     free(b);
@@ -646,16 +620,14 @@ static void test_read_errors(void) {
     float *x = malloc(sizeof(float) * 3 * 8 * 16 * 16);
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         char err[1024] = "";
-        if (s->read(s, cases[k].i, cases[k].in, x, err, sizeof err) == 0) {
-            fprintf(stderr, "case %zu: example %d input %d read\n", k, cases[k].i, cases[k].in);
-            exit(1);
-        }
+        CHECK(s->read(s, cases[k].i, cases[k].in, x, err, sizeof err) != 0, "case %zu: example %d input %d read", k, cases[k].i,
+              cases[k].in);
         printf("  %s\n", err);
         CHECK_ERR(err, cases[k].want1, cases[k].want2);
     }
     /* The start of the truncated video is still there. */
     char err[1024] = "";
-    CHECK(s->read(s, 1, 1, x, err, sizeof err) == 0);
+    CHECK(s->read(s, 1, 1, x, err, sizeof err) == 0, "%s", err);
     free(x);
     rt_source_close(s);
 }
@@ -672,12 +644,12 @@ static void test_corrupt(void) {
     int failed = 0, total = 0;
     for (size_t v = 0; v < sizeof src / sizeof *src; v++) {
         FILE *f = fopen(path_of(src[v]), "rb");
-        CHECK(f);
+        REQUIRE(f, "%s", src[v]);
         fseek(f, 0, SEEK_END);
         long n = ftell(f);
         rewind(f);
         uint8_t *b = malloc((size_t)n);
-        CHECK(fread(b, 1, (size_t)n, f) == (size_t)n);
+        REQUIRE(fread(b, 1, (size_t)n, f) == (size_t)n);
         fclose(f);
         uint32_t r = 777 + (uint32_t)v;
         for (int trial = 0; trial < 6; trial++) {
@@ -724,7 +696,7 @@ static void test_timing(void) {
         snprintf(cmd, sizeof cmd,
                  "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=30 -frames:v 200 %s -c:v mjpeg -q:v 3 '%s'",
                  k ? "-vf format=gray" : "", path_of(k ? "big/Video_data/class_01/subject1_r0/sk_depth.avi" : "big/Video_data/class_01/subject1_r0/sk_color.avi"));
-        CHECK(system(cmd) == 0);
+        REQUIRE(system(cmd) == 0, "%s", cmd);
     }
     write_text("big/b.lst", "path:./Video_data/class_01/subject1_r0 depth:sk_depth:100:180 color:sk_color:100:180 label:1\n");
     rt_source_input in[2] = {clip_input("rgb", 3, 64, 224, 224), clip_input("depth", 1, 64, 224, 224)};
@@ -736,10 +708,7 @@ static void test_timing(void) {
         double best = 1e9;
         for (int r = 0; r < reps; r++) {
             double t0 = now();
-            if (s->read(s, 0, in_k, x, err, sizeof err) != 0) {
-                fprintf(stderr, "%s\n", err);
-                exit(1);
-            }
+            REQUIRE(s->read(s, 0, in_k, x, err, sizeof err) == 0, "%s", err);
             double t = now() - t0;
             if (t < best) best = t;
         }
@@ -757,7 +726,7 @@ int main(void) {
     }
     const char *tmp = getenv("TMPDIR");
     snprintf(g_root, sizeof g_root, "%s/mmnet_clips_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    CHECK(mkdtemp(g_root));
+    REQUIRE(mkdtemp(g_root), "%s", g_root);
     atexit(cleanup);
 
     make_dataset();
@@ -773,6 +742,5 @@ int main(void) {
     test_read_errors();
     test_corrupt();
     test_timing();
-    printf("test_clips: ok\n");
-    return 0;
+    return check_summary("test_clips");
 }
