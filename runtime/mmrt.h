@@ -141,9 +141,6 @@ struct rt_model {
 /* Entry point called by the generated main(). */
 int rt_main(const rt_model *m, int argc, char **argv);
 
-/* Index of the variant of this kind (and branch), or -1. */
-int rt_find_variant(const rt_model *m, int kind, int k);
-
 /* ---- checked calls (rt_util.c) -------------------------------------------- */
 extern const char *rt_prog;        /* argv[0]'s base name, for messages */
 _Noreturn void rt_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -153,6 +150,8 @@ FILE *rt_fopen_at(const char *path, const char *mode, const char *file, int line
 #define rt_alloc(n) rt_alloc_at((n), __FILE__, __LINE__)
 #define rt_fopen(p, m) rt_fopen_at((p), (m), __FILE__, __LINE__)
 double rt_now(void);               /* seconds, monotonic */
+/* Index of the variant of this kind (and branch), or -1. */
+int rt_find_variant(const rt_model *m, int kind, int k);
 
 /* Deterministic random numbers (xoshiro256**, seeded by splitmix64). */
 typedef struct { uint64_t s[4]; } rt_rng;

@@ -17,12 +17,6 @@
 
 #include "rt_train.h"
 
-int rt_find_variant(const rt_model *m, int kind, int k) {
-    for (int v = 0; v < m->nvariants; v++)
-        if (m->variants[v].kind == kind && (k < 0 || m->variants[v].k == k)) return v;
-    return -1;
-}
-
 static void usage(const rt_model *m, FILE *f) {
     fprintf(f,
             "usage: %s COMMAND [options]      (model %s, compiled from %s)\n"

@@ -8,6 +8,9 @@
 
 #define RT_STEP_REGULAR (-1)   /* otherwise: the branch re-balanced */
 
+/* "vanilla", "guided", "random", "rubi" for RT_POLICY_*; "?" otherwise. */
+const char *rt_policy_name(int policy);
+
 /* Conditional learning speed (§4): sums of mu = |grad|^2 / |param|^2 per
  * group over the regular steps so far. */
 typedef struct {

@@ -1,5 +1,6 @@
-/* rt_train.h — the training loop and the evaluations of a checkpoint,
- * between the command line (rt_main.c) and the back end. */
+/* rt_train.h — what the command line (rt_main.c) calls: the training loop
+ * (rt_train.c), the evaluations of a checkpoint (rt_eval.c) and the
+ * benchmark (rt_bench.c). */
 #ifndef RT_TRAIN_H
 #define RT_TRAIN_H
 

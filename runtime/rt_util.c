@@ -1,4 +1,5 @@
-/* rt_util.c — checked calls, time and random numbers. */
+/* rt_util.c — checked calls, time, random numbers, and the lookup of a
+ * graph variant, which the command line and the training loop share. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -91,4 +92,10 @@ uint32_t rt_rng_below(rt_rng *r, uint32_t n) {
         uint64_t x = rt_rng_next(r);
         if (x < lim) return (uint32_t)(x % n);
     }
+}
+
+int rt_find_variant(const rt_model *m, int kind, int k) {
+    for (int v = 0; v < m->nvariants; v++)
+        if (m->variants[v].kind == kind && (k < 0 || m->variants[v].k == k)) return v;
+    return -1;
 }

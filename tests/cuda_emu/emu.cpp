@@ -5,7 +5,7 @@
  * every kernel, but says nothing about speed; tools/gpu-check.sh on a GPU
  * remains the real check.
  *
- * The generated model.cu, rt_cuda.cu and mmrt_cuda.h are compiled as C++
+ * The generated model.cu, rt_cuda.cu, mmrt_cuda.h and mmrt_cudnn.h are compiled as C++
  * after launches.pl rewrites each kernel<<<...>>>(args) into a closure.
  * Kernels run on the host: thread by thread, or, for kernels that use
  * __syncthreads (listed in threaded_kernel), on real threads with a barrier.

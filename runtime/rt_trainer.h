@@ -1,0 +1,87 @@
+/* rt_trainer.h — private to the runtime: the state of a training run (or
+ * of a checkpoint's evaluation), shared by the files that handle it:
+ *
+ *   rt_train.c    the training loop, in steps
+ *   rt_eval.c     a run's data and batches, evaluation of a split, the
+ *                 conditional utilization rate, ./prog eval and util
+ *   rt_runckpt.c  a run's parameters and checkpoints: fresh, saved,
+ *                 loaded on --resume; the run directory and its logs
+ *
+ * Calls go down that list, never up; rt_bench.c uses only rt_runckpt.c. */
+#ifndef RT_TRAINER_H
+#define RT_TRAINER_H
+
+#include <cjson/cJSON.h>
+
+#include "rt_policy.h"
+#include "rt_train.h"
+
+typedef struct {
+    const rt_model *m;
+    const rt_backend *be;
+    rt_exec *e;
+    rt_config cfg;
+    const rt_train_opts *o;
+    rt_data data;
+    float *params, *mom, *states;  /* host copies for checkpoints */
+    float *best_params, *best_states;
+    float *bx[RT_MAXIN];
+    int32_t *by;
+    int batch;
+    /* run state (all of it goes into last.ckpt) */
+    int epoch;                     /* epochs completed */
+    long step, regular_steps;
+    float lr;
+    double best_val, best_test, best_branch_test[RT_MAXB], best_d_speed;
+    int best_epoch;
+    rt_speed speed;
+    rt_controller ctl;
+    rt_rng shuffle;
+    double plateau_best;
+    int plateau_stale, perfect_epochs;
+    long kind_count[RT_MAXB + 1];  /* steps of each kind: [0] regular, [1 + k] re-balance k */
+    double samples_per_s;
+    FILE *steps, *metrics;
+} Trainer;
+
+typedef struct {
+    double acc, loss, branch[RT_MAXB];
+} Score;
+
+/* The conditional utilization rate (§3): each branch's test accuracy with
+ * and without the cross-modal flow. */
+typedef struct {
+    bool ok;
+    double a[RT_MAXB], a_cut[RT_MAXB], u[RT_MAXB], d_util;
+} Util;
+
+/* ---- rt_eval.c ------------------------------------------------------------- */
+/* The run's data set (cfg->data) from dir; dies with a message on failure. */
+void rt_load_data(const rt_model *m, const rt_config *cfg, const char *dir, rt_data *d);
+/* Examples idx[0..B) of ds as a batch in T->bx and T->by. */
+void rt_gather(Trainer *T, const rt_dataset *ds, const int *idx, int B, rt_batch *b);
+/* Accuracy of the prediction and of each branch with variant v (eval or cut). */
+Score rt_evaluate(Trainer *T, const rt_dataset *ds, int v);
+/* Of the network now in the back end; u.ok is false without MMTMs between
+ * two or more branches. */
+Util rt_utilization(Trainer *T);
+cJSON *rt_utilization_json(const rt_model *m, const Util *u);
+
+/* ---- rt_runckpt.c ---------------------------------------------------------- */
+void rt_init_params(const rt_model *m, float *p, uint64_t seed);
+void rt_init_states(const rt_model *m, float *s);
+/* Create the run directory (and its parents), or die. */
+void rt_run_mkdir(const char *dir);
+/* T->steps and T->metrics: new files, or on --resume the lines the
+ * checkpoint covers, so that the logs read as an uninterrupted run's would. */
+void rt_run_open_logs(Trainer *T, const char *steps_header);
+/* RUNDIR/name: the parameters and state given, T's momentum and run state. */
+void rt_run_save(Trainer *T, const char *name, const float *params, const float *states);
+/* A checkpoint's tensors into host arrays (mom may be NULL), every shape
+ * checked; the checkpoint, for its metadata. */
+rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states, float *mom);
+/* T's run state, parameters, momentum and state from RUNDIR/last.ckpt, and
+ * the best parameters and state from best.ckpt. */
+void rt_run_resume(Trainer *T);
+
+#endif
