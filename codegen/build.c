@@ -14,6 +14,9 @@
 
 #ifndef MMNET_BUILD_RUNTIME_INCLUDE
 #define MMNET_BUILD_RUNTIME_INCLUDE ""
+#endif
+#ifndef MMNET_BUILD_COMMON_INCLUDE
+#define MMNET_BUILD_COMMON_INCLUDE ""
 #define MMNET_BUILD_RUNTIME_LIB ""
 #define MMNET_BUILD_RUNTIME_CUDA_LIB ""
 #endif
@@ -90,11 +93,14 @@ static int add_runtime_libs(char **argv, int k, int max) {
 
 /* Where the runtime's headers and library are: $MMNET_HOME, else next to
  * this mmc (an installed tree: ../include/mmnet, ../lib/mmnet), else the
- * build tree mmc was built in. */
-static void find_runtime(char *inc, char *lib, char *culib, size_t n) {
+ * build tree mmc was built in. The headers the runtime shares with the
+ * compiler (common/) are installed with the runtime's; in the build tree
+ * they are a folder of their own, `common`. */
+static void find_runtime(char *inc, char *common, char *lib, char *culib, size_t n) {
     const char *home = getenv("MMNET_HOME");
     if (home) {
         snprintf(inc, n, "%s/include/mmnet", home);
+        snprintf(common, n, "%s", inc);
         snprintf(lib, n, "%s/lib/mmnet/libmmrt.a", home);
         snprintf(culib, n, "%s/lib/mmnet/libmmrt_cuda.a", home);
         return;
@@ -109,10 +115,12 @@ static void find_runtime(char *inc, char *lib, char *culib, size_t n) {
             snprintf(inc, n, "%s/../include/mmnet", self);
             snprintf(lib, n, "%s/../lib/mmnet/libmmrt.a", self);
             snprintf(culib, n, "%s/../lib/mmnet/libmmrt_cuda.a", self);
+            snprintf(common, n, "%s", inc);
             if (exists(lib) && exists(inc)) return;
         }
     }
     snprintf(inc, n, "%s", MMNET_BUILD_RUNTIME_INCLUDE);
+    snprintf(common, n, "%s", MMNET_BUILD_COMMON_INCLUDE);
     snprintf(lib, n, "%s", MMNET_BUILD_RUNTIME_LIB);
     snprintf(culib, n, "%s", MMNET_BUILD_RUNTIME_CUDA_LIB);
 }
@@ -193,15 +201,16 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         goto done;
     }
     {
-        char inc[PATH_MAX], lib[PATH_MAX], culib[PATH_MAX];
-        find_runtime(inc, lib, culib, sizeof inc);
+        char inc[PATH_MAX], common[PATH_MAX], lib[PATH_MAX], culib[PATH_MAX];
+        find_runtime(inc, common, lib, culib, sizeof inc);
         if (!exists(lib) || !exists(inc)) {
             fprintf(stderr, "mmc: error: cannot find the mmnet runtime (looked for %s); set MMNET_HOME to the install prefix\n", lib);
             rc = 1;
             goto done;
         }
-        char incflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
+        char incflag[PATH_MAX + 2], comflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
         snprintf(incflag, sizeof incflag, "-I%s", inc);
+        snprintf(comflag, sizeof comflag, "-I%s", common);
         snprintf(src0, sizeof src0, "%s/%s", dir, gen.files[0].name);
         snprintf(src1, sizeof src1, "%s/%s", dir, gen.files[gen.n - 1].name);
         bool show = getenv("MMNET_VERBOSE") != NULL;
@@ -232,7 +241,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                     snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
                     snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
                     char *argv[] = {(char *)compiler, "-O3", march, "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
-                                    "-w", flags, incflag, "-c", src, "-o", objs[i], NULL};
+                                    "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], NULL};
                     if (spawn(argv, show) < 0) failed = 1;
                     else running++;
                 }
@@ -274,8 +283,8 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, src0, src1, culib, lib, "-lcublas"};
-            int k = 12;
+            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, comflag, src0, src1, culib, lib, "-lcublas"};
+            int k = 13;
             if (use_cudnn) argv[k++] = "-lcudnn";
             k = add_runtime_libs(argv, k, 88);
             const char *tail[] = {MMNET_BUILD_OMP_LIB, "-lm", "-o", out};

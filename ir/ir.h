@@ -14,7 +14,7 @@
 
 #include "ops.h"
 #include "util.h"
-#include "../runtime/mmrt_config.h"
+#include "../common/mmnet_shared.h"
 
 #define IR_MAXDIM 5 /* B, C, D, H, W */
 #define IR_MAXSRC 8
@@ -90,14 +90,15 @@ struct IrNode {
     IrNode *pool;         /* a max pooling folded into this convolution's kernel: its result is the pool's */
 };
 
+/* The values are the runtime's (RT_VAR_*): the emitter writes them as they are. */
 typedef enum {
-    VAR_FORWARD,      /* the model as written, training mode, no backward */
-    VAR_TRAIN,        /* regular step */
-    VAR_REBALANCE,    /* re-balancing step for branch k (ALGORITHMS §5) */
-    VAR_RUBI,         /* RUBi step with bias branch k (§7) */
-    VAR_EVAL,         /* evaluation mode */
-    VAR_CUT,          /* evaluation with the cross-modal flow cut (§3) */
-    VAR_SQUEEZE,      /* evaluation that accumulates the training-set squeeze means (§3) */
+    VAR_FORWARD = RT_VAR_FORWARD,     /* the model as written, training mode, no backward */
+    VAR_TRAIN = RT_VAR_TRAIN,         /* regular step */
+    VAR_REBALANCE = RT_VAR_REBALANCE, /* re-balancing step for branch k (ALGORITHMS §5) */
+    VAR_RUBI = RT_VAR_RUBI,           /* RUBi step with bias branch k (§7) */
+    VAR_EVAL = RT_VAR_EVAL,           /* evaluation mode */
+    VAR_CUT = RT_VAR_CUT,             /* evaluation with the cross-modal flow cut (§3) */
+    VAR_SQUEEZE = RT_VAR_SQUEEZE,     /* evaluation that accumulates the training-set squeeze means (§3) */
     VAR_COUNT
 } IrVariant;
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "mmrt_config.h"
+#include "mmnet_shared.h"
 
 #if defined(__cplusplus) && !defined(_Noreturn)
 #define _Noreturn [[noreturn]]
@@ -58,8 +58,6 @@ typedef struct {
     int gate_state[RT_MAXB];
     int squeeze_state[RT_MAXB];
 } rt_fusion_info;
-
-enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL, RT_VAR_CUT, RT_VAR_SQUEEZE };
 
 typedef struct {
     const char *name;        /* train, rebalance-c, ... */

@@ -1,9 +1,16 @@
-/* mmrt_config.h — the definitions the compiler and the generated program
- * share: the training configuration (the .mmnet `train` section, which the
+/* mmnet_shared.h — what the compiler and the generated program share: the
+ * training configuration (the .mmnet `train` section, which the program's
  * command line overrides), and the constants that name parameter groups,
- * initialisers, state and policies. Plain C, no dependencies. */
-#ifndef MMRT_CONFIG_H
-#define MMRT_CONFIG_H
+ * initialisers, state, graph variants and policies.
+ *
+ * It lives in common/, apart from both sides, so that the compiler's folders
+ * (frontend -> ir -> passes -> codegen) never reach into runtime/ and the
+ * runtime stands alone. The compiler includes it as ../common/mmnet_shared.h;
+ * the runtime, whose headers are installed flat in include/mmnet next to
+ * it, as "mmnet_shared.h" (the build gives both folders with -I). Plain C,
+ * no dependencies. */
+#ifndef MMNET_SHARED_H
+#define MMNET_SHARED_H
 
 /* The element type of tensors. Programs use float; the gradient tests
  * compile the same generated kernels with -DMMNET_F64 to check them against
@@ -28,6 +35,9 @@ enum { RT_STATE_BN_MEAN, RT_STATE_BN_VAR, RT_STATE_GATE_MEAN, RT_STATE_SQUEEZE_M
 /* ACCUM modes: a running mean over steps of the batch mean (gates, §5), or
  * over samples (training-set squeeze means, §3). */
 enum { RT_ACC_STEPS, RT_ACC_SAMPLES };
+
+/* The graphs a program runs (the compiler's IrVariant uses these values). */
+enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL, RT_VAR_CUT, RT_VAR_SQUEEZE };
 
 enum { RT_POLICY_VANILLA, RT_POLICY_GUIDED, RT_POLICY_RANDOM, RT_POLICY_RUBI };
 /* What a re-balancing step updates (ALGORITHMS §5). */
