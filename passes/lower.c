@@ -2,8 +2,8 @@
  *
  * Two steps. Elaboration evaluates each branch's layer list: block calls are
  * expanded with their arguments bound, `repeat` is unrolled, arguments are
- * checked against each layer's signature (unknown keys, missing values and
- * wrong types are errors naming what is allowed). Construction then walks
+ * checked against each layer's signature by args.c (unknown keys, missing
+ * values and wrong types are errors naming what is allowed). Construction then walks
  * the branches in lock-step, building their layers, and pauses a branch at
  * every label an MMTM needs until all the MMTM's inputs have been built; the
  * MMTM is built there and its gated outputs continue the branches.
@@ -17,231 +17,6 @@
 #include <string.h>
 
 #include "passes.h"
-
-/* ---- values ----------------------------------------------------------- */
-typedef enum { V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_NAME, V_LIST } VKind;
-
-typedef struct Val Val;
-struct Val {
-    VKind k;
-    long long i;
-    double f;
-    const char *s;
-    Val *items;
-    int n;
-    SrcLoc loc;
-};
-
-static const char *vkind_name(VKind k) {
-    static const char *n[] = {"nothing", "an integer", "a number", "true/false", "a string", "a name", "a list"};
-    return n[k];
-}
-
-typedef struct Env Env;
-struct Env {
-    const char *name;
-    Val val;
-    Env *next;
-};
-
-static Val eval(const AstExpr *e, Env *env);
-static _Noreturn void unknown_name(const Val *v, Env *env);
-
-static Val eval_binop(const AstExpr *e, Env *env) {
-    Val a = eval(e->l, env), b = eval(e->r, env), r = {0};
-    r.loc = e->l->loc;
-    if (a.k == V_NAME) unknown_name(&a, env);
-    if (b.k == V_NAME) unknown_name(&b, env);
-    if ((a.k != V_INT && a.k != V_FLOAT) || (b.k != V_INT && b.k != V_FLOAT))
-        error_at(e->loc, "'%c' needs two numbers, not %s and %s", e->op, vkind_name(a.k), vkind_name(b.k));
-    if (a.k == V_INT && b.k == V_INT) {
-        r.k = V_INT;
-        long long x = a.i, y = b.i;
-        switch (e->op) {
-        case '+': r.i = x + y; break;
-        case '-': r.i = x - y; break;
-        case '*': r.i = x * y; break;
-        case '/':
-            if (y == 0) error_at(e->loc, "division by zero");
-            if (x % y) error_at(e->loc, "%lld / %lld is not a whole number", x, y);
-            r.i = x / y;
-            break;
-        }
-        if (r.i > 2147483647LL || r.i < -2147483647LL) error_at(e->loc, "the result is too large");
-        return r;
-    }
-    double x = a.k == V_INT ? (double)a.i : a.f, y = b.k == V_INT ? (double)b.i : b.f;
-    r.k = V_FLOAT;
-    switch (e->op) {
-    case '+': r.f = x + y; break;
-    case '-': r.f = x - y; break;
-    case '*': r.f = x * y; break;
-    case '/':
-        if (y == 0) error_at(e->loc, "division by zero");
-        r.f = x / y;
-        break;
-    }
-    return r;
-}
-
-static Val eval(const AstExpr *e, Env *env) {
-    Val v = {0};
-    v.loc = e->loc;
-    switch (e->kind) {
-    case AX_INT: v.k = V_INT; v.i = e->ival; break;
-    case AX_FLOAT: v.k = V_FLOAT; v.f = e->fval; break;
-    case AX_BOOL: v.k = V_BOOL; v.i = e->ival; break;
-    case AX_STR: v.k = V_STR; v.s = e->s; break;
-    case AX_NAME: break;
-    case AX_CALL:
-        if (e->parens) error_at(e->loc, "a call is not allowed here; expected a value");
-        for (Env *x = env; x; x = x->next)
-            if (strcmp(x->name, e->s) == 0) {
-                v = x->val;
-                v.loc = e->loc;
-                return v;
-            }
-        v.k = V_NAME;
-        v.s = e->s;
-        break;
-    case AX_REF: error_at(e->loc, "'%s.%s' (a branch point) is not allowed here", e->s, e->s2);
-    case AX_LIST:
-        v.k = V_LIST;
-        v.n = e->nitems;
-        v.items = NEWN(Val, e->nitems);
-        for (int i = 0; i < e->nitems; i++) v.items[i] = eval(e->items[i], env);
-        break;
-    case AX_BINOP: return eval_binop(e, env);
-    case AX_NEG:
-        v = eval(e->l, env);
-        if (v.k == V_INT) v.i = -v.i;
-        else if (v.k == V_FLOAT) v.f = -v.f;
-        else error_at(e->loc, "'-' needs a number, not %s", vkind_name(v.k));
-        v.loc = e->loc;
-        break;
-    }
-    return v;
-}
-
-/* ---- argument signatures -------------------------------------------------- */
-/* Types: 'i' integer, 'f' number, 'b' true/false, 's' string, 'n' name,
- * 'k' integer or list of integers (kernel sizes), 'B' branch name. */
-typedef struct {
-    const char *name;
-    char type;
-    const char *dflt; /* NULL: required */
-} ArgSpec;
-
-#define MAXSPEC 8
-
-typedef struct {
-    const char *what;   /* "layer 'conv'" */
-    ArgSpec spec[MAXSPEC];
-} Signature;
-
-static Val default_val(const ArgSpec *s, SrcLoc loc) {
-    Val v = {0};
-    v.loc = loc;
-    const char *d = s->dflt;
-    if (strcmp(d, "true") == 0 || strcmp(d, "false") == 0) { v.k = V_BOOL; v.i = d[0] == 't'; }
-    else if (strchr(d, '.') || strchr(d, 'e')) { v.k = V_FLOAT; v.f = strtod(d, NULL); }
-    else if ((d[0] >= '0' && d[0] <= '9') || d[0] == '-') { v.k = V_INT; v.i = strtoll(d, NULL, 10); }
-    else if (d[0] == '\0') { v.k = V_NONE; }
-    else { v.k = V_NAME; v.s = d; }
-    return v;
-}
-
-/* A value as the user wrote it, for messages: 3.5, [3, 3, 3, 3], "x". */
-static const char *val_text(const Val *v) {
-    switch (v->k) {
-    case V_INT: return arena_printf(mm_arena, "%lld", v->i);
-    case V_FLOAT: return arena_printf(mm_arena, "%g", v->f);
-    case V_BOOL: return v->i ? "true" : "false";
-    case V_STR: return arena_printf(mm_arena, "the string \"%s\"", v->s);
-    case V_NAME: return arena_printf(mm_arena, "the name '%s'", v->s);
-    case V_LIST: return arena_printf(mm_arena, "a list of %d", v->n);
-    default: return "nothing";
-    }
-}
-
-/* A name where a value is expected: an undefined block parameter, most
- * likely a typo of one. */
-static _Noreturn void unknown_name(const Val *v, Env *env) {
-    const char *names[64];
-    int n = 0;
-    for (Env *e = env; e && n < 64; e = e->next) names[n++] = e->name;
-    const char *near = nearest_name(v->s, names, n);
-    if (near) error_at(v->loc, "unknown name '%s'; did you mean '%s'?", v->s, near);
-    if (n) error_at(v->loc, "unknown name '%s' (the block's parameters: %s)", v->s, join_names(names, n, " and "));
-    error_at(v->loc, "unknown name '%s': expected a value", v->s);
-}
-
-static void check_type(const Signature *sig, const ArgSpec *s, Val *v, Env *env) {
-    bool ok;
-    switch (s->type) {
-    case 'i': ok = v->k == V_INT; break;
-    case 'f':
-        ok = v->k == V_INT || v->k == V_FLOAT;
-        if (v->k == V_INT) { v->k = V_FLOAT; v->f = (double)v->i; }
-        break;
-    case 'b': ok = v->k == V_BOOL; break;
-    case 's': ok = v->k == V_STR; break;
-    case 'n': ok = v->k == V_NAME; break;
-    case 'k':
-        ok = v->k == V_INT;
-        if (v->k == V_LIST) {
-            ok = v->n >= 1 && v->n <= 3;
-            for (int i = 0; ok && i < v->n; i++) ok = v->items[i].k == V_INT;
-        }
-        break;
-    default: ok = false;
-    }
-    if (!ok) {
-        if (v->k == V_NAME && s->type != 'n' && s->type != 's') unknown_name(v, env);
-        const char *want = s->type == 'i' ? "an integer" : s->type == 'f' ? "a number" : s->type == 'b' ? "true or false"
-                         : s->type == 's' ? "a string" : s->type == 'n' ? "a name" : "an integer or a list of 1 to 3 integers";
-        error_at(v->loc, "%s: '%s' must be %s, not %s", sig->what, s->name, want, val_text(v));
-    }
-}
-
-/* Match call arguments to a signature: positional first, then by key.
- * out[i] is the value of spec[i] (V_NONE when absent and optional). */
-static void match_args(const Signature *sig, const AstArgs *args, Env *env, SrcLoc call_loc, Val *out) {
-    int ns = 0;
-    while (ns < MAXSPEC && sig->spec[ns].name) ns++;
-    bool seen[MAXSPEC] = {0};
-    int pos = 0;
-    for (int a = 0; a < args->n; a++) {
-        const AstArg *arg = &args->v[a];
-        int idx = -1;
-        if (!arg->key) {
-            if (pos >= ns) error_at(arg->loc, "%s takes at most %d argument%s", sig->what, ns, ns == 1 ? "" : "s");
-            idx = pos++;
-        } else {
-            for (int i = 0; i < ns; i++)
-                if (strcmp(sig->spec[i].name, arg->key) == 0) idx = i;
-            if (idx < 0) {
-                const char *names[MAXSPEC];
-                for (int i = 0; i < ns; i++) names[i] = sig->spec[i].name;
-                const char *near = nearest_name(arg->key, names, ns);
-                if (ns == 0) error_at(arg->loc, "%s takes no arguments", sig->what);
-                if (near)
-                    error_at(arg->loc, "%s has no argument '%s'; did you mean '%s'? (allowed: %s)", sig->what, arg->key,
-                             near, join_names(names, ns, " and "));
-                error_at(arg->loc, "%s has no argument '%s' (allowed: %s)", sig->what, arg->key, join_names(names, ns, " and "));
-            }
-        }
-        if (seen[idx]) error_at(arg->loc, "%s: '%s' is given twice", sig->what, sig->spec[idx].name);
-        seen[idx] = true;
-        out[idx] = eval(arg->val, env);
-        check_type(sig, &sig->spec[idx], &out[idx], env);
-    }
-    for (int i = 0; i < ns; i++) {
-        if (seen[i]) continue;
-        if (!sig->spec[i].dflt) error_at(call_loc, "%s needs '%s'", sig->what, sig->spec[i].name);
-        out[i] = default_val(&sig->spec[i], call_loc);
-    }
-}
 
 /* ---- built-in layers --------------------------------------------------------- */
 typedef enum { L_CONV, L_CONV2D, L_CONV3D, L_BN, L_RELU, L_SIGMOID, L_MAXPOOL, L_AVGPOOL, L_GAP, L_FLATTEN, L_LINEAR, L_DROPOUT, L_SE } LayerKind;
@@ -290,7 +65,7 @@ struct Item {
     ItemKind kind;
     SrcLoc loc;
     const LayerDef *def;
-    Val args[MAXSPEC];
+    Val args[ARGS_MAX];
     const char *pname;   /* parameter name prefix: c.down1.conv2 */
     Items body, shortcut;
     bool has_shortcut;
@@ -420,7 +195,7 @@ static void elab_block_call(Elab *E, const AstBlock *b, const AstExpr *call, Env
         }
         if (seen[idx]) error_at(arg->loc, "block '%s': '%s' is given twice", b->name, b->params[idx].name);
         seen[idx] = true;
-        vals[idx] = eval(arg->val, env);
+        vals[idx] = args_eval(arg->val, env);
     }
     for (int i = 0; i < b->nparams; i++) {
         if (!seen[i]) {
@@ -428,7 +203,7 @@ static void elab_block_call(Elab *E, const AstBlock *b, const AstExpr *call, Env
                 diag_note_later(b->params[i].loc, "parameter '%s' is declared here", b->params[i].name);
                 error_at(call->loc, "block '%s' needs a value for '%s'", b->name, b->params[i].name);
             }
-            vals[i] = eval(b->params[i].dflt, NULL);
+            vals[i] = args_eval(b->params[i].dflt, NULL);
         }
         Env *e = NEW(Env);
         e->name = b->params[i].name;
@@ -461,7 +236,7 @@ static void elab_layer(Elab *E, const AstLayer *l, Env *env, Scope *sc, Items *o
             it->kind = IT_LAYER;
             it->loc = call->loc;
             it->def = def;
-            match_args(&def->sig, &call->args, env, call->loc, it->args);
+            args_match(&def->sig, &call->args, env, call->loc, it->args, NULL);
             const char *kind = def->kind == L_BN ? "bn" : def->kind == L_CONV2D || def->kind == L_CONV3D ? "conv" : def->name;
             it->pname = scope_next(sc, kind);
             items_push(out, it);
@@ -471,9 +246,9 @@ static void elab_layer(Elab *E, const AstLayer *l, Env *env, Scope *sc, Items *o
         break;
     }
     case AL_REPEAT: {
-        Val n = eval(l->count, env);
-        if (n.k == V_NAME) unknown_name(&n, env);
-        if (n.k != V_INT) error_at(l->count->loc, "'repeat' needs an integer count, not %s", val_text(&n));
+        Val n = args_eval(l->count, env);
+        if (n.k == V_NAME) args_unknown_name(&n, env);
+        if (n.k != V_INT) error_at(l->count->loc, "'repeat' needs an integer count, not %s", args_val_text(&n));
         if (n.i < 1) error_at(l->count->loc, "'repeat' needs a count of at least 1, not %lld", n.i);
         if (n.i > 10000) error_at(l->count->loc, "'repeat %lld' is too many (the limit is 10000)", n.i);
         for (long long i = 0; i < n.i; i++) elab_seq(E, &l->body, env, sc, out, top);
@@ -798,8 +573,8 @@ static void resolve_fusion(IrProgram *p, const AstExpr *call, Items *branch_item
         f->nb++;
     }
     if (f->nb < 2) error_at(call->loc, "'mmtm' joins two or more branches, given as branch.label (e.g. mmtm(a.s1, b.s1))");
-    Val v[MAXSPEC] = {{0}};
-    match_args(&mmtm_sig, &rest, NULL, call->loc, v);
+    Val v[ARGS_MAX] = {{0}};
+    args_match(&mmtm_sig, &rest, NULL, call->loc, v, NULL);
     f->ratio = (int)v[0].i;
     if (f->ratio < 1) error_at(v[0].loc, "'ratio' must be at least 1, not %d", f->ratio);
     if (v[1].f != 1.0 && v[1].f != 2.0)
@@ -994,8 +769,8 @@ IrProgram *pass_lower(const AstFile *f) {
         in->ndim = s->nitems;
         in->numel = 1;
         for (int d = 0; d < s->nitems; d++) {
-            Val v = eval(s->items[d], NULL);
-            if (v.k != V_INT) error_at(v.loc, "a dimension must be an integer, not %s", val_text(&v));
+            Val v = args_eval(s->items[d], NULL);
+            if (v.k != V_INT) error_at(v.loc, "a dimension must be an integer, not %s", args_val_text(&v));
             if (v.i < 1) error_at(v.loc, "a dimension must be at least 1, not %lld", v.i);
             if (v.i > 65536) error_at(v.loc, "dimension %lld is too large (the limit is 65536)", v.i);
             in->shape[d] = (int)v.i;

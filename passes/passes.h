@@ -48,6 +48,59 @@ void pass_autodiff(IrProgram *p);
 void pass_fuse(IrProgram *p);
 void pass_plan(IrProgram *p);
 
+/* ---- args.c: values, and calls checked against what they take -------------- */
+typedef enum { V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_NAME, V_LIST } VKind;
+
+typedef struct Val Val;
+struct Val {
+    VKind k;
+    long long i;
+    double f;
+    const char *s;
+    Val *items;
+    int n;
+    SrcLoc loc;
+};
+
+/* Block parameters bound to values, innermost first. */
+typedef struct Env Env;
+struct Env {
+    const char *name;
+    Val val;
+    Env *next;
+};
+
+/* An expression's value (arithmetic over the parameters in env). */
+Val args_eval(const AstExpr *e, Env *env);
+/* A name where a value is expected: the error, with the parameters' names. */
+_Noreturn void args_unknown_name(const Val *v, Env *env);
+/* A value as the user wrote it, for messages. */
+const char *args_val_text(const Val *v);
+
+/* Types: 'i' integer, 'f' number, 'b' true/false, 's' string, 'n' name,
+ * 'k' integer or list of integers (kernel sizes). */
+typedef struct {
+    const char *name;
+    char type;
+    const char *dflt;   /* NULL: required; "": none (V_NONE) */
+} ArgSpec;
+
+#define ARGS_MAX 8
+
+typedef struct {
+    const char *what;   /* "layer 'conv'", "'sgd'" */
+    ArgSpec spec[ARGS_MAX];
+} Signature;
+
+/* Match a call's arguments to a signature: out[i] is the value of spec[i]
+ * (its default when absent), given[i] whether the call gave it (given may be
+ * NULL). Every mistake is an error at its place. A layer's or an mmtm's
+ * arguments: positional in order or by name, expressions over env. */
+void args_match(const Signature *sig, const AstArgs *args, Env *env, SrcLoc call_loc, Val *out, bool *given);
+/* A train-section construct's options (sgd(lr=0.01)): by name, only the
+ * first may be positional; literal values. */
+void args_options(const Signature *sig, const AstArgs *args, SrcLoc call_loc, Val *out, bool *given);
+
 /* Read a whole file into a SrcFile in the current arena; NULL with errno. */
 SrcFile *mm_read_source(const char *path);
 

@@ -23,8 +23,7 @@ static const TrainKey train_keys[] = {
     {"policy", "policy guided(alpha=0.1, window=5, warmup=1)"},
 };
 
-/* A call's arguments, checked against allowed keys (all keyword-only here,
- * except where `positional` names the one that may come first). */
+/* A construct's options (args.c checks them): defaults preset in num/str. */
 typedef struct {
     const char *key;
     char type;           /* 'f' number, 'i' integer, 's' string, 'n' name */
@@ -35,52 +34,19 @@ typedef struct {
 } Opt;
 
 static void take_opts(const AstExpr *call, Opt *opts, int n, const char *what) {
-    for (int a = 0; a < call->args.n; a++) {
-        const AstArg *arg = &call->args.v[a];
-        int idx = -1;
-        if (!arg->key) {
-            if (a == 0 && n > 0) idx = 0;
-            else error_at(arg->loc, "%s: give options by name, e.g. %s=...", what, n ? opts[0].key : "key");
-        } else {
-            for (int i = 0; i < n; i++)
-                if (strcmp(opts[i].key, arg->key) == 0) idx = i;
-        }
-        if (idx < 0) {
-            const char *names[16];
-            for (int i = 0; i < n; i++) names[i] = opts[i].key;
-            if (n == 0) error_at(arg->loc, "%s takes no options", what);
-            const char *near = nearest_name(arg->key, names, n);
-            if (near)
-                error_at(arg->loc, "%s has no option '%s'; did you mean '%s'? (allowed: %s)", what, arg->key, near,
-                         join_names(names, n, " and "));
-            error_at(arg->loc, "%s has no option '%s' (allowed: %s)", what, arg->key, join_names(names, n, " and "));
-        }
-        Opt *o = &opts[idx];
-        if (o->given) error_at(arg->loc, "%s: '%s' is given twice", what, o->key);
+    Signature sig = {what, {{0}}};
+    for (int i = 0; i < n; i++) sig.spec[i] = (ArgSpec){opts[i].key, opts[i].type, ""};
+    Val v[ARGS_MAX];
+    bool given[ARGS_MAX];
+    args_options(&sig, &call->args, call->loc, v, given);
+    for (int i = 0; i < n; i++) {
+        if (!given[i]) continue;
+        Opt *o = &opts[i];
         o->given = true;
-        o->loc = arg->val->loc;
-        const AstExpr *v = arg->val;
-        double sign = 1;
-        if (v->kind == AX_NEG) { sign = -1; v = v->l; }
-        switch (o->type) {
-        case 'f':
-            if (v->kind == AX_INT) o->num = sign * (double)v->ival;
-            else if (v->kind == AX_FLOAT) o->num = sign * v->fval;
-            else error_at(arg->val->loc, "%s: '%s' must be a number", what, o->key);
-            break;
-        case 'i':
-            if (v->kind != AX_INT) error_at(arg->val->loc, "%s: '%s' must be an integer", what, o->key);
-            o->num = sign * (double)v->ival;
-            break;
-        case 's':
-            if (v->kind != AX_STR) error_at(arg->val->loc, "%s: '%s' must be a string in double quotes", what, o->key);
-            o->str = v->s;
-            break;
-        case 'n':
-            if (v->kind != AX_CALL || v->parens) error_at(arg->val->loc, "%s: '%s' must be a name", what, o->key);
-            o->str = v->s;
-            break;
-        }
+        o->loc = v[i].loc;
+        if (o->type == 'f') o->num = v[i].f;
+        else if (o->type == 'i') o->num = (double)v[i].i;
+        else o->str = v[i].s;
     }
 }
 
