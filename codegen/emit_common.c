@@ -302,8 +302,8 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
     cstr(b, c->data_dir);
     buf_printf(b, ", .variance = %s, .val_size = %d, .synth_train = %d, .synth_test = %d,\n", cg_float(c->variance), c->val_size,
                c->synth_train, c->synth_test);
-    buf_printf(b, "        .lr = %s, .momentum = %s, .weight_decay = %s, .l1 = %s,\n", cg_float(c->lr), cg_float(c->momentum),
-               cg_float(c->weight_decay), cg_float(c->l1));
+    buf_printf(b, "        .opt = {.lr = %s, .momentum = %s, .weight_decay = %s, .l1 = %s},\n", cg_float(c->opt.lr),
+               cg_float(c->opt.momentum), cg_float(c->opt.weight_decay), cg_float(c->opt.l1));
     buf_printf(b, "        .batch = %d, .epochs = %d, .seed = %lluULL,\n", c->batch, c->epochs, c->seed);
     buf_printf(b, "        .plateau_factor = %s, .plateau_patience = %d, .stop_perfect = %d,\n", cg_float(c->plateau_factor),
                c->plateau_patience, c->stop_perfect);

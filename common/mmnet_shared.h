@@ -43,6 +43,15 @@ enum { RT_POLICY_VANILLA, RT_POLICY_GUIDED, RT_POLICY_RANDOM, RT_POLICY_RUBI };
 /* What a re-balancing step updates (ALGORITHMS §5). */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
 
+/* The optimizer's settings: all that the update of a parameter reads. The
+ * run configuration holds the .mmnet's (cfg.opt, which the command line
+ * overrides), each step's rt_hyper the ones in force (the schedule lowers
+ * lr), and the CUDA back end a device copy. An optimizer's settings go
+ * here, its rule in runtime/rt_optim.h. */
+typedef struct {
+    float lr, momentum, weight_decay, l1;
+} rt_optim;
+
 typedef struct {
     /* data */
     char data[32];           /* "colored_gray", "gray", "identical" */
@@ -51,8 +60,7 @@ typedef struct {
     int val_size;            /* held-out validation examples */
     int limit_train;         /* 0 = all */
     int synth_train, synth_test; /* sizes of the synthetic data set */
-    /* optimizer */
-    float lr, momentum, weight_decay, l1;
+    rt_optim opt;
     int batch, epochs;
     unsigned long long seed;
     /* schedule and stopping (§2, options) */

@@ -82,7 +82,7 @@ void print_info(FILE *out, const IrProgram *p) {
                 c->data_dir, c->data_dir[0] ? "\"" : "");
     else
         fprintf(out, "  data       synthetic(train=%d, test=%d)\n", c->synth_train, c->synth_test);
-    fprintf(out, "  optimizer  sgd(lr=%g, momentum=%g, weight_decay=%g, l1=%g)\n", c->lr, c->momentum, c->weight_decay, c->l1);
+    fprintf(out, "  optimizer  sgd(lr=%g, momentum=%g, weight_decay=%g, l1=%g)\n", c->opt.lr, c->opt.momentum, c->opt.weight_decay, c->opt.l1);
     fprintf(out, "  batch %d, epochs %d, seed %llu\n", c->batch, c->epochs, c->seed);
     if (c->plateau_patience) fprintf(out, "  schedule   plateau(factor=%g, patience=%d)\n", c->plateau_factor, c->plateau_patience);
     if (c->stop_perfect) fprintf(out, "  early_stop perfect(epochs=%d)\n", c->stop_perfect);

@@ -153,11 +153,11 @@ void lower_train(const AstTrain *t, IrProgram *p) {
                        {"l1", 'f', 0, 0, 0, {0}}};
             take_opts(v, o, 4, "'sgd'");
             if (!o[0].given) error_at(v->loc, "'sgd' needs a learning rate: sgd(lr=0.01)");
-            c->lr = (float)num_in(&o[0], 0, 100, true, "'sgd'");
-            c->momentum = (float)num_in(&o[1], 0, 1, false, "'sgd'");
-            if (c->momentum >= 1) error_at(o[1].loc, "'sgd': 'momentum' must be below 1");
-            c->weight_decay = (float)num_in(&o[2], 0, 1, false, "'sgd'");
-            c->l1 = (float)num_in(&o[3], 0, 1, false, "'sgd'");
+            c->opt.lr = (float)num_in(&o[0], 0, 100, true, "'sgd'");
+            c->opt.momentum = (float)num_in(&o[1], 0, 1, false, "'sgd'");
+            if (c->opt.momentum >= 1) error_at(o[1].loc, "'sgd': 'momentum' must be below 1");
+            c->opt.weight_decay = (float)num_in(&o[2], 0, 1, false, "'sgd'");
+            c->opt.l1 = (float)num_in(&o[3], 0, 1, false, "'sgd'");
         } else if (strcmp(key, "batch") == 0) {
             c->batch = (int)int_value(it, 1, 65536);
         } else if (strcmp(key, "epochs") == 0) {

@@ -76,7 +76,7 @@ typedef struct {
 } rt_batch;
 
 typedef struct {
-    float lr, momentum, weight_decay, l1;
+    rt_optim opt;                  /* the optimizer's settings for this step */
     long acc_n;                    /* regular steps (gate means) or examples (squeeze means) accumulated so far */
     unsigned long long seed, step; /* dropout masks */
     const unsigned char *update;   /* per parameter: update it (NULL: all) */

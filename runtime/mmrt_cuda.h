@@ -41,7 +41,7 @@ static inline void rt_cublas_check(cublasStatus_t st, const char *what, const ch
 /* Per-step values the kernels read from device memory, so that one captured
  * CUDA graph serves every step. */
 typedef struct {
-    float lr, momentum, weight_decay, l1;
+    rt_optim opt;
     long long acc_n;
     unsigned long long seed, step;
 } rt_dev_hyper;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mmrt_cpu.h"
+#include "rt_optim.h"
 
 #define UPDATE_CHUNK 65536  /* elements per work item of the update */
 
@@ -83,15 +84,12 @@ static void cpu_write(rt_exec *e, int which, const mm_real *host) {
     memcpy(a, host, sizeof(mm_real) * n);
 }
 
-/* SGD with momentum, weight decay and L1, as torch.optim.SGD (dampening 0):
- *   g  = dL/dw + l1 * sign(w)      (the L1 penalty is part of the loss)
- *   m  = momentum * m + g + wd * w
- *   w -= lr * m
- * with |g|^2 and |w|^2 (before the update) summed per parameter. */
+/* The optimizer's update (rt_optim.h) of every parameter, with |g|^2 and
+ * |w|^2 (before the update) summed per parameter. */
 static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h) {
     const rt_model *m = e->m;
     size_t items = update_items(m);
-    const mm_real lr = h->lr, mu = h->momentum, wd = h->weight_decay, l1 = h->l1;
+    const rt_optim o = h->opt;
     #pragma omp parallel for schedule(dynamic, 1)
     for (size_t it = 0; it < items; it++) {
         /* Find the parameter and chunk of work item `it`. */
@@ -111,16 +109,11 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
         double sg = 0.0, sw = 0.0;
         for (size_t i = lo; i < hi; i++) {
             mm_real wi = w[i];
-            mm_real gi = hg ? g[i] : 0.0f;
-            if (l1 != 0.0f) gi += wi > 0.0f ? l1 : wi < 0.0f ? -l1 : 0.0f;
+            mm_real gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
             g2 += gi * gi;
             w2 += wi * wi;
             if ((i & 1023) == 1023) { sg += g2; sw += w2; g2 = w2 = 0.0f; }
-            if (upd) {
-                mm_real mi = mu * mo[i] + gi + wd * wi;
-                mo[i] = mi;
-                w[i] = wi - lr * mi;
-            }
+            if (upd) w[i] = rt_optim_update(&o, wi, gi, &mo[i]);
         }
         e->norm_parts[it][0] = sg + g2;
         e->norm_parts[it][1] = sw + w2;

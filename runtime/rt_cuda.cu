@@ -1,13 +1,14 @@
 /* rt_cuda.cu — the CUDA back end: device arenas, the transfers of a step,
- * the fused norm+SGD update (one kernel over every parameter: |grad|^2 and
- * |param|^2 per work item in a block tree, then the update, as rt_cpu.c
- * does), and a CUDA graph per variant and batch size that holds a whole
+ * the fused norm+update (one kernel over every parameter: |grad|^2 and
+ * |param|^2 per work item in a block tree, then rt_optim.h's update, as
+ * rt_cpu.c does), and a CUDA graph per variant and batch size that holds a whole
  * step: input copies, the generated kernels, the update and the output
  * copies. Checkpoints are interchangeable with the C back end's: the host
  * sees the same arenas in the same layout. */
 #include <string.h>
 
 #include "mmrt_cuda.h"
+#include "rt_optim.h"
 
 #define UPDATE_CHUNK 65536
 #define MAX_GRAPH_SIZES 2
@@ -30,19 +31,14 @@ __global__ static void update_kernel(float *w, float *g, float *mo, const Update
                                      double *parts, int use_mask) {
     const UpdateItem it = items[blockIdx.x];
     const size_t base = off[it.param];
-    const float lr = h->lr, mu = h->momentum, wd = h->weight_decay, l1 = h->l1;
+    const rt_optim o = h->opt;
     const int hg = has_grad[it.param], upd = !use_mask || mask[it.param];
     double g2 = 0.0, w2 = 0.0;
     for (size_t i = base + it.lo + threadIdx.x; i < base + it.hi; i += blockDim.x) {
-        float wi = w[i], gi = hg ? g[i] : 0.0f;
-        if (l1 != 0.0f) gi += wi > 0.0f ? l1 : wi < 0.0f ? -l1 : 0.0f;
+        float wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
         g2 += (double)gi * gi;
         w2 += (double)wi * wi;
-        if (upd) {
-            float mi = mu * mo[i] + gi + wd * wi;
-            mo[i] = mi;
-            w[i] = wi - lr * mi;
-        }
+        if (upd) w[i] = rt_optim_update(&o, wi, gi, &mo[i]);
     }
     g2 = mmk_block_sum(g2);
     w2 = mmk_block_sum(w2);
@@ -233,7 +229,7 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     const int B = b->B;
     for (int i = 0; i < m->ninputs; i++) memcpy(e->h_x[i], b->x[i], sizeof(float) * m->inputs[i].numel * (size_t)B);
     memcpy(e->h_y, b->y, sizeof(int32_t) * (size_t)B);
-    *e->h_hyper = (rt_dev_hyper){h->lr, h->momentum, h->weight_decay, h->l1, h->acc_n, h->seed, h->step};
+    *e->h_hyper = (rt_dev_hyper){h->opt, h->acc_n, h->seed, h->step};
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
     /* cuDNN's plans for this batch size, made outside any capture. */

@@ -100,7 +100,7 @@ static void info(const rt_model *m) {
     for (int i = 0; i < m->nbranches; i++) printf(" %s", m->branches[i]);
     printf("\nclasses: %d\nMMTMs: %d\ngraph variants:", m->classes, m->nfusions);
     for (int v = 0; v < m->nvariants; v++) printf(" %s", m->variants[v].name);
-    printf("\ndefaults: data %s, lr %g, momentum %g, batch %d, epochs %d, seed %llu\n", m->cfg.data, m->cfg.lr, m->cfg.momentum,
+    printf("\ndefaults: data %s, lr %g, momentum %g, batch %d, epochs %d, seed %llu\n", m->cfg.data, m->cfg.opt.lr, m->cfg.opt.momentum,
            m->cfg.batch, m->cfg.epochs, m->cfg.seed);
 }
 
@@ -144,12 +144,12 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         else if (strcmp(a, "--out") == 0) out = value(argc, argv, &i);
         else if (strcmp(a, "--resume") == 0) resume = value(argc, argv, &i);
         else if (strcmp(a, "--epochs") == 0) o.cfg.epochs = (int)int_arg(a, value(argc, argv, &i), 1, 1000000);
-        else if (strcmp(a, "--lr") == 0) { o.cfg.lr = (float)num_arg(a, value(argc, argv, &i), 0, 1e9, true); o.lr_given = true; }
+        else if (strcmp(a, "--lr") == 0) { o.cfg.opt.lr = (float)num_arg(a, value(argc, argv, &i), 0, 1e9, true); o.lr_given = true; }
         else if (strcmp(a, "--limit-test") == 0) o.limit_test = (int)int_arg(a, value(argc, argv, &i), 1, INT_MAX);
         else if (strcmp(a, "--seed") == 0) o.cfg.seed = (unsigned long long)int_arg(a, value(argc, argv, &i), 0, LLONG_MAX);
-        else if (strcmp(a, "--momentum") == 0) o.cfg.momentum = (float)num_arg(a, value(argc, argv, &i), 0, 0.999999, false);
-        else if (strcmp(a, "--weight-decay") == 0) o.cfg.weight_decay = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
-        else if (strcmp(a, "--l1") == 0) o.cfg.l1 = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
+        else if (strcmp(a, "--momentum") == 0) o.cfg.opt.momentum = (float)num_arg(a, value(argc, argv, &i), 0, 0.999999, false);
+        else if (strcmp(a, "--weight-decay") == 0) o.cfg.opt.weight_decay = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
+        else if (strcmp(a, "--l1") == 0) o.cfg.opt.l1 = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
         else if (strcmp(a, "--limit-train") == 0) o.cfg.limit_train = (int)int_arg(a, value(argc, argv, &i), 1, INT_MAX);
         else if (strcmp(a, "--val") == 0) o.cfg.val_size = (int)int_arg(a, value(argc, argv, &i), 0, INT_MAX);
         else if (strcmp(a, "--alpha") == 0) o.cfg.alpha = (float)num_arg(a, value(argc, argv, &i), 0, 1e6, false);
@@ -203,6 +203,6 @@ int rt_main(const rt_model *m, int argc, char **argv) {
             m->name);
     if (o.cfg.policy == RT_POLICY_RUBI && rt_find_variant(m, RT_VAR_RUBI, -1) < 0)
         bad("policy rubi needs two or more branches; model '%s' has one%s", m->name, "");
-    if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
+    if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     return rt_train(m, &o);
 }

@@ -145,9 +145,9 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     meta_add(&mt, "warmup", "%d", T->cfg.warmup);
     meta_add(&mt, "rubi_branch", "%d", T->cfg.rubi_branch);
     meta_add(&mt, "rebalance_update", "%d", T->cfg.rebalance_update);
-    meta_add(&mt, "momentum", "%.9g", T->cfg.momentum);
-    meta_add(&mt, "weight_decay", "%.9g", T->cfg.weight_decay);
-    meta_add(&mt, "l1", "%.9g", T->cfg.l1);
+    meta_add(&mt, "momentum", "%.9g", T->cfg.opt.momentum);
+    meta_add(&mt, "weight_decay", "%.9g", T->cfg.opt.weight_decay);
+    meta_add(&mt, "l1", "%.9g", T->cfg.opt.l1);
 
     char path[4096], err[512];
     snprintf(path, sizeof path, "%s/%s", T->o->out_dir, name);

@@ -69,7 +69,7 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     for (int i = 0; i < m->ninputs; i++) T->bx[i] = rt_alloc(sizeof(float) * m->inputs[i].numel * (size_t)T->batch);
     T->by = rt_alloc(sizeof(int32_t) * (size_t)T->batch);
 
-    T->lr = cfg->lr;
+    T->lr = cfg->opt.lr;
     T->best_val = -1;
     T->best_epoch = -1;
     T->best_d_speed = NAN;
@@ -100,7 +100,7 @@ static void resume(Trainer *T) {
     }
     if (T->epoch >= cfg->epochs)
         fprintf(stderr, "%s: the run in %s already finished %d epochs; nothing to train\n", rt_prog, o->out_dir, T->epoch);
-    if (o->lr_given) T->lr = cfg->lr;
+    if (o->lr_given) T->lr = cfg->opt.lr;
 }
 
 /* The data set, cut to --limit-test, checked against the model. */
@@ -154,6 +154,14 @@ static void start(Trainer *T, Loop *L) {
     L->steps_per_epoch = (T->data.train.n + T->batch - 1) / T->batch;
 }
 
+/* The optimizer's settings in force: the configuration's, with the learning
+ * rate the schedule has reached. */
+static rt_optim optim_now(const Trainer *T) {
+    rt_optim o = T->cfg.opt;
+    o.lr = T->lr;
+    return o;
+}
+
 /* --profile: the back end's per-kernel profile of one training step. */
 static void profile(Trainer *T, Loop *L) {
     const rt_config *cfg = &T->cfg;
@@ -161,7 +169,7 @@ static void profile(Trainer *T, Loop *L) {
     for (int k = 0; k < T->batch; k++) L->perm[k] = k % tr->n;
     rt_batch b;
     rt_gather(T, tr, L->perm, T->batch, &b);
-    rt_hyper h = {T->lr, cfg->momentum, cfg->weight_decay, cfg->l1, T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL};
+    rt_hyper h = {optim_now(T), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL};
     if (T->be->profile) T->be->profile(T->e, L->v_train, &b, &h, stderr);
 }
 
@@ -182,7 +190,7 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     const rt_config *cfg = &T->cfg;
     int kind = cfg->policy == RT_POLICY_RUBI ? RT_STEP_REGULAR : rt_controller_next(&T->ctl, ep);
     int v = cfg->policy == RT_POLICY_RUBI ? L->v_rubi : kind == RT_STEP_REGULAR ? L->v_train : L->v_rebal[kind];
-    rt_hyper h = {T->lr, cfg->momentum, cfg->weight_decay, cfg->l1, T->regular_steps, cfg->seed, (unsigned long long)T->step,
+    rt_hyper h = {optim_now(T), T->regular_steps, cfg->seed, (unsigned long long)T->step,
                   kind == RT_STEP_REGULAR ? NULL : L->mask[kind]};
     rt_result r;
     double t0 = rt_now();
@@ -392,7 +400,7 @@ static void write_summary(const Trainer *T, const Util *u) {
         cJSON_AddNumberToObject(sj, "d_util", u->d_util);
     }
     cJSON_AddStringToObject(sj, "policy", rt_policy_name(cfg->policy));
-    cJSON_AddNumberToObject(sj, "lr", cfg->lr);
+    cJSON_AddNumberToObject(sj, "lr", cfg->opt.lr);
     cJSON_AddNumberToObject(sj, "seed", (double)cfg->seed);
     cJSON_AddNumberToObject(sj, "batch", T->batch);
     double kc[RT_MAXB + 1];

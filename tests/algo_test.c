@@ -60,7 +60,7 @@ int main(void) {
     /* 1. Fused norms against the buffers (with an L1 term in the gradient). */
     be->write(e, RT_ARENA_PARAMS, w0);
     be->write(e, RT_ARENA_STATES, s0);
-    rt_hyper h = {0.05f, 0.9f, 1e-3f, 1e-4f, 0, 1, 0, NULL};
+    rt_hyper h = {{0.05f, 0.9f, 1e-3f, 1e-4f}, 0, 1, 0, NULL};
     be->train(e, vt, &b, &h, &res);
     int worst = -1;
     double we = 0;
@@ -68,7 +68,7 @@ int main(void) {
         const rt_param_info *pi = &m->params[p];
         double g2 = 0, wsq = 0;
         for (size_t j = 0; j < pi->numel; j++) {
-            double w = w0[pi->off + j], g = e->grads[pi->off + j] + (w > 0 ? h.l1 : w < 0 ? -h.l1 : 0);
+            double w = w0[pi->off + j], g = e->grads[pi->off + j] + (w > 0 ? h.opt.l1 : w < 0 ? -h.opt.l1 : 0);
             g2 += g * g;
             wsq += w * w;
         }

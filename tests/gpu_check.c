@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
         mg->backend->write(eg, RT_ARENA_STATES, s0);                                                       \
     } while (0)
     NEW_BATCH();
-    rt_hyper h = {0.01f, 0.9f, 1e-4f, 0, 3, 11, 5, NULL};
+    rt_hyper h = {{0.01f, 0.9f, 1e-4f, 0}, 3, 11, 5, NULL};
 
     /* 1. Kernel by kernel, every variant. */
     Trace tc = {0}, tg = {0};
