@@ -296,19 +296,26 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
     buf_printf(b, "    .nbranches = %d, .branches = branches, .classes = %d,\n", p->branches.n, p->nclasses);
     buf_printf(b, "    .nfusions = %d, .fusions = fusions,\n", nm);
     buf_printf(b, "    .nvariants = %d, .variants = variants,\n", p->graphs.n);
-    buf_puts(b, "    .cfg = {\n        .data = ");
-    cstr(b, c->data);
-    buf_puts(b, ", .data_dir = ");
-    cstr(b, c->data_dir);
-    buf_printf(b, ", .variance = %s, .val_size = %d, .synth_train = %d, .synth_test = %d,\n", cg_float(c->variance), c->val_size,
-               c->synth_train, c->synth_test);
-    buf_printf(b, "        .opt = {.lr = %s, .momentum = %s, .weight_decay = %s, .l1 = %s},\n", cg_float(c->opt.lr),
-               cg_float(c->opt.momentum), cg_float(c->opt.weight_decay), cg_float(c->opt.l1));
-    buf_printf(b, "        .batch = %d, .epochs = %d, .seed = %lluULL,\n", c->batch, c->epochs, c->seed);
-    buf_printf(b, "        .plateau_factor = %s, .plateau_patience = %d, .stop_perfect = %d,\n", cg_float(c->plateau_factor),
-               c->plateau_patience, c->stop_perfect);
-    buf_printf(b, "        .policy = %d, .alpha = %s, .window = %d, .warmup = %d, .rubi_branch = %d, .rebalance_update = %d,\n",
-               c->policy, cg_float(c->alpha), c->window, c->warmup, c->rubi_branch, c->rebalance_update);
+    /* The configuration, field by field (RT_CONFIG_FIELDS) in the structs'
+     * order, as C++ (model.cu) wants designated initialisers: rt_optim's
+     * fields first, in .opt. */
+    buf_puts(b, "    .cfg = {\n        .opt = {");
+    for (int optim = 1, n = 0; optim >= 0; optim--) {
+        for (int i = 1; i < RT_CFG_COUNT; i++) {
+            const rt_field *f = &rt_config_fields[i];
+            if (f->optim != optim) continue;
+            double x = rt_field_get(c, f);
+            buf_printf(b, optim ? "%s.%s = " : "        .%s%s = ", optim && n++ ? ", " : "", f->name);
+            switch (f->kind) {
+            case RT_KIND_FLOAT: buf_puts(b, cg_float(x)); break;
+            case RT_KIND_U64: buf_printf(b, "%lluULL", (unsigned long long)x); break;
+            case RT_KIND_STR: cstr(b, rt_field_str(c, f)); break;
+            default: buf_printf(b, "%d", (int)x);
+            }
+            if (!optim) buf_puts(b, ",\n");
+        }
+        if (optim) buf_puts(b, "},\n");
+    }
     buf_printf(b, "    },\n    .backend = &%s,\n    .impl = &%s,\n    .build_flags = MMNET_BUILD_FLAGS,\n};\n", backend, impl);
 }
 

@@ -12,6 +12,8 @@
 #ifndef MMNET_SHARED_H
 #define MMNET_SHARED_H
 
+#include <stddef.h>
+
 /* The element type of tensors. Programs use float; the gradient tests
  * compile the same generated kernels with -DMMNET_F64 to check them against
  * finite differences in double precision. */
@@ -39,41 +41,244 @@ enum { RT_ACC_STEPS, RT_ACC_SAMPLES };
 /* The graphs a program runs (the compiler's IrVariant uses these values). */
 enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL, RT_VAR_CUT, RT_VAR_SQUEEZE };
 
-enum { RT_POLICY_VANILLA, RT_POLICY_GUIDED, RT_POLICY_RANDOM, RT_POLICY_RUBI };
-/* What a re-balancing step updates (ALGORITHMS §5). */
+/* ---- the run configuration ------------------------------------------------
+ *
+ * Every setting of a run is one row of RT_CONFIG_FIELDS, and everything
+ * about it is said there once: the C field (rt_config, or rt_optim for the
+ * optimizer's), its default, the range a value must lie in, its name in the
+ * .mmnet, the program's command-line flag and help line, and whether `mmc
+ * sweep` can vary it. The compiler reads the .mmnet's values into it
+ * (passes/train.c) and prints them back (mmc info), the emitter writes them
+ * into the program, the program's command line overrides them
+ * (runtime/rt_main.c), and mmc sweep takes its axes from it — all by walking
+ * rt_config_fields (mmnet_shared.c), so a new setting is a new row.
+ *
+ *   X(GROUP, name, KIND, (properties))
+ *
+ * GROUP  OPTIM: a field of rt_optim (cfg.opt.name), the settings that the
+ *        optimizer's update reads every step; RUN: a field of rt_config.
+ * KIND   FLOAT (float), INT (int), U64 (unsigned long long), STR (a string
+ *        of fewer than RT_STR_MAX bytes), ENUM (int: the index of one of
+ *        .names), BRANCH (int: a branch, -1 for none), POLICY (int:
+ *        RT_POLICY_*, named by RT_POLICIES).
+ * properties are rt_field's members, as designated initialisers; all may be
+ * left out:
+ *   .dflt            its value when the .mmnet does not set it (numbers;
+ *                    strings start empty)
+ *   RT_OPTION_DEFAULT(v)  as an option of a construct: its value when the
+ *                    construct is given without it, where that differs
+ *                    from .dflt (plateau's patience is 10, but 0 — no
+ *                    plateau — when there is no `schedule plateau`)
+ *   .lo, .hi         the range of the values the .mmnet and the command line
+ *                    may give; .lo_open / .hi_open leave the bound out
+ *   .key             its name in the .mmnet: an option of the constructs
+ *                    that list it below, or a key of the train section
+ *   .needs           a required option: what the error says is missing
+ *   .names           ENUM: its values' names, "all|own"; .choices: how the
+ *                    compiler's error explains them
+ *   .flag, .meta     the program's option and its value's placeholder
+ *   .help            its line in `prog --help`; flags in a row with the
+ *                    same text share one line
+ *   .any_command     the flag applies to eval, util and bench too
+ *   .sweep           RT_SWEEP_LOG: mmc sweep samples it log-uniformly in
+ *                    [.sweep_lo, .sweep_hi], .sweep_n values; RT_SWEEP_COUNT:
+ *                    it takes the values 1 .. .sweep_n. .noun names it in
+ *                    sweep's messages.
+ *
+ * The order of the rows is the order of the flags in --help. */
+#define RT_STR_MAX 512
+#define RT_DEFAULT_DATA "/usr/share/datasets/fashion-mnist" /* Debian's dataset-fashion-mnist */
+#define RT_OPTION_DEFAULT(v) .odflt = (v), .has_odflt = 1
+
+#define RT_CONFIG_FIELDS(X)                                                                                               \
+    /* the data set (§9) */                                                                                               \
+    X(RUN, data, STR, ()) /* its source: a name of RT_DATA_SOURCES */                                                     \
+    X(RUN, data_dir, STR, (.key = "dir", .flag = "--data", .meta = "DIR", .any_command = 1,                               \
+                           .help = "directory of IDX files (default: the .mmnet's, else " RT_DEFAULT_DATA ")"))           \
+    X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
+    X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
+    X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
+    /* the optimizer and the schedule */                                                                                  \
+    X(RUN, epochs, INT, (.key = "epochs", .lo = 1, .hi = 1000000, .flag = "--epochs", .meta = "N"))                       \
+    X(RUN, batch, INT, (.key = "batch", .lo = 1, .hi = 65536, .flag = "--batch", .meta = "B", .any_command = 1))          \
+    X(OPTIM, lr, FLOAT, (.key = "lr", .needs = "a learning rate: sgd(lr=0.01)", .lo = 0, .lo_open = 1, .hi = 100,         \
+                         .flag = "--lr", .meta = "X", .sweep = RT_SWEEP_LOG, .sweep_lo = 1e-3, .sweep_hi = 0.1,           \
+                         .sweep_n = 8, .noun = "learning rate"))                                                          \
+    X(RUN, seed, U64, (.key = "seed", .dflt = 1, .lo = 0, .hi = 2147483647, .flag = "--seed", .meta = "S",                \
+                       .sweep = RT_SWEEP_COUNT, .sweep_n = 2, .noun = "seed")) /* initialisation, data, shuffling, policy */ \
+    X(OPTIM, momentum, FLOAT, (.key = "momentum", .lo = 0, .hi = 1, .hi_open = 1, .flag = "--momentum", .meta = "X"))     \
+    X(OPTIM, weight_decay, FLOAT, (.key = "weight_decay", .lo = 0, .hi = 1, .flag = "--weight-decay", .meta = "X"))       \
+    X(OPTIM, l1, FLOAT, (.key = "l1", .lo = 0, .hi = 1, .flag = "--l1", .meta = "X"))                                     \
+    X(RUN, limit_train, INT, (.lo = 1, .hi = 2147483647, .flag = "--limit-train", .meta = "N",                            \
+                              .help = "use only the first N training examples")) /* 0: all */                             \
+    X(RUN, limit_test, INT, (.lo = 1, .hi = 2147483647, .flag = "--limit-test", .meta = "N",                              \
+                             .help = "evaluate on only the first N validation and test examples")) /* 0: all */           \
+    X(RUN, val_size, INT, (.key = "val", .dflt = 5000, .lo = 0, .hi = 2147483647, .flag = "--val", .meta = "N",           \
+                           .help = "held-out validation examples"))                                                       \
+    /* multiply lr by plateau_factor after plateau_patience epochs without a lower training loss (0: never) */            \
+    X(RUN, plateau_factor, FLOAT, (.key = "factor", RT_OPTION_DEFAULT(0.3), .lo = 0, .lo_open = 1, .hi = 1))              \
+    X(RUN, plateau_patience, INT, (.key = "patience", RT_OPTION_DEFAULT(10), .lo = 1, .hi = 100000))                      \
+    /* stop this many epochs after 100% training accuracy (0: never) */                                                   \
+    X(RUN, stop_perfect, INT, (.key = "epochs", RT_OPTION_DEFAULT(5), .lo = 1, .hi = 100000))                             \
+    /* the balancing policy (§5-§7) */                                                                                    \
+    X(RUN, policy, POLICY, (.dflt = RT_POLICY_VANILLA, .flag = "--policy", .meta = "P"))                                  \
+    X(RUN, alpha, FLOAT, (.key = "alpha", .dflt = 0.1, .lo = 0, .hi = 1e6, .flag = "--alpha", .meta = "X",                \
+                          .help = "guided/random options (ALGORITHMS 5, 6)")) /* imbalance tolerance */                   \
+    X(RUN, window, INT, (.key = "window", .dflt = 5, .lo = 1, .hi = 1000000, .flag = "--window", .meta = "Q",             \
+                         .help = "guided/random options (ALGORITHMS 5, 6)")) /* re-balancing steps Q */                   \
+    X(RUN, warmup, INT, (.key = "warmup", .dflt = 1, .lo = 0, .hi = 1000000, .flag = "--warmup", .meta = "E",             \
+                         .help = "guided/random options (ALGORITHMS 5, 6)")) /* epochs of regular steps only */           \
+    X(RUN, rubi_branch, BRANCH, (.key = "bias", .dflt = -1, .needs = "its bias branch: rubi(bias=NAME)"))                 \
+    X(RUN, rebalance_update, ENUM, (.key = "update", .names = "all|own", /* RT_REBAL_ALL, RT_REBAL_BRANCH */              \
+                                    .choices = "'all' (every parameter, the default) or 'own' (only the re-balanced "     \
+                                               "branch's own parameters)",                                                \
+                                    .flag = "--rebalance-update",                                                         \
+                                    .help = "what a re-balancing step updates: every parameter, or the branch's own"))
+
+/* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
+
+enum { RT_KIND_FLOAT, RT_KIND_INT, RT_KIND_U64, RT_KIND_STR, RT_KIND_ENUM, RT_KIND_BRANCH, RT_KIND_POLICY };
+enum { RT_SWEEP_NO, RT_SWEEP_LOG, RT_SWEEP_COUNT };
+
+/* The fields' numbers: RT_CFG_lr, ...; 0 is none (it ends option lists). */
+enum {
+    RT_CFG_NONE,
+#define X(group, name, kind, props) RT_CFG_##name,
+    RT_CONFIG_FIELDS(X)
+#undef X
+    RT_CFG_COUNT
+};
+
+/* The structs. */
+#define RT_DECL_FLOAT(name) float name;
+#define RT_DECL_INT(name) int name;
+#define RT_DECL_U64(name) unsigned long long name;
+#define RT_DECL_STR(name) char name[RT_STR_MAX];
+#define RT_DECL_ENUM(name) int name;
+#define RT_DECL_BRANCH(name) int name;
+#define RT_DECL_POLICY(name) int name;
+#define RT_IF_OPTIM_OPTIM(decl) decl
+#define RT_IF_OPTIM_RUN(decl)
+#define RT_IF_RUN_OPTIM(decl)
+#define RT_IF_RUN_RUN(decl) decl
 
 /* The optimizer's settings: all that the update of a parameter reads. The
  * run configuration holds the .mmnet's (cfg.opt, which the command line
  * overrides), each step's rt_hyper the ones in force (the schedule lowers
- * lr), and the CUDA back end a device copy. An optimizer's settings go
- * here, its rule in runtime/rt_optim.h. */
+ * lr), and the CUDA back end a device copy. An optimizer's settings are
+ * OPTIM rows above, its rule goes in runtime/rt_optim.h. */
 typedef struct {
-    float lr, momentum, weight_decay, l1;
+#define X(group, name, kind, props) RT_IF_OPTIM_##group(RT_DECL_##kind(name))
+    RT_CONFIG_FIELDS(X)
+#undef X
 } rt_optim;
 
+/* The run configuration: the .mmnet's train section, which the program's
+ * command line overrides. */
 typedef struct {
-    /* data */
-    char data[32];           /* "colored_gray", "gray", "identical" */
-    char data_dir[512];      /* "" = the default (Debian's Fashion-MNIST) */
-    float variance;          /* colour noise variance (§9) */
-    int val_size;            /* held-out validation examples */
-    int limit_train;         /* 0 = all */
-    int synth_train, synth_test; /* sizes of the synthetic data set */
     rt_optim opt;
-    int batch, epochs;
-    unsigned long long seed;
-    /* schedule and stopping (§2, options) */
-    float plateau_factor;    /* multiply lr by this ... */
-    int plateau_patience;    /* ... after this many epochs without a lower train loss; 0 = off */
-    int stop_perfect;        /* stop this many epochs after 100% train accuracy; 0 = off */
-    /* policy (§5-§7) */
-    int policy;
-    float alpha;             /* imbalance tolerance */
-    int window;              /* re-balancing window Q */
-    int warmup;              /* epochs of regular steps only */
-    int rubi_branch;         /* the bias branch of RUBi */
-    int rebalance_update;    /* RT_REBAL_ALL or RT_REBAL_BRANCH */
+#define X(group, name, kind, props) RT_IF_RUN_##group(RT_DECL_##kind(name))
+    RT_CONFIG_FIELDS(X)
+#undef X
 } rt_config;
+
+/* A field, as the code that walks the table sees it (rt_config_fields). */
+typedef struct {
+    const char *name;
+    int kind;                    /* RT_KIND_* */
+    int optim;                   /* a field of rt_optim: cfg.opt.name */
+    size_t off, size;            /* where in rt_config, how large */
+    double dflt, odflt;
+    int has_odflt;
+    double lo, hi;
+    int lo_open, hi_open;
+    const char *key, *needs, *names, *choices;
+    const char *flag, *meta, *help;
+    int any_command;
+    int sweep;
+    double sweep_lo, sweep_hi;
+    int sweep_n;
+    const char *noun;
+} rt_field;
+
+extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty */
+
+/* ---- the train section's constructs --------------------------------------
+ *
+ *   X(ID, "name", (options))                 and for policies
+ *   X(ID, "name", variant, (options))
+ *
+ * A construct is one of the values of a train-section key (`policy
+ * guided(...)`); its options are fields of RT_CONFIG_FIELDS, in the order the
+ * .mmnet's messages and mmc info list them (the first may be given without
+ * its name). A policy also names the graph variant its steps need (for
+ * guided: the re-balancing graphs, which need MMTMs), so that the compiler
+ * and the program can refuse it for a model that has none. A new policy is
+ * a row here (and its rule in runtime/rt_policy.c). */
+#define RT_POLICIES(X)                                                                                              \
+    X(VANILLA, "vanilla", RT_VAR_TRAIN, ())                                                                         \
+    X(GUIDED, "guided", RT_VAR_REBALANCE, (RT_CFG_alpha, RT_CFG_window, RT_CFG_warmup, RT_CFG_rebalance_update))   \
+    X(RANDOM, "random", RT_VAR_REBALANCE, (RT_CFG_warmup, RT_CFG_rebalance_update))                                 \
+    X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))
+
+#define RT_DATA_SOURCES(X)                                                                                          \
+    X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val_size))                            \
+    X(SYNTHETIC, "synthetic", (RT_CFG_synth_train, RT_CFG_synth_test))
+
+#define RT_OPTIMIZERS(X) X(SGD, "sgd", (RT_CFG_lr, RT_CFG_momentum, RT_CFG_weight_decay, RT_CFG_l1))
+
+#define RT_SCHEDULES(X)                                                                                             \
+    X(CONSTANT, "constant", ())                                                                                     \
+    X(PLATEAU, "plateau", (RT_CFG_plateau_factor, RT_CFG_plateau_patience))
+
+#define RT_EARLY_STOPS(X)                                                                                           \
+    X(NONE, "none", ())                                                                                             \
+    X(PERFECT, "perfect", (RT_CFG_stop_perfect))
+
+#define RT_MAXOPTS 8
+
+typedef struct {
+    const char *name;
+    int variant;                 /* policies: RT_VAR_* its steps need */
+    int opts[RT_MAXOPTS];        /* RT_CFG_*, ended by RT_CFG_NONE */
+} rt_choice;
+
+enum {
+#define X(id, name, variant, opts) RT_POLICY_##id,
+    RT_POLICIES(X)
+#undef X
+    RT_POLICY_COUNT
+};
+#define X(id, name, opts) RT_DATA_##id,
+enum { RT_DATA_SOURCES(X) RT_DATA_COUNT };
+enum { RT_OPTIMIZERS(X) RT_OPTIMIZER_COUNT };
+#undef X
+#define X(id, name, opts) RT_SCHEDULE_##id,
+enum { RT_SCHEDULES(X) RT_SCHEDULE_COUNT };
+#undef X
+#define X(id, name, opts) RT_STOP_##id,
+enum { RT_EARLY_STOPS(X) RT_STOP_COUNT };
+#undef X
+
+extern const rt_choice rt_policies[RT_POLICY_COUNT], rt_data_sources[RT_DATA_COUNT], rt_optimizers[RT_OPTIMIZER_COUNT],
+    rt_schedules[RT_SCHEDULE_COUNT], rt_early_stops[RT_STOP_COUNT];
+
+/* ---- walking the table (mmnet_shared.c) ------------------------------------ */
+/* Every configuration at its defaults. */
+void rt_config_defaults(rt_config *c);
+/* A numeric field's value, and setting it (converted to its C type). */
+double rt_field_get(const rt_config *c, const rt_field *f);
+void rt_field_set(rt_config *c, const rt_field *f, double v);
+/* A string field's text. */
+const char *rt_field_str(const rt_config *c, const rt_field *f);
+char *rt_field_strbuf(rt_config *c, const rt_field *f);
+/* Whether v lies in the field's range (as given, and as stored). */
+int rt_field_in_range(const rt_field *f, double v);
+/* The index of name among "a|b|c", or -1; the i-th name into buf. */
+int rt_name_index(const char *names, const char *name);
+const char *rt_name_at(const char *names, int i, char *buf, size_t n);
+/* The choice called name in a table of n, or -1. */
+int rt_choice_find(const rt_choice *t, int n, const char *name);
 
 #endif

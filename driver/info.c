@@ -21,19 +21,6 @@ static const char *dims(const int *s, int n) {
     return arena_printf(mm_arena, "%s]", r);
 }
 
-static const char *policy_str(const IrProgram *p) {
-    const rt_config *c = &p->cfg;
-    switch (c->policy) {
-    case RT_POLICY_GUIDED:
-        return arena_printf(mm_arena, "guided(alpha=%g, window=%d, warmup=%d, update=%s)", c->alpha, c->window, c->warmup,
-                            c->rebalance_update == RT_REBAL_ALL ? "all" : "own");
-    case RT_POLICY_RANDOM:
-        return arena_printf(mm_arena, "random(warmup=%d, update=%s)", c->warmup, c->rebalance_update == RT_REBAL_ALL ? "all" : "own");
-    case RT_POLICY_RUBI: return arena_printf(mm_arena, "rubi(bias=%s)", IR_BRANCH(p, c->rubi_branch)->name);
-    default: return "vanilla";
-    }
-}
-
 void print_info(FILE *out, const IrProgram *p) {
     fprintf(out, "model %s (%s)\n", p->name, p->src->path);
     fprintf(out, "inputs:\n");
@@ -75,18 +62,8 @@ void print_info(FILE *out, const IrProgram *p) {
     }
     fprintf(out, "prediction: %s\n", p->predict_text);
     fprintf(out, "loss: %s\n", p->loss_text);
-    const rt_config *c = &p->cfg;
     fprintf(out, "training:\n");
-    if (strcmp(c->data, "colored_gray") == 0)
-        fprintf(out, "  data       colored_gray(variance=%g, val=%d%s%s%s)\n", c->variance, c->val_size, c->data_dir[0] ? ", dir=\"" : "",
-                c->data_dir, c->data_dir[0] ? "\"" : "");
-    else
-        fprintf(out, "  data       synthetic(train=%d, test=%d)\n", c->synth_train, c->synth_test);
-    fprintf(out, "  optimizer  sgd(lr=%g, momentum=%g, weight_decay=%g, l1=%g)\n", c->opt.lr, c->opt.momentum, c->opt.weight_decay, c->opt.l1);
-    fprintf(out, "  batch %d, epochs %d, seed %llu\n", c->batch, c->epochs, c->seed);
-    if (c->plateau_patience) fprintf(out, "  schedule   plateau(factor=%g, patience=%d)\n", c->plateau_factor, c->plateau_patience);
-    if (c->stop_perfect) fprintf(out, "  early_stop perfect(epochs=%d)\n", c->stop_perfect);
-    fprintf(out, "  policy     %s\n", policy_str(p));
+    train_print(out, p);
     fprintf(out, "groups (conditional learning speed, ALGORITHMS 4):\n");
     for (int g = 0; g < 2 * p->branches.n; g++)
         fprintf(out, "  %-16s %zu\n", ir_group_name(p, g), ir_group_params(p, 1u << g));

@@ -14,6 +14,8 @@
 #ifndef MM_PASSES_H
 #define MM_PASSES_H
 
+#include <stdio.h>
+
 #include "../frontend/ast.h"
 #include "../ir/ir.h"
 
@@ -42,6 +44,8 @@ IrProgram *mm_compile(const SrcFile *src, const CompileOptions *opt);
 
 IrProgram *pass_lower(const AstFile *f);
 void lower_train(const AstTrain *t, IrProgram *p);
+/* The train section as the configuration holds it, one line per key (mmc info). */
+void train_print(FILE *out, const IrProgram *p);
 void pass_shapes(IrProgram *p);
 void pass_variants(IrProgram *p);
 void pass_autodiff(IrProgram *p);

@@ -1,7 +1,13 @@
 /* train.c — the `train` section: data binding, optimizer, schedule and the
  * balancing policy, checked key by key into an rt_config that the generated
- * program starts from (its command line can override each value). */
-#include <math.h>
+ * program starts from (its command line can override each value), and
+ * printed back for mmc info.
+ *
+ * What each key takes comes from the tables of common/mmnet_shared.h: a
+ * plain key sets one field; the others choose a construct (RT_POLICIES,
+ * RT_DATA_SOURCES, ...) whose options are fields, with their types,
+ * defaults and ranges. Only what is particular to one construct is written
+ * here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,73 +15,50 @@
 
 typedef struct {
     const char *key;
-    const char *form;   /* shown in errors */
+    const char *form;          /* shown when a required key is missing */
+    bool required;             /* no silent defaults for what decides the experiment */
+    int field;                 /* a plain value: the field it sets */
+    const rt_choice *choices;  /* otherwise the constructs it chooses among */
+    int nchoices;
+    int selector;              /* the field that records the choice (a name or an index), or none */
 } TrainKey;
 
 static const TrainKey train_keys[] = {
-    {"data", "data colored_gray(variance=0.02, val=5000)"},
-    {"optimizer", "optimizer sgd(lr=0.01, momentum=0.9, weight_decay=0, l1=0)"},
-    {"batch", "batch 128"},
-    {"epochs", "epochs 20"},
-    {"seed", "seed 1"},
-    {"schedule", "schedule plateau(factor=0.3, patience=10)"},
-    {"early_stop", "early_stop perfect(epochs=5)"},
-    {"policy", "policy guided(alpha=0.1, window=5, warmup=1)"},
+    {"data", "data colored_gray(variance=0.02, val=5000)", true, 0, rt_data_sources, RT_DATA_COUNT, RT_CFG_data},
+    {"optimizer", "optimizer sgd(lr=0.01, momentum=0.9, weight_decay=0, l1=0)", true, 0, rt_optimizers, RT_OPTIMIZER_COUNT, 0},
+    {"batch", "batch 128", true, RT_CFG_batch, NULL, 0, 0},
+    {"epochs", "epochs 20", true, RT_CFG_epochs, NULL, 0, 0},
+    {"seed", "seed 1", false, RT_CFG_seed, NULL, 0, 0},
+    {"schedule", "schedule plateau(factor=0.3, patience=10)", false, 0, rt_schedules, RT_SCHEDULE_COUNT, 0},
+    {"early_stop", "early_stop perfect(epochs=5)", false, 0, rt_early_stops, RT_STOP_COUNT, 0},
+    {"policy", "policy guided(alpha=0.1, window=5, warmup=1)", false, 0, rt_policies, RT_POLICY_COUNT, RT_CFG_policy},
 };
 
-/* A construct's options (args.c checks them): defaults preset in num/str. */
-typedef struct {
-    const char *key;
-    char type;           /* 'f' number, 'i' integer, 's' string, 'n' name */
-    double num;          /* result */
-    const char *str;
-    bool given;
-    SrcLoc loc;
-} Opt;
+static const rt_field *field(int id) { return &rt_config_fields[id]; }
 
-static void take_opts(const AstExpr *call, Opt *opts, int n, const char *what) {
-    Signature sig = {what, {{0}}};
-    for (int i = 0; i < n; i++) sig.spec[i] = (ArgSpec){opts[i].key, opts[i].type, ""};
-    Val v[ARGS_MAX];
-    bool given[ARGS_MAX];
-    args_options(&sig, &call->args, call->loc, v, given);
-    for (int i = 0; i < n; i++) {
-        if (!given[i]) continue;
-        Opt *o = &opts[i];
-        o->given = true;
-        o->loc = v[i].loc;
-        if (o->type == 'f') o->num = v[i].f;
-        else if (o->type == 'i') o->num = (double)v[i].i;
-        else o->str = v[i].s;
-    }
-}
-
-static double num_in(const Opt *o, double lo, double hi, bool lo_open, const char *what) {
-    if (!o->given) return o->num;
-    if (!(o->num >= lo) || (lo_open && o->num == lo) || o->num > hi || !isfinite(o->num))
-        error_at(o->loc, "%s: '%s' is %.15g; it must be %s %.15g and at most %.15g", what, o->key, o->num, lo_open ? "above" : "at least",
-                 lo, hi);
-    return o->num;
-}
-
-static const AstExpr *expect_call(const AstItem *it, const char *const *allowed, int n) {
+/* The construct that a key's value names. */
+static int expect_call(const AstItem *it, const TrainKey *k) {
+    const char *allowed[32];
+    for (int i = 0; i < k->nchoices; i++) allowed[i] = k->choices[i].name;
+    int n = k->nchoices;
     const AstExpr *v = it->val;
     if (v->kind != AX_CALL)
         error_at(v->loc, "'%s' expects one of %s", it->key, join_names(allowed, n, " or "));
     for (int i = 0; i < n; i++)
-        if (strcmp(v->s, allowed[i]) == 0) return v;
+        if (strcmp(v->s, allowed[i]) == 0) return i;
     const char *near = nearest_name(v->s, allowed, n);
     if (near) error_at(v->loc, "unknown %s '%s'; did you mean '%s'?", it->key, v->s, near);
     error_at(v->loc, "unknown %s '%s' (allowed: %s)", it->key, v->s, join_names(allowed, n, " and "));
 }
 
-static long long int_value(const AstItem *it, long long lo, long long hi) {
+static long long int_value(const AstItem *it, const rt_field *f) {
     const AstExpr *v = it->val;
     long long x;
     if (v->kind == AX_INT) x = v->ival;
     else if (v->kind == AX_NEG && v->l->kind == AX_INT) x = -v->l->ival;
     else error_at(v->loc, "'%s' expects an integer", it->key);
-    if (x < lo || x > hi) error_at(v->loc, "'%s' is %lld; it must be between %lld and %lld", it->key, x, lo, hi);
+    if (!rt_field_in_range(f, (double)x))
+        error_at(v->loc, "'%s' is %lld; it must be between %lld and %lld", it->key, x, (long long)f->lo, (long long)f->hi);
     return x;
 }
 
@@ -94,17 +77,63 @@ static int has_mmtm(const IrProgram *p) {
     return 0;
 }
 
+/* The signature of construct ch: its options, typed by their fields' kinds.
+ * Returns their number; the caller may add options of its own after them. */
+static int construct_sig(const rt_choice *ch, Signature *sig) {
+    static const char type[] = {[RT_KIND_FLOAT] = 'f', [RT_KIND_INT] = 'i', [RT_KIND_U64] = 'i', [RT_KIND_STR] = 's',
+                                [RT_KIND_ENUM] = 'n', [RT_KIND_BRANCH] = 'n', [RT_KIND_POLICY] = 'n'};
+    memset(sig, 0, sizeof *sig);
+    sig->what = arena_printf(mm_arena, "'%s'", ch->name);
+    int n = 0;
+    for (; n < RT_MAXOPTS && ch->opts[n]; n++) {
+        const rt_field *f = field(ch->opts[n]);
+        sig->spec[n] = (ArgSpec){f->key, type[f->kind], ""};
+    }
+    return n;
+}
+
+/* Store construct ch's options (args_options' values) in the configuration:
+ * the given ones checked against their fields' ranges, the others at their
+ * defaults; a required one missing is an error at the call. */
+static void store_options(IrProgram *p, const rt_choice *ch, const Signature *sig, const Val *v, const bool *given,
+                          SrcLoc call) {
+    rt_config *c = &p->cfg;
+    for (int i = 0; i < RT_MAXOPTS && ch->opts[i]; i++)
+        if (!given[i] && field(ch->opts[i])->needs) error_at(call, "%s needs %s", sig->what, field(ch->opts[i])->needs);
+    for (int i = 0; i < RT_MAXOPTS && ch->opts[i]; i++) {
+        const rt_field *f = field(ch->opts[i]);
+        if (!given[i]) {
+            if (f->kind != RT_KIND_STR) rt_field_set(c, f, f->has_odflt ? f->odflt : f->dflt);
+            continue;
+        }
+        switch (f->kind) {
+        case RT_KIND_STR:
+            if (strlen(v[i].s) >= f->size) error_at(v[i].loc, "%s: '%s' is too long (the limit is %zu characters)", sig->what, f->key, f->size - 1);
+            snprintf(rt_field_strbuf(c, f), f->size, "%s", v[i].s);
+            break;
+        case RT_KIND_ENUM: {
+            int k = rt_name_index(f->names, v[i].s);
+            if (k < 0) error_at(v[i].loc, "'%s' is %s", f->key, f->choices ? f->choices : f->names);
+            rt_field_set(c, f, k);
+            break;
+        }
+        case RT_KIND_BRANCH: rt_field_set(c, f, branch_index(p, v[i].s, v[i].loc)); break;
+        default: {
+            double x = f->kind == RT_KIND_FLOAT ? v[i].f : (double)v[i].i;
+            if (!rt_field_in_range(f, x)) {
+                if (f->hi_open && x == f->hi) error_at(v[i].loc, "%s: '%s' must be below %.15g", sig->what, f->key, f->hi);
+                error_at(v[i].loc, "%s: '%s' is %.15g; it must be %s %.15g and %s %.15g", sig->what, f->key, x,
+                         f->lo_open ? "above" : "at least", f->lo, f->hi_open ? "below" : "at most", f->hi);
+            }
+            rt_field_set(c, f, x);
+        }
+        }
+    }
+}
+
 void lower_train(const AstTrain *t, IrProgram *p) {
     rt_config *c = &p->cfg;
-    memset(c, 0, sizeof *c);
-    c->seed = 1;
-    c->val_size = 5000;
-    c->variance = 0.02f;
-    c->policy = RT_POLICY_VANILLA;
-    c->alpha = 0.1f;
-    c->window = 5;
-    c->warmup = 1;
-    c->rubi_branch = -1;
+    rt_config_defaults(c);
     const AstItem *seen[ARRAY_LEN(train_keys)] = {0};
     for (int i = 0; i < t->items.n; i++) {
         const AstItem *it = t->items.v[i];
@@ -126,105 +155,92 @@ void lower_train(const AstTrain *t, IrProgram *p) {
             error_at(it->loc, "'%s' is given twice in the train section", it->key);
         }
         seen[k] = it;
-        const char *key = it->key;
-        if (strcmp(key, "data") == 0) {
-            static const char *const kinds[] = {"colored_gray", "synthetic"};
-            const AstExpr *v = expect_call(it, kinds, 2);
-            snprintf(c->data, sizeof c->data, "%s", v->s);
-            if (strcmp(v->s, "colored_gray") == 0) {
-                Opt o[] = {{"dir", 's', 0, "", 0, {0}}, {"variance", 'f', 0.02, 0, 0, {0}}, {"val", 'i', 5000, 0, 0, {0}}};
-                take_opts(v, o, 3, "'colored_gray'");
-                c->variance = (float)num_in(&o[1], 0, 1, false, "'colored_gray'");
-                c->val_size = (int)num_in(&o[2], 0, 50000, false, "'colored_gray'");
-                if (o[0].given && strlen(o[0].str) >= sizeof c->data_dir) error_at(o[0].loc, "the directory name is too long");
-                if (o[0].given) snprintf(c->data_dir, sizeof c->data_dir, "%s", o[0].str);
-            } else {
-                Opt o[] = {{"train", 'i', 2048, 0, 0, {0}}, {"test", 'i', 512, 0, 0, {0}}, {"classes", 'i', 0, 0, 0, {0}}};
-                take_opts(v, o, 3, "'synthetic'");
-                c->synth_train = (int)num_in(&o[0], 1, 1e7, false, "'synthetic'");
-                c->synth_test = (int)num_in(&o[1], 1, 1e7, false, "'synthetic'");
-                c->val_size = c->synth_test;
-                if (o[2].given) error_at(o[2].loc, "'synthetic' takes its classes from the branch heads");
-            }
-        } else if (strcmp(key, "optimizer") == 0) {
-            static const char *const kinds[] = {"sgd"};
-            const AstExpr *v = expect_call(it, kinds, 1);
-            Opt o[] = {{"lr", 'f', 0, 0, 0, {0}}, {"momentum", 'f', 0, 0, 0, {0}}, {"weight_decay", 'f', 0, 0, 0, {0}},
-                       {"l1", 'f', 0, 0, 0, {0}}};
-            take_opts(v, o, 4, "'sgd'");
-            if (!o[0].given) error_at(v->loc, "'sgd' needs a learning rate: sgd(lr=0.01)");
-            c->opt.lr = (float)num_in(&o[0], 0, 100, true, "'sgd'");
-            c->opt.momentum = (float)num_in(&o[1], 0, 1, false, "'sgd'");
-            if (c->opt.momentum >= 1) error_at(o[1].loc, "'sgd': 'momentum' must be below 1");
-            c->opt.weight_decay = (float)num_in(&o[2], 0, 1, false, "'sgd'");
-            c->opt.l1 = (float)num_in(&o[3], 0, 1, false, "'sgd'");
-        } else if (strcmp(key, "batch") == 0) {
-            c->batch = (int)int_value(it, 1, 65536);
-        } else if (strcmp(key, "epochs") == 0) {
-            c->epochs = (int)int_value(it, 1, 100000);
-        } else if (strcmp(key, "seed") == 0) {
-            c->seed = (unsigned long long)int_value(it, 0, 2147483647LL);
-        } else if (strcmp(key, "schedule") == 0) {
-            static const char *const kinds[] = {"constant", "plateau"};
-            const AstExpr *v = expect_call(it, kinds, 2);
-            if (strcmp(v->s, "plateau") == 0) {
-                Opt o[] = {{"factor", 'f', 0.3, 0, 0, {0}}, {"patience", 'i', 10, 0, 0, {0}}};
-                take_opts(v, o, 2, "'plateau'");
-                c->plateau_factor = (float)num_in(&o[0], 0, 1, true, "'plateau'");
-                c->plateau_patience = (int)num_in(&o[1], 1, 100000, false, "'plateau'");
-            } else {
-                take_opts(v, NULL, 0, "'constant'");
-            }
-        } else if (strcmp(key, "early_stop") == 0) {
-            static const char *const kinds[] = {"none", "perfect"};
-            const AstExpr *v = expect_call(it, kinds, 2);
-            if (strcmp(v->s, "perfect") == 0) {
-                Opt o[] = {{"epochs", 'i', 5, 0, 0, {0}}};
-                take_opts(v, o, 1, "'perfect'");
-                c->stop_perfect = (int)num_in(&o[0], 1, 100000, false, "'perfect'");
-            } else {
-                take_opts(v, NULL, 0, "'none'");
-            }
-        } else if (strcmp(key, "policy") == 0) {
-            static const char *const kinds[] = {"vanilla", "guided", "random", "rubi"};
-            const AstExpr *v = expect_call(it, kinds, 4);
-            const char *pol = v->s;
-            if (strcmp(pol, "vanilla") == 0) {
-                take_opts(v, NULL, 0, "'vanilla'");
-                c->policy = RT_POLICY_VANILLA;
-            } else if (strcmp(pol, "rubi") == 0) {
-                Opt o[] = {{"bias", 'n', 0, 0, 0, {0}}};
-                take_opts(v, o, 1, "'rubi'");
-                if (!o[0].given) error_at(v->loc, "'rubi' needs its bias branch: rubi(bias=NAME)");
-                c->policy = RT_POLICY_RUBI;
-                c->rubi_branch = branch_index(p, o[0].str, o[0].loc);
-                p->rubi_branch = c->rubi_branch;
-                if (p->branches.n < 2) error_at(v->loc, "'rubi' needs two or more branches");
-            } else {
-                bool guided = strcmp(pol, "guided") == 0;
-                Opt o[] = {{"alpha", 'f', 0.1, 0, 0, {0}}, {"window", 'i', 5, 0, 0, {0}}, {"warmup", 'i', 1, 0, 0, {0}},
-                           {"update", 'n', 0, "all", 0, {0}}};
-                /* random has no tolerance and no window (ALGORITHMS §6). */
-                Opt *use = guided ? o : o + 2;
-                take_opts(v, use, guided ? 4 : 2, guided ? "'guided'" : "'random'");
-                c->policy = guided ? RT_POLICY_GUIDED : RT_POLICY_RANDOM;
-                c->alpha = (float)num_in(&o[0], 0, 1e6, false, "'guided'");
-                c->window = (int)num_in(&o[1], 1, 1000000, false, "'guided'");
-                c->warmup = (int)num_in(&o[2], 0, 100000, false, guided ? "'guided'" : "'random'");
-                if (strcmp(o[3].str, "all") == 0) c->rebalance_update = RT_REBAL_ALL;
-                else if (strcmp(o[3].str, "own") == 0) c->rebalance_update = RT_REBAL_BRANCH;
-                else error_at(o[3].loc, "'update' is 'all' (every parameter, the default) or 'own' (only the re-balanced branch's own parameters)");
-                if (!has_mmtm(p))
-                    error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", pol);
-            }
+        const TrainKey *key = &train_keys[k];
+        if (!key->choices) {
+            rt_field_set(c, field(key->field), (double)int_value(it, field(key->field)));
+            continue;
+        }
+        int ci = expect_call(it, key);
+        const rt_choice *ch = &key->choices[ci];
+        const AstExpr *v = it->val;
+        if (key->selector && field(key->selector)->kind == RT_KIND_STR)
+            snprintf(rt_field_strbuf(c, field(key->selector)), field(key->selector)->size, "%s", ch->name);
+        else if (key->selector)
+            rt_field_set(c, field(key->selector), ci);
+        Signature sig;
+        int n = construct_sig(ch, &sig);
+        bool synthetic = key->choices == rt_data_sources && ci == RT_DATA_SYNTHETIC;
+        mm_assert(n < ARGS_MAX);
+        if (synthetic) sig.spec[n] = (ArgSpec){"classes", 'i', ""}; /* a mistake worth its own message */
+        Val val[ARGS_MAX];
+        bool given[ARGS_MAX];
+        args_options(&sig, &v->args, v->loc, val, given);
+        store_options(p, ch, &sig, val, given, v->loc);
+        if (synthetic) {
+            c->val_size = c->synth_test;
+            if (given[n]) error_at(val[n].loc, "'synthetic' takes its classes from the branch heads");
+        }
+        if (key->choices == rt_policies) {
+            if (ci == RT_POLICY_RUBI) p->rubi_branch = c->rubi_branch;
+            if (ch->variant == RT_VAR_RUBI && p->branches.n < 2) error_at(v->loc, "'%s' needs two or more branches", ch->name);
+            if (ch->variant == RT_VAR_REBALANCE && !has_mmtm(p))
+                error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", ch->name);
         }
     }
-    /* Required keys: no silent defaults for what decides the experiment. */
-    static const char *const required[] = {"data", "optimizer", "batch", "epochs"};
-    for (int r = 0; r < ARRAY_LEN(required); r++) {
-        int k = 0;
-        while (strcmp(train_keys[k].key, required[r]) != 0) k++;
-        if (!seen[k])
-            error_at(t->loc, "the train section has no '%s'; add e.g.: %s", required[r], train_keys[k].form);
+    for (int k = 0; k < ARRAY_LEN(train_keys); k++)
+        if (train_keys[k].required && !seen[k])
+            error_at(t->loc, "the train section has no '%s'; add e.g.: %s", train_keys[k].key, train_keys[k].form);
+}
+
+/* ---- mmc info ------------------------------------------------------------------ */
+/* The construct of key k that the configuration holds; -1 when the key
+ * shows nothing (no schedule, no early stop). */
+static int chosen(const TrainKey *k, const rt_config *c) {
+    if (k->choices == rt_data_sources) return rt_choice_find(rt_data_sources, RT_DATA_COUNT, c->data);
+    if (k->choices == rt_policies) return c->policy;
+    if (k->choices == rt_schedules) return c->plateau_patience > 0 ? RT_SCHEDULE_PLATEAU : -1;
+    if (k->choices == rt_early_stops) return c->stop_perfect > 0 ? RT_STOP_PERFECT : -1;
+    return 0;
+}
+
+/* A field's value as the .mmnet would write it. */
+static const char *value_text(const IrProgram *p, const rt_field *f) {
+    const rt_config *c = &p->cfg;
+    double x = rt_field_get(c, f);
+    char name[64];
+    switch (f->kind) {
+    case RT_KIND_FLOAT: return arena_printf(mm_arena, "%g", x);
+    case RT_KIND_U64: return arena_printf(mm_arena, "%llu", (unsigned long long)x);
+    case RT_KIND_STR: return arena_printf(mm_arena, "\"%s\"", rt_field_str(c, f));
+    case RT_KIND_ENUM: return arena_printf(mm_arena, "%s", rt_name_at(f->names, (int)x, name, sizeof name));
+    case RT_KIND_BRANCH: return IR_BRANCH(p, (int)x)->name;
+    default: return arena_printf(mm_arena, "%d", (int)x);
     }
+}
+
+void train_print(FILE *out, const IrProgram *p) {
+    const char *plain = NULL;
+    for (int k = 0; k < ARRAY_LEN(train_keys); k++) {
+        const TrainKey *key = &train_keys[k];
+        if (!key->choices) { /* plain keys in a row share a line: batch 128, epochs 20, seed 1 */
+            const char *kv = arena_printf(mm_arena, "%s %s", key->key, value_text(p, field(key->field)));
+            plain = plain ? arena_printf(mm_arena, "%s, %s", plain, kv) : kv;
+            if (k + 1 == ARRAY_LEN(train_keys) || !train_keys[k + 1].choices) continue;
+            fprintf(out, "  %s\n", plain);
+            plain = NULL;
+            continue;
+        }
+        int ci = chosen(key, &p->cfg);
+        if (ci < 0) continue;
+        const rt_choice *ch = &key->choices[ci];
+        fprintf(out, "  %-10s %s", key->key, ch->name);
+        int shown = 0;
+        for (int i = 0; i < RT_MAXOPTS && ch->opts[i]; i++) {
+            const rt_field *f = field(ch->opts[i]);
+            if (f->kind == RT_KIND_STR && !rt_field_str(&p->cfg, f)[0]) continue; /* unset: the default */
+            fprintf(out, "%s%s=%s", shown++ ? ", " : "(", f->key, value_text(p, f));
+        }
+        fprintf(out, "%s\n", shown ? ")" : "");
+    }
+    if (plain) fprintf(out, "  %s\n", plain);
 }

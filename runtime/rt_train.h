@@ -25,7 +25,4 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
 /* Training and evaluation throughput on random batches (./prog bench). */
 int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile);
 
-/* The default data directory (Debian's dataset-fashion-mnist). */
-#define RT_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
-
 #endif
