@@ -5,8 +5,12 @@
  *   prog util --checkpoint F the conditional utilization rates (ALGORITHMS §3)
  *   prog info                what was compiled in
  *
- * A wrong flag or value names itself and exits 2; other failures exit 1. */
+ * The options that override the .mmnet's train section, their ranges and
+ * their help lines come from its table (RT_CONFIG_FIELDS, mmnet_shared.h);
+ * the others (run directory, threads, ...) are written here. A wrong flag
+ * or value names itself and exits 2; other failures exit 1. */
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +20,50 @@
 #endif
 
 #include "rt_train.h"
+
+/* The policies, as --policy takes them: "vanilla, guided, random, or rubi:BRANCH". */
+static const char *policy_list(char *buf, size_t n, const char *last_sep) {
+    buf[0] = 0;
+    for (int i = 0; i < RT_POLICY_COUNT; i++) {
+        bool branch = false;
+        for (int j = 0; j < RT_MAXOPTS && rt_policies[i].opts[j]; j++)
+            branch |= rt_config_fields[rt_policies[i].opts[j]].kind == RT_KIND_BRANCH;
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%s", i == 0 ? "" : i + 1 < RT_POLICY_COUNT ? ", " : last_sep,
+                 rt_policies[i].name, branch ? ":BRANCH" : "");
+    }
+    return buf;
+}
+
+/* An ENUM field's names for messages: "'all' or 'own'". */
+static const char *names_text(const rt_field *f, char *buf, size_t n) {
+    char name[64], next[64];
+    buf[0] = 0;
+    for (int i = 0; rt_name_at(f->names, i, name, sizeof name); i++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s'%s'", i == 0 ? "" : rt_name_at(f->names, i + 1, next, sizeof next) ? ", " : " or ",
+                 name);
+    return buf;
+}
+
+/* The help lines of the options that override the configuration, in the
+ * table's order; flags in a row with the same help text share its line. */
+static void config_usage(FILE *f) {
+    char line[512] = "", pol[256];
+    for (int i = 1; i < RT_CFG_COUNT; i++) {
+        const rt_field *fl = &rt_config_fields[i];
+        if (!fl->flag) continue;
+        const char *help = fl->kind == RT_KIND_POLICY ? policy_list(pol, sizeof pol, ", or ") : fl->help ? fl->help : "";
+        snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s %s", line[0] ? "  " : "", fl->flag,
+                 fl->kind == RT_KIND_ENUM ? fl->names : fl->meta);
+        int next = i + 1;
+        while (next < RT_CFG_COUNT && !rt_config_fields[next].flag) next++;
+        if (next < RT_CFG_COUNT && fl->kind != RT_KIND_POLICY && rt_config_fields[next].kind != RT_KIND_POLICY &&
+            strcmp(help, rt_config_fields[next].help ? rt_config_fields[next].help : "") == 0)
+            continue;
+        if (help[0]) fprintf(f, "  %-*s %s\n", strlen(line) <= 22 ? 22 : 35, line, help);
+        else fprintf(f, "  %s\n", line);
+        line[0] = 0;
+    }
+}
 
 static void usage(const rt_model *m, FILE *f) {
     fprintf(f,
@@ -29,27 +77,24 @@ static void usage(const rt_model *m, FILE *f) {
             "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads)\n"
             "\n"
             "train options:\n"
-            "  --data DIR             directory of IDX files (default: the .mmnet's, else %s)\n"
             "  --out RUNDIR           where metrics.jsonl, steps.csv, checkpoints and summary.json go (default: runs/%s)\n"
-            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n"
-            "  --epochs N  --batch B  --lr X  --seed S  --momentum X  --weight-decay X  --l1 X\n"
-            "  --limit-train N        use only the first N training examples\n"
-            "  --limit-test N         evaluate on only the first N validation and test examples\n"
-            "  --val N                held-out validation examples\n"
-            "  --policy P             vanilla, guided, random, or rubi:BRANCH\n"
-            "  --alpha X  --window Q  --warmup E   guided/random options (ALGORITHMS 5, 6)\n"
-            "  --rebalance-update all|own          what a re-balancing step updates: every parameter, or the branch's own\n"
-            "  --threads N            CPU threads (default: all cores)\n"
-            "  --profile              print time and GFLOP/s of every kernel for one step first\n"
-            "  --quiet                no progress line\n"
-            "eval/util options:\n"
-            "  --checkpoint F  --data DIR  --batch B\n",
-            rt_prog, m->name, m->source, RT_DEFAULT_DATA, m->name);
+            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n",
+            rt_prog, m->name, m->source, m->name);
+    config_usage(f);
+    fprintf(f, "  --threads N            CPU threads (default: all cores)\n"
+               "  --profile              print time and GFLOP/s of every kernel for one step first\n"
+               "  --quiet                no progress line\n"
+               "eval/util options:\n"
+               "  --checkpoint F  --data DIR  --batch B\n");
 }
 
-static _Noreturn void bad(const char *fmt, const char *a, const char *b) {
+static _Noreturn void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void bad(const char *fmt, ...) {
     fprintf(stderr, "%s: error: ", rt_prog);
-    fprintf(stderr, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\nrun '%s --help' for the options\n", rt_prog);
     exit(2);
 }
@@ -72,17 +117,61 @@ static long long int_arg(const char *flag, const char *v, long long lo, long lon
     return x;
 }
 
-static double num_arg(const char *flag, const char *v, double lo, double hi, bool lo_open) {
+static double num_arg(const char *flag, const char *v, const rt_field *f) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
     if (errno || *end || end == v || !isfinite(x)) bad("%s needs a number, not '%s'", flag, v);
-    if (x < lo || (lo_open && x == lo) || x > hi) {
-        char range[96];
-        snprintf(range, sizeof range, "'%s' (allowed: %s%g to %g)", v, lo_open ? "above " : "", lo, hi);
-        bad("%s is out of range: %s", flag, range);
-    }
+    if (!rt_field_in_range(f, x))
+        bad("%s is out of range: '%s' (allowed: %s%g to %s%g)", flag, v, f->lo_open ? "above " : "", f->lo, f->hi_open ? "below " : "",
+            f->hi);
     return x;
+}
+
+/* --policy NAME, or NAME:BRANCH for a policy that takes a branch (rubi). */
+static void policy_arg(const rt_model *m, rt_config *c, const char *v) {
+    char list[256];
+    size_t n = strcspn(v, ":");
+    int p = -1;
+    for (int i = 0; i < RT_POLICY_COUNT; i++)
+        if (strlen(rt_policies[i].name) == n && strncmp(rt_policies[i].name, v, n) == 0) p = i;
+    const rt_field *bf = NULL;
+    for (int j = 0; p >= 0 && j < RT_MAXOPTS && rt_policies[p].opts[j]; j++)
+        if (rt_config_fields[rt_policies[p].opts[j]].kind == RT_KIND_BRANCH) bf = &rt_config_fields[rt_policies[p].opts[j]];
+    if (p < 0 || (v[n] && !bf)) bad("unknown policy '%s' (%s)", v, policy_list(list, sizeof list, ", "));
+    c->policy = p;
+    if (!bf) return;
+    if (v[n]) {
+        int k = -1;
+        for (int b = 0; b < m->nbranches; b++)
+            if (strcmp(m->branches[b], v + n + 1) == 0) k = b;
+        if (k < 0) bad("--policy %s: no branch named '%s'", v, v + n + 1);
+        rt_field_set(c, bf, k);
+    } else if (rt_field_get(c, bf) < 0) {
+        bad("--policy %s needs its %s branch: %s:BRANCH (e.g. %s:%s)", v, bf->key, v, v, m->branches[0]);
+    }
+}
+
+/* A flag that overrides field f: its value parsed, checked and stored. */
+static void config_arg(const rt_model *m, rt_config *c, const rt_field *f, const char *flag, const char *v) {
+    char buf[128];
+    switch (f->kind) {
+    case RT_KIND_FLOAT: rt_field_set(c, f, num_arg(flag, v, f)); break;
+    case RT_KIND_INT:
+    case RT_KIND_U64: rt_field_set(c, f, (double)int_arg(flag, v, (long long)f->lo, (long long)f->hi)); break;
+    case RT_KIND_STR:
+        if (strlen(v) >= f->size) bad("%s is too long (the limit is %zu characters)", flag, f->size - 1);
+        snprintf(rt_field_strbuf(c, f), f->size, "%s", v);
+        break;
+    case RT_KIND_ENUM: {
+        int k = rt_name_index(f->names, v);
+        if (k < 0) bad("%s is %s, not '%s'", flag, names_text(f, buf, sizeof buf), v);
+        rt_field_set(c, f, k);
+        break;
+    }
+    case RT_KIND_POLICY: policy_arg(m, c, v); break;
+    default: bad("%s cannot be given on the command line", flag);
+    }
 }
 
 static const char *base(const char *p) {
@@ -126,7 +215,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
 
     rt_train_opts o = {0};
     o.cfg = m->cfg;
-    const char *data = NULL, *ckpt = NULL, *out = NULL, *resume = NULL;
+    bool given[RT_CFG_COUNT] = {0};
+    const char *ckpt = NULL, *out = NULL, *resume = NULL;
     int threads = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -135,50 +225,22 @@ int rt_main(const rt_model *m, int argc, char **argv) {
             return 0;
         }
         bool t_only = true;
-        if (strcmp(a, "--data") == 0) { data = value(argc, argv, &i); t_only = false; }
-        else if (strcmp(a, "--batch") == 0) { o.cfg.batch = (int)int_arg(a, value(argc, argv, &i), 1, 65536); t_only = false; }
-        else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
+        int fi = 0;
+        for (int j = 1; j < RT_CFG_COUNT; j++)
+            if (rt_config_fields[j].flag && strcmp(a, rt_config_fields[j].flag) == 0) fi = j;
+        if (fi) {
+            config_arg(m, &o.cfg, &rt_config_fields[fi], a, value(argc, argv, &i));
+            given[fi] = true;
+            t_only = !rt_config_fields[fi].any_command;
+        } else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
         else if (strcmp(a, "--threads") == 0) { threads = (int)int_arg(a, value(argc, argv, &i), 1, 4096); t_only = false; }
         else if (bench && strcmp(a, "--steps") == 0) { steps = (int)int_arg(a, value(argc, argv, &i), 1, 1000000); t_only = false; }
         else if (bench && strcmp(a, "--reps") == 0) { reps = (int)int_arg(a, value(argc, argv, &i), 1, 1000); t_only = false; }
         else if (strcmp(a, "--out") == 0) out = value(argc, argv, &i);
         else if (strcmp(a, "--resume") == 0) resume = value(argc, argv, &i);
-        else if (strcmp(a, "--epochs") == 0) o.cfg.epochs = (int)int_arg(a, value(argc, argv, &i), 1, 1000000);
-        else if (strcmp(a, "--lr") == 0) { o.cfg.opt.lr = (float)num_arg(a, value(argc, argv, &i), 0, 1e9, true); o.lr_given = true; }
-        else if (strcmp(a, "--limit-test") == 0) o.limit_test = (int)int_arg(a, value(argc, argv, &i), 1, INT_MAX);
-        else if (strcmp(a, "--seed") == 0) o.cfg.seed = (unsigned long long)int_arg(a, value(argc, argv, &i), 0, LLONG_MAX);
-        else if (strcmp(a, "--momentum") == 0) o.cfg.opt.momentum = (float)num_arg(a, value(argc, argv, &i), 0, 0.999999, false);
-        else if (strcmp(a, "--weight-decay") == 0) o.cfg.opt.weight_decay = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
-        else if (strcmp(a, "--l1") == 0) o.cfg.opt.l1 = (float)num_arg(a, value(argc, argv, &i), 0, 1, false);
-        else if (strcmp(a, "--limit-train") == 0) o.cfg.limit_train = (int)int_arg(a, value(argc, argv, &i), 1, INT_MAX);
-        else if (strcmp(a, "--val") == 0) o.cfg.val_size = (int)int_arg(a, value(argc, argv, &i), 0, INT_MAX);
-        else if (strcmp(a, "--alpha") == 0) o.cfg.alpha = (float)num_arg(a, value(argc, argv, &i), 0, 1e6, false);
-        else if (strcmp(a, "--window") == 0) o.cfg.window = (int)int_arg(a, value(argc, argv, &i), 1, 1000000);
-        else if (strcmp(a, "--warmup") == 0) o.cfg.warmup = (int)int_arg(a, value(argc, argv, &i), 0, 1000000);
-        else if (strcmp(a, "--rebalance-update") == 0) {
-            const char *v = value(argc, argv, &i);
-            if (strcmp(v, "all") == 0) o.cfg.rebalance_update = RT_REBAL_ALL;
-            else if (strcmp(v, "own") == 0) o.cfg.rebalance_update = RT_REBAL_BRANCH;
-            else bad("--rebalance-update is 'all' or 'own', not '%s'%s", v, "");
-        } else if (strcmp(a, "--policy") == 0) {
-            const char *v = value(argc, argv, &i);
-            if (strcmp(v, "vanilla") == 0) o.cfg.policy = RT_POLICY_VANILLA;
-            else if (strcmp(v, "guided") == 0) o.cfg.policy = RT_POLICY_GUIDED;
-            else if (strcmp(v, "random") == 0) o.cfg.policy = RT_POLICY_RANDOM;
-            else if (strncmp(v, "rubi", 4) == 0) {
-                o.cfg.policy = RT_POLICY_RUBI;
-                if (v[4] == ':') {
-                    o.cfg.rubi_branch = -1;
-                    for (int k = 0; k < m->nbranches; k++)
-                        if (strcmp(m->branches[k], v + 5) == 0) o.cfg.rubi_branch = k;
-                    if (o.cfg.rubi_branch < 0) bad("--policy %s: no branch named '%s'", v, v + 5);
-                } else if (v[4] || o.cfg.rubi_branch < 0) {
-                    bad("--policy rubi needs its bias branch: rubi:BRANCH (e.g. rubi:%s)%s", m->branches[0], "");
-                }
-            } else bad("unknown policy '%s'%s (vanilla, guided, random, rubi:BRANCH)", v, "");
-        } else if (strcmp(a, "--profile") == 0) { o.profile = 1; t_only = false; }
+        else if (strcmp(a, "--profile") == 0) { o.profile = 1; t_only = false; }
         else if (strcmp(a, "--quiet") == 0) o.quiet = true;
-        else bad("unknown option '%s'%s", a, "");
+        else bad("unknown option '%s'", a);
         if (t_only && !train) bad("option '%s' is for 'train', not '%s'", a, cmd);
     }
     if (threads > 0) {
@@ -187,6 +249,7 @@ int rt_main(const rt_model *m, int argc, char **argv) {
 #endif
     }
     if (bench) return rt_bench(m, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
+    const char *data = given[RT_CFG_data_dir] ? o.cfg.data_dir : NULL;
     if (eval || util) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");
         return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, util);
@@ -198,11 +261,14 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     o.out_dir = resume ? resume : out ? out : defout;
     o.resume = resume != NULL;
     o.data_dir = data ? data : o.cfg.data_dir[0] ? o.cfg.data_dir : RT_DEFAULT_DATA;
-    if ((o.cfg.policy == RT_POLICY_GUIDED || o.cfg.policy == RT_POLICY_RANDOM) && rt_find_variant(m, RT_VAR_REBALANCE, -1) < 0)
-        bad("policy %s re-balances through MMTM gates, and model '%s' has none", o.cfg.policy == RT_POLICY_GUIDED ? "guided" : "random",
-            m->name);
-    if (o.cfg.policy == RT_POLICY_RUBI && rt_find_variant(m, RT_VAR_RUBI, -1) < 0)
-        bad("policy rubi needs two or more branches; model '%s' has one%s", m->name, "");
+    o.lr_given = given[RT_CFG_lr];
+    /* The graphs the policy's steps run (RT_POLICIES). */
+    const rt_choice *pol = &rt_policies[o.cfg.policy];
+    if (rt_find_variant(m, pol->variant, -1) < 0) {
+        if (pol->variant == RT_VAR_REBALANCE) bad("policy %s re-balances through MMTM gates, and model '%s' has none", pol->name, m->name);
+        if (pol->variant == RT_VAR_RUBI) bad("policy %s needs two or more branches; model '%s' has one", pol->name, m->name);
+        bad("policy %s: model '%s' lacks the graphs its steps run", pol->name, m->name);
+    }
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     return rt_train(m, &o);
 }

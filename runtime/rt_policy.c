@@ -5,10 +5,7 @@
 
 #include "rt_policy.h"
 
-const char *rt_policy_name(int p) {
-    static const char *n[] = {"vanilla", "guided", "random", "rubi"};
-    return p >= 0 && p < 4 ? n[p] : "?";
-}
+const char *rt_policy_name(int p) { return p >= 0 && p < RT_POLICY_COUNT ? rt_policies[p].name : "?"; }
 
 void rt_speed_init(rt_speed *sp, int nb) {
     memset(sp, 0, sizeof *sp);

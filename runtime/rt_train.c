@@ -109,9 +109,9 @@ static void open_data(Trainer *T) {
     const rt_config *cfg = &T->cfg;
     const rt_train_opts *o = T->o;
     rt_load_data(m, cfg, o->data_dir, &T->data);
-    if (o->limit_test > 0) {
-        if (T->data.val.n > o->limit_test) T->data.val.n = o->limit_test;
-        if (T->data.test.n > o->limit_test) T->data.test.n = o->limit_test;
+    if (cfg->limit_test > 0) {
+        if (T->data.val.n > cfg->limit_test) T->data.val.n = cfg->limit_test;
+        if (T->data.test.n > cfg->limit_test) T->data.test.n = cfg->limit_test;
     }
     const rt_dataset *tr = &T->data.train;
     if (tr->n == 0) rt_die("the training set is empty");

@@ -13,7 +13,6 @@ typedef struct {
     bool resume;
     bool quiet;
     int profile;               /* print a per-kernel profile of one step first */
-    int limit_test;            /* evaluate on only this many validation and test examples (0: all) */
     bool lr_given;             /* --lr was given: it overrides a resumed run's learning rate */
 } rt_train_opts;
 
