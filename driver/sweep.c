@@ -1,7 +1,10 @@
 /* sweep.c — `mmc sweep`: the greediness study of ALGORITHMS §8.
  *
  * Learning rates sampled log-uniformly in a range, several seeds each, runs
- * in parallel processes of the compiled training program; every run's
+ * in parallel processes of the compiled training program. The axes are the
+ * settings that RT_CONFIG_FIELDS marks .sweep (lr and seed): their options,
+ * ranges and defaults, the program's flags for them, the run directories'
+ * names and the CSV's columns come from there. Every run's
  * d_util and d_speed (and accuracies) collected into one CSV, and one
  * picture: histograms of d_util and of d_speed, and d_speed against d_util.
  * Sweeps of several models (the real modalities and the identical-modality
@@ -28,11 +31,8 @@ static const char sweep_usage[] =
     "[--lr-min, --lr-max], several seeds each, and collects every run's d_util,\n"
     "d_speed and accuracies into DIR/sweep.csv and DIR/sweep.svg.\n"
     "\n"
-    "  --out DIR          where the program, the runs, the CSV and the picture go\n"
-    "  --lr-min X         smallest learning rate (default 0.001)\n"
-    "  --lr-max X         largest learning rate (default 0.1)\n"
-    "  --lrs N            number of learning rates (default 8)\n"
-    "  --seeds S          seeds per learning rate (default 2)\n"
+    "  --out DIR          where the program, the runs, the CSV and the picture go\n";
+static const char sweep_usage_tail[] =
     "  --jobs J           runs at a time (default: the number of cores)\n"
     "  --threads T        threads per run (default 1)\n"
     "  --label NAME       the sweep's name in the CSV and the picture (default: the model's)\n"
@@ -40,10 +40,60 @@ static const char sweep_usage[] =
     "  --seed S           seed of the learning-rate sampling (default 1)\n"
     "  -- ...             options passed to every `PROG train` (e.g. --epochs 3 --limit-train 20000)\n";
 
+/* An axis of the sweep: a setting that RT_CONFIG_FIELDS marks .sweep, and
+ * its values: RT_SWEEP_LOG, n sampled log-uniformly in [lo, hi];
+ * RT_SWEEP_COUNT, 1 .. n. The runs are every combination, the first axis
+ * outermost. */
+#define MAXAXES 4
+typedef struct {
+    const rt_field *f;
+    double lo, hi;
+    int n;
+    const char *opt;   /* the option without "--": lr, seed */
+} Axis;
+
+static Axis axes[MAXAXES];
+static int naxes;
+
+static void find_axes(void) {
+    naxes = 0;
+    for (int i = 1; i < RT_CFG_COUNT && naxes < MAXAXES; i++) {
+        const rt_field *f = &rt_config_fields[i];
+        if (f->sweep) axes[naxes++] = (Axis){f, f->sweep_lo, f->sweep_hi, f->sweep_n, f->flag + 2};
+    }
+}
+
+/* An axis value as the program, the CSV, the directories and the messages write it. */
+static const char *axis_text(const Axis *a, double v, const char *float_fmt, char *buf, size_t n) {
+    if (a->f->kind == RT_KIND_FLOAT) snprintf(buf, n, float_fmt, v);
+    else snprintf(buf, n, "%lld", (long long)v);
+    return buf;
+}
+
+static void print_usage(void) {
+    fputs(sweep_usage, stdout);
+    for (int i = 0; i < naxes; i++) {
+        const Axis *a = &axes[i];
+        char o[64];
+        if (a->f->sweep == RT_SWEEP_LOG) {
+            snprintf(o, sizeof o, "%s-min %s", a->f->flag, a->f->meta);
+            printf("  %-18s smallest %s (default %g)\n", o, a->f->noun, a->lo);
+            snprintf(o, sizeof o, "%s-max %s", a->f->flag, a->f->meta);
+            printf("  %-18s largest %s (default %g)\n", o, a->f->noun, a->hi);
+            snprintf(o, sizeof o, "%ss N", a->f->flag);
+            printf("  %-18s number of %ss (default %d)\n", o, a->f->noun, a->n);
+        } else {
+            snprintf(o, sizeof o, "%ss %s", a->f->flag, a->f->meta);
+            if (i) printf("  %-18s %ss per %s (default %d)\n", o, a->f->noun, axes[i - 1].f->noun, a->n);
+            else printf("  %-18s number of %ss (default %d)\n", o, a->f->noun, a->n);
+        }
+    }
+    fputs(sweep_usage_tail, stdout);
+}
+
 typedef struct {
     char label[64];
-    double lr;
-    int seed;
+    double axis[MAXAXES];   /* its value on each axis */
     int ok;
     double test_acc, val_acc, acc0, acc1, u0, u1, d_util, d_speed;
 } Row;
@@ -60,6 +110,18 @@ static double num(const char *flag, const char *v, double lo, double hi) {
     double x = strtod(v, &end);
     if (*end || end == v || !(x >= lo && x <= hi)) {
         fprintf(stderr, "mmc sweep: %s needs a number in [%g, %g], not '%s'\n", flag, lo, hi, v);
+        exit(2);
+    }
+    return x;
+}
+
+/* A value of an axis's range option: within the setting's own range. */
+static double axis_num(const char *flag, const char *v, const rt_field *f) {
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || end == v || !rt_field_in_range(f, x)) {
+        fprintf(stderr, "mmc sweep: %s needs a number in %s%g, %g%s, not '%s'\n", flag, f->lo_open ? "(" : "[", f->lo, f->hi,
+                f->hi_open ? ")" : "]", v);
         exit(2);
     }
     return x;
@@ -113,10 +175,15 @@ static void write_csv(const char *path, const Row *rows, int n) {
         fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
         exit(1);
     }
-    fprintf(f, "label,lr,seed,status,test_acc,val_acc,branch0_test_acc,branch1_test_acc,u_m1_given_m0,u_m0_given_m1,d_util,d_speed\n");
+    fprintf(f, "label");
+    for (int a = 0; a < naxes; a++) fprintf(f, ",%s", axes[a].f->name);
+    fprintf(f, ",status,test_acc,val_acc,branch0_test_acc,branch1_test_acc,u_m1_given_m0,u_m0_given_m1,d_util,d_speed\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        fprintf(f, "%s,%.6g,%d,%s", r->label, r->lr, r->seed, r->ok ? "ok" : "failed");
+        char t[64];
+        fprintf(f, "%s", r->label);
+        for (int a = 0; a < naxes; a++) fprintf(f, ",%s", axis_text(&axes[a], r->axis[a], "%.6g", t, sizeof t));
+        fprintf(f, ",%s", r->ok ? "ok" : "failed");
         const double v[] = {r->test_acc, r->val_acc, r->acc0, r->acc1, r->u0, r->u1, r->d_util, r->d_speed};
         for (int k = 0; k < 8; k++) {
             if (r->ok && isfinite(v[k])) fprintf(f, ",%.6g", v[k]);
@@ -136,10 +203,14 @@ static int read_csv(const char *path, Row **rows, int *n, int *cap) {
         fprintf(stderr, "mmc sweep: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
+    char head[256] = "label";
+    for (int a = 0; a < naxes; a++) snprintf(head + strlen(head), sizeof head - strlen(head), ",%s", axes[a].f->name);
+    strcat(head, ",status");
+    const int nf = naxes + 10;   /* label, the axes, status, 8 results */
     int line = 0;
     for (char *s = strtok(text, "\n"); s; s = strtok(NULL, "\n"), line++) {
         if (line == 0) {
-            if (strncmp(s, "label,lr,seed,status", 20) != 0) {
+            if (strncmp(s, head, strlen(head)) != 0) {
                 fprintf(stderr, "mmc sweep: %s is not a sweep CSV (its header is '%.40s')\n", path, s);
                 free(text);
                 return -1;
@@ -152,26 +223,25 @@ static int read_csv(const char *path, Row **rows, int *n, int *cap) {
         }
         Row *r = &(*rows)[*n];
         memset(r, 0, sizeof *r);
-        char *f[12] = {0};
+        char *f[MAXAXES + 10] = {0};
         int k = 0;
-        for (char *p = s; k < 12; k++) {
+        for (char *p = s; k < nf; k++) {
             f[k] = p;
             char *c = strchr(p, ',');
             if (!c) { k++; break; }
             *c = 0;
             p = c + 1;
         }
-        if (k < 12) {
-            fprintf(stderr, "mmc sweep: %s:%d: expected 12 fields\n", path, line + 1);
+        if (k < nf) {
+            fprintf(stderr, "mmc sweep: %s:%d: expected %d fields\n", path, line + 1, nf);
             free(text);
             return -1;
         }
         snprintf(r->label, sizeof r->label, "%s", f[0]);
-        r->lr = atof(f[1]);
-        r->seed = atoi(f[2]);
-        r->ok = strcmp(f[3], "ok") == 0;
+        for (int a = 0; a < naxes; a++) r->axis[a] = atof(f[1 + a]);
+        r->ok = strcmp(f[1 + naxes], "ok") == 0;
         double *dst[] = {&r->test_acc, &r->val_acc, &r->acc0, &r->acc1, &r->u0, &r->u1, &r->d_util, &r->d_speed};
-        for (int j = 0; j < 8; j++) *dst[j] = f[4 + j][0] ? atof(f[4 + j]) : NAN;
+        for (int j = 0; j < 8; j++) *dst[j] = f[2 + naxes + j][0] ? atof(f[2 + naxes + j]) : NAN;
         (*n)++;
     }
     free(text);
@@ -282,6 +352,13 @@ static int plot(const char *out, const Row *rows, int n) {
 }
 
 /* ---- running ---------------------------------------------------------------------- */
+/* A run's directory: RUNS/lr0.0123_seed1. */
+static void run_dir(char *buf, size_t n, const char *runs, const Row *r) {
+    char t[64];
+    snprintf(buf, n, "%s/", runs);
+    for (int j = 0; j < naxes; j++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%s", j ? "_" : "", axes[j].f->name, axis_text(&axes[j], r->axis[j], "%.6g", t, sizeof t));
+}
 static pid_t launch(char *const argv[], const char *log) {
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -298,8 +375,8 @@ static pid_t launch(char *const argv[], const char *log) {
 
 int mmc_sweep(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *program = NULL, *label = NULL, *plot_out = NULL;
-    double lr_min = 1e-3, lr_max = 1e-1;
-    int lrs = 8, seeds = 2, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = 1, plot_mode = 0;
+    find_axes();
+    int jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = 1, plot_mode = 0;
     unsigned long long sample_seed = 1;
     int extra = argc;
     const char *csvs[64];
@@ -310,16 +387,29 @@ int mmc_sweep(int argc, char **argv) {
         if (strcmp(a, "--") == 0) {
             extra = i + 1;
             break;
+        }
+        /* An axis's options: --lr-min, --lr-max, --lrs; --seeds. */
+        int ax = -1;
+        char which = 0;
+        for (int j = 0; j < naxes; j++) {
+            const char *o = axes[j].opt;
+            size_t n = strlen(o);
+            if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, o, n) != 0) continue;
+            const char *rest = a + 2 + n;
+            if (strcmp(rest, "s") == 0) ax = j, which = 'n';
+            else if (axes[j].f->sweep == RT_SWEEP_LOG && strcmp(rest, "-min") == 0) ax = j, which = 'l';
+            else if (axes[j].f->sweep == RT_SWEEP_LOG && strcmp(rest, "-max") == 0) ax = j, which = 'h';
+        }
+        if (ax >= 0) {
+            if (which == 'n') axes[ax].n = (int)num(a, VAL(), 1, 10000);
+            else if (which == 'l') axes[ax].lo = axis_num(a, VAL(), axes[ax].f);
+            else axes[ax].hi = axis_num(a, VAL(), axes[ax].f);
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(sweep_usage, stdout);
+            print_usage();
             return 0;
         } else if (strcmp(a, "--out") == 0) out = VAL();
         else if (strcmp(a, "-o") == 0) plot_out = VAL();
         else if (strcmp(a, "--plot") == 0) plot_mode = 1;
-        else if (strcmp(a, "--lr-min") == 0) lr_min = num(a, VAL(), 1e-9, 100);
-        else if (strcmp(a, "--lr-max") == 0) lr_max = num(a, VAL(), 1e-9, 100);
-        else if (strcmp(a, "--lrs") == 0) lrs = (int)num(a, VAL(), 1, 10000);
-        else if (strcmp(a, "--seeds") == 0) seeds = (int)num(a, VAL(), 1, 10000);
         else if (strcmp(a, "--jobs") == 0) jobs = (int)num(a, VAL(), 1, 1024);
         else if (strcmp(a, "--threads") == 0) threads = (int)num(a, VAL(), 1, 1024);
         else if (strcmp(a, "--seed") == 0) sample_seed = (unsigned long long)num(a, VAL(), 0, 1e15);
@@ -345,7 +435,11 @@ int mmc_sweep(int argc, char **argv) {
     }
     if (!file) usage_error("needs a .mmnet file%s", "");
     if (!out) usage_error("needs --out DIR%s", "");
-    if (lr_min > lr_max) usage_error("--lr-min is above --lr-max%s", "");
+    for (int j = 0; j < naxes; j++)
+        if (axes[j].lo > axes[j].hi) {
+            fprintf(stderr, "mmc sweep: %s-min is above %s-max\nrun 'mmc sweep --help' for the options\n", axes[j].f->flag, axes[j].f->flag);
+            exit(2);
+        }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "mmc sweep: cannot create %s: %s\n", out, strerror(errno));
         return 1;
@@ -381,50 +475,63 @@ int mmc_sweep(int argc, char **argv) {
         snprintf(lb, sizeof lb, "%.*s", (int)(strcspn(b, ".")), b);
         label = lb;
     }
-    /* Learning rates: log-uniform, from their own seeded stream. */
-    int total = lrs * seeds;
-    Row *rows = calloc((size_t)total, sizeof(Row));
+    /* Each axis's values: log axes sampled log-uniformly from the sweep's
+     * own seeded stream (axis after axis), count axes 1 .. n. */
+    int total = 1;
+    double *values[MAXAXES];
     unsigned long long st = sample_seed * 0x9e3779b97f4a7c15ULL + 1;
-    for (int i = 0; i < lrs; i++) {
-        st ^= st << 13;
-        st ^= st >> 7;
-        st ^= st << 17;
-        double u = (double)(st >> 11) * 0x1.0p-53;
-        double lr = exp(log(lr_min) + u * (log(lr_max) - log(lr_min)));
-        for (int s = 0; s < seeds; s++) {
-            Row *r = &rows[i * seeds + s];
-            snprintf(r->label, sizeof r->label, "%s", label);
-            r->lr = lr;
-            r->seed = s + 1;
+    for (int j = 0; j < naxes; j++) {
+        const Axis *x = &axes[j];
+        total *= x->n;
+        values[j] = calloc((size_t)x->n, sizeof(double));
+        for (int i = 0; i < x->n; i++) {
+            if (x->f->sweep == RT_SWEEP_COUNT) {
+                values[j][i] = i + 1;
+                continue;
+            }
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            double u = (double)(st >> 11) * 0x1.0p-53;
+            values[j][i] = exp(log(x->lo) + u * (log(x->hi) - log(x->lo)));
         }
     }
+    Row *rows = calloc((size_t)total, sizeof(Row));
+    for (int r = 0; r < total; r++) {
+        snprintf(rows[r].label, sizeof rows[r].label, "%s", label);
+        for (int j = naxes - 1, q = r; j >= 0; q /= axes[j].n, j--) rows[r].axis[j] = values[j][q % axes[j].n];
+    }
+    for (int j = 0; j < naxes; j++) free(values[j]);
     pid_t *pids = calloc((size_t)total, sizeof(pid_t));
     int next = 0, running = 0, done = 0;
-    fprintf(stderr, "mmc sweep: %d runs (%d learning rates in [%g, %g] x %d seeds), %d at a time, %d thread%s each\n", total, lrs,
-            lr_min, lr_max, seeds, jobs, threads, threads == 1 ? "" : "s");
+    char what[512] = "";
+    for (int j = 0; j < naxes; j++) {
+        snprintf(what + strlen(what), sizeof what - strlen(what), "%s%d %ss", j ? " x " : "", axes[j].n, axes[j].f->noun);
+        if (axes[j].f->sweep == RT_SWEEP_LOG)
+            snprintf(what + strlen(what), sizeof what - strlen(what), " in [%g, %g]", axes[j].lo, axes[j].hi);
+    }
+    fprintf(stderr, "mmc sweep: %d runs (%s), %d at a time, %d thread%s each\n", total, what, jobs, threads, threads == 1 ? "" : "s");
     while (done < total) {
         while (running < jobs && next < total) {
             Row *r = &rows[next];
-            char dir[4400], lrs_s[32], seed_s[32], thr_s[32], log[4500];
-            snprintf(dir, sizeof dir, "%s/lr%.6g_seed%d", runs, r->lr, r->seed);
+            char dir[4400], val[MAXAXES][32], thr_s[32], log[4500];
+            run_dir(dir, sizeof dir, runs, r);
             read_summary(dir, r);
             if (r->ok) { /* finished in an earlier, interrupted sweep */
                 next++;
                 done++;
                 continue;
             }
-            snprintf(lrs_s, sizeof lrs_s, "%.9g", r->lr);
-            snprintf(seed_s, sizeof seed_s, "%d", r->seed);
             snprintf(thr_s, sizeof thr_s, "%d", threads);
             snprintf(log, sizeof log, "%s.log", dir);
             char **av = calloc((size_t)(argc - extra + 16), sizeof(char *));
             int k = 0;
             av[k++] = (char *)program;
             av[k++] = "train";
-            av[k++] = "--lr";
-            av[k++] = lrs_s;
-            av[k++] = "--seed";
-            av[k++] = seed_s;
+            for (int j = 0; j < naxes; j++) {
+                av[k++] = (char *)axes[j].f->flag;
+                av[k++] = (char *)axis_text(&axes[j], r->axis[j], "%.9g", val[j], sizeof val[j]);
+            }
             av[k++] = "--threads";
             av[k++] = thr_s;
             av[k++] = "--out";
@@ -446,13 +553,15 @@ int mmc_sweep(int argc, char **argv) {
         if (pid < 0) break;
         for (int i = 0; i < total; i++)
             if (pids[i] == pid) {
-                char dir[4400];
-                snprintf(dir, sizeof dir, "%s/lr%.6g_seed%d", runs, rows[i].lr, rows[i].seed);
+                char dir[4400], t[64];
+                run_dir(dir, sizeof dir, runs, &rows[i]);
                 read_summary(dir, &rows[i]);
                 running--;
                 done++;
-                fprintf(stderr, "mmc sweep: [%d/%d] lr %.4g seed %d: %s", done, total, rows[i].lr, rows[i].seed,
-                        rows[i].ok ? "" : "failed (see the .log next to its run directory)");
+                fprintf(stderr, "mmc sweep: [%d/%d] ", done, total);
+                for (int j = 0; j < naxes; j++)
+                    fprintf(stderr, "%s%s %s", j ? " " : "", axes[j].f->name, axis_text(&axes[j], rows[i].axis[j], "%.4g", t, sizeof t));
+                fprintf(stderr, ": %s", rows[i].ok ? "" : "failed (see the .log next to its run directory)");
                 if (rows[i].ok) fprintf(stderr, "test %.4f  d_util %.3f  d_speed %.3f", rows[i].test_acc, rows[i].d_util, rows[i].d_speed);
                 fputc('\n', stderr);
             }
