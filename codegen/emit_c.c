@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codegen.h"
+#include "ewise.h"
 
 typedef struct {
     Buf *b;
@@ -39,19 +40,23 @@ static const char *ptr(const IrNode *n) {
 
 static bool needs_exec(const IrNode *n) { return n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW; }
 static const char *omp_for(const char *work);
-static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
+/* The step's hyper-parameters h: an accumulator's count, and what the
+ * element-wise expressions of the kernel and its epilogues read (dropout). */
+static bool needs_hyper(const IrNode *n) {
+    bool r = n->op == OP_ACCUM || cg_ewise_reads_hyper(n->op);
+    for (int i = 0; i < n->nepi; i++) r = r || cg_ewise_reads_hyper(n->epi[i]->op);
+    return r;
+}
 
 
-/* Statements applying the fused element-wise ops to `v`, the value stored
- * at index `idx`; a fused ReLU gradient reads the ReLU's output there
- * (kernel argument e<k>). */
+/* Statements applying the fused element-wise ops (ewise.h) to `v`, the
+ * value stored at index `idx`; a second source (a ReLU gradient's mask) is
+ * read there from kernel argument e<k>. */
 static void epilogue_at(Emit *E, const IrNode *n, const char *indent, const char *idx) {
     for (int i = 0; i < n->nepi; i++) {
         const IrNode *e = n->epi[i];
-        if (e->op == OP_RELU) buf_printf(E->b, "%sv = v > 0.0f ? v : 0.0f;  /* %%%d relu */\n", indent, e->id);
-        else if (e->op == OP_SIGMOID) buf_printf(E->b, "%sv = %s / (1.0f + MMK_EXP(-v));  /* %%%d sigmoid */\n", indent, cg_float(e->a.f), e->id);
-        else if (e->op == OP_RELU_DX) buf_printf(E->b, "%sv = e%d[%s] > 0.0f ? v : 0.0f;  /* %%%d relu_dx */\n", indent, i, idx, e->id);
-        else mm_assert(!"unsupported epilogue");
+        const char *src[2] = {"v", arena_printf(mm_arena, "e%d[%s]", i, idx)};
+        buf_printf(E->b, "%sv = %s;  /* %%%d %s */\n", indent, cg_ewise(e, src, idx), e->id, ir_op_name[e->op]);
     }
 }
 #define epilogue(E, n, indent) epilogue_at(E, n, indent, "i")
@@ -360,9 +365,46 @@ static void dw_reduce(Emit *E, const char *k, const char *co) {
     P("            y[(size_t)co * %s + k] = s;\n        }\n", k);
 }
 
+/* An element-wise op (OPF_ELEM): its value from its row of ewise.h. */
+static void ewise_kernel(Emit *E, const IrNode *n) {
+    const char *total = count(n);
+    if (n->op == OP_ADD && has_folded(n)) {
+        /* Operands folded into the add (passes/fuse.c): a channel scaling
+         * x<j> * x<j>g[n][c], or a pooling gradient x<j>[n][c] / Q. (A
+         * product is no primary expression, but the add's value is the
+         * plain sum of its sources.) */
+        for_planes(E, n);
+        const char *src[IR_MAXSRC];
+        for (int j = 0; j < n->nsrc; j++) {
+            const IrNode *s = n->src[j];
+            if (s->fused == n && s->op == OP_CHSCALE) {
+                P("        const mm_real g%d = x%dg[(size_t)n * C + c];  /* %%%d chscale */\n", j, j, s->id);
+                src[j] = arena_printf(mm_arena, "x%d[o + q] * g%d", j, j);
+            } else if (s->fused == n) {
+                P("        const mm_real g%d = x%d[(size_t)n * C + c] * (1.0f / Q);  /* %%%d gap_dx */\n", j, j, s->id);
+                src[j] = arena_printf(mm_arena, "g%d", j);
+            } else src[j] = arena_printf(mm_arena, "x%d[o + q]", j);
+        }
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", cg_ewise(n, src, "o + q"));
+        epilogue_at(E, n, "            ", "o + q");
+        P("            y[o + q] = v;\n        }\n    }\n");
+        return;
+    }
+    const char *src[IR_MAXSRC];
+    for (int j = 0; j < n->nsrc; j++) src[j] = arena_printf(mm_arena, "x%d[i]", j);
+    P("%s", omp_for(total));
+    P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, cg_ewise(n, src, "i"));
+    epilogue(E, n, "        ");
+    P("        y[i] = v;\n    }\n");
+}
+
 static void kernel_body(Emit *E, const IrNode *n) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
     const char *total = count(n);
+    if (ir_op_flags[n->op] & OPF_ELEM) {
+        ewise_kernel(E, n);
+        return;
+    }
     switch (n->op) {
     case OP_ONE:
         P("    y[0] = 1.0f;\n");
@@ -537,9 +579,10 @@ static void kernel_body(Emit *E, const IrNode *n) {
             if (pooled_mask) {
                 /* The ReLU's output at a window's argmax is the pooled value:
                  * mask there, and skip the pass over the ReLU's output. */
+                const char *src[2] = {"dys[o]", "pv[o]"};
                 P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
-                P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += pv[o] > 0.0f ? dys[o] : 0.0f;  /* %%%d relu_dx */\n",
-                  n->epi[0]->id);
+                P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += %s;  /* %%%d relu_dx */\n",
+                  cg_ewise(n->epi[0], src, "o"), n->epi[0]->id);
             } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
         } else {
         P("        for (int od = 0; od < DO; od++) {\n");
@@ -641,52 +684,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("        for (int n = 0; n < B; n++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
         P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) dw[i] += g * xs[i];\n        }\n    }\n");
         break;
-    case OP_RELU: case OP_SIGMOID: case OP_SCALE: case OP_DROPOUT:
-    case OP_RELU_DX: case OP_SIGMOID_DX: case OP_DROPOUT_DX: case OP_MUL: case OP_ADD: case OP_MEAN: {
-        if (n->op == OP_ADD && has_folded(n)) {
-            /* Operands folded into the add (passes/fuse.c): a channel scaling
-             * x<j> * x<j>g[n][c], or a pooling gradient x<j>[n][c] / Q. */
-            for_planes(E, n);
-            const char *sum = "";
-            for (int j = 0; j < n->nsrc; j++) {
-                const IrNode *s = n->src[j];
-                if (s->fused == n && s->op == OP_CHSCALE) {
-                    P("        const mm_real g%d = x%dg[(size_t)n * C + c];  /* %%%d chscale */\n", j, j, s->id);
-                    sum = arena_printf(mm_arena, "%s%sx%d[o + q] * g%d", sum, j ? " + " : "", j, j);
-                } else if (s->fused == n) {
-                    P("        const mm_real g%d = x%d[(size_t)n * C + c] * (1.0f / Q);  /* %%%d gap_dx */\n", j, j, s->id);
-                    sum = arena_printf(mm_arena, "%s%sg%d", sum, j ? " + " : "", j);
-                } else sum = arena_printf(mm_arena, "%s%sx%d[o + q]", sum, j ? " + " : "", j);
-            }
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", sum);
-            epilogue_at(E, n, "            ", "o + q");
-            P("            y[o + q] = v;\n        }\n    }\n");
-            break;
-        }
-        const char *expr;
-        switch (n->op) {
-        case OP_RELU: expr = "x0[i] > 0.0f ? x0[i] : 0.0f"; break;
-        case OP_SIGMOID: expr = arena_printf(mm_arena, "%s / (1.0f + MMK_EXP(-x0[i]))", cg_float(n->a.f)); break;
-        case OP_SCALE: expr = arena_printf(mm_arena, "x0[i] * %s", cg_float(n->a.f)); break;
-        case OP_RELU_DX: expr = "x1[i] > 0.0f ? x0[i] : 0.0f"; break;
-        case OP_SIGMOID_DX: expr = arena_printf(mm_arena, "x0[i] * x1[i] * (1.0f - x1[i] * %s)", cg_float(1.0 / n->a.f)); break;
-        case OP_DROPOUT: case OP_DROPOUT_DX:
-            expr = arena_printf(mm_arena, "mmk_keep(h->seed, h->step, %du, i, %s) ? x0[i] * %s : 0.0f", n->a.n, cg_float(n->a.f),
-                                cg_float(1.0 / (1.0 - n->a.f)));
-            break;
-        case OP_MUL: expr = "x0[i] * x1[i]"; break;
-        default: {
-            const char *s = "";
-            for (int i = 0; i < n->nsrc; i++) s = arena_printf(mm_arena, "%s%sx%d[i]", s, i ? " + " : "", i);
-            expr = n->op == OP_MEAN && n->nsrc > 1 ? arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc)) : s;
-        }
-        }
-        P("%s", omp_for(total));
-        P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, expr);
-        epilogue(E, n, "        ");
-        P("        y[i] = v;\n    }\n");
-        break;
-    }
     case OP_BN_STATS: {
         /* Batch mean and 1/std per channel (biased variance, as PyTorch
          * normalises); the running statistics move by `momentum` with the
@@ -886,7 +883,7 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
         sep = ", ";
     }
     for (int i = 0; i < n->nepi; i++)
-        if (n->epi[i]->op == OP_RELU_DX) P("%sconst mm_real *e%d", sep, i);
+        if (cg_epilogue_arg(n->epi[i])) P("%sconst mm_real *e%d", sep, i);
     P("%sint B", sep);
     if (needs_exec(n)) P(", rt_exec *e");
     if (needs_hyper(n)) P(", const rt_hyper *h");
@@ -954,7 +951,7 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
             } else args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s));
         }
         for (int j = 0; j < n->nepi; j++)
-            if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, ptr(n->epi[j]->src[1]));
+            if (cg_epilogue_arg(n->epi[j])) args = arena_printf(mm_arena, "%s, %s", args, ptr(cg_epilogue_arg(n->epi[j])));
         args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
