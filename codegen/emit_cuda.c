@@ -60,7 +60,7 @@ static const char *ex_of(const IrNode *n) { return cb(n) ? "(int)((t / Q) % B)" 
 
 /* Fused element-wise ops (ewise.h) on `v`, the value stored at index t; a
  * second source (a ReLU gradient's mask) is read there from kernel argument
- * e<i>, as in emit_c.c's epilogue_at. */
+ * e<i>, as in emit_c.c's cg_c_epilogue. */
 static void epi(Emit *E, const IrNode *n, const char *ind) {
     for (int i = 0; i < n->nepi; i++) {
         const char *src[2] = {"v", arena_printf(mm_arena, "e%d[t]", i)};
