@@ -104,56 +104,44 @@ static void ewise_kernel(Emit *E, const IrNode *n) {
     P("        y[i] = v;\n    }\n");
 }
 
-static void kernel_body(Emit *E, const IrNode *n) {
-    const IrNode *x = n->nsrc ? n->src[0] : NULL;
-    const char *total = count(n);
-    if (ir_op_flags[n->op] & OPF_ELEM) {
-        ewise_kernel(E, n);
-        return;
+/* Max and average pooling and their gradients, 2-D or 3-D. */
+static void pool_kernel(Emit *E, const IrNode *n) {
+    const IrNode *x = n->src[0];
+    /* Each (channel, example) plane is contiguous in either layout. The
+     * window is clipped to the input once per output, so the inner loops
+     * have no bounds tests. In training graphs max pooling records the
+     * first maximum of each window; its gradient is added there. */
+    bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
+    const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
+    window_consts(E, in, out, &n->a);
+    P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
+    P("    for (int nc = 0; nc < B * CO; nc++) {\n");
+    bool rec = n->op == OP_MAXPOOL && n->a.mode;
+    /* A max-pool gradient followed by the gradient of the ReLU the pool read. */
+    bool pooled_mask = n->op == OP_MAXPOOL_DX && n->nepi == 1 && n->epi[0]->op == OP_RELU_DX && n->epi[0]->src[1] == n->src[1]->src[0];
+    if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
+    else {
+        P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
+        P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
     }
-    switch (n->op) {
-    case OP_ONE:
-        P("    y[0] = 1.0f;\n");
-        break;
-    case OP_CONV: case OP_CONV_DX: case OP_CONV_DW:
-        cg_c_conv(E, n);
-        break;
-    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
-        /* Each (channel, example) plane is contiguous in either layout. The
-         * window is clipped to the input once per output, so the inner loops
-         * have no bounds tests. In training graphs max pooling records the
-         * first maximum of each window; its gradient is added there. */
-        bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
-        const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
-        window_consts(E, in, out, &n->a);
-        P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
-        P("    for (int nc = 0; nc < B * CO; nc++) {\n");
-        bool rec = n->op == OP_MAXPOOL && n->a.mode;
-        /* A max-pool gradient followed by the gradient of the ReLU the pool read. */
-        bool pooled_mask = n->op == OP_MAXPOOL_DX && n->nepi == 1 && n->epi[0]->op == OP_RELU_DX && n->epi[0]->src[1] == n->src[1]->src[0];
-        if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
-        else {
-            P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
-            P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
-        }
-        if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
-            P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-        int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
-        bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
-        if (mx && !bwd && planar) {
-            /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
-            P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
-        } else if (bwd && mx) {
-            P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-            if (pooled_mask) {
-                /* The ReLU's output at a window's argmax is the pooled value:
-                 * mask there, and skip the pass over the ReLU's output. */
-                const char *src[2] = {"dys[o]", "pv[o]"};
-                P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
-                P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += %s;  /* %%%d relu_dx */\n",
-                  cg_ewise(n->epi[0], src, "o"), n->epi[0]->id);
-            } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
-        } else {
+    if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
+        P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+    int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
+    bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
+    if (mx && !bwd && planar) {
+        /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
+        P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
+    } else if (bwd && mx) {
+        P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+        if (pooled_mask) {
+            /* The ReLU's output at a window's argmax is the pooled value:
+             * mask there, and skip the pass over the ReLU's output. */
+            const char *src[2] = {"dys[o]", "pv[o]"};
+            P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
+            P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += %s;  /* %%%d relu_dx */\n",
+              cg_ewise(n->epi[0], src, "o"), n->epi[0]->id);
+        } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
+    } else {
         P("        for (int od = 0; od < DO; od++) {\n");
         P("            const int d0 = od * SD - PD, dlo = d0 < 0 ? -d0 : 0, dhi = DI - d0 < KD ? DI - d0 : KD;\n");
         P("            for (int oh = 0; oh < HO; oh++) {\n");
@@ -197,26 +185,76 @@ static void kernel_body(Emit *E, const IrNode *n) {
         if (!bwd) P("                    ys[o] = %s;\n", mx ? "at >= 0 ? m : (mm_real)NAN" : "m * (1.0f / (KD * KH * KW))");
         if (rec) P("                    ix[o] = at;\n");
         P("                }\n            }\n        }\n");
-        }
-        if (n->nepi && !pooled_mask) { /* fused epilogues, on the finished plane */
-            const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
-            P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
-            P("            mm_real v = y[i];\n");
-            cg_c_epilogue(E, n, "            ", "i");
-            P("            y[i] = v;\n        }\n");
+    }
+    if (n->nepi && !pooled_mask) { /* fused epilogues, on the finished plane */
+        const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
+        P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
+        P("            mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "            ", "i");
+        P("            y[i] = v;\n        }\n");
+    }
+    P("    }\n");
+}
+
+/* Kernels over the (channel, example) planes of a feature map or vector
+ * (for_planes), as QBE writes instructions: a row per op. `consts` are the
+ * plane's statements (channel c, example n, its first element o); `value` is
+ * the output's element o + q, which the fused epilogues then take. A row
+ * without a value is a reduction of source 0's planes into a (B, C) output,
+ * `consts` doing each plane's work. */
+static const struct {
+    IrOp op;
+    const char *consts, *value;
+} plane_kernels[] = {
+    /* y = (x - mean) inv gamma + beta, as one multiply-add */
+    {OP_BN_APPLY, "        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n", "x0[o + q] * a + b"},
+    /* dx = gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N),
+     * N = B * Q: through the normalisation and the batch statistics. */
+    {OP_BN_DX,
+     "        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c], gi = x3[c] * inv;\n"
+     "        const mm_real a = -x4[c] * gi * inv_cnt, b = -x4[C + c] * gi * inv * inv * inv_cnt;\n",
+     "x0[o + q] * gi + a + b * (x1[o + q] - mean)"},
+    {OP_CHSCALE, "        const mm_real g = x1[(size_t)n * C + c];\n", "x0[o + q] * g"},
+    {OP_GAP_DX, "        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n", "g"},
+    {OP_GAP, "        y[(size_t)n * C + c] = mmk_sum(x0 + o, Q) * (1.0f / Q);\n", NULL},
+    {OP_CHSCALE_DG, "        y[(size_t)n * C + c] = mmk_dot(x0 + o, x1 + o, Q);\n", NULL},
+};
+
+/* n's kernel if a row of plane_kernels has it; false otherwise. */
+static bool plane_kernel(Emit *E, const IrNode *n) {
+    for (int i = 0; i < ARRAY_LEN(plane_kernels); i++) {
+        if (plane_kernels[i].op != n->op) continue;
+        const char *value = plane_kernels[i].value;
+        for_planes(E, value ? n : n->src[0]);
+        P("%s", plane_kernels[i].consts);
+        if (value) {
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", value);
+            cg_c_epilogue(E, n, "            ", "o + q");
+            P("            y[o + q] = v;\n        }\n");
         }
         P("    }\n");
-        break;
+        return true;
     }
-    case OP_GAP:
-        for_planes(E, x);
-        P("        y[(size_t)n * C + c] = mmk_sum(x0 + o, Q) * (1.0f / Q);\n    }\n");
+    return false;
+}
+
+static void kernel_body(Emit *E, const IrNode *n) {
+    const IrNode *x = n->nsrc ? n->src[0] : NULL;
+    const char *total = count(n);
+    if (ir_op_flags[n->op] & OPF_ELEM) {
+        ewise_kernel(E, n);
+        return;
+    }
+    if (plane_kernel(E, n)) return;
+    switch (n->op) {
+    case OP_ONE:
+        P("    y[0] = 1.0f;\n");
         break;
-    case OP_GAP_DX:
-        for_planes(E, n);
-        P("        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n        for (int q = 0; q < Q; q++) {\n            mm_real v = g;\n");
-        cg_c_epilogue(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
+    case OP_CONV: case OP_CONV_DX: case OP_CONV_DW:
+        cg_c_conv(E, n);
+        break;
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX:
+        pool_kernel(E, n);
         break;
     case OP_FLATTEN: case OP_RESHAPE: {
         /* Between a feature map (channel-major) and a vector per example. */
@@ -283,13 +321,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    enum { C = %d };\n", n->shape[1]);
         P("    for (int c = 0; c < C; c++) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / MMK_SQRT(x1[c] + %s);\n    }\n", cg_float(n->a.f));
         break;
-    case OP_BN_APPLY:
-        for_planes(E, n);
-        P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a + b;\n");
-        cg_c_epilogue(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
     case OP_BN_DSUMS: {
         /* Per channel: sum dy and sum dy (x - mean), eight lanes each. */
         const IrNode *dy = n->src[0];
@@ -305,16 +336,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("        y[c] = (mm_real)sg;\n        y[C + c] = (mm_real)sgx;\n    }\n");
         break;
     }
-    case OP_BN_DX:
-        /* dx = gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N),
-         * N = B * Q: through the normalisation and the batch statistics. */
-        for_planes(E, n);
-        P("        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c], gi = x3[c] * inv;\n");
-        P("        const mm_real a = -x4[c] * gi * inv_cnt, b = -x4[C + c] * gi * inv * inv * inv_cnt;\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * gi + a + b * (x1[o + q] - mean);\n");
-        cg_c_epilogue(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
     case OP_BN_DPARAM:
         /* beta's gradient: sum dy; gamma's: sum dy (x - mean) * inv. */
         P("    enum { C = %d };\n", n->shape[0]);
@@ -361,17 +382,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("    enum { C = %d, N = %d, OFF = %d };\n", ir_channels(x), n->a.n, n->a.off);
             P("    for (int n = 0; n < B; n++)\n        memcpy(y + (size_t)n * N, x0 + (size_t)n * C + OFF, sizeof(mm_real) * N);\n");
         }
-        break;
-    case OP_CHSCALE:
-        for_planes(E, n);
-        P("        const mm_real g = x1[(size_t)n * C + c];\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * g;\n");
-        cg_c_epilogue(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
-    case OP_CHSCALE_DG:
-        for_planes(E, x);
-        P("        y[(size_t)n * C + c] = mmk_dot(x0 + o, x1 + o, Q);\n    }\n");
         break;
     case OP_BCAST:
         P("    enum { C = %d };\n", n->shape[1]);
