@@ -10,8 +10,6 @@
 #include "emit_c.h"
 #include "ewise.h"
 
-static bool supports(IrOp op) { (void)op; return true; }
-
 /* Where a node's data is, as an expression inside a run function. */
 static const char *ptr(const IrNode *n) {
     switch (n->buf) {
@@ -597,4 +595,4 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     cg_main(&m->text, p, o);
 }
 
-const CgBackend cg_c_backend = {"c", supports, emit};
+const CgBackend cg_c_backend = {"c", emit};

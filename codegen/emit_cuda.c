@@ -32,8 +32,6 @@ typedef struct {
  * blocks in all (unless there are more channels). */
 enum { CHUNK = 1 << 16, RED_SEGMENT = 4096, RED_BLOCKS = 2048 };
 
-static bool supports(IrOp op) { (void)op; return true; }
-
 static const char *dptr(const IrNode *n) {
     switch (n->buf) {
     case BUF_ACT: return arena_printf(mm_arena, "e->act + %zu * MB", n->off);
@@ -612,4 +610,4 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     cg_main(&m->text, p, o);
 }
 
-const CgBackend cg_cuda_backend = {"cuda", supports, emit};
+const CgBackend cg_cuda_backend = {"cuda", emit};
