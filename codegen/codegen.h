@@ -25,9 +25,12 @@ typedef struct {
     bool use_cudnn;     /* CUDA: cuDNN for convolutions (all but pointwise ones) */
 } CgOptions;
 
+/* Every back end has a kernel for every op of ir/ops.h (tests/gpu_check.c
+ * compares the CUDA kernels with the C ones), so there is no per-op query:
+ * an op without a kernel is an mmc bug, and the emitter aborts naming the
+ * op and the back end. */
 typedef struct {
     const char *name;                 /* "c", "cuda" */
-    bool (*supports_op)(IrOp op);
     void (*emit)(const IrProgram *p, const CgOptions *o, CgOutput *out);
 } CgBackend;
 

@@ -7,21 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "codegen.h"
-
-typedef struct {
-    Buf *b;
-    const IrProgram *p;
-    const IrGraph *g;
-    int gi;
-    const char *gname;   /* C identifier of the graph */
-    size_t scratch;      /* floats per thread */
-    size_t partial;      /* floats per chunk */
-    size_t wt;           /* floats of the largest transposed weight */
-    int nk;              /* kernels emitted in this graph */
-} Emit;
-
-static bool supports(IrOp op) { (void)op; return true; }
+#include "emit_c.h"
+#include "ewise.h"
 
 /* Where a node's data is, as an expression inside a run function. */
 static const char *ptr(const IrNode *n) {
@@ -38,33 +25,30 @@ static const char *ptr(const IrNode *n) {
 }
 
 static bool needs_exec(const IrNode *n) { return n->op == OP_CONV || n->op == OP_CONV_DX || n->op == OP_CONV_DW; }
-static const char *omp_for(const char *work);
-static bool needs_hyper(const IrNode *n) { return n->op == OP_DROPOUT || n->op == OP_DROPOUT_DX || n->op == OP_ACCUM; }
-
-
-/* Statements applying the fused element-wise ops to `v`, the value stored
- * at index `idx`; a fused ReLU gradient reads the ReLU's output there
- * (kernel argument e<k>). */
-static void epilogue_at(Emit *E, const IrNode *n, const char *indent, const char *idx) {
-    for (int i = 0; i < n->nepi; i++) {
-        const IrNode *e = n->epi[i];
-        if (e->op == OP_RELU) buf_printf(E->b, "%sv = v > 0.0f ? v : 0.0f;  /* %%%d relu */\n", indent, e->id);
-        else if (e->op == OP_SIGMOID) buf_printf(E->b, "%sv = %s / (1.0f + MMK_EXP(-v));  /* %%%d sigmoid */\n", indent, cg_float(e->a.f), e->id);
-        else if (e->op == OP_RELU_DX) buf_printf(E->b, "%sv = e%d[%s] > 0.0f ? v : 0.0f;  /* %%%d relu_dx */\n", indent, i, idx, e->id);
-        else mm_assert(!"unsupported epilogue");
-    }
+/* The step's hyper-parameters h: an accumulator's count, and what the
+ * element-wise expressions of the kernel and its epilogues read (dropout). */
+static bool needs_hyper(const IrNode *n) {
+    bool r = n->op == OP_ACCUM || cg_ewise_reads_hyper(n->op);
+    for (int i = 0; i < n->nepi; i++) r = r || cg_ewise_reads_hyper(n->epi[i]->op);
+    return r;
 }
-#define epilogue(E, n, indent) epilogue_at(E, n, indent, "i")
-
-#define P(...) buf_printf(E->b, __VA_ARGS__)
 
 static const char *omp_for(const char *work) {
     return arena_printf(mm_arena, "    #pragma omp parallel for schedule(static) if ((size_t)(%s) >= 32768)\n", work);
 }
 
+/* Statements applying the fused element-wise ops (ewise.h) to `v`, the
+ * value stored at index `idx`; a second source (a ReLU gradient's mask) is
+ * read there from kernel argument e<k>. */
+void cg_c_epilogue(Emit *E, const IrNode *n, const char *indent, const char *idx) {
+    for (int i = 0; i < n->nepi; i++) {
+        const IrNode *e = n->epi[i];
+        const char *src[2] = {"v", arena_printf(mm_arena, "e%d[%s]", i, idx)};
+        buf_printf(E->b, "%sv = %s;  /* %%%d %s */\n", indent, cg_ewise(e, src, idx), e->id, ir_op_name[e->op]);
+    }
+}
+
 #define window_consts(E, x, y, a) cg_window_consts((E)->b, x, y, a)
-#define WIN CG_WIN
-#define pointwise_conv cg_pointwise
 #define cb cg_channel_major
 #define base cg_base
 #define positions cg_positions
@@ -78,12 +62,6 @@ static bool has_folded(const IrNode *n) {
     return false;
 }
 
-/* Only a ReLU can ride in the GEMM's store; other epilogues get a pass. */
-static bool relu_only(const IrNode *n) { return n->nepi == 1 && n->epi[0]->op == OP_RELU; }
-
-enum { PANEL = 256 }; /* GEMM columns per panel: a multiple of every MMK_NR */
-enum { MMK_THIN_MAX_EMIT = 3 }; /* MMK_THIN_MAX: outputs this few go to mmk_conv_thin */
-
 /* Loop over every (channel, example) run of Q values, in parallel. */
 static void for_planes(Emit *E, const IrNode *t) {
     P("    enum { C = %d, Q = %zu };\n", ir_channels(t), positions(t));
@@ -91,457 +69,77 @@ static void for_planes(Emit *E, const IrNode *t) {
     P("    for (int i = 0; i < C * B; i++) {\n        const int c = i / B, n = i %% B;\n        const size_t o = %s;\n", base(t));
 }
 
-/* 2-D convolutions run without unrolling their input (im2col): each
- * example's feature map is copied into zero-padded planes, and row
- * (c, kh, kw) of the unrolled matrix is one of those planes shifted, read in
- * place by the GEMM (mmk_gemm_off). With stride S the padded map is split
- * into S x S phase planes (phase (a, b) holds rows a, a+S, ... and columns
- * b, b+S, ...), so that each kernel tap again reads a plane shifted by
- * (kh/S, kw/S). Outputs are computed on the plane's width WQ (WQ - YW
- * wasted columns per row) and the valid ones stored. The input gradient of
- * a stride-1 convolution is one too: dY padded by k-1-p, the weights flipped
- * and transposed. */
-#define implicit_floats ir_conv_plane_floats
-
-static bool implicit_conv(const IrAttr *a, const IrNode *in, const IrNode *out, int pah, int paw, int min_k, bool strided) {
-    int sh = strided ? a->s[1] : 1, sw = strided ? a->s[2] : 1, kk = ir_channels(in) * a->k[1] * a->k[2];
-    /* A forward GEMM as short as K = 25 (a 5x5 over one channel) loses more
-     * to the wasted columns than it saves by not unrolling (min_k 32). The
-     * offset tables live on the stack (at most 8192 rows), the planes of an
-     * example in each thread's scratch (at most 4M floats). */
-    return a->nsp == 2 && !cg_pointwise(a) && (strided || (a->s[1] == 1 && a->s[2] == 1)) && a->p[1] < a->k[1] &&
-           a->p[2] < a->k[2] && kk >= min_k && kk <= 8192 && implicit_floats(in, out, a, pah, paw, sh, sw, true) <= ((size_t)4 << 20);
-}
-
-/* Constants of the padded planes: in (the map read: XC planes of XH x XW,
- * padded by PAH, PAW, stride SH x SW), out (YC x YH x YW), kernel FH x FW;
- * and the offsets of the shifted rows. Returns the floats of the planes. */
-static void implicit_consts(Emit *E, const IrNode *in, const IrNode *out, const IrAttr *a, int pah, int paw, int sh, int sw) {
-    int xc = ir_channels(in), xh = in->shape[2], xw = in->shape[3], yc = ir_channels(out), yh = out->shape[2], yw = out->shape[3];
-    P("    enum { XC = %d, XH = %d, XW = %d, YC = %d, YH = %d, YW = %d, FH = %d, FW = %d, PAH = %d, PAW = %d, SH = %d, SW = %d,\n", xc, xh,
-      xw, yc, yh, yw, a->k[1], a->k[2], pah, paw, sh, sw);
-    P("           HQ = (XH + 2 * PAH + SH - 1) / SH, WQ = (XW + 2 * PAW + SW - 1) / SW, PPL = HQ * WQ, PL = SH * SW * PPL + FW + 64,\n");
-    P("           NC = YH * WQ, KK = XC * FH * FW,\n");
-    /* Rows and columns no window reads (dropped by the stride) stay zero: the
-     * wasted columns read them, and a weight gradient sums 0 x value there. */
-    P("           HU = (YH - 1) * SH + FH - PAH < XH ? (YH - 1) * SH + FH - PAH : XH, WU = (YW - 1) * SW + FW - PAW < XW ? (YW - 1) * SW + FW - PAW : XW };\n");
-    P("    int off[KK];  /* row (c, kh, kw) of the unrolled input: a plane of channel c, shifted */\n");
-    P("    for (int c = 0; c < XC; c++)\n        for (int kh = 0; kh < FH; kh++)\n            for (int kw = 0; kw < FW; kw++)\n");
-    P("                off[(c * FH + kh) * FW + kw] = c * PL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
-}
-
-/* Copy example n of the XC planes of `src` into the padded planes at xp. */
-static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *indent) {
-    P("%sfor (int c = 0; c < XC; c++)\n%s    for (int h = 0; h < HU; h++) {\n", indent, indent);
-    P("%s        const mm_real *xr = %s + (((size_t)c * B + n) * XH + h) * XW;\n", indent, src);
-    if (sh == 1 && sw == 1)
-        P("%s        memcpy(xp + (size_t)c * PL + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * WU);\n", indent);
-    else {
-        P("%s        mm_real *pr = xp + (size_t)c * PL + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent);
-        P("%s        for (int w = 0; w < WU; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
-    }
-    P("%s    }\n", indent);
-}
-
-/* Y = conv(in), read from the padded planes. */
-/* Computed transposed when that wastes less: Y^T[p][co] = sum_k X[p][k]
- * W^T[k][co] with the output positions p as GEMM rows gathered from the
- * planes (mmk_gemm_gather), so no padded column is computed; the columns
- * are output channels, in blocks of 32. The padded rows waste (WQ - YW) /
- * WQ of the columns (22% on a 7x7 map), the blocks 1 - YC / 32k. */
-static bool gather_wins(const IrNode *out, int wq) {
-    int yc = ir_channels(out), np = out->shape[2] * out->shape[3];
-    return yc > MMK_THIN_MAX_EMIT && np <= 4096 && (double)yc / ((yc + 31) / 32 * 32) > (double)out->shape[3] / wq;
-}
-
-/* The window of a max pooling folded into a convolution's kernel. */
-static void pool_consts(Emit *E, const IrNode *m) {
-    P("            enum { PKH = %d, PKW = %d, PSH = %d, PSW = %d, PPH = %d, PPW = %d, PHO = %d, PWO = %d, PO = PHO * PWO };  /* %%%d maxpool */\n",
-      m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
-}
-
-static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
-                               const char *bias, bool relu) {
-    implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
-    size_t need = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false);
-    int wq = (in->shape[3] + 2 * paw + sw - 1) / sw;
-    if (gather_wins(n, wq)) {
-        size_t yc = (size_t)ir_channels(n), np = (size_t)n->shape[2] * n->shape[3];
-        size_t kk = (size_t)ir_channels(in) * n->a.k[1] * n->a.k[2], at = strcmp(w, "x1") == 0 ? 0 : yc * kk;
-        size_t po = n->pool ? (size_t)n->pool->shape[2] * n->pool->shape[3] : 0;
-        size_t g = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false) - yc * n->shape[2] * wq + np * yc + 32 * po;
-        if (g > E->scratch) E->scratch = g;
-        if (at + kk * ((yc + 31) / 32 * 32) > E->wt) E->wt = at + kk * ((yc + 31) / 32 * 32);
-        P("    enum { NP = YH * YW };\n");
-        P("    mm_real *wp = e->wt + %zu;\n    mmk_pack_t(wp, %s, KK, KK, YC);  /* W^T, packed */\n", at, w);
-        P("    #pragma omp parallel\n    {\n");
-        P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *ct = xp + (size_t)XC * PL;  /* Y^T: [NP][YC] */\n");
-        P("        const mm_real *ap[NP];  /* output position p = (h, w): its planes at h * WQ + w */\n");
-        P("        for (int h = 0; h < YH; h++)\n            for (int w = 0; w < YW; w++) ap[h * YW + w] = xp + (size_t)h * WQ + w;\n");
-        P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
-        P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
-        implicit_pad(E, "x0", sh, sw, "            ");
-        P("            mmk_gemm_gather(NP, YC, KK, ap, off, wp, ct, YC, 0);\n");
-        if (n->pool) {
-            /* The folded max pooling, across 16 channels at a time, on the
-             * transposed result; the bias and ReLU on the pooled values;
-             * then transposed into the pooled map (and its argmaxes). */
-            const IrNode *m = n->pool;
-            pool_consts(E, m);
-            P("            mm_real *pt = ct + (size_t)NP * YC;\n            int32_t *it = (int32_t *)(pt + (size_t)PO * 16);\n");
-            P("            for (int c = 0; c < YC; c += 16) {\n");
-            P("                mmk_maxpool_t16(ct, YC, c, YC, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW, %s, %d, pt, %s);\n", bias, relu,
-              m->a.mode ? "it" : "NULL");
-            P("                for (int o = 0; o < PO; o += 16) {\n");
-            P("                    const int r = PO - o < 16 ? PO - o : 16, w = YC - c < 16 ? YC - c : 16;\n");
-            P("                    mmk_tr16x(y + ((size_t)c * B + n) * PO + o, (size_t)B * PO, pt + (size_t)o * 16, 16, r, w, 1, NULL, 0);\n");
-            if (m->a.mode)
-                P("                    mmk_tr16i((int32_t *)(y + (size_t)B * YC * PO) + ((size_t)c * B + n) * PO + o, (size_t)B * PO, it + (size_t)o * 16, 16, r, w);\n");
-            P("                }\n            }\n");
-        } else {
-            /* Transposed back into the channel-major map, with the bias and a ReLU. */
-            P("            for (int co = 0; co < YC; co += 16)\n                for (int p = 0; p < NP; p += 16)\n");
-            P("                    mmk_tr16x(y + ((size_t)co * B + n) * NP + p, (size_t)B * NP, ct + (size_t)p * YC + co, YC, NP - p < 16 ? NP - p : 16, YC - co < 16 ? YC - co : 16, 1,\n");
-            P("                              %s, %d);\n", strcmp(bias, "NULL") == 0 ? "NULL" : arena_printf(mm_arena, "%s + co", bias), relu);
-        }
-        if (!n->pool && n->nepi && !relu) {
-            P("            for (int c = 0; c < YC; c++)\n                for (int p = 0; p < NP; p++) {\n");
-            P("                    const size_t i = ((size_t)c * B + n) * NP + p;\n                    mm_real v = y[i];\n");
-            epilogue_at(E, n, "                    ", "i");
-            P("                    y[i] = v;\n                }\n");
-        }
-        P("        }\n    }\n");
-        return;
-    }
-    if (need > E->scratch) E->scratch = need;
-    P("    #pragma omp parallel\n    {\n");
-    P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)XC * PL;\n");
-    P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
-    P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
-    implicit_pad(E, "x0", sh, sw, "            ");
-    /* Few output channels (an input gradient of a first layer): mmk_conv_thin. */
-    if (sh == 1 && sw == 1 && strcmp(bias, "NULL") == 0 && !relu)
-        P("            if (YC <= MMK_THIN_MAX) mmk_conv_thin(YC, XC, FH, FW, YH, YW, WQ, PL, %s, xp, off, cp, NC);\n            else\n    ", w);
-    P("            mmk_gemm_off(YC, NC, KK, %s, KK, xp, off, cp, NC, %s, %d);\n", w, bias, relu);
-    if (n->pool) {
-        /* The folded max pooling reads the planes while they are in cache;
-         * only its result is stored (passes/fuse.c). */
-        const IrNode *m = n->pool;
-        pool_consts(E, m);
-        P("            for (int c = 0; c < YC; c++) {\n                const size_t o = ((size_t)c * B + n) * PHO * PWO;\n");
-        P("                mmk_maxpool2d(cp + (size_t)c * NC, WQ, y + o, %s, YH, YW, PHO, PWO, PKH, PKW, PSH, PSW, PPH, PPW);\n",
-          m->a.mode ? "(int32_t *)(y + (size_t)B * YC * PHO * PWO) + o" : "NULL");
-        P("            }\n        }\n    }\n");
-        return;
-    }
-    P("            for (int c = 0; c < YC; c++)\n                for (int h = 0; h < YH; h++)\n                    for (int w = 0; w < YW; w++) {\n");
-    P("                        const size_t i = (((size_t)c * B + n) * YH + h) * YW + w;\n");
-    P("                        mm_real v = cp[(size_t)c * NC + h * WQ + w];\n");
-    if (!relu) epilogue_at(E, n, "                        ", "i");
-    P("                        y[i] = v;\n                    }\n        }\n    }\n");
-}
-
-/* The input gradient of a strided 2-D convolution, by output phases: the
- * rows h = SH u + a and columns w = SW v + b of dX (phase (a, b)) receive
- * dY only through the taps kh = a + PH (mod SH), kw = b + PW (mod SW), from
- * dY[u + th][v + tw] with th = (a + PH - kh) / SH, tw likewise. So each
- * phase is a stride-1 correlation of dY (padded planes, read in place) with
- * that phase's taps: one GEMM with K = CO x taps, and its result scattered
- * into every SH-th row and SW-th column of dX. No unrolling and no col2im.
- * False (and nothing emitted) when the shapes do not fit the planes. */
-static bool strided_dx(Emit *E, const IrNode *n) {
-    const IrNode *dy = n->src[0];
-    const IrAttr *a = &n->a;
-    int S[2] = {a->s[1], a->s[2]}, Pd[2] = {a->p[1], a->p[2]}, F[2] = {a->k[1], a->k[2]};
-    int X[2] = {n->shape[2], n->shape[3]}, Yd[2] = {dy->shape[2], dy->shape[3]}, co = ir_channels(dy), ci = ir_channels(n);
-    if (a->nsp != 2 || (S[0] == 1 && S[1] == 1) || Pd[0] >= F[0] || Pd[1] >= F[1]) return false;
-    /* Per dimension: the offsets t of each phase's taps, the phase's extent u
-     * (rows of dX in it), and the padding of dY the offsets need. */
-    int lo[2] = {0, 0}, hi[2] = {0, 0}, umax[2] = {0, 0};
-    for (int d = 0; d < 2; d++)
-        for (int ph = 0; ph < S[d]; ph++) {
-            int u = ph < X[d] ? (X[d] - ph + S[d] - 1) / S[d] : 0;
-            if (u > umax[d]) umax[d] = u;
-            for (int k = 0; k < F[d]; k++)
-                if ((ph + Pd[d] - k) % S[d] == 0) {
-                    int t = (ph + Pd[d] - k) / S[d];
-                    if (t < lo[d]) lo[d] = t;
-                    if (t > hi[d]) hi[d] = t;
-                }
-        }
-    int pt = -lo[0], pl = -lo[1];
-    int hq = pt + (umax[0] + hi[0] > Yd[0] ? umax[0] + hi[0] : Yd[0]), wq = pl + (umax[1] + hi[1] > Yd[1] ? umax[1] + hi[1] : Yd[1]);
-    size_t plane = (size_t)hq * wq + wq + 64, kk = (size_t)co * F[0] * F[1];
-    size_t need = (size_t)co * plane + (size_t)ci * umax[0] * wq;
-    if ((size_t)S[0] * S[1] * kk > 16384 || need > ((size_t)4 << 20)) return false; /* offsets on the stack, planes in scratch */
-    /* Each phase transposed (positions as GEMM rows, gathered) where that
-     * wastes less than its padded rows. */
-    bool gather = ci > MMK_THIN_MAX_EMIT && (size_t)umax[0] * umax[1] <= 4096 && (double)ci / ((ci + 31) / 32 * 32) > (double)umax[1] / wq;
-    size_t ci32 = (size_t)(ci + 31) / 32 * 32;
-    if (gather) need += (size_t)ci * umax[0] * umax[1];
-    if (need > E->scratch) E->scratch = need;
-    if (kk * (ci + (gather ? ci32 : 0)) > E->wt) E->wt = kk * (ci + (gather ? ci32 : 0));
-    int nph = S[0] * S[1];
-    P("    /* By output phase (a, b): taps kh = a + PH, kw = b + PW (mod the stride), offsets (th, tw) into dY. */\n");
-    P("    enum { CO = %d, CI = %d, YH = %d, YW = %d, XH = %d, XW = %d, FH = %d, FW = %d, SH = %d, SW = %d, NPH = %d,\n", co, ci, Yd[0],
-      Yd[1], X[0], X[1], F[0], F[1], S[0], S[1], nph);
-    P("           PT = %d, PLW = %d, HQ = %d, WQ = %d, PL = HQ * WQ + WQ + 64, UHM = %d };\n", pt, pl, hq, wq, umax[0]);
-    /* Tables: per phase its taps (kh, kw, th, tw), first weight, extent. */
-    P("    static const struct { int a, b, uh, uw, nt, w0, kh[%d], kw[%d], th[%d], tw[%d]; } ph[NPH] = {\n", F[0] * F[1], F[0] * F[1],
-      F[0] * F[1], F[0] * F[1]);
-    int w0 = 0;
-    for (int pa = 0; pa < S[0]; pa++)
-        for (int pb = 0; pb < S[1]; pb++) {
-            int uh = pa < X[0] ? (X[0] - pa + S[0] - 1) / S[0] : 0, uw = pb < X[1] ? (X[1] - pb + S[1] - 1) / S[1] : 0, nt = 0;
-            Buf kh = {0}, kw = {0}, th = {0}, tw = {0};
-            for (int i = 0; i < F[0]; i++)
-                for (int j = 0; j < F[1]; j++)
-                    if ((pa + Pd[0] - i) % S[0] == 0 && (pb + Pd[1] - j) % S[1] == 0) {
-                        buf_printf(&kh, "%s%d", nt ? ", " : "", i);
-                        buf_printf(&kw, "%s%d", nt ? ", " : "", j);
-                        buf_printf(&th, "%s%d", nt ? ", " : "", (pa + Pd[0] - i) / S[0]);
-                        buf_printf(&tw, "%s%d", nt ? ", " : "", (pb + Pd[1] - j) / S[1]);
-                        nt++;
-                    }
-            P("        {%d, %d, %d, %d, %d, %d, {%s}, {%s}, {%s}, {%s}},\n", pa, pb, uh, uw, nt, w0, nt ? kh.s : "0", nt ? kw.s : "0",
-              nt ? th.s : "0", nt ? tw.s : "0");
-            w0 += ci * co * nt;
-            buf_free(&kh), buf_free(&kw), buf_free(&th), buf_free(&tw);
-        }
-    P("    };\n");
-    P("    int off[NPH][CO * FH * FW];  /* row (co, tap) of phase p: dY's plane co, shifted by (th, tw) */\n");
-    P("    for (int p = 0; p < NPH; p++)\n        for (int co = 0; co < CO; co++)\n            for (int j = 0; j < ph[p].nt; j++) {\n");
-    P("                off[p][co * ph[p].nt + j] = co * PL + (ph[p].th[j] + PT) * WQ + ph[p].tw[j] + PLW;\n");
-    P("                for (int ci = 0; ci < CI; ci++)  /* the phase's weights: [CI][CO x taps] */\n");
-    P("                    e->wt[ph[p].w0 + ((size_t)ci * CO + co) * ph[p].nt + j] = x1[((size_t)(co * CI + ci) * FH + ph[p].kh[j]) * FW + ph[p].kw[j]];\n");
-    P("            }\n");
-    if (gather) { /* each phase's weights packed transposed: [CO x taps][CI], after the plain ones */
-        P("    enum { WPK = CI * CO * FH * FW };\n");
-        P("    for (int p = 0; p < NPH; p++)\n        mmk_pack_t(e->wt + WPK + ph[p].w0 / CI * %zu, e->wt + ph[p].w0, CO * ph[p].nt, CO * ph[p].nt, CI);\n", ci32);
-    }
-    P("    #pragma omp parallel\n    {\n");
-    P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)CO * PL;\n");
-    if (gather) P("        mm_real *ct = cp + (size_t)CI * UHM * WQ;  /* a phase transposed: [positions][CI] */\n        const mm_real *ap[%d];\n",
-                  umax[0] * umax[1]);
-    P("        memset(xp, 0, sizeof(mm_real) * CO * PL);  /* the padding stays zero */\n");
-    P("        #pragma omp for schedule(static)\n        for (int n = 0; n < B; n++) {\n");
-    P("            for (int c = 0; c < CO; c++)\n                for (int h = 0; h < YH; h++)\n");
-    P("                    memcpy(xp + (size_t)c * PL + (size_t)(h + PT) * WQ + PLW, x0 + (((size_t)c * B + n) * YH + h) * YW, sizeof(mm_real) * YW);\n");
-    P("            for (int p = 0; p < NPH; p++) {\n");
-    P("                const int nc = ph[p].uh * WQ, k = CO * ph[p].nt;\n");
-    if (gather) {
-        /* Rows: the phase's positions (u, q), gathered; then transposed into
-         * cp's rows (u * WQ + q), where the scatter below reads them. */
-        P("                const int np = ph[p].uh * ph[p].uw;\n");
-        P("                for (int u = 0; u < ph[p].uh; u++)\n                    for (int q = 0; q < ph[p].uw; q++) ap[u * ph[p].uw + q] = xp + (size_t)u * WQ + q;\n");
-        P("                if (k) {\n");
-        P("                    mmk_gemm_gather(np, CI, k, ap, off[p], e->wt + WPK + ph[p].w0 / CI * %zu, ct, CI, 0);\n", ci32);
-        P("                    for (int c = 0; c < CI; c += 16)  /* cp: [CI][np] */\n                        for (int j = 0; j < np; j += 16)\n");
-        P("                            mmk_tr16x(cp + (size_t)c * np + j, np, ct + (size_t)j * CI + c, CI, np - j < 16 ? np - j : 16, CI - c < 16 ? CI - c : 16, 1, NULL, 0);\n");
-        P("                } else memset(cp, 0, sizeof(mm_real) * CI * np);  /* no tap reaches this phase */\n");
-    } else {
-        P("                if (k) mmk_gemm_off(CI, nc, k, e->wt + ph[p].w0, k, xp, off[p], cp, nc, NULL, 0);\n");
-        P("                else memset(cp, 0, sizeof(mm_real) * CI * nc);  /* no tap reaches this phase */\n");
-    }
-    P("                for (int c = 0; c < CI; c++)\n                    for (int u = 0; u < ph[p].uh; u++)\n");
-    P("                        for (int q = 0; q < ph[p].uw; q++) {\n");
-    P("                            const size_t i = (((size_t)c * B + n) * XH + SH * u + ph[p].a) * XW + SW * q + ph[p].b;\n");
-    P("                            mm_real v = cp[%s];\n", gather ? "(size_t)c * np + u * ph[p].uw + q" : "(size_t)c * nc + u * WQ + q");
-    epilogue_at(E, n, "                            ", "i");
-    P("                            y[i] = v;\n                        }\n            }\n        }\n    }\n");
-    return true;
-}
-
-/* dW[co][k] = the RT_DW_CHUNKS partial dW^T[k][co], summed in chunk order. */
-static void dw_reduce(Emit *E, const char *k, const char *co) {
-    P("    #pragma omp parallel for schedule(static) if (NW >= 16384)\n");
-    P("    for (int co = 0; co < %s; co++)\n        for (int k = 0; k < %s; k++) {\n            mm_real s = 0;\n", co, k);
-    P("            for (int c = 0; c < nch; c++) s += e->partial[(size_t)c * e->impl->partial_floats + (size_t)k * %s + co];\n", co);
-    P("            y[(size_t)co * %s + k] = s;\n        }\n", k);
-}
-
-static void kernel_body(Emit *E, const IrNode *n) {
-    const IrNode *x = n->nsrc ? n->src[0] : NULL;
+/* An element-wise op (OPF_ELEM): its value from its row of ewise.h. */
+static void ewise_kernel(Emit *E, const IrNode *n) {
     const char *total = count(n);
-    switch (n->op) {
-    case OP_ONE:
-        P("    y[0] = 1.0f;\n");
-        break;
-    case OP_CONV: {
-        /* Y[CO][B*Q] = W[CO][K] . COL[K][B*Q] + bias, one panel of columns
-         * per task: unroll the panel (im2col, packed for the GEMM), then the
-         * GEMM; ReLU in the store. */
-        bool pw = pointwise_conv(&n->a), relu = relu_only(n);
-        /* With a pooling folded in (passes/fuse.c checked the planes fit), always
-         * on padded planes: whole examples, pooled in place. */
-        if (n->pool || implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
-            implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
-            break;
+    if (n->op == OP_ADD && has_folded(n)) {
+        /* Operands folded into the add (passes/fuse.c): a channel scaling
+         * x<j> * x<j>g[n][c], or a pooling gradient x<j>[n][c] / Q. (A
+         * product is no primary expression, but the add's value is the
+         * plain sum of its sources.) */
+        for_planes(E, n);
+        const char *src[IR_MAXSRC];
+        for (int j = 0; j < n->nsrc; j++) {
+            const IrNode *s = n->src[j];
+            if (s->fused == n && s->op == OP_CHSCALE) {
+                P("        const mm_real g%d = x%dg[(size_t)n * C + c];  /* %%%d chscale */\n", j, j, s->id);
+                src[j] = arena_printf(mm_arena, "x%d[o + q] * g%d", j, j);
+            } else if (s->fused == n) {
+                P("        const mm_real g%d = x%d[(size_t)n * C + c] * (1.0f / Q);  /* %%%d gap_dx */\n", j, j, s->id);
+                src[j] = arena_printf(mm_arena, "g%d", j);
+            } else src[j] = arena_printf(mm_arena, "x%d[o + q]", j);
         }
-        window_consts(E, x, n, &n->a);
-        size_t k = (size_t)ir_channels(x) * n->a.k[0] * n->a.k[1] * n->a.k[2];
-        if (k * PANEL > E->scratch) E->scratch = k * PANEL;
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NB = %d };\n", PANEL);
-        P("    const int N = B * Q;\n");
-        P("    #pragma omp parallel for schedule(static)\n");
-        P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
-        P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-        if (pw) P("        mmk_pack(panel, x0 + j0, N, K, nb);  /* 1x1, stride 1: the input is its own column matrix */\n");
-        else P("        mmk_im2col_cb(panel, 1, x0, B, j0, nb, " WIN ");\n");
-        P("        mmk_gemm(CO, nb, K, x1, K, panel, y + j0, N, %s, 0, %d);\n", n->a.bias ? "x2" : "NULL", relu);
-        if (n->nepi && !relu) {
-            P("        for (int co = 0; co < CO; co++)\n            for (int j = j0; j < j0 + nb; j++) {\n");
-            P("                mm_real v = y[(size_t)co * N + j];\n");
-            epilogue_at(E, n, "                ", "(size_t)co * N + j");
-            P("                y[(size_t)co * N + j] = v;\n            }\n");
-        }
-        P("    }\n");
-        break;
+        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", cg_ewise(n, src, "o + q"));
+        cg_c_epilogue(E, n, "            ", "o + q");
+        P("            y[o + q] = v;\n        }\n    }\n");
+        return;
     }
-    case OP_CONV_DX: {
-        /* dX = col2im(W^T . dY), a panel of whole examples per task (so no
-         * two tasks add into the same input). n has x's shape; dy = src 0. */
-        const IrNode *dy = n->src[0];
-        if (implicit_conv(&n->a, dy, n, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, false)) {
-            size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * n->a.k[1] * n->a.k[2];
-            if (kk > E->wt) E->wt = kk;
-            P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
-            P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), n->a.k[1] * n->a.k[2]);
-            P("        for (int co = 0; co < CO_; co++)\n            for (int ci = 0; ci < CI_; ci++)\n");
-            P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
-            implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
-            break;
-        }
-        if (!pointwise_conv(&n->a) && strided_dx(E, n)) break;
-        window_consts(E, n, dy, &n->a);
-        bool pw = pointwise_conv(&n->a);
-        size_t k = (size_t)ir_channels(n) * n->a.k[0] * n->a.k[1] * n->a.k[2], q = ir_positions(dy), co = (size_t)ir_channels(dy);
-        size_t s = q >= PANEL ? 1 : PANEL / q, cols = pw ? PANEL : s * q, cols32 = (cols + 31) / 32 * 32;
-        size_t need = co * cols32 + (pw ? 0 : k * cols);
-        if (need > E->scratch) E->scratch = need;
-        if (co * k > E->wt) E->wt = co * k;
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, QI = DI * HI * WI, S = %zu, NB = %d };\n", s, PANEL);
-        P("    const int N = B * Q;\n");
-        P("    mmk_transpose(e->wt, x1, CO, K);  /* W^T: [K][CO] */\n");
-        P("    #pragma omp parallel for schedule(static)\n");
-        if (pw) {
-            P("    for (int j0 = 0; j0 < N; j0 += NB) {\n        const int nb = N - j0 < NB ? N - j0 : NB;\n");
-            P("        mm_real *packed = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        mmk_pack(packed, x0 + j0, N, CO, nb);\n");
-            P("        mmk_gemm(CI, nb, CO, e->wt, CO, packed, y + j0, N, NULL, 0, 0);\n");
-            if (n->nepi) {
-                P("        for (int ci = 0; ci < CI; ci++)\n            for (size_t i = (size_t)ci * N + j0; i < (size_t)ci * N + j0 + nb; i++) {\n");
-                P("                mm_real v = y[i];\n");
-                epilogue(E, n, "                ");
-                P("                y[i] = v;\n            }\n");
-            }
-            P("    }\n");
-        } else {
-            P("    for (int n0 = 0; n0 < B; n0 += S) {\n");
-            P("        const int ns = B - n0 < S ? B - n0 : S, j0 = n0 * Q;\n");
-            P("        mm_real *packed = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
-            P("        mm_real *dcol = packed + (size_t)CO * ((S * Q + 31) / 32 * 32);\n");
-            P("        mmk_pack(packed, x0 + j0, N, CO, ns * Q);\n");
-            P("        mmk_gemm(K, ns * Q, CO, e->wt, CO, packed, dcol, S * Q, NULL, 0, 0);\n");
-            P("        for (int ci = 0; ci < CI; ci++) memset(y + ((size_t)ci * B + n0) * QI, 0, sizeof(mm_real) * ns * QI);\n");
-            P("        mmk_col2im_cb(y, dcol, S * Q, B, j0, ns * Q, " WIN ");\n");
-            if (n->nepi) {
-                P("        for (int ci = 0; ci < CI; ci++)\n            for (size_t i = ((size_t)ci * B + n0) * QI; i < ((size_t)ci * B + n0 + ns) * QI; i++) {\n");
-                P("                mm_real v = y[i];\n");
-                epilogue(E, n, "                ");
-                P("                y[i] = v;\n            }\n");
-            }
-            P("    }\n");
-        }
-        break;
+    const char *src[IR_MAXSRC];
+    for (int j = 0; j < n->nsrc; j++) src[j] = arena_printf(mm_arena, "x%d[i]", j);
+    P("%s", omp_for(total));
+    P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, cg_ewise(n, src, "i"));
+    cg_c_epilogue(E, n, "        ", "i");
+    P("        y[i] = v;\n    }\n");
+}
+
+/* Max and average pooling and their gradients, 2-D or 3-D. */
+static void pool_kernel(Emit *E, const IrNode *n) {
+    const IrNode *x = n->src[0];
+    /* Each (channel, example) plane is contiguous in either layout. The
+     * window is clipped to the input once per output, so the inner loops
+     * have no bounds tests. In training graphs max pooling records the
+     * first maximum of each window; its gradient is added there. */
+    bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
+    const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
+    window_consts(E, in, out, &n->a);
+    P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
+    P("    for (int nc = 0; nc < B * CO; nc++) {\n");
+    bool rec = n->op == OP_MAXPOOL && n->a.mode;
+    /* A max-pool gradient followed by the gradient of the ReLU the pool read. */
+    bool pooled_mask = n->op == OP_MAXPOOL_DX && n->nepi == 1 && n->epi[0]->op == OP_RELU_DX && n->epi[0]->src[1] == n->src[1]->src[0];
+    if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
+    else {
+        P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
+        P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
     }
-    case OP_CONV_DW: {
-        /* dW^T[K][CO] = COL[K][B*Q] . dY^T, the batch split into RT_DW_CHUNKS
-         * fixed chunks summed in order (independent of the thread count);
-         * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
-        const IrNode *dy = n->src[0], *xin = n->src[1];
-        if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
-        if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true)) {
-            /* Per example: pad x, pack dY^T from its contiguous planes, and
-             * accumulate dW^T[K][CO] += X_shifted[K][NP] . dY^T[NP][CO], the
-             * rows of X read in place at the output positions only (gathered
-             * through pos: no padded column is summed). */
-            int sh = n->a.s[1], sw = n->a.s[2];
-            implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
-            size_t need = implicit_floats(xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw, true);
-            if (need > E->scratch) E->scratch = need;
-            if (ir_positions(dy) > E->wt) E->wt = ir_positions(dy);
-            P("    enum { NW = YC * KK, NP = YH * YW };\n");
-            P("    const int nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
-            P("    int *pos = (int *)e->wt;  /* output position p = (h, w): h * WQ + w in the padded rows */\n");
-            P("    for (int h = 0; h < YH; h++)\n        for (int w = 0; w < YW; w++) pos[h * YW + w] = h * WQ + w;\n");
-            P("    #pragma omp parallel\n    {\n");
-            P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = xp + (size_t)XC * PL;\n");
-            P("        const mm_real *rows[KK];\n        for (int k = 0; k < KK; k++) rows[k] = xp + off[k];\n");
-            P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
-            P("        #pragma omp for schedule(static)\n        for (int c = 0; c < nch; c++) {\n");
-            P("            mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
-            P("            const int na = (int)((long)B * c / nch), nb = (int)((long)B * (c + 1) / nch);\n");
-            P("            for (int n = na; n < nb; n++) {\n");
-            implicit_pad(E, "x1", sh, sw, "                ");
-            P("                mmk_pack_t(dyt, x0 + (size_t)n * NP, B * NP, NP, YC);  /* dY^T[p][co] */\n");
-            P("                mmk_gemm_gather(KK, YC, NP, rows, pos, dyt, part, YC, n > na);\n            }\n        }\n    }\n");
-            dw_reduce(E, "KK", "YC");
-            break;
-        }
-        window_consts(E, xin, dy, &n->a);
-        size_t k = (size_t)ir_channels(xin) * n->a.k[0] * n->a.k[1] * n->a.k[2], co = (size_t)ir_channels(dy);
-        size_t need = k * PANEL + (co + 31) / 32 * 32 * PANEL;
-        if (need > E->scratch) E->scratch = need;
-        P("    enum { K = CI * KD * KH * KW, Q = DO * HO * WO, NW = CO * K, NB = %d };\n", PANEL);
-        P("    const int N = B * Q, nch = B < RT_DW_CHUNKS ? B : RT_DW_CHUNKS;\n");
-        P("    #pragma omp parallel for schedule(static)\n");
-        P("    for (int c = 0; c < nch; c++) {\n");
-        P("        mm_real *part = e->partial + (size_t)c * e->impl->partial_floats;  /* dW^T: [K][CO] */\n");
-        P("        mm_real *col = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *dyt = col + (size_t)K * NB;\n");
-        P("        const int ja = (int)((long)B * c / nch) * Q, jb = (int)((long)B * (c + 1) / nch) * Q;\n");
-        P("        for (int j0 = ja; j0 < jb; j0 += NB) {\n            const int nb = jb - j0 < NB ? jb - j0 : NB;\n");
-        P("            mmk_im2col_cb(col, 0, x1, B, j0, nb, " WIN ");\n");
-        P("            mmk_pack_t(dyt, x0 + j0, N, nb, CO);\n");
-        P("            mmk_gemm(K, CO, nb, col, nb, dyt, part, CO, NULL, j0 > ja, 0);\n        }\n    }\n");
-        dw_reduce(E, "K", "CO");
-        break;
-    }
-    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX: {
-        /* Each (channel, example) plane is contiguous in either layout. The
-         * window is clipped to the input once per output, so the inner loops
-         * have no bounds tests. In training graphs max pooling records the
-         * first maximum of each window; its gradient is added there. */
-        bool bwd = n->op == OP_MAXPOOL_DX || n->op == OP_AVGPOOL_DX, mx = n->op == OP_MAXPOOL || n->op == OP_MAXPOOL_DX;
-        const IrNode *in = bwd ? n : x, *out = bwd ? n->src[0] : n;
-        window_consts(E, in, out, &n->a);
-        P("%s", omp_for("B * CO * DO * HO * WO * KD * KH * KW"));
-        P("    for (int nc = 0; nc < B * CO; nc++) {\n");
-        bool rec = n->op == OP_MAXPOOL && n->a.mode;
-        /* A max-pool gradient followed by the gradient of the ReLU the pool read. */
-        bool pooled_mask = n->op == OP_MAXPOOL_DX && n->nepi == 1 && n->epi[0]->op == OP_RELU_DX && n->epi[0]->src[1] == n->src[1]->src[0];
-        if (!bwd) P("        const mm_real *xs = x0 + (size_t)nc * DI * HI * WI;\n        mm_real *ys = y + (size_t)nc * DO * HO * WO;\n");
-        else {
-            P("        const mm_real *dys = x0 + (size_t)nc * DO * HO * WO;\n        mm_real *dxs = y + (size_t)nc * DI * HI * WI;\n");
-            P("        memset(dxs, 0, sizeof(mm_real) * DI * HI * WI);\n");
-        }
-        if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
-            P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-        int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
-        bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
-        if (mx && !bwd && planar) {
-            /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
-            P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
-        } else if (bwd && mx) {
-            P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
-            if (pooled_mask) {
-                /* The ReLU's output at a window's argmax is the pooled value:
-                 * mask there, and skip the pass over the ReLU's output. */
-                P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
-                P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += pv[o] > 0.0f ? dys[o] : 0.0f;  /* %%%d relu_dx */\n",
-                  n->epi[0]->id);
-            } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
-        } else {
+    if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
+        P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+    int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
+    bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
+    if (mx && !bwd && planar) {
+        /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
+        P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
+    } else if (bwd && mx) {
+        P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
+        if (pooled_mask) {
+            /* The ReLU's output at a window's argmax is the pooled value:
+             * mask there, and skip the pass over the ReLU's output. */
+            const char *src[2] = {"dys[o]", "pv[o]"};
+            P("        const mm_real *pv = x1 + (size_t)nc * DO * HO * WO;\n        (void)e0;\n");
+            P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += %s;  /* %%%d relu_dx */\n",
+              cg_ewise(n->epi[0], src, "o"), n->epi[0]->id);
+        } else P("        for (int o = 0; o < DO * HO * WO; o++)\n            if (ix[o] >= 0) dxs[ix[o]] += dys[o];\n");
+    } else {
         P("        for (int od = 0; od < DO; od++) {\n");
         P("            const int d0 = od * SD - PD, dlo = d0 < 0 ? -d0 : 0, dhi = DI - d0 < KD ? DI - d0 : KD;\n");
         P("            for (int oh = 0; oh < HO; oh++) {\n");
@@ -585,26 +183,76 @@ static void kernel_body(Emit *E, const IrNode *n) {
         if (!bwd) P("                    ys[o] = %s;\n", mx ? "at >= 0 ? m : (mm_real)NAN" : "m * (1.0f / (KD * KH * KW))");
         if (rec) P("                    ix[o] = at;\n");
         P("                }\n            }\n        }\n");
-        }
-        if (n->nepi && !pooled_mask) { /* fused epilogues, on the finished plane */
-            const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
-            P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
-            P("            mm_real v = y[i];\n");
-            epilogue(E, n, "            ");
-            P("            y[i] = v;\n        }\n");
+    }
+    if (n->nepi && !pooled_mask) { /* fused epilogues, on the finished plane */
+        const char *plane = bwd ? "DI * HI * WI" : "DO * HO * WO";
+        P("        for (int j = 0; j < %s; j++) {\n            const size_t i = (size_t)nc * %s + j;\n", plane, plane);
+        P("            mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "            ", "i");
+        P("            y[i] = v;\n        }\n");
+    }
+    P("    }\n");
+}
+
+/* Kernels over the (channel, example) planes of a feature map or vector
+ * (for_planes), as QBE writes instructions: a row per op. `consts` are the
+ * plane's statements (channel c, example n, its first element o); `value` is
+ * the output's element o + q, which the fused epilogues then take. A row
+ * without a value is a reduction of source 0's planes into a (B, C) output,
+ * `consts` doing each plane's work. */
+static const struct {
+    IrOp op;
+    const char *consts, *value;
+} plane_kernels[] = {
+    /* y = (x - mean) inv gamma + beta, as one multiply-add */
+    {OP_BN_APPLY, "        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n", "x0[o + q] * a + b"},
+    /* dx = gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N),
+     * N = B * Q: through the normalisation and the batch statistics. */
+    {OP_BN_DX,
+     "        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c], gi = x3[c] * inv;\n"
+     "        const mm_real a = -x4[c] * gi * inv_cnt, b = -x4[C + c] * gi * inv * inv * inv_cnt;\n",
+     "x0[o + q] * gi + a + b * (x1[o + q] - mean)"},
+    {OP_CHSCALE, "        const mm_real g = x1[(size_t)n * C + c];\n", "x0[o + q] * g"},
+    {OP_GAP_DX, "        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n", "g"},
+    {OP_GAP, "        y[(size_t)n * C + c] = mmk_sum(x0 + o, Q) * (1.0f / Q);\n", NULL},
+    {OP_CHSCALE_DG, "        y[(size_t)n * C + c] = mmk_dot(x0 + o, x1 + o, Q);\n", NULL},
+};
+
+/* n's kernel if a row of plane_kernels has it; false otherwise. */
+static bool plane_kernel(Emit *E, const IrNode *n) {
+    for (int i = 0; i < ARRAY_LEN(plane_kernels); i++) {
+        if (plane_kernels[i].op != n->op) continue;
+        const char *value = plane_kernels[i].value;
+        for_planes(E, value ? n : n->src[0]);
+        P("%s", plane_kernels[i].consts);
+        if (value) {
+            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", value);
+            cg_c_epilogue(E, n, "            ", "o + q");
+            P("            y[o + q] = v;\n        }\n");
         }
         P("    }\n");
-        break;
+        return true;
     }
-    case OP_GAP:
-        for_planes(E, x);
-        P("        y[(size_t)n * C + c] = mmk_sum(x0 + o, Q) * (1.0f / Q);\n    }\n");
+    return false;
+}
+
+static void kernel_body(Emit *E, const IrNode *n) {
+    const IrNode *x = n->nsrc ? n->src[0] : NULL;
+    const char *total = count(n);
+    if (ir_op_flags[n->op] & OPF_ELEM) {
+        ewise_kernel(E, n);
+        return;
+    }
+    if (plane_kernel(E, n)) return;
+    switch (n->op) {
+    case OP_ONE:
+        P("    y[0] = 1.0f;\n");
         break;
-    case OP_GAP_DX:
-        for_planes(E, n);
-        P("        const mm_real g = x0[(size_t)n * C + c] * (1.0f / Q);\n        for (int q = 0; q < Q; q++) {\n            mm_real v = g;\n");
-        epilogue_at(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
+    case OP_CONV: case OP_CONV_DX: case OP_CONV_DW:
+        cg_c_conv(E, n);
+        break;
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_MAXPOOL_DX: case OP_AVGPOOL_DX:
+        pool_kernel(E, n);
         break;
     case OP_FLATTEN: case OP_RESHAPE: {
         /* Between a feature map (channel-major) and a vector per example. */
@@ -624,7 +272,7 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
         P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
           n->a.bias ? "x2[o] + " : "");
-        epilogue_at(E, n, "            ", "(size_t)n * O + o");
+        cg_c_epilogue(E, n, "            ", "(size_t)n * O + o");
         P("            ys[o] = v;\n        }\n    }\n");
         break;
     case OP_LINEAR_DX: /* dx[n][i] = sum_o dy[n][o] w[o][i] */
@@ -641,52 +289,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("        for (int n = 0; n < B; n++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
         P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) dw[i] += g * xs[i];\n        }\n    }\n");
         break;
-    case OP_RELU: case OP_SIGMOID: case OP_SCALE: case OP_DROPOUT:
-    case OP_RELU_DX: case OP_SIGMOID_DX: case OP_DROPOUT_DX: case OP_MUL: case OP_ADD: case OP_MEAN: {
-        if (n->op == OP_ADD && has_folded(n)) {
-            /* Operands folded into the add (passes/fuse.c): a channel scaling
-             * x<j> * x<j>g[n][c], or a pooling gradient x<j>[n][c] / Q. */
-            for_planes(E, n);
-            const char *sum = "";
-            for (int j = 0; j < n->nsrc; j++) {
-                const IrNode *s = n->src[j];
-                if (s->fused == n && s->op == OP_CHSCALE) {
-                    P("        const mm_real g%d = x%dg[(size_t)n * C + c];  /* %%%d chscale */\n", j, j, s->id);
-                    sum = arena_printf(mm_arena, "%s%sx%d[o + q] * g%d", sum, j ? " + " : "", j, j);
-                } else if (s->fused == n) {
-                    P("        const mm_real g%d = x%d[(size_t)n * C + c] * (1.0f / Q);  /* %%%d gap_dx */\n", j, j, s->id);
-                    sum = arena_printf(mm_arena, "%s%sg%d", sum, j ? " + " : "", j);
-                } else sum = arena_printf(mm_arena, "%s%sx%d[o + q]", sum, j ? " + " : "", j);
-            }
-            P("        for (int q = 0; q < Q; q++) {\n            mm_real v = %s;\n", sum);
-            epilogue_at(E, n, "            ", "o + q");
-            P("            y[o + q] = v;\n        }\n    }\n");
-            break;
-        }
-        const char *expr;
-        switch (n->op) {
-        case OP_RELU: expr = "x0[i] > 0.0f ? x0[i] : 0.0f"; break;
-        case OP_SIGMOID: expr = arena_printf(mm_arena, "%s / (1.0f + MMK_EXP(-x0[i]))", cg_float(n->a.f)); break;
-        case OP_SCALE: expr = arena_printf(mm_arena, "x0[i] * %s", cg_float(n->a.f)); break;
-        case OP_RELU_DX: expr = "x1[i] > 0.0f ? x0[i] : 0.0f"; break;
-        case OP_SIGMOID_DX: expr = arena_printf(mm_arena, "x0[i] * x1[i] * (1.0f - x1[i] * %s)", cg_float(1.0 / n->a.f)); break;
-        case OP_DROPOUT: case OP_DROPOUT_DX:
-            expr = arena_printf(mm_arena, "mmk_keep(h->seed, h->step, %du, i, %s) ? x0[i] * %s : 0.0f", n->a.n, cg_float(n->a.f),
-                                cg_float(1.0 / (1.0 - n->a.f)));
-            break;
-        case OP_MUL: expr = "x0[i] * x1[i]"; break;
-        default: {
-            const char *s = "";
-            for (int i = 0; i < n->nsrc; i++) s = arena_printf(mm_arena, "%s%sx%d[i]", s, i ? " + " : "", i);
-            expr = n->op == OP_MEAN && n->nsrc > 1 ? arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc)) : s;
-        }
-        }
-        P("%s", omp_for(total));
-        P("    for (size_t i = 0; i < %s; i++) {\n        mm_real v = %s;\n", total, expr);
-        epilogue(E, n, "        ");
-        P("        y[i] = v;\n    }\n");
-        break;
-    }
     case OP_BN_STATS: {
         /* Batch mean and 1/std per channel (biased variance, as PyTorch
          * normalises); the running statistics move by `momentum` with the
@@ -717,13 +319,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("    enum { C = %d };\n", n->shape[1]);
         P("    for (int c = 0; c < C; c++) {\n        y[c] = x0[c];\n        y[C + c] = 1.0f / MMK_SQRT(x1[c] + %s);\n    }\n", cg_float(n->a.f));
         break;
-    case OP_BN_APPLY:
-        for_planes(E, n);
-        P("        const mm_real a = x1[C + c] * x2[c], b = x3[c] - x1[c] * a;\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * a + b;\n");
-        epilogue_at(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
     case OP_BN_DSUMS: {
         /* Per channel: sum dy and sum dy (x - mean), eight lanes each. */
         const IrNode *dy = n->src[0];
@@ -739,16 +334,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
         P("        y[c] = (mm_real)sg;\n        y[C + c] = (mm_real)sgx;\n    }\n");
         break;
     }
-    case OP_BN_DX:
-        /* dx = gamma inv (dy - sum dy / N - (x - mean) inv^2 sum dy (x - mean) / N),
-         * N = B * Q: through the normalisation and the batch statistics. */
-        for_planes(E, n);
-        P("        const mm_real inv_cnt = 1.0f / ((mm_real)B * Q), mean = x2[c], inv = x2[C + c], gi = x3[c] * inv;\n");
-        P("        const mm_real a = -x4[c] * gi * inv_cnt, b = -x4[C + c] * gi * inv * inv * inv_cnt;\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * gi + a + b * (x1[o + q] - mean);\n");
-        epilogue_at(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
     case OP_BN_DPARAM:
         /* beta's gradient: sum dy; gamma's: sum dy (x - mean) * inv. */
         P("    enum { C = %d };\n", n->shape[0]);
@@ -795,17 +380,6 @@ static void kernel_body(Emit *E, const IrNode *n) {
             P("    enum { C = %d, N = %d, OFF = %d };\n", ir_channels(x), n->a.n, n->a.off);
             P("    for (int n = 0; n < B; n++)\n        memcpy(y + (size_t)n * N, x0 + (size_t)n * C + OFF, sizeof(mm_real) * N);\n");
         }
-        break;
-    case OP_CHSCALE:
-        for_planes(E, n);
-        P("        const mm_real g = x1[(size_t)n * C + c];\n");
-        P("        for (int q = 0; q < Q; q++) {\n            mm_real v = x0[o + q] * g;\n");
-        epilogue_at(E, n, "            ", "o + q");
-        P("            y[o + q] = v;\n        }\n    }\n");
-        break;
-    case OP_CHSCALE_DG:
-        for_planes(E, x);
-        P("        y[(size_t)n * C + c] = mmk_dot(x0 + o, x1 + o, Q);\n    }\n");
         break;
     case OP_BCAST:
         P("    enum { C = %d };\n", n->shape[1]);
@@ -886,7 +460,7 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
         sep = ", ";
     }
     for (int i = 0; i < n->nepi; i++)
-        if (n->epi[i]->op == OP_RELU_DX) P("%sconst mm_real *e%d", sep, i);
+        if (cg_epilogue_arg(n->epi[i])) P("%sconst mm_real *e%d", sep, i);
     P("%sint B", sep);
     if (needs_exec(n)) P(", rt_exec *e");
     if (needs_hyper(n)) P(", const rt_hyper *h");
@@ -954,7 +528,7 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
             } else args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s));
         }
         for (int j = 0; j < n->nepi; j++)
-            if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, ptr(n->epi[j]->src[1]));
+            if (cg_epilogue_arg(n->epi[j])) args = arena_printf(mm_arena, "%s, %s", args, ptr(cg_epilogue_arg(n->epi[j])));
         args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
@@ -1021,4 +595,4 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     cg_main(&m->text, p, o);
 }
 
-const CgBackend cg_c_backend = {"c", supports, emit};
+const CgBackend cg_c_backend = {"c", emit};

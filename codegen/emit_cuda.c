@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "codegen.h"
+#include "ewise.h"
 
 typedef struct {
     Buf *b;
@@ -30,8 +31,6 @@ typedef struct {
  * Channel reductions: segments of RED_SEGMENT elements, at most RED_BLOCKS
  * blocks in all (unless there are more channels). */
 enum { CHUNK = 1 << 16, RED_SEGMENT = 4096, RED_BLOCKS = 2048 };
-
-static bool supports(IrOp op) { (void)op; return true; }
 
 static const char *dptr(const IrNode *n) {
     switch (n->buf) {
@@ -57,26 +56,23 @@ static const char *chan_of(const IrNode *n) {
 }
 static const char *ex_of(const IrNode *n) { return cb(n) ? "(int)((t / Q) % B)" : "(int)(t / C)"; }
 
-/* Fused element-wise ops on `v`, the value stored at index t; a fused ReLU
- * gradient reads the ReLU's output there (kernel argument e<i>), as in
- * emit_c.c's epilogue_at. */
+/* Fused element-wise ops (ewise.h) on `v`, the value stored at index t; a
+ * second source (a ReLU gradient's mask) is read there from kernel argument
+ * e<i>, as in emit_c.c's cg_c_epilogue. */
 static void epi(Emit *E, const IrNode *n, const char *ind) {
     for (int i = 0; i < n->nepi; i++) {
-        const IrNode *e = n->epi[i];
-        if (e->op == OP_RELU) P("%sv = v > 0.0f ? v : 0.0f;\n", ind);
-        else if (e->op == OP_SIGMOID) P("%sv = %s / (1.0f + expf(-v));\n", ind, cg_float(e->a.f));
-        else if (e->op == OP_RELU_DX) P("%sv = e%d[t] > 0.0f ? v : 0.0f;\n", ind, i);
-        else mm_assert(!"unsupported epilogue");
+        const char *src[2] = {"v", arena_printf(mm_arena, "e%d[t]", i)};
+        P("%sv = %s;\n", ind, cg_ewise(n->epi[i], src, "t"));
     }
 }
-/* The masks of fused ReLU gradients: parameters ", const float *e<i>", arguments ", e<i>". */
+/* The epilogues' second sources: parameters ", const float *e<i>", arguments ", e<i>". */
 static void epi_params(Emit *E, const IrNode *n) {
     for (int i = 0; i < n->nepi; i++)
-        if (n->epi[i]->op == OP_RELU_DX) P(", const float *e%d", i);
+        if (cg_epilogue_arg(n->epi[i])) P(", const float *e%d", i);
 }
 static void epi_args(Emit *E, const IrNode *n) {
     for (int i = 0; i < n->nepi; i++)
-        if (n->epi[i]->op == OP_RELU_DX) P(", e%d", i);
+        if (cg_epilogue_arg(n->epi[i])) P(", e%d", i);
 }
 
 #define window(E, x, y, a) cg_window_consts((E)->b, x, y, a)
@@ -135,34 +131,18 @@ static void elementwise(Emit *E, const IrNode *n, const char *name, const char *
 
 static void kernel(Emit *E, const IrNode *n, const char *name) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
+    if (ir_op_flags[n->op] & OPF_ELEM) { /* its value from its row of ewise.h */
+        const char *src[IR_MAXSRC];
+        for (int i = 0; i < n->nsrc; i++) src[i] = arena_printf(mm_arena, "x%d[t]", i);
+        elementwise(E, n, name, "", cg_ewise(n, src, "t"));
+        return;
+    }
     switch (n->op) {
     case OP_ONE:
         P("__global__ static void %s_dev(float *y) { y[0] = 1.0f; }\n", name);
         signature(E, n, name);
         P(" {\n    %s_dev<<<1, 1, 0, e->stream>>>(y);\n    MMK_CHECK_LAUNCH();\n}\n", name);
         return;
-    case OP_RELU: elementwise(E, n, name, "", "x0[t] > 0.0f ? x0[t] : 0.0f"); return;
-    case OP_SIGMOID:
-        elementwise(E, n, name, "", arena_printf(mm_arena, "%s / (1.0f + expf(-x0[t]))", cg_float(n->a.f)));
-        return;
-    case OP_SCALE: elementwise(E, n, name, "", arena_printf(mm_arena, "x0[t] * %s", cg_float(n->a.f))); return;
-    case OP_RELU_DX: elementwise(E, n, name, "", "x1[t] > 0.0f ? x0[t] : 0.0f"); return;
-    case OP_SIGMOID_DX:
-        elementwise(E, n, name, "", arena_printf(mm_arena, "x0[t] * x1[t] * (1.0f - x1[t] * %s)", cg_float(1.0 / n->a.f)));
-        return;
-    case OP_DROPOUT: case OP_DROPOUT_DX:
-        elementwise(E, n, name, "",
-                    arena_printf(mm_arena, "mmk_keep(h->seed, h->step, %du, t, %s) ? x0[t] * %s : 0.0f", n->a.n, cg_float(n->a.f),
-                                 cg_float(1.0 / (1.0 - n->a.f))));
-        return;
-    case OP_MUL: elementwise(E, n, name, "", "x0[t] * x1[t]"); return;
-    case OP_ADD: case OP_MEAN: {
-        const char *s = "";
-        for (int i = 0; i < n->nsrc; i++) s = arena_printf(mm_arena, "%s%sx%d[t]", s, i ? " + " : "", i);
-        if (n->op == OP_MEAN && n->nsrc > 1) s = arena_printf(mm_arena, "(%s) * %s", s, cg_float(1.0 / n->nsrc));
-        elementwise(E, n, name, "", s);
-        return;
-    }
     case OP_BN_APPLY: case OP_BN_DX: case OP_CHSCALE: case OP_GAP_DX: case OP_BCAST: {
         const char *decl = arena_printf(mm_arena, "    enum { C = %d, Q = %zu };\n", ir_channels(n), positions(n));
         const char *c = chan_of(n), *ex = ex_of(n), *expr;
@@ -567,7 +547,7 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
             if (n->op != OP_ACCUM) args = arena_printf(mm_arena, "%s, %s", args, dptr(n));
             for (int j = 0; j < n->nsrc; j++) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->src[j]));
             for (int j = 0; j < n->nepi; j++)
-                if (n->epi[j]->op == OP_RELU_DX) args = arena_printf(mm_arena, "%s, %s", args, dptr(n->epi[j]->src[1]));
+                if (cg_epilogue_arg(n->epi[j])) args = arena_printf(mm_arena, "%s, %s", args, dptr(cg_epilogue_arg(n->epi[j])));
             if (o->profile) buf_printf(b, "    if (e->prof_on) CUDA_CHECK(cudaEventRecord(e->prof_ev[%d], e->stream));\n", k);
             buf_printf(b, "    %s(%s);  /* %%%d %s */\n", kn[i], args, n->id, ir_op_name[n->op]);
             const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n; /* what the kernel wrote */
@@ -630,4 +610,4 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     cg_main(&m->text, p, o);
 }
 
-const CgBackend cg_cuda_backend = {"cuda", supports, emit};
+const CgBackend cg_cuda_backend = {"cuda", emit};

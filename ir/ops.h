@@ -7,8 +7,9 @@
  * The enum, the name table and the per-op property tables are generated
  * from this list (ir.c); a static_assert keeps them in step. The gradient
  * rules live in passes/autodiff.c (one switch over these ops), kernels in
- * codegen/ (one switch per back end). Sources are listed in the order the
- * builders in ir.h take them. */
+ * codegen/: the maths of the OPF_ELEM ops in one table for both back ends
+ * (codegen/ewise.h), the rest in one switch per back end. Sources are
+ * listed in the order the builders in ir.h take them. */
 
 #define OPF_LEAF     0x01  /* no sources: data, parameters, state */
 #define OPF_VIEW     0x02  /* result aliases source 0 (no kernel) */

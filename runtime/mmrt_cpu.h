@@ -16,6 +16,7 @@
 #endif
 
 #include "mmrt.h"
+#include "mmrt_ewise.h"
 
 #if defined(__AVX512F__) && !defined(MMNET_F64)
 #include <immintrin.h>
@@ -30,14 +31,6 @@
 /* Weight-gradient reductions over the batch are split into this many fixed
  * chunks, summed in order: the result does not depend on the thread count. */
 #define RT_DW_CHUNKS 8
-
-#ifdef MMNET_F64
-#define MMK_EXP exp
-#define MMK_SQRT sqrt
-#else
-#define MMK_EXP expf
-#define MMK_SQRT sqrtf
-#endif
 
 typedef struct rt_cpu_impl rt_cpu_impl;
 
@@ -520,16 +513,6 @@ static inline void mmk_maxpool_t16(const mm_real *restrict x, int ldx, int c0, i
             }
     }
 #endif
-}
-
-/* Dropout's keep mask: a counter-based hash, so the backward pass recomputes
- * exactly the forward pass's mask without storing it. */
-static inline int mmk_keep(uint64_t seed, uint64_t step, uint32_t stream, uint64_t i, float p) {
-    uint64_t z = seed * 0x9e3779b97f4a7c15ULL ^ (step + 1) * 0xbf58476d1ce4e5b9ULL ^ ((uint64_t)stream << 48) ^ i;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
 /* Profiling of each kernel call (mmc build --profile). */

@@ -21,6 +21,7 @@
 extern "C" {
 #include "mmrt.h"
 }
+#include "mmrt_ewise.h"
 
 /* Every CUDA and cuBLAS call is checked; a failure names the call site. */
 #define CUDA_CHECK(call) rt_cuda_check((call), #call, __FILE__, __LINE__)
@@ -292,15 +293,6 @@ static inline void mmk_gemm(rt_exec *e, int M, int N, int K, const float *A, int
         dim3 grid((N + 63) / 64, (M + 63) / 64);
         mmk_sgemm_tiled<<<grid, 256, 0, e->stream>>>(M, N, K, A, lda, ta, Bm, ldb, tb, C, ldc, beta);
     }
-}
-
-/* Dropout's keep mask: the same hash as the C back end's. */
-__device__ static inline int mmk_keep(unsigned long long seed, unsigned long long step, unsigned stream, unsigned long long i, float p) {
-    unsigned long long z = seed * 0x9e3779b97f4a7c15ULL ^ (step + 1) * 0xbf58476d1ce4e5b9ULL ^ ((unsigned long long)stream << 48) ^ i;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
 #define MMK_CHECK_LAUNCH() CUDA_CHECK(cudaPeekAtLastError())
