@@ -74,8 +74,13 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
  *   .key             its name in the .mmnet: an option of the constructs
  *                    that list it below, or a key of the train section
  *   .needs           a required option: what the error says is missing
- *   .names           ENUM: its values' names, "all|own"; .choices: how the
+ *   .names           ENUM: its values' names, "all|own" ("false|true": the
+ *                    .mmnet writes true or false); .choices: how the
  *                    compiler's error explains them
+ *   .list            STR: the .mmnet gives a list ([0, 6], [color, depth],
+ *                    [[0.5], [0.4, 0.4, 0.4]]), kept as text: items
+ *                    separated by ',', lists by ';' (the program's flag
+ *                    takes that text)
  *   .flag, .meta     the program's option and its value's placeholder
  *   .help            its line in `prog --help`; flags in a row with the
  *                    same text share one line
@@ -93,8 +98,20 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
 #define RT_CONFIG_FIELDS(X)                                                                                               \
     /* the data set (§9) */                                                                                               \
     X(RUN, data, STR, ()) /* its source: a name of RT_DATA_SOURCES */                                                     \
-    X(RUN, data_dir, STR, (.key = "dir", .flag = "--data", .meta = "DIR", .any_command = 1,                               \
-                           .help = "directory of IDX files (default: the .mmnet's, else " RT_DEFAULT_DATA ")"))           \
+    X(RUN, data_dir, STR, (.key = "root", .flag = "--data", .meta = "DIR", .any_command = 1,                              \
+                           .help = "the data set's directory (default: the .mmnet's root, else " RT_DEFAULT_DATA ")"))   \
+    X(RUN, views, STR, (.key = "views", .list = 1, .needs = "its views, one per input: views=[0, 6]")) /* "0,6" */        \
+    X(RUN, modalities, STR, (.key = "modalities", .list = 1,                                                              \
+                             .needs = "its modalities, one per input: modalities=[color, depth]")) /* "color,depth" */  \
+    X(RUN, list, STR, (.key = "list")) /* clips: the list files, {split} for train or test */                           \
+    X(RUN, frames, INT, (.key = "frames", .lo = 1, .hi = 100000)) /* clips: frames read per clip (0: the input's) */    \
+    X(RUN, resize, ENUM, (.key = "resize", .names = "false|true", .dflt = 1)) /* images of another size: resize, or refuse */ \
+    X(RUN, mean, STR, (.key = "mean", .list = 1)) /* normalisation: "a,b,c" (every input), "a;b,c,d" (per input) */      \
+    X(RUN, std, STR, (.key = "std", .list = 1))                                                                          \
+    X(RUN, flip, ENUM, (.names = "off|own|same")) /* augment: no flips, each input its own, all together */             \
+    X(RUN, crop, INT, (.lo = 1, .hi = 100000)) /* augment: read at crop x crop, cut the input's size (0: no crop) */     \
+    X(RUN, workers, INT, (.dflt = -1, .lo = 0, .hi = 1024, .flag = "--workers", .meta = "N", .any_command = 1,           \
+                          .help = "threads decoding the next batches (default: one per core for files, none for data in memory)")) \
     X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
@@ -113,8 +130,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
                               .help = "use only the first N training examples")) /* 0: all */                             \
     X(RUN, limit_test, INT, (.lo = 1, .hi = 2147483647, .flag = "--limit-test", .meta = "N",                              \
                              .help = "evaluate on only the first N validation and test examples")) /* 0: all */           \
-    X(RUN, val_size, INT, (.key = "val", .dflt = 5000, .lo = 0, .hi = 2147483647, .flag = "--val", .meta = "N",           \
-                           .help = "held-out validation examples"))                                                       \
+    X(RUN, val, FLOAT, (.key = "val", .dflt = 5000, .lo = 0, .hi = 2147483647, .flag = "--val", .meta = "N",              \
+                        .help = "held-out validation examples: a count, or a fraction of the training set below 1"))     \
     /* multiply lr by plateau_factor after plateau_patience epochs without a lower training loss (0: never) */            \
     X(RUN, plateau_factor, FLOAT, (.key = "factor", RT_OPTION_DEFAULT(0.3), .lo = 0, .lo_open = 1, .hi = 1))              \
     X(RUN, plateau_patience, INT, (.key = "patience", RT_OPTION_DEFAULT(10), .lo = 1, .hi = 100000))                      \
@@ -137,6 +154,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
+/* How training flips inputs left-right (augment [flip]): flip's names. */
+enum { RT_FLIP_OFF, RT_FLIP_OWN, RT_FLIP_SAME };
 
 enum { RT_KIND_FLOAT, RT_KIND_INT, RT_KIND_U64, RT_KIND_STR, RT_KIND_ENUM, RT_KIND_BRANCH, RT_KIND_POLICY };
 enum { RT_SWEEP_NO, RT_SWEEP_LOG, RT_SWEEP_COUNT };
@@ -194,6 +213,7 @@ typedef struct {
     double lo, hi;
     int lo_open, hi_open;
     const char *key, *needs, *names, *choices;
+    int list;
     const char *flag, *meta, *help;
     int any_command;
     int sweep;
@@ -223,8 +243,12 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))
 
 #define RT_DATA_SOURCES(X)                                                                                          \
-    X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val_size))                            \
-    X(SYNTHETIC, "synthetic", (RT_CFG_synth_train, RT_CFG_synth_test))
+    X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val))                                 \
+    X(SYNTHETIC, "synthetic", (RT_CFG_synth_train, RT_CFG_synth_test))                                              \
+    X(MULTIVIEW, "multiview", (RT_CFG_data_dir, RT_CFG_views, RT_CFG_val, RT_CFG_resize, RT_CFG_mean, RT_CFG_std))  \
+    X(CLIPS, "clips", (RT_CFG_data_dir, RT_CFG_modalities, RT_CFG_list, RT_CFG_frames, RT_CFG_val, RT_CFG_mean,     \
+                       RT_CFG_std))                                                                                 \
+    X(ARRAYS, "arrays", (RT_CFG_data_dir, RT_CFG_val, RT_CFG_mean, RT_CFG_std))
 
 #define RT_OPTIMIZERS(X) X(SGD, "sgd", (RT_CFG_lr, RT_CFG_momentum, RT_CFG_weight_decay, RT_CFG_l1))
 

@@ -116,6 +116,13 @@ static Val literal(const AstExpr *e) {
             v.s = e->s;
         }
         break;
+    case AX_LIST:
+        if (neg) break;
+        v.k = V_LIST;
+        v.n = e->nitems;
+        v.items = NEWN(Val, e->nitems);
+        for (int i = 0; i < e->nitems; i++) v.items[i] = literal(e->items[i]);
+        break;
     default: break;
     }
     return v;
@@ -170,6 +177,17 @@ static void check_type(const Signature *sig, bool options, const ArgSpec *s, Val
     case 'b': ok = v->k == V_BOOL; break;
     case 's': ok = v->k == V_STR; break;
     case 'n': ok = v->k == V_NAME; break;
+    case 'l': /* a list of numbers or names, or of lists of numbers */
+        ok = v->k == V_LIST && v->n > 0;
+        for (int i = 0; ok && i < v->n; i++) {
+            const Val *x = &v->items[i];
+            ok = x->k == V_INT || x->k == V_FLOAT || x->k == V_NAME;
+            if (x->k == V_LIST) {
+                ok = x->n > 0;
+                for (int j = 0; ok && j < x->n; j++) ok = x->items[j].k == V_INT || x->items[j].k == V_FLOAT;
+            }
+        }
+        break;
     case 'k':
         ok = v->k == V_INT;
         if (v->k == V_LIST) {
@@ -182,6 +200,7 @@ static void check_type(const Signature *sig, bool options, const ArgSpec *s, Val
     if (!ok) {
         const char *want = s->type == 'i' ? "an integer" : s->type == 'f' ? "a number" : s->type == 'b' ? "true or false"
                          : s->type == 's' ? "a string in double quotes" : s->type == 'n' ? "a name"
+                         : s->type == 'l' ? "a list such as [0, 6], [color, depth] or [[0.5], [0.4, 0.4, 0.4]]"
                          : "an integer or a list of 1 to 3 integers";
         /* Options are literals: there is no block parameter to have misspelt. */
         if (options) error_at(v->loc, "%s: '%s' must be %s", sig->what, s->name, want);

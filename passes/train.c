@@ -32,6 +32,7 @@ static const TrainKey train_keys[] = {
     {"schedule", "schedule plateau(factor=0.3, patience=10)", false, 0, rt_schedules, RT_SCHEDULE_COUNT, 0},
     {"early_stop", "early_stop perfect(epochs=5)", false, 0, rt_early_stops, RT_STOP_COUNT, 0},
     {"policy", "policy guided(alpha=0.1, window=5, warmup=1)", false, 0, rt_policies, RT_POLICY_COUNT, RT_CFG_policy},
+    {"augment", "augment [flip, crop(256)]", false, 0, NULL, 0, 0}, /* a list of its own: augment() */
 };
 
 static const rt_field *field(int id) { return &rt_config_fields[id]; }
@@ -79,6 +80,8 @@ static int has_mmtm(const IrProgram *p) {
 
 /* The signature of construct ch: its options, typed by their fields' kinds.
  * Returns their number; the caller may add options of its own after them. */
+static bool is_bool(const rt_field *f) { return f->kind == RT_KIND_ENUM && strcmp(f->names, "false|true") == 0; }
+
 static int construct_sig(const rt_choice *ch, Signature *sig) {
     static const char type[] = {[RT_KIND_FLOAT] = 'f', [RT_KIND_INT] = 'i', [RT_KIND_U64] = 'i', [RT_KIND_STR] = 's',
                                 [RT_KIND_ENUM] = 'n', [RT_KIND_BRANCH] = 'n', [RT_KIND_POLICY] = 'n'};
@@ -87,9 +90,70 @@ static int construct_sig(const rt_choice *ch, Signature *sig) {
     int n = 0;
     for (; n < RT_MAXOPTS && ch->opts[n]; n++) {
         const rt_field *f = field(ch->opts[n]);
-        sig->spec[n] = (ArgSpec){f->key, type[f->kind], ""};
+        sig->spec[n] = (ArgSpec){f->key, f->list ? 'l' : is_bool(f) ? 'b' : type[f->kind], ""};
     }
     return n;
+}
+
+/* A list option's value as the configuration keeps it: items separated by
+ * ',', inner lists by ';' ([[0.5], [0.4, 0.4]] is "0.5;0.4,0.4"). */
+static void list_text(const Signature *sig, const rt_field *f, const Val *v, char *out) {
+    char buf[RT_STR_MAX * 2] = "";
+    size_t n = 0;
+    bool nested = v->items[0].k == V_LIST;
+    for (int i = 0; i < v->n; i++) {
+        const Val *x = &v->items[i];
+        if ((x->k == V_LIST) != nested)
+            error_at(x->loc, "%s: '%s' mixes lists and values; give [a, b] or [[a], [b, c]]", sig->what, f->key);
+        const Val *items = nested ? x->items : x;
+        int m = nested ? x->n : 1;
+        for (int j = 0; j < m && n < sizeof buf - 64; j++) {
+            const Val *y = &items[j];
+            if (j > 0 || (!nested && i > 0)) buf[n++] = ',';
+            if (y->k == V_NAME) n += snprintf(buf + n, sizeof buf - n, "%s", y->s);
+            else if (y->k == V_INT) n += snprintf(buf + n, sizeof buf - n, "%lld", y->i);
+            else n += snprintf(buf + n, sizeof buf - n, "%.9g", y->f);
+        }
+        if (nested && i + 1 < v->n) buf[n++] = ';';
+        buf[n] = '\0';
+    }
+    if (n >= f->size) error_at(v->loc, "%s: '%s' is too long", sig->what, f->key);
+    memcpy(out, buf, n + 1);
+}
+
+/* augment [flip, flip(together=true), crop(256)]: the training
+ * augmentation, a list of its own. */
+static void augment(const AstItem *it, rt_config *c) {
+    const AstExpr *v = it->val;
+    if (v->kind != AX_LIST) error_at(v->loc, "'augment' expects a list: augment [flip, crop(256)]");
+    for (int i = 0; i < v->nitems; i++) {
+        const AstExpr *e = v->items[i];
+        if (e->kind != AX_CALL) error_at(e->loc, "'augment' takes flip and crop(SIZE): augment [flip, crop(256)]");
+        if (strcmp(e->s, "flip") == 0) {
+            Signature sig = {.what = "'flip'", .spec = {{"together", 'b', "false"}}};
+            Val val[ARGS_MAX];
+            bool given[ARGS_MAX];
+            args_options(&sig, &e->args, e->loc, val, given);
+            if (c->flip) error_at(e->loc, "'flip' is given twice");
+            c->flip = given[0] && val[0].i ? RT_FLIP_SAME : RT_FLIP_OWN;
+        } else if (strcmp(e->s, "crop") == 0) {
+            Signature sig = {.what = "'crop'", .spec = {{"size", 'i', ""}}};
+            Val val[ARGS_MAX];
+            bool given[ARGS_MAX];
+            args_options(&sig, &e->args, e->loc, val, given);
+            if (!given[0]) error_at(e->loc, "'crop' needs the size images are read at: crop(256)");
+            const rt_field *f = field(RT_CFG_crop);
+            if (!rt_field_in_range(f, (double)val[0].i))
+                error_at(val[0].loc, "'crop': the size is %lld; it must be between %g and %g", val[0].i, f->lo, f->hi);
+            if (c->crop) error_at(e->loc, "'crop' is given twice");
+            c->crop = (int)val[0].i;
+        } else {
+            static const char *const known[] = {"flip", "crop"};
+            const char *near = nearest_name(e->s, known, 2);
+            if (near) error_at(e->loc, "unknown augmentation '%s'; did you mean '%s'?", e->s, near);
+            error_at(e->loc, "unknown augmentation '%s' (allowed: flip and crop)", e->s);
+        }
+    }
 }
 
 /* Store construct ch's options (args_options' values) in the configuration:
@@ -108,11 +172,15 @@ static void store_options(IrProgram *p, const rt_choice *ch, const Signature *si
         }
         switch (f->kind) {
         case RT_KIND_STR:
+            if (f->list) {
+                list_text(sig, f, &v[i], rt_field_strbuf(c, f));
+                break;
+            }
             if (strlen(v[i].s) >= f->size) error_at(v[i].loc, "%s: '%s' is too long (the limit is %zu characters)", sig->what, f->key, f->size - 1);
             snprintf(rt_field_strbuf(c, f), f->size, "%s", v[i].s);
             break;
         case RT_KIND_ENUM: {
-            int k = rt_name_index(f->names, v[i].s);
+            int k = v[i].k == V_BOOL ? (int)v[i].i : rt_name_index(f->names, v[i].s);
             if (k < 0) error_at(v[i].loc, "'%s' is %s", f->key, f->choices ? f->choices : f->names);
             rt_field_set(c, f, k);
             break;
@@ -156,6 +224,10 @@ void lower_train(const AstTrain *t, IrProgram *p) {
         }
         seen[k] = it;
         const TrainKey *key = &train_keys[k];
+        if (strcmp(key->key, "augment") == 0) {
+            augment(it, c);
+            continue;
+        }
         if (!key->choices) {
             rt_field_set(c, field(key->field), (double)int_value(it, field(key->field)));
             continue;
@@ -176,8 +248,15 @@ void lower_train(const AstTrain *t, IrProgram *p) {
         bool given[ARGS_MAX];
         args_options(&sig, &v->args, v->loc, val, given);
         store_options(p, ch, &sig, val, given, v->loc);
+        /* The data sources read from files hold out 20% of the training
+         * set for validation unless told otherwise (the paper's split). */
+        if (key->choices == rt_data_sources && ci >= RT_DATA_MULTIVIEW) {
+            int iv = 0;
+            while (ch->opts[iv] != RT_CFG_val) iv++;
+            if (!given[iv]) c->val = 0.2f;
+        }
         if (synthetic) {
-            c->val_size = c->synth_test;
+            c->val = (float)c->synth_test;
             if (given[n]) error_at(val[n].loc, "'synthetic' takes its classes from the branch heads");
         }
         if (key->choices == rt_policies) {
@@ -211,7 +290,18 @@ static const char *value_text(const IrProgram *p, const rt_field *f) {
     switch (f->kind) {
     case RT_KIND_FLOAT: return arena_printf(mm_arena, "%g", x);
     case RT_KIND_U64: return arena_printf(mm_arena, "%llu", (unsigned long long)x);
-    case RT_KIND_STR: return arena_printf(mm_arena, "\"%s\"", rt_field_str(c, f));
+    case RT_KIND_STR:
+        if (f->list) { /* "0.5;0.4,0.4" -> [[0.5], [0.4, 0.4]] */
+            const char *t = rt_field_str(c, f);
+            bool nested = strchr(t, ';') != NULL;
+            const char *out = nested ? "[[" : "[";
+            for (const char *q = t; *q; q++)
+                out = *q == ',' ? arena_printf(mm_arena, "%s, ", out)
+                    : *q == ';' ? arena_printf(mm_arena, "%s], [", out)
+                                : arena_printf(mm_arena, "%s%c", out, *q);
+            return arena_printf(mm_arena, "%s%s", out, nested ? "]]" : "]");
+        }
+        return arena_printf(mm_arena, "\"%s\"", rt_field_str(c, f));
     case RT_KIND_ENUM: return arena_printf(mm_arena, "%s", rt_name_at(f->names, (int)x, name, sizeof name));
     case RT_KIND_BRANCH: return IR_BRANCH(p, (int)x)->name;
     default: return arena_printf(mm_arena, "%d", (int)x);
@@ -222,6 +312,13 @@ void train_print(FILE *out, const IrProgram *p) {
     const char *plain = NULL;
     for (int k = 0; k < ARRAY_LEN(train_keys); k++) {
         const TrainKey *key = &train_keys[k];
+        if (strcmp(key->key, "augment") == 0) {
+            const rt_config *c = &p->cfg;
+            if (c->flip || c->crop)
+                fprintf(out, "  %-10s [%s%s%s]\n", key->key, c->flip == RT_FLIP_SAME ? "flip(together=true)" : c->flip ? "flip" : "",
+                        c->flip && c->crop ? ", " : "", c->crop ? arena_printf(mm_arena, "crop(%d)", c->crop) : "");
+            continue;
+        }
         if (!key->choices) { /* plain keys in a row share a line: batch 128, epochs 20, seed 1 */
             const char *kv = arena_printf(mm_arena, "%s %s", key->key, value_text(p, field(key->field)));
             plain = plain ? arena_printf(mm_arena, "%s, %s", plain, kv) : kv;

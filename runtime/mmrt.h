@@ -148,6 +148,7 @@ FILE *rt_fopen_at(const char *path, const char *mode, const char *file, int line
 #define rt_alloc(n) rt_alloc_at((n), __FILE__, __LINE__)
 #define rt_fopen(p, m) rt_fopen_at((p), (m), __FILE__, __LINE__)
 double rt_now(void);               /* seconds, monotonic */
+int rt_cpu_count(void);             /* processors this process may run on */
 /* Index of the variant of this kind (and branch), or -1. */
 int rt_find_variant(const rt_model *m, int kind, int k);
 
@@ -189,10 +190,11 @@ void rt_idx_free(rt_idx *x);
 
 /* Colored-and-gray data over an IDX image set (ALGORITHMS §9). `dir` holds
  * train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...;
- * the validation set is val_size held-out training examples with colours
+ * the validation set is `val` held-out training examples (a fraction of
+ * them when below 1) with colours
  * independent of the label. Deterministic for a seed. limit_train > 0 keeps
  * that many training examples. */
-int rt_load_colored_gray(const char *dir, float variance, int val_size, int limit_train, uint64_t seed, rt_data *out,
+int rt_load_colored_gray(const char *dir, float variance, double val, int limit_train, uint64_t seed, rt_data *out,
                          char *err, size_t errlen);
 /* Random inputs shaped like the model's, with a learnable class signal. */
 void rt_make_synthetic(const rt_model *m, int ntrain, int ntest, uint64_t seed, rt_data *out);

@@ -311,15 +311,15 @@ out:
  *   3. the validation colours: per example a class rt_rng_below(10), then
  *      three normals;
  *   4. the test colours, drawn like the validation ones. */
-int rt_load_colored_gray(const char *dir, float variance, int val_size, int limit_train, uint64_t seed, rt_data *out,
+int rt_load_colored_gray(const char *dir, float variance, double val, int limit_train, uint64_t seed, rt_data *out,
                          char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!(variance >= 0) || !isfinite(variance)) {
         set_err(err, errlen, "%s: the colour variance must be a finite number >= 0 (got %g)", dir, (double)variance);
         return -1;
     }
-    if (val_size < 0) {
-        set_err(err, errlen, "%s: val_size must be >= 0 (got %d)", dir, val_size);
+    if (!(val >= 0) || !(val < 2147483648.0)) {
+        set_err(err, errlen, "%s: the validation split must be a count >= 0 or a fraction below 1 (got %g)", dir, val);
         return -1;
     }
     rt_idx tri = {0}, trl = {0}, tei = {0}, tel = {0};
@@ -333,6 +333,8 @@ int rt_load_colored_gray(const char *dir, float variance, int val_size, int limi
     }
     /* count * item <= 2^31 bytes, and item >= 1, so counts fit an int. */
     int n = (int)tri.count, nt = (int)tei.count;
+    /* A count of held-out examples, or a fraction of the training file. */
+    int val_size = val < 1 ? (int)(val * n + 0.5) : (int)val;
     if (val_size >= n) {
         set_err(err, errlen, "%s/train-images-idx3-ubyte: val_size %d must be less than the %d training examples", dir, val_size,
                 n);

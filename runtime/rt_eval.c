@@ -10,40 +10,283 @@
 #include "rt_trainer.h"
 
 /* ---- data and batches -------------------------------------------------------- */
-void rt_load_data(const rt_model *m, const rt_config *cfg, const char *dir, rt_data *d) {
-    char err[1024];
-    if (strcmp(cfg->data, "synthetic") == 0) {
-        rt_make_synthetic(m, cfg->synth_train, cfg->synth_test, cfg->seed, d);
-        return;
+/* "0,6" -> {0, 6}; the compiler checked the list, the command line's is
+ * checked here. */
+static int parse_ints(const char *s, int *v, int max, const char *what) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 0 || x > 1000000 || n == max) rt_die("%s: '%s' is not a list of up to %d numbers >= 0", what, s, max);
+        v[n++] = (int)x;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') rt_die("%s: '%s' is not a list of numbers", what, s);
     }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        if (strcmp(dir, RT_DEFAULT_DATA) == 0)
-            rt_die("the data directory %s does not exist: install Debian's Fashion-MNIST (apt-get install dataset-fashion-mnist) "
-                   "or give another directory of IDX files with --data DIR", dir);
-        rt_die("the data directory '%s' %s", dir, errno == ENOENT ? "does not exist" : "is not a directory");
-    }
-    if (rt_load_colored_gray(dir, cfg->variance, cfg->val_size, cfg->limit_train, cfg->seed, d, err, sizeof err) != 0)
-        rt_die("%s", err);
+    return n;
 }
 
-void rt_gather(Trainer *T, const rt_dataset *ds, const int *idx, int B, rt_batch *b) {
-    const rt_model *m = T->m;
-    b->B = B;
-    for (int i = 0; i < m->ninputs; i++) {
-        int s = -1;
-        for (int j = 0; j < ds->nstreams; j++)
-            if (strcmp(ds->stream[j], m->inputs[i].name) == 0) s = j;
-        if (s < 0) rt_die("the data set has no input '%s'", m->inputs[i].name);
-        /* Feature maps go to the back end channel-major: [C][B][positions]. */
-        const size_t n = ds->numel[s], C = (size_t)m->inputs[i].shape[0], P = n / C;
-        for (int k = 0; k < B; k++)
-            for (size_t c = 0; c < C; c++)
-                memcpy(T->bx[i] + (c * B + k) * P, ds->x[s] + (size_t)idx[k] * n + c * P, sizeof(float) * P);
-        b->x[i] = T->bx[i];
+/* "color,depth" -> {"color", "depth"}, in buf. */
+static int parse_names(const char *s, char buf[][64], int max, const char *what) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == 0 || k >= 64 || n == max) rt_die("%s: '%s' is not a list of up to %d names", what, s, max);
+        memcpy(buf[n], p, k);
+        buf[n++][k] = '\0';
+        p += k + (p[k] == ',');
     }
-    for (int k = 0; k < B; k++) T->by[k] = ds->y[idx[k]];
-    b->y = T->by;
+    return n;
+}
+
+/* mean/std "a,b,c" (every input with that many channels, or one value for
+ * all channels) or "a;b,c,d" (input by input) into aug. */
+static void parse_norm(const rt_model *m, const char *mean, const char *stdv, rt_augment *aug) {
+    if (!mean[0] && !stdv[0]) return;
+    const char *lists[2] = {mean, stdv};
+    float vals[2][RT_MAXIN][RT_NORM_MAX];
+    int nv[2][RT_MAXIN] = {{0}}, nl[2] = {0, 0};
+    for (int w = 0; w < 2; w++) {
+        const char *p = lists[w];
+        if (!*p) rt_die("normalisation needs both mean and std (std=\"%s\", mean=\"%s\")", stdv, mean);
+        while (*p) {
+            if (nl[w] == RT_MAXIN) rt_die("%s: more lists than inputs in '%s'", w ? "std" : "mean", lists[w]);
+            int k = nl[w]++;
+            while (*p && *p != ';') {
+                char *end;
+                double x = strtod(p, &end);
+                if (end == p || !isfinite(x) || nv[w][k] == RT_NORM_MAX || (w == 1 && !(x > 0)))
+                    rt_die("%s: '%s' is not a list of up to %d numbers%s", w ? "std" : "mean", lists[w], RT_NORM_MAX, w ? " above 0" : "");
+                vals[w][k][nv[w][k]++] = (float)x;
+                p = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',' && *end != ';') rt_die("%s: '%s' is not a list of numbers", w ? "std" : "mean", lists[w]);
+            }
+            if (*p == ';') p++;
+        }
+    }
+    for (int i = 0; i < m->ninputs; i++) {
+        const int C = m->inputs[i].shape[0];
+        for (int w = 0; w < 2; w++) {
+            int k = nl[w] == 1 ? 0 : i;
+            if (nl[w] != 1 && nl[w] != m->ninputs)
+                rt_die("%s lists %d inputs' values; the model has %d inputs", w ? "std" : "mean", nl[w], m->ninputs);
+            int n = nv[w][k];
+            if (nl[w] == 1 && n != 1 && n != C) n = 0; /* a shared list skips inputs of other channel counts */
+            else if (n != 1 && n != C)
+                rt_die("%s gives %d values for input '%s', which has %d channels", w ? "std" : "mean", n, m->inputs[i].name, C);
+            if (w == 0) aug->nnorm[i] = n;
+            else if (n != aug->nnorm[i]) {
+                if (n == 0 || aug->nnorm[i] == 0)
+                    rt_die("mean and std must give values for the same inputs (input '%s')", m->inputs[i].name);
+                if (n > aug->nnorm[i]) aug->nnorm[i] = n; /* one mean, per-channel std: broadcast below */
+            }
+            for (int c = 0; c < n; c++) (w ? aug->std : aug->mean)[i][c] = vals[w][k][c];
+        }
+        /* A single value given for one side and per-channel values for the other. */
+        if (aug->nnorm[i] > 1)
+            for (int w = 0; w < 2; w++) {
+                int k = nl[w] == 1 ? 0 : i;
+                if (nv[w][k] == 1)
+                    for (int c = 1; c < aug->nnorm[i]; c++) (w ? aug->std : aug->mean)[i][c] = vals[w][k][0];
+            }
+    }
+}
+
+/* The augmentation and normalisation of the run's configuration. */
+static rt_augment run_augment(const rt_model *m, const rt_config *cfg) {
+    rt_augment a = {0};
+    a.flip = cfg->flip != RT_FLIP_OFF;
+    a.flip_same = cfg->flip == RT_FLIP_SAME;
+    a.crop = cfg->crop;
+    a.frames = cfg->frames;
+    parse_norm(m, cfg->mean, cfg->std, &a);
+    return a;
+}
+
+static bool is_dir(const char *dir) {
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Source `split` ("train", "test", "val") of the run's data set in dir;
+ * NULL with *missing for an absent optional val split. */
+static rt_source *open_source(const rt_model *m, const rt_config *cfg, const rt_augment *aug, const char *dir, const char *split,
+                              bool *missing) {
+    char err[2048] = "";
+    rt_source_input in[RT_MAXIN];
+    for (int i = 0; i < m->ninputs; i++) in[i] = rt_loader_read_shape(m, i, aug);
+    rt_source *s = NULL;
+    *missing = false;
+    if (strcmp(cfg->data, "multiview") == 0) {
+        int views[RT_MAXIN];
+        int n = parse_ints(cfg->views, views, RT_MAXIN, "views");
+        if (n != m->ninputs) rt_die("views: %d views for %d inputs", n, m->ninputs);
+        s = rt_multiview_open(dir, split, views, n, in, cfg->resize, err, sizeof err);
+    } else if (strcmp(cfg->data, "clips") == 0) {
+        char names[RT_MAXIN][64];
+        const char *mods[RT_MAXIN];
+        int n = parse_names(cfg->modalities, names, RT_MAXIN, "modalities");
+        if (n != m->ninputs) rt_die("modalities: %d modalities for %d inputs", n, m->ninputs);
+        for (int i = 0; i < n; i++) mods[i] = names[i];
+        /* The list's name, {split} replaced by the split's. */
+        char list[4096], name[1024];
+        const char *pattern = cfg->list[0] ? cfg->list : "nvgesture_{split}_correct_cvpr2016_v2.lst";
+        const char *at = strstr(pattern, "{split}");
+        if (at) snprintf(name, sizeof name, "%.*s%s%s", (int)(at - pattern), pattern, split, at + 7);
+        else snprintf(name, sizeof name, "%s", pattern);
+        if (name[0] == '/') snprintf(list, sizeof list, "%s", name);
+        else snprintf(list, sizeof list, "%s/%s", dir, name);
+        if (strcmp(split, "val") == 0) {
+            *missing = true;   /* NVGesture's validation split is held out of train */
+            return NULL;
+        }
+        s = rt_clips_open(list, dir, mods, n, in, err, sizeof err);
+    } else if (strcmp(cfg->data, "arrays") == 0) {
+        s = rt_arrays_open(dir, split, in, m->ninputs, missing, err, sizeof err);
+        if (!s && *missing && strcmp(split, "val") == 0) return NULL;
+    } else {
+        rt_die("unknown data source '%s'", cfg->data);
+    }
+    if (!s) rt_die("%s", err);
+    return s;
+}
+
+/* Examples 0..n-1 cut into a validation part of nval drawn at random (from
+ * seed) and the rest, both in increasing order (the reading order of the
+ * files). */
+static void carve(int n, int nval, uint64_t seed, int **val, int **train) {
+    int *perm = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    unsigned char *in_val = rt_alloc((size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) perm[i] = i;
+    rt_rng r;
+    rt_rng_seed(&r, seed ^ 0x76616c73706c6974ULL);
+    for (int i = 0; i < nval; i++) {
+        int j = i + (int)rt_rng_below(&r, (uint32_t)(n - i));
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        in_val[perm[i]] = 1;
+    }
+    *val = rt_alloc(sizeof(int) * (size_t)(nval > 0 ? nval : 1));
+    *train = rt_alloc(sizeof(int) * (size_t)(n - nval > 0 ? n - nval : 1));
+    for (int i = 0, a = 0, b = 0; i < n; i++)
+        if (in_val[i]) (*val)[a++] = i;
+        else (*train)[b++] = i;
+    free(perm);
+    free(in_val);
+}
+
+/* In-memory data sets: colored_gray over IDX files, synthetic tensors. */
+static void open_memory(Trainer *T, const char *dir) {
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    char err[1024];
+    if (strcmp(cfg->data, "synthetic") == 0) {
+        rt_make_synthetic(m, cfg->synth_train, cfg->synth_test, cfg->seed, &T->mem);
+    } else {
+        if (!is_dir(dir)) {
+            if (strcmp(dir, RT_DEFAULT_DATA) == 0)
+                rt_die("the data directory %s does not exist: install Debian's Fashion-MNIST (apt-get install dataset-fashion-mnist) "
+                       "or give another directory of IDX files with --data DIR", dir);
+            rt_die("the data directory '%s' %s", dir, errno == ENOENT ? "does not exist" : "is not a directory");
+        }
+        if (rt_load_colored_gray(dir, cfg->variance, cfg->val, cfg->limit_train, cfg->seed, &T->mem, err, sizeof err) != 0)
+            rt_die("%s", err);
+    }
+    const rt_dataset *ds[3] = {&T->mem.train, &T->mem.val, &T->mem.test};
+    static const char *const names[3] = {"train", "val", "test"};
+    for (int s = 0; s < 3; s++) {
+        char what[600];
+        snprintf(what, sizeof what, "%s (%s)", strcmp(cfg->data, "synthetic") == 0 ? "synthetic data" : dir, names[s]);
+        T->src[s] = rt_memory_source(ds[s], m, what, err, sizeof err);
+        if (!T->src[s]) rt_die("%s", err);
+        T->split[s] = (rt_split){T->src[s], NULL, ds[s]->n};
+    }
+}
+
+/* Sources read from files: multiview, clips, arrays. */
+static void open_files(Trainer *T, const char *dir, const rt_augment *aug) {
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    if (!is_dir(dir))
+        rt_die("the data directory '%s' %s (give it with --data DIR or the data's root=\"...\")", dir,
+               errno == ENOENT ? "does not exist" : "is not a directory");
+    bool missing;
+    T->src[RT_SPLIT_TRAIN] = open_source(m, cfg, aug, dir, "train", &missing);
+    T->src[RT_SPLIT_TEST] = open_source(m, cfg, aug, dir, "test", &missing);
+    T->src[RT_SPLIT_VAL] = open_source(m, cfg, aug, dir, "val", &missing);
+    rt_source *tr = T->src[RT_SPLIT_TRAIN];
+    T->split[RT_SPLIT_TEST] = (rt_split){T->src[RT_SPLIT_TEST], NULL, T->src[RT_SPLIT_TEST]->n};
+    if (T->src[RT_SPLIT_VAL]) {
+        T->split[RT_SPLIT_VAL] = (rt_split){T->src[RT_SPLIT_VAL], NULL, T->src[RT_SPLIT_VAL]->n};
+        T->split[RT_SPLIT_TRAIN] = (rt_split){tr, NULL, tr->n};
+    } else {
+        /* Held out of the training split: a fraction, or a count. */
+        double v = cfg->val;
+        long nval = v < 1 ? (long)(v * tr->n + 0.5) : (long)v;
+        if (nval >= tr->n)
+            rt_die("%s: the validation split would take %ld of the %d training examples (val=%g)", tr->what, nval, tr->n, v);
+        int *vi, *ti;
+        carve(tr->n, (int)nval, cfg->seed, &vi, &ti);
+        T->split[RT_SPLIT_VAL] = (rt_split){tr, vi, (int)nval};
+        T->split[RT_SPLIT_TRAIN] = (rt_split){tr, ti, tr->n - (int)nval};
+    }
+    if (cfg->limit_train > 0 && T->split[RT_SPLIT_TRAIN].n > cfg->limit_train) T->split[RT_SPLIT_TRAIN].n = cfg->limit_train;
+    /* Classes: a layout that declares them (class directories) must match
+     * the heads; labels must fit them. */
+    for (int s = 0; s < 3; s++) {
+        rt_source *src = T->src[s];
+        if (!src) continue;
+        if (src->classes > m->classes || (strcmp(cfg->data, "multiview") == 0 && src->classes != m->classes))
+            rt_die("%s: the data has %d classes but the model's heads predict %d", src->what, src->classes, m->classes);
+    }
+}
+
+void rt_open_data(Trainer *T, const char *dir, int limit_test) {
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    rt_augment aug = run_augment(m, cfg);
+    bool files = strcmp(cfg->data, "synthetic") != 0 && strcmp(cfg->data, "colored_gray") != 0;
+    if (files) open_files(T, dir, &aug);
+    else open_memory(T, dir);
+    if (limit_test > 0)
+        for (int s = RT_SPLIT_VAL; s <= RT_SPLIT_TEST; s++)
+            if (T->split[s].n > limit_test) T->split[s].n = limit_test;
+    if (T->split[RT_SPLIT_TRAIN].n == 0) rt_die("the training set is empty");
+    if (!files && T->mem.train.classes != m->classes && strcmp(cfg->data, "synthetic") != 0)
+        rt_die("the data has %d classes but the model predicts %d", T->mem.train.classes, m->classes);
+    /* Decoding files runs ahead of the steps on worker threads; copying
+     * from memory does not need them. */
+    int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
+    T->loader = rt_loader_new(m, T->batch, workers, &aug);
+}
+
+void rt_close_data(Trainer *T) {
+    rt_loader_free(T->loader);
+    T->loader = NULL;
+    for (int s = 0; s < 3; s++) {
+        free(T->split[s].idx);
+        T->split[s] = (rt_split){0};
+    }
+    for (int s = 0; s < 3; s++) rt_source_close(T->src[s]), T->src[s] = NULL;
+    rt_data_free(&T->mem);
+}
+
+void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) {
+    const rt_split *sp = &T->split[s];
+    int *idx = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    for (int k = 0; k < n; k++) {
+        int q = order ? order[k] : k;
+        idx[k] = sp->idx ? sp->idx[q] : q;
+    }
+    rt_loader_start(T->loader, sp->src, idx, n, T->batch, train, seed);
+    free(idx);
+}
+
+bool rt_next(Trainer *T, rt_batch *b) {
+    char err[2048];
+    int rc = rt_loader_next(T->loader, b, err, sizeof err);
+    if (rc < 0) rt_die("%s", err);
+    return rc == 1;
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */
@@ -54,32 +297,29 @@ static int argmax(const float *z, int k) {
     return a;
 }
 
-Score rt_evaluate(Trainer *T, const rt_dataset *ds, int v) {
+Score rt_evaluate(Trainer *T, int split, int v) {
     const rt_model *m = T->m;
     Score s = {0};
     long right = 0, rb[RT_MAXB] = {0};
     double loss = 0;
-    int *idx = rt_alloc(sizeof(int) * (size_t)T->batch);
     rt_hyper h = {0};
-    for (int start = 0; start < ds->n; start += T->batch) {
-        int B = ds->n - start < T->batch ? ds->n - start : T->batch;
-        for (int k = 0; k < B; k++) idx[k] = start + k;
-        rt_batch b;
-        rt_gather(T, ds, idx, B, &b);
+    const int n = T->split[split].n;
+    rt_pass(T, split, NULL, n, false, 0);
+    rt_batch b;
+    while (rt_next(T, &b)) {
         rt_result r;
         T->be->eval(T->e, v, &b, &h, &r);
-        loss += r.loss * B;
-        for (int k = 0; k < B; k++) {
+        loss += r.loss * b.B;
+        for (int k = 0; k < b.B; k++) {
             if (r.pred && argmax(r.pred + (size_t)k * m->classes, m->classes) == b.y[k]) right++;
             for (int br = 0; br < m->nbranches; br++)
                 if (r.logits[br] && argmax(r.logits[br] + (size_t)k * m->classes, m->classes) == b.y[k]) rb[br]++;
         }
     }
-    free(idx);
-    if (ds->n > 0) {
-        s.acc = (double)right / ds->n;
-        s.loss = loss / ds->n;
-        for (int br = 0; br < m->nbranches; br++) s.branch[br] = (double)rb[br] / ds->n;
+    if (n > 0) {
+        s.acc = (double)right / n;
+        s.loss = loss / n;
+        for (int br = 0; br < m->nbranches; br++) s.branch[br] = (double)rb[br] / n;
     }
     return s;
 }
@@ -97,20 +337,15 @@ Util rt_utilization(Trainer *T) {
     for (int i = 0; i < m->nstates; i++)
         if (m->states[i].kind == RT_STATE_SQUEEZE_MEAN) memset(T->states + m->states[i].off, 0, sizeof(float) * m->states[i].numel);
     T->be->write(T->e, RT_ARENA_STATES, T->states);
-    const rt_dataset *tr = &T->data.train;
-    int *idx = rt_alloc(sizeof(int) * (size_t)T->batch);
     rt_hyper h = {0};
-    for (int start = 0; start < tr->n; start += T->batch) {
-        int B = tr->n - start < T->batch ? tr->n - start : T->batch;
-        for (int k = 0; k < B; k++) idx[k] = start + k;
-        rt_batch b;
-        rt_gather(T, tr, idx, B, &b);
+    rt_pass(T, RT_SPLIT_TRAIN, NULL, T->split[RT_SPLIT_TRAIN].n, false, 0);
+    rt_batch b;
+    for (long seen = 0; rt_next(T, &b); seen += b.B) {
         rt_result r;
-        h.acc_n = start;
+        h.acc_n = seen;
         T->be->eval(T->e, vs, &b, &h, &r);
     }
-    free(idx);
-    Score full = rt_evaluate(T, &T->data.test, ve), cut = rt_evaluate(T, &T->data.test, vc);
+    Score full = rt_evaluate(T, RT_SPLIT_TEST, ve), cut = rt_evaluate(T, RT_SPLIT_TEST, vc);
     u.ok = true;
     double lo = INFINITY, hi = -INFINITY;
     for (int k = 0; k < m->nbranches; k++) {
@@ -169,21 +404,19 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     const char *v;
     if ((v = rt_ckpt_meta(c, "seed"))) T.cfg.seed = strtoull(v, NULL, 10);
     if ((v = rt_ckpt_meta(c, "variance"))) T.cfg.variance = (float)atof(v);
-    if ((v = rt_ckpt_meta(c, "val_size"))) T.cfg.val_size = atoi(v);
+    if ((v = rt_ckpt_meta(c, "val_size"))) T.cfg.val = atof(v);
     if ((v = rt_ckpt_meta(c, "limit_train"))) T.cfg.limit_train = atoi(v);
     if (!data_dir) data_dir = (v = rt_ckpt_meta(c, "data_dir")) && v[0] ? v : T.cfg.data_dir[0] ? T.cfg.data_dir : RT_DEFAULT_DATA;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", data_dir);
     rt_ckpt_free(c);
-    for (int i = 0; i < m->ninputs; i++) T.bx[i] = rt_alloc(sizeof(float) * m->inputs[i].numel * (size_t)batch);
-    T.by = rt_alloc(sizeof(int32_t) * (size_t)batch);
-    rt_load_data(m, &T.cfg, dir, &T.data);
+    rt_open_data(&T, dir, 0);
     T.e = T.be->create(m, batch);
     T.be->write(T.e, RT_ARENA_PARAMS, T.params);
     T.be->write(T.e, RT_ARENA_STATES, T.states);
     if (!util) {
-        Score s = rt_evaluate(&T, &T.data.test, rt_find_variant(m, RT_VAR_EVAL, -1));
-        printf("test accuracy %.4f  (%d examples)\n", s.acc, T.data.test.n);
+        Score s = rt_evaluate(&T, RT_SPLIT_TEST, rt_find_variant(m, RT_VAR_EVAL, -1));
+        printf("test accuracy %.4f  (%d examples)\n", s.acc, T.split[RT_SPLIT_TEST].n);
         for (int k = 0; k < m->nbranches; k++) printf("  branch %-10s %.4f\n", m->branches[k], s.branch[k]);
     } else {
         Util u = rt_utilization(&T);
@@ -191,9 +424,7 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
         print_util(m, &u);
     }
     T.be->destroy(T.e);
-    rt_data_free(&T.data);
-    for (int i = 0; i < m->ninputs; i++) free(T.bx[i]);
-    free(T.by);
+    rt_close_data(&T);
     free(T.params);
     free(T.states);
     return 0;

@@ -135,7 +135,7 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     meta_add(&mt, "data", "%s", T->cfg.data);
     meta_add(&mt, "data_dir", "%s", T->o->data_dir);
     meta_add(&mt, "variance", "%.9g", T->cfg.variance);
-    meta_add(&mt, "val_size", "%d", T->cfg.val_size);
+    meta_add(&mt, "val_size", "%.17g", T->cfg.val);
     meta_add(&mt, "limit_train", "%d", T->cfg.limit_train);
     meta_add(&mt, "batch", "%d", T->cfg.batch);
     meta_add(&mt, "epochs", "%d", T->cfg.epochs);

@@ -66,8 +66,6 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     T->states = rt_alloc(sizeof(float) * ns);
     T->best_params = rt_alloc(sizeof(float) * np);
     T->best_states = rt_alloc(sizeof(float) * ns);
-    for (int i = 0; i < m->ninputs; i++) T->bx[i] = rt_alloc(sizeof(float) * m->inputs[i].numel * (size_t)T->batch);
-    T->by = rt_alloc(sizeof(int32_t) * (size_t)T->batch);
 
     T->lr = cfg->opt.lr;
     T->best_val = -1;
@@ -105,18 +103,7 @@ static void resume(Trainer *T) {
 
 /* The data set, cut to --limit-test, checked against the model. */
 static void open_data(Trainer *T) {
-    const rt_model *m = T->m;
-    const rt_config *cfg = &T->cfg;
-    const rt_train_opts *o = T->o;
-    rt_load_data(m, cfg, o->data_dir, &T->data);
-    if (cfg->limit_test > 0) {
-        if (T->data.val.n > cfg->limit_test) T->data.val.n = cfg->limit_test;
-        if (T->data.test.n > cfg->limit_test) T->data.test.n = cfg->limit_test;
-    }
-    const rt_dataset *tr = &T->data.train;
-    if (tr->n == 0) rt_die("the training set is empty");
-    if (tr->classes != m->classes && strcmp(cfg->data, "synthetic") != 0)
-        rt_die("the data has %d classes but the model predicts %d", tr->classes, m->classes);
+    rt_open_data(T, T->o->data_dir, T->cfg.limit_test);
 }
 
 /* The back end with the run's arenas, the logs, the graph of each kind of
@@ -150,8 +137,9 @@ static void start(Trainer *T, Loop *L) {
         }
 
     L->tty = isatty(2) && !T->o->quiet;
-    L->perm = rt_alloc(sizeof(int) * (size_t)T->data.train.n);
-    L->steps_per_epoch = (T->data.train.n + T->batch - 1) / T->batch;
+    const int n = T->split[RT_SPLIT_TRAIN].n;
+    L->perm = rt_alloc(sizeof(int) * (size_t)(n > T->batch ? n : T->batch));
+    L->steps_per_epoch = (n + T->batch - 1) / T->batch;
 }
 
 /* The optimizer's settings in force: the configuration's, with the learning
@@ -165,10 +153,10 @@ static rt_optim optim_now(const Trainer *T) {
 /* --profile: the back end's per-kernel profile of one training step. */
 static void profile(Trainer *T, Loop *L) {
     const rt_config *cfg = &T->cfg;
-    const rt_dataset *tr = &T->data.train;
-    for (int k = 0; k < T->batch; k++) L->perm[k] = k % tr->n;
+    for (int k = 0; k < T->batch; k++) L->perm[k] = k % T->split[RT_SPLIT_TRAIN].n;
     rt_batch b;
-    rt_gather(T, tr, L->perm, T->batch, &b);
+    rt_pass(T, RT_SPLIT_TRAIN, L->perm, T->batch, true, cfg->seed);
+    rt_next(T, &b);
     rt_hyper h = {optim_now(T), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL};
     if (T->be->profile) T->be->profile(T->e, L->v_train, &b, &h, stderr);
 }
@@ -176,9 +164,9 @@ static void profile(Trainer *T, Loop *L) {
 static void announce(const Trainer *T) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
-    const rt_dataset *tr = &T->data.train;
     fprintf(stderr, "%s: training %s on %s (%d train, %d val, %d test), batch %d, %d epochs, policy %s, back end %s\n", rt_prog,
-            m->name, strcmp(cfg->data, "synthetic") == 0 ? "synthetic data" : T->o->data_dir, tr->n, T->data.val.n, T->data.test.n,
+            m->name, strcmp(cfg->data, "synthetic") == 0 ? "synthetic data" : T->o->data_dir, T->split[RT_SPLIT_TRAIN].n,
+            T->split[RT_SPLIT_VAL].n, T->split[RT_SPLIT_TEST].n,
             T->batch, cfg->epochs, rt_policy_name(cfg->policy), T->be->target);
 }
 
@@ -238,11 +226,11 @@ static long count_right(const rt_model *m, const rt_result *r, const rt_batch *b
 /* One pass over the training set in a new random order. */
 static EpochStats train_epoch(Trainer *T, Loop *L) {
     const rt_config *cfg = &T->cfg;
-    const rt_dataset *tr = &T->data.train;
+    const int n = T->split[RT_SPLIT_TRAIN].n;
     const int ep = T->epoch;
     int *perm = L->perm;
-    for (int i = 0; i < tr->n; i++) perm[i] = i;
-    for (int i = tr->n - 1; i > 0; i--) {
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
         int j = (int)rt_rng_below(&T->shuffle, (uint32_t)i + 1);
         int t = perm[i];
         perm[i] = perm[j];
@@ -250,10 +238,13 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     }
     double loss_sum = 0, t_epoch = rt_now(), t_train = 0, last_print = 0;
     long right = 0, seen = 0;
+    /* The augmentation's draws depend on the seed and the epoch only, so a
+     * resumed run makes the same ones. */
+    rt_pass(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
     for (int s = 0; s < L->steps_per_epoch; s++) {
-        int B = tr->n - s * T->batch < T->batch ? tr->n - s * T->batch : T->batch;
         rt_batch b;
-        rt_gather(T, tr, perm + (size_t)s * T->batch, B, &b);
+        if (!rt_next(T, &b)) rt_die("internal: the epoch's batches ended at step %d of %d", s, L->steps_per_epoch);
+        const int B = b.B;
         rt_result r = train_step(T, L, ep, &b, &t_train);
         loss_sum += r.loss * B;
         seen += B;
@@ -261,7 +252,7 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
         if (L->tty && (rt_now() - last_print > 0.25 || s == L->steps_per_epoch - 1)) {
             last_print = rt_now();
             double sps = seen / (t_train > 0 ? t_train : 1e-9);
-            double left = (double)(L->steps_per_epoch - s - 1) * T->batch + (double)(cfg->epochs - ep - 1) * tr->n;
+            double left = (double)(L->steps_per_epoch - s - 1) * T->batch + (double)(cfg->epochs - ep - 1) * n;
             char eta[32];
             fmt_eta(eta, sizeof eta, left / (sps > 0 ? sps : 1));
             fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s  ETA %s   ", ep + 1, cfg->epochs, s + 1,
@@ -365,7 +356,7 @@ static bool end_epoch(Trainer *T, Loop *L, const EpochStats *st) {
     double sps = st->seen / (st->train_time > 0 ? st->train_time : 1e-9);
     L->samples += st->seen;
     L->train_time += st->train_time;
-    Score val = rt_evaluate(T, &T->data.val, L->v_eval), test = rt_evaluate(T, &T->data.test, L->v_eval);
+    Score val = rt_evaluate(T, RT_SPLIT_VAL, L->v_eval), test = rt_evaluate(T, RT_SPLIT_TEST, L->v_eval);
     T->epoch++;
     bool best = keep_best(T, &val, &test);
     bool stop = schedule(T, st);
@@ -434,10 +425,8 @@ static void finish(Trainer *T, Loop *L) {
     write_summary(T, &u);
 
     T->be->destroy(T->e);
-    rt_data_free(&T->data);
+    rt_close_data(T);
     for (int k = 0; k < m->nbranches; k++) free(L->mask[k]);
-    for (int i = 0; i < m->ninputs; i++) free(T->bx[i]);
-    free(T->by);
     free(L->perm);
     free(T->params);
     free(T->mom);

@@ -13,8 +13,19 @@
 
 #include <cjson/cJSON.h>
 
+#include "rt_loader.h"
 #include "rt_policy.h"
 #include "rt_train.h"
+
+/* The run's three splits. */
+enum { RT_SPLIT_TRAIN, RT_SPLIT_VAL, RT_SPLIT_TEST };
+
+/* A split: examples idx[0..n) of a source (idx NULL: its first n). */
+typedef struct {
+    rt_source *src;
+    int *idx;
+    int n;
+} rt_split;
 
 typedef struct {
     const rt_model *m;
@@ -22,11 +33,12 @@ typedef struct {
     rt_exec *e;
     rt_config cfg;
     const rt_train_opts *o;
-    rt_data data;
+    rt_data mem;                   /* an in-memory data set (colored_gray, synthetic) */
+    rt_source *src[3];             /* the sources the splits read (val's may be train's) */
+    rt_split split[3];             /* RT_SPLIT_* */
+    rt_loader *loader;
     float *params, *mom, *states;  /* host copies for checkpoints */
     float *best_params, *best_states;
-    float *bx[RT_MAXIN];
-    int32_t *by;
     int batch;
     /* run state (all of it goes into last.ckpt) */
     int epoch;                     /* epochs completed */
@@ -56,12 +68,19 @@ typedef struct {
 } Util;
 
 /* ---- rt_eval.c ------------------------------------------------------------- */
-/* The run's data set (cfg->data) from dir; dies with a message on failure. */
-void rt_load_data(const rt_model *m, const rt_config *cfg, const char *dir, rt_data *d);
-/* Examples idx[0..B) of ds as a batch in T->bx and T->by. */
-void rt_gather(Trainer *T, const rt_dataset *ds, const int *idx, int B, rt_batch *b);
+/* The run's data (cfg's source, from dir) as three splits, cut to
+ * limit_train / limit_test, checked against the model, and a loader for
+ * batches of T->batch; dies with a message naming the file on failure. */
+void rt_open_data(Trainer *T, const char *dir, int limit_test);
+void rt_close_data(Trainer *T);
+/* Start a pass over positions order[0..n) of split s (order NULL: all of
+ * it in order); `train`: with the training augmentation drawn from seed. */
+void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed);
+/* The pass's next batch into *b, or false at its end; dies when a file
+ * cannot be read. */
+bool rt_next(Trainer *T, rt_batch *b);
 /* Accuracy of the prediction and of each branch with variant v (eval or cut). */
-Score rt_evaluate(Trainer *T, const rt_dataset *ds, int v);
+Score rt_evaluate(Trainer *T, int split, int v);
 /* Of the network now in the back end; u.ok is false without MMTMs between
  * two or more branches. */
 Util rt_utilization(Trainer *T);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mmrt.h"
 
@@ -98,4 +99,9 @@ int rt_find_variant(const rt_model *m, int kind, int k) {
     for (int v = 0; v < m->nvariants; v++)
         if (m->variants[v].kind == kind && (k < 0 || m->variants[v].k == k)) return v;
     return -1;
+}
+
+int rt_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
