@@ -199,6 +199,31 @@ static void store_options(IrProgram *p, const rt_choice *ch, const Signature *si
     }
 }
 
+/* What the data and augmentation read must fit the model's inputs: one view
+ * or modality per input, crops and frame windows no smaller than what they
+ * cut. */
+static void check_data_shapes(const IrProgram *p, const AstItem *data, const AstItem *aug) {
+    const rt_config *c = &p->cfg;
+    int ni = p->inputs.n;
+    for (int f = 0; f < 2; f++) {
+        const char *text = f ? c->modalities : c->views;
+        if (!text[0]) continue;
+        int n = 1;
+        for (const char *q = text; *q; q++) n += *q == ',';
+        if (n != ni)
+            error_at(data->val->loc, "'%s' lists %d for the model's %d inputs; give one per input, in the inputs' order",
+                     f ? "modalities" : "views", n, ni);
+    }
+    for (int i = 0; i < ni; i++) {
+        const IrInput *in = IR_INPUT(p, i);
+        if (c->crop && in->ndim >= 3 && (c->crop < in->shape[in->ndim - 2] || c->crop < in->shape[in->ndim - 1]))
+            error_at(aug->val->loc, "'crop(%d)' reads images at %dx%d, smaller than input '%s' (%dx%d), which it cuts from them", c->crop,
+                     c->crop, c->crop, in->name, in->shape[in->ndim - 2], in->shape[in->ndim - 1]);
+        if (c->frames && in->ndim == 4 && c->frames < in->shape[1])
+            error_at(data->val->loc, "'frames=%d' reads fewer frames than input '%s' holds (%d)", c->frames, in->name, in->shape[1]);
+    }
+}
+
 void lower_train(const AstTrain *t, IrProgram *p) {
     rt_config *c = &p->cfg;
     rt_config_defaults(c);
@@ -269,6 +294,7 @@ void lower_train(const AstTrain *t, IrProgram *p) {
     for (int k = 0; k < ARRAY_LEN(train_keys); k++)
         if (train_keys[k].required && !seen[k])
             error_at(t->loc, "the train section has no '%s'; add e.g.: %s", train_keys[k].key, train_keys[k].form);
+    check_data_shapes(p, seen[0], seen[ARRAY_LEN(train_keys) - 1]);
 }
 
 /* ---- mmc info ------------------------------------------------------------------ */

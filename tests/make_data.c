@@ -11,8 +11,9 @@
  *   make_data multiview OUT CLASSES OBJECTS VIEWS SIZE
  *       OUT/CLASS/{train,test}/cCC_oOOOO_vVVV.png (RGB, libspng): OBJECTS
  *       training and OBJECTS/2 test objects per class, VIEWS views each;
- *       view v of an object of class c is a bright square whose place
- *       depends on c and whose brightness on v, over noise.
+ *       view v of an object of class c is a square whose colour depends
+ *       on c (so flips and crops keep the class) and whose place on the
+ *       view, over noise.
  *   make_data frames W H N CLASS
  *       N raw gray frames W x H on stdout (for `ffmpeg -f rawvideo`): a bar
  *       whose position depends on CLASS and moves with the frame.
@@ -100,12 +101,13 @@ static int multiview(char **a) {
             int n = split ? (objects + 1) / 2 : objects;
             for (int o = 0; o < n; o++)
                 for (int v = 0; v < views; v++) {
-                    int q = size / 4, y0 = (c * 37 % (size - q)), x0 = (c * 53 % (size - q));
+                    int q = size / 3, y0 = (v * 7 + o) % (size - q), x0 = (v * 5 + 3 * o) % (size - q);
                     for (int y = 0; y < size; y++)
                         for (int x = 0; x < size; x++)
                             for (int ch = 0; ch < 3; ch++) {
                                 int val = (int)rt_rng_below(&r, 96);
-                                if (y >= y0 && y < y0 + q && x >= x0 && x < x0 + q) val += 100 + 10 * v + 20 * ch;
+                                if (y >= y0 && y < y0 + q && x >= x0 && x < x0 + q)
+                                    val += c < 3 ? (ch == c ? 160 : 0) : 50 * (c / 3) + 20 * ch;
                                 px[((size_t)y * size + x) * 3 + ch] = (uint8_t)(val > 255 ? 255 : val);
                             }
                     char path[4200];
