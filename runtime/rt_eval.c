@@ -116,6 +116,10 @@ static rt_source *open_source(const rt_model *m, const rt_config *cfg, const rt_
     for (int i = 0; i < m->ninputs; i++) in[i] = rt_loader_read_shape(m, i, aug);
     rt_source *s = NULL;
     *missing = false;
+    if (strcmp(split, "val") == 0 && strcmp(cfg->data, "arrays") != 0) {
+        *missing = true;   /* the MVCNN and NVGesture layouts hold validation out of train */
+        return NULL;
+    }
     if (strcmp(cfg->data, "multiview") == 0) {
         int views[RT_MAXIN];
         int n = parse_ints(cfg->views, views, RT_MAXIN, "views");
@@ -135,10 +139,6 @@ static rt_source *open_source(const rt_model *m, const rt_config *cfg, const rt_
         else snprintf(name, sizeof name, "%s", pattern);
         if (name[0] == '/') snprintf(list, sizeof list, "%s", name);
         else snprintf(list, sizeof list, "%s/%s", dir, name);
-        if (strcmp(split, "val") == 0) {
-            *missing = true;   /* NVGesture's validation split is held out of train */
-            return NULL;
-        }
         s = rt_clips_open(list, dir, mods, n, in, err, sizeof err);
     } else if (strcmp(cfg->data, "arrays") == 0) {
         s = rt_arrays_open(dir, split, in, m->ninputs, missing, err, sizeof err);

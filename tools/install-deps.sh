@@ -4,7 +4,7 @@
 # The CUDA toolkit (nvcc) is optional: when it is on PATH, the CUDA back end
 # is built and its generated code is compiled by the tests.
 set -e
-pkgs="cmake make clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
+pkgs="cmake make pkg-config clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
       libspng-dev libturbojpeg0-dev"
 missing=""
