@@ -148,6 +148,9 @@ FILE *rt_fopen_at(const char *path, const char *mode, const char *file, int line
 #define rt_alloc(n) rt_alloc_at((n), __FILE__, __LINE__)
 #define rt_fopen(p, m) rt_fopen_at((p), (m), __FILE__, __LINE__)
 double rt_now(void);               /* seconds, monotonic */
+/* A message into err[errlen] (nothing when err is NULL): how loaders and
+ * readers report a problem and leave the caller to decide how to die. */
+void rt_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int rt_cpu_count(void);             /* processors this process may run on */
 /* Index of the variant of this kind (and branch), or -1. */
 int rt_find_variant(const rt_model *m, int kind, int k);

@@ -31,15 +31,6 @@
 #define AR_MAX_DIM 8
 #define JSON_MAX_INT 9007199254740992.0 /* 2^53 */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- element types ---------------------------------------------------------- */
 enum { AR_BOOL, AR_U8, AR_I8, AR_U16, AR_I16, AR_U32, AR_I32, AR_U64, AR_I64, AR_F16, AR_BF16, AR_F32, AR_F64, AR_NTYPES };
 /* Their safetensors names, .npy type codes (after the byte-order mark),
@@ -109,14 +100,14 @@ static int map_file(char *path, ar_map *m, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(e));
         return e;
     }
     struct stat st;
     int bad = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (bad || st.st_size == 0) {
-        if (bad) set_err(err, errlen, "%s: %s", path, strerror(bad));
-        else set_err(err, errlen, "%s: empty file", path);
+        if (bad) rt_set_err(err, errlen, "%s: %s", path, strerror(bad));
+        else rt_set_err(err, errlen, "%s: empty file", path);
         close(fd);
         return bad ? bad : EINVAL;
     }
@@ -124,7 +115,7 @@ static int map_file(char *path, ar_map *m, char *err, size_t errlen) {
     int merr = errno;
     close(fd);
     if (p == MAP_FAILED) {
-        set_err(err, errlen, "%s: cannot map the file: %s", path, strerror(merr));
+        rt_set_err(err, errlen, "%s: cannot map the file: %s", path, strerror(merr));
         return merr;
     }
     m->p = p;
@@ -165,7 +156,7 @@ static void ar_close(rt_source *s) {
 static int ar_read(rt_source *s, int i, int in, float *dst, char *err, size_t errlen) {
     const ar_impl *a = s->impl;
     if (i < 0 || i >= s->n || in < 0 || in >= s->ninputs) {
-        set_err(err, errlen, "%s: internal: example %d of input %d asked for (%d examples, %d inputs)", s->what, i, in, s->n,
+        rt_set_err(err, errlen, "%s: internal: example %d of input %d asked for (%d examples, %d inputs)", s->what, i, in, s->n,
                 s->ninputs);
         return -1;
     }
@@ -192,7 +183,7 @@ static int ar_read(rt_source *s, int i, int in, float *dst, char *err, size_t er
 /* t against model input `in`: its type and shape [N, ...input shape...]. */
 static int check_input(const ar_tensor *t, const rt_source_input *in, char *err, size_t errlen) {
     if (t->dtype < 0 || !ar_types[t->dtype].input) {
-        set_err(err, errlen, "%s: tensor '%s' (the model's input '%s') has dtype %s; inputs must be uint8, float16 or float32",
+        rt_set_err(err, errlen, "%s: tensor '%s' (the model's input '%s') has dtype %s; inputs must be uint8, float16 or float32",
                 t->file, t->name, in->name, t->dtype_s);
         return -1;
     }
@@ -204,7 +195,7 @@ static int check_input(const ar_tensor *t, const rt_source_input *in, char *err,
         for (int d = 0; d < in->ndim; d++) ws[d] = in->shape[d];
         fmt_shape(have, sizeof have, t->ndim, t->shape, false);
         fmt_shape(want, sizeof want, in->ndim, ws, true);
-        set_err(err, errlen, "%s: tensor '%s' has shape %s, but the model's input '%s' needs %s", t->file, t->name, have,
+        rt_set_err(err, errlen, "%s: tensor '%s' has shape %s, but the model's input '%s' needs %s", t->file, t->name, have,
                 in->name, want);
         return -1;
     }
@@ -213,13 +204,13 @@ static int check_input(const ar_tensor *t, const rt_source_input *in, char *err,
 
 static int check_label_type(const ar_tensor *t, char *err, size_t errlen) {
     if (t->dtype < 0 || !ar_types[t->dtype].label) {
-        set_err(err, errlen, "%s: tensor '%s' has dtype %s; labels must be integers", t->file, t->name, t->dtype_s);
+        rt_set_err(err, errlen, "%s: tensor '%s' has dtype %s; labels must be integers", t->file, t->name, t->dtype_s);
         return -1;
     }
     if (t->ndim != 1) {
         char have[AR_MAX_DIM * 24];
         fmt_shape(have, sizeof have, t->ndim, t->shape, false);
-        set_err(err, errlen, "%s: tensor '%s' has shape %s; labels must be one dimension, [N]", t->file, t->name, have);
+        rt_set_err(err, errlen, "%s: tensor '%s' has shape %s; labels must be one dimension, [N]", t->file, t->name, have);
         return -1;
     }
     return 0;
@@ -230,16 +221,16 @@ static int check_counts(const ar_tensor *t, int nt, char *err, size_t errlen) {
     const ar_tensor *lab = &t[nt - 1];
     for (int k = 0; k < nt - 1; k++)
         if (t[k].shape[0] != lab->shape[0]) {
-            set_err(err, errlen, "%s: tensor '%s' holds %lld examples, but '%s' (%s) holds %lld labels", t[k].file, t[k].name,
+            rt_set_err(err, errlen, "%s: tensor '%s' holds %lld examples, but '%s' (%s) holds %lld labels", t[k].file, t[k].name,
                     (long long)t[k].shape[0], lab->name, lab->file, (long long)lab->shape[0]);
             return -1;
         }
     if (lab->shape[0] == 0) {
-        set_err(err, errlen, "%s: tensor '%s' holds no examples", lab->file, lab->name);
+        rt_set_err(err, errlen, "%s: tensor '%s' holds no examples", lab->file, lab->name);
         return -1;
     }
     if (lab->shape[0] > INT_MAX) {
-        set_err(err, errlen, "%s: tensor '%s' holds %lld examples, more than %d", lab->file, lab->name, (long long)lab->shape[0],
+        rt_set_err(err, errlen, "%s: tensor '%s' holds %lld examples, more than %d", lab->file, lab->name, (long long)lab->shape[0],
                 INT_MAX);
         return -1;
     }
@@ -258,13 +249,13 @@ static int copy_labels(rt_source *s, const ar_tensor *t, char *err, size_t errle
         memcpy(&u, t->data + (size_t)i * (size_t)size, (size_t)size); /* little-endian host: the low bytes */
         if (is_signed && (u >> (8 * size - 1)) & 1) {
             int64_t v = (int64_t)(size < 8 ? u | ~0ULL << (8 * size) : u); /* sign-extended */
-            set_err(err, errlen, "%s: tensor '%s': label %lld at index %d is negative (labels are classes 0, 1, ...)", t->file,
+            rt_set_err(err, errlen, "%s: tensor '%s': label %lld at index %d is negative (labels are classes 0, 1, ...)", t->file,
                     t->name, (long long)v, i);
             return -1;
         }
         /* classes = max + 1 must fit an int */
         if (u >= INT32_MAX) {
-            set_err(err, errlen, "%s: tensor '%s': label %llu at index %d is too large", t->file, t->name,
+            rt_set_err(err, errlen, "%s: tensor '%s': label %llu at index %d is too large", t->file, t->name,
                     (unsigned long long)u, i);
             return -1;
         }
@@ -311,7 +302,7 @@ static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint6
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(j, "shape"),
                 *of = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
     if (!cJSON_IsObject(j) || !cJSON_IsString(dt)) {
-        set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
         return -1;
     }
     snprintf(t->dtype_s, sizeof t->dtype_s, "%s", dt->valuestring);
@@ -319,7 +310,7 @@ static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint6
     for (int k = 0; k < AR_NTYPES; k++)
         if (strcmp(dt->valuestring, ar_types[k].st) == 0) t->dtype = k;
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > AR_MAX_DIM) {
-        set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, AR_MAX_DIM);
+        rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, AR_MAX_DIM);
         return -1;
     }
     uint64_t numel = 1;
@@ -328,7 +319,7 @@ static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint6
     cJSON_ArrayForEach(x, sh) {
         uint64_t v;
         if (!json_uint(x, &v)) {
-            set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
+            rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
             return -1;
         }
         t->shape[t->ndim++] = (int64_t)v;
@@ -339,11 +330,11 @@ static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint6
     if (empty) numel = 0, too_big = false;
     uint64_t b, e;
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) || !json_uint(of->child->next, &e)) {
-        set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
         return -1;
     }
     if (b > e || e > dsize) {
-        set_err(err, errlen,
+        rt_set_err(err, errlen,
                 "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data section (%llu bytes): truncated or corrupt",
                 path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)dsize);
         return -1;
@@ -353,9 +344,9 @@ static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint6
     if (t->dtype >= 0 && (too_big || e - b != numel * (uint64_t)ar_types[t->dtype].size)) {
         char s[AR_MAX_DIM * 24];
         fmt_shape(s, sizeof s, t->ndim, t->shape, false);
-        if (too_big) set_err(err, errlen, "%s: tensor '%s': shape %s is too large", path, name, s);
+        if (too_big) rt_set_err(err, errlen, "%s: tensor '%s': shape %s is too large", path, name, s);
         else
-            set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %llu",
+            rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %llu",
                     path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)(e - b), s, t->dtype_s,
                     (unsigned long long)(numel * (uint64_t)ar_types[t->dtype].size));
         return -1;
@@ -370,19 +361,19 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
     ar_map *m = &a->maps[a->nmaps++];
     if (map_file(path, m, err, errlen) != 0) return -1;
     if (m->len < 8) {
-        set_err(err, errlen, "%s: too short for a safetensors file (%zu bytes)", path, m->len);
+        rt_set_err(err, errlen, "%s: too short for a safetensors file (%zu bytes)", path, m->len);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)m->p[i] << (8 * i);
     if (hlen > m->len - 8) {
-        set_err(err, errlen,
+        rt_set_err(err, errlen,
                 "%s: header length %llu is larger than the rest of the file (%zu bytes): truncated or not a safetensors file", path,
                 (unsigned long long)hlen, m->len - 8);
         return -1;
     }
     if (hlen > AR_MAX_HEADER) {
-        set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen,
+        rt_set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen,
                 AR_MAX_HEADER);
         return -1;
     }
@@ -394,22 +385,22 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
     ar_tensor *t = NULL;
     ar_range *r = NULL;
     if (memchr(h, '\0', (size_t)hlen)) {
-        set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
+        rt_set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
         goto out;
     }
     const char *end = NULL;
     root = cJSON_ParseWithOpts(h, &end, 0);
     if (!root) {
-        set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
+        rt_set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
                 (unsigned long long)hlen);
         goto out;
     }
     if (end[strspn(end, " \t\r\n")] != '\0') {
-        set_err(err, errlen, "%s: header is not valid JSON (data after the object)", path);
+        rt_set_err(err, errlen, "%s: header is not valid JSON (data after the object)", path);
         goto out;
     }
     if (!cJSON_IsObject(root)) {
-        set_err(err, errlen, "%s: header is not a JSON object", path);
+        rt_set_err(err, errlen, "%s: header is not a JSON object", path);
         goto out;
     }
 
@@ -423,7 +414,7 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
         if (strcmp(j->string, "__metadata__") == 0) continue;
         for (int k = 0; k < nt; k++)
             if (strcmp(t[k].name, j->string) == 0) {
-                set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
+                rt_set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
                 goto out;
             }
         if (st_entry(path, j, data, dsize, &t[nt], &r[nt], err, errlen) != 0) goto out;
@@ -432,7 +423,7 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
     qsort(r, (size_t)nt, sizeof *r, cmp_range);
     for (int k = 1; k < nt; k++)
         if (r[k].b < r[k - 1].e && r[k].b < r[k].e) {
-            set_err(err, errlen, "%s: the data of tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path, r[k - 1].name,
+            rt_set_err(err, errlen, "%s: the data of tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path, r[k - 1].name,
                     (unsigned long long)r[k - 1].b, (unsigned long long)r[k - 1].e, r[k].name, (unsigned long long)r[k].b,
                     (unsigned long long)r[k].e);
             goto out;
@@ -451,10 +442,10 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
             for (int q = 0; q < nt && hl < sizeof have; q++)
                 hl += (size_t)snprintf(have + hl, sizeof have - hl, "%s'%s'", q ? ", " : "", t[q].name);
             if (k < ninputs)
-                set_err(err, errlen, "%s: no tensor '%s' for the model's input '%s' (the file holds %s)", path, want, want,
+                rt_set_err(err, errlen, "%s: no tensor '%s' for the model's input '%s' (the file holds %s)", path, want, want,
                         nt ? have : "no tensors");
             else
-                set_err(err, errlen, "%s: no tensor 'label' (the file holds %s)", path, nt ? have : "no tensors");
+                rt_set_err(err, errlen, "%s: no tensor 'label' (the file holds %s)", path, nt ? have : "no tensors");
             goto out;
         }
         use[k] = t[found];
@@ -528,7 +519,7 @@ static int npy_header(const char *path, const char *h, size_t hlen, ar_tensor *t
         if (!py_str(&c, key, sizeof key) || !eat(&c, ':')) goto bad;
         if (strcmp(key, "descr") == 0) {
             if (!py_str(&c, descr, sizeof descr)) {
-                set_err(err, errlen, "%s: unsupported element type (a structured or unusual 'descr')", path);
+                rt_set_err(err, errlen, "%s: unsupported element type (a structured or unusual 'descr')", path);
                 return -1;
             }
             seen[0] = true;
@@ -552,7 +543,7 @@ static int npy_header(const char *path, const char *h, size_t hlen, ar_tensor *t
             }
             seen[2] = true;
         } else {
-            set_err(err, errlen, "%s: unknown key '%s' in the .npy header", path, key);
+            rt_set_err(err, errlen, "%s: unknown key '%s' in the .npy header", path, key);
             return -1;
         }
         if (!eat(&c, ',') && !(skip_ws(&c), c.p < c.end && *c.p == '}')) goto bad;
@@ -560,7 +551,7 @@ static int npy_header(const char *path, const char *h, size_t hlen, ar_tensor *t
     if (!seen[0] || !seen[1] || !seen[2]) goto bad;
     snprintf(t->dtype_s, sizeof t->dtype_s, "'%s'", descr);
     if (descr[0] == '>' && strcmp(descr + 1, "u1") != 0 && strcmp(descr + 1, "i1") != 0) {
-        set_err(err, errlen, "%s: big-endian data (%s); save it little-endian (arr.astype('<%s'))", path, t->dtype_s, descr + 1);
+        rt_set_err(err, errlen, "%s: big-endian data (%s); save it little-endian (arr.astype('<%s'))", path, t->dtype_s, descr + 1);
         return -1;
     }
     t->dtype = -1;
@@ -568,16 +559,16 @@ static int npy_header(const char *path, const char *h, size_t hlen, ar_tensor *t
         for (int k = 0; k < AR_NTYPES; k++)
             if (ar_types[k].npy && strcmp(descr + 1, ar_types[k].npy) == 0) t->dtype = k;
     if (t->dtype < 0) {
-        set_err(err, errlen, "%s: unsupported element type %s", path, t->dtype_s);
+        rt_set_err(err, errlen, "%s: unsupported element type %s", path, t->dtype_s);
         return -1;
     }
     if (fortran && t->ndim > 1) {
-        set_err(err, errlen, "%s: the array is in Fortran order; save a C-order one (np.ascontiguousarray(arr))", path);
+        rt_set_err(err, errlen, "%s: the array is in Fortran order; save a C-order one (np.ascontiguousarray(arr))", path);
         return -1;
     }
     return 0;
 bad:
-    set_err(err, errlen, "%s: malformed .npy header", path);
+    rt_set_err(err, errlen, "%s: malformed .npy header", path);
     return -1;
 }
 
@@ -590,8 +581,8 @@ static int npy_open(ar_impl *a, const char *dir, const char *name, ar_tensor *t,
     snprintf(file, fl, "%s/%s.npy", dir, name);
     int merr = map_file(file, m, err, errlen);
     if (merr == ENOENT) { /* say what the file was for */
-        if (strcmp(name, "label") == 0) set_err(err, errlen, "%s: no such file (the labels)", m->path);
-        else set_err(err, errlen, "%s: no such file (the model's input '%s')", m->path, name);
+        if (strcmp(name, "label") == 0) rt_set_err(err, errlen, "%s: no such file (the labels)", m->path);
+        else rt_set_err(err, errlen, "%s: no such file (the model's input '%s')", m->path, name);
     }
     if (merr) return -1;
     const char *path = m->path;
@@ -600,26 +591,26 @@ static int npy_open(ar_impl *a, const char *dir, const char *name, ar_tensor *t,
     t->name = name;
     static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (m->len < 10 || memcmp(m->p, magic, 6) != 0) {
-        set_err(err, errlen, "%s: not a .npy file (no \\x93NUMPY magic)", path);
+        rt_set_err(err, errlen, "%s: not a .npy file (no \\x93NUMPY magic)", path);
         return -1;
     }
     int major = m->p[6];
     size_t hoff = major == 1 ? 10 : 12, hlen;
     if (major < 1 || major > 3 || m->len < hoff) {
-        set_err(err, errlen, "%s: unsupported .npy format version %d.%d", path, major, m->p[7]);
+        rt_set_err(err, errlen, "%s: unsupported .npy format version %d.%d", path, major, m->p[7]);
         return -1;
     }
     hlen = major == 1 ? (size_t)m->p[8] | (size_t)m->p[9] << 8
                       : (size_t)m->p[8] | (size_t)m->p[9] << 8 | (size_t)m->p[10] << 16 | (size_t)m->p[11] << 24;
     if (hlen > m->len - hoff) {
-        set_err(err, errlen, "%s: truncated .npy header (%zu bytes announced, %zu in the file)", path, hlen, m->len - hoff);
+        rt_set_err(err, errlen, "%s: truncated .npy header (%zu bytes announced, %zu in the file)", path, hlen, m->len - hoff);
         return -1;
     }
     if (npy_header(path, (const char *)m->p + hoff, hlen, t, err, errlen) != 0) return -1;
     uint64_t numel = 1;
     for (int d = 0; d < t->ndim; d++) {
         if (t->shape[d] != 0 && numel > (UINT64_MAX / 8) / (uint64_t)t->shape[d]) {
-            set_err(err, errlen, "%s: the shape is too large", path);
+            rt_set_err(err, errlen, "%s: the shape is too large", path);
             return -1;
         }
         numel *= (uint64_t)t->shape[d];
@@ -628,7 +619,7 @@ static int npy_open(ar_impl *a, const char *dir, const char *name, ar_tensor *t,
     if (have != need) {
         char s[AR_MAX_DIM * 24];
         fmt_shape(s, sizeof s, t->ndim, t->shape, false);
-        set_err(err, errlen, "%s: %s: %llu bytes of data, but shape %s of %s needs %llu", path,
+        rt_set_err(err, errlen, "%s: %s: %llu bytes of data, but shape %s of %s needs %llu", path,
                 have < need ? "truncated" : "trailing data", (unsigned long long)have, s, t->dtype_s, (unsigned long long)need);
         return -1;
     }
@@ -655,11 +646,11 @@ rt_source *rt_arrays_open(const char *dir, const char *split, const rt_source_in
                           char *err, size_t errlen) {
     if (missing) *missing = false;
     if (ninputs < 1 || ninputs > RT_MAXIN || !inputs) {
-        set_err(err, errlen, "%s: internal: %d model inputs (1 to %d)", dir, ninputs, RT_MAXIN);
+        rt_set_err(err, errlen, "%s: internal: %d model inputs (1 to %d)", dir, ninputs, RT_MAXIN);
         return NULL;
     }
     if (!split || !split[0] || strchr(split, '/')) {
-        set_err(err, errlen, "%s: internal: bad split name '%s'", dir, split ? split : "(null)");
+        rt_set_err(err, errlen, "%s: internal: bad split name '%s'", dir, split ? split : "(null)");
         return NULL;
     }
     for (int k = 0; k < ninputs; k++) {
@@ -668,7 +659,7 @@ rt_source *rt_arrays_open(const char *dir, const char *split, const rt_source_in
                   in->ndim >= 1 && in->ndim <= 4;
         for (int d = 0; ok && d < in->ndim; d++) ok = in->shape[d] >= 1;
         if (!ok) {
-            set_err(err, errlen, "%s: internal: model input %d ('%s') cannot be read from arrays", dir, k,
+            rt_set_err(err, errlen, "%s: internal: model input %d ('%s') cannot be read from arrays", dir, k,
                     in->name ? in->name : "(null)");
             return NULL;
         }
@@ -676,7 +667,7 @@ rt_source *rt_arrays_open(const char *dir, const char *split, const rt_source_in
     struct stat st;
     int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
     if (e) {
-        set_err(err, errlen, "%s: %s", dir, strerror(e));
+        rt_set_err(err, errlen, "%s: %s", dir, strerror(e));
         return NULL;
     }
     /* The split is there when either name exists; anything but "no such
@@ -687,16 +678,16 @@ rt_source *rt_arrays_open(const char *dir, const char *split, const rt_source_in
     bool has_file = ferr == 0, has_dir = derr == 0;
     rt_source *s = NULL;
     if ((ferr && ferr != ENOENT) || (derr && derr != ENOENT && derr != ENOTDIR)) {
-        set_err(err, errlen, "%s: %s", ferr && ferr != ENOENT ? sfile : stpath, strerror(ferr && ferr != ENOENT ? ferr : derr));
+        rt_set_err(err, errlen, "%s: %s", ferr && ferr != ENOENT ? sfile : stpath, strerror(ferr && ferr != ENOENT ? ferr : derr));
         goto done;
     }
     if (has_file && has_dir) {
-        set_err(err, errlen, "%s: both %s.safetensors and the directory %s/ exist; keep one", dir, split, split);
+        rt_set_err(err, errlen, "%s: both %s.safetensors and the directory %s/ exist; keep one", dir, split, split);
         goto done;
     }
     if (!has_file && !has_dir) {
         if (missing) *missing = true;
-        set_err(err, errlen, "%s: no %s split (neither %s.safetensors nor %s/*.npy)", dir, split, split, split);
+        rt_set_err(err, errlen, "%s: no %s split (neither %s.safetensors nor %s/*.npy)", dir, split, split, split);
         goto done;
     }
     s = rt_alloc(sizeof *s);

@@ -33,15 +33,6 @@
 #define CKPT_SAVE_MAX_DIM 5          /* rt_tensor.shape */
 #define JSON_MAX_INT 9007199254740992.0 /* 2^53: integers a JSON number holds exactly */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *dtype_name(int dtype) {
     switch (dtype) {
     case RT_F32: return "F32";
@@ -106,28 +97,28 @@ static cJSON *json_u64(uint64_t v) {
 static long long tensor_bytes(const char *path, const rt_tensor *t, char *err, size_t errlen) {
     const char *name = t->name ? t->name : "(null)";
     if (!dtype_name(t->dtype)) {
-        set_err(err, errlen, "%s: tensor '%s': unknown dtype %d", path, name, t->dtype);
+        rt_set_err(err, errlen, "%s: tensor '%s': unknown dtype %d", path, name, t->dtype);
         return -1;
     }
     if (t->ndim < 0 || t->ndim > CKPT_SAVE_MAX_DIM) {
-        set_err(err, errlen, "%s: tensor '%s': %d dimensions (0..%d supported)", path, name, t->ndim, CKPT_SAVE_MAX_DIM);
+        rt_set_err(err, errlen, "%s: tensor '%s': %d dimensions (0..%d supported)", path, name, t->ndim, CKPT_SAVE_MAX_DIM);
         return -1;
     }
     uint64_t numel = 1;
     for (int d = 0; d < t->ndim; d++) {
         if (t->shape[d] < 0 || (double)t->shape[d] > JSON_MAX_INT) {
-            set_err(err, errlen, "%s: tensor '%s': bad dimension %lld", path, name, (long long)t->shape[d]);
+            rt_set_err(err, errlen, "%s: tensor '%s': bad dimension %lld", path, name, (long long)t->shape[d]);
             return -1;
         }
         numel *= (uint64_t)t->shape[d];
         if ((double)numel > JSON_MAX_INT / 8) {
-            set_err(err, errlen, "%s: tensor '%s': too large", path, name);
+            rt_set_err(err, errlen, "%s: tensor '%s': too large", path, name);
             return -1;
         }
     }
     uint64_t bytes = numel * dtype_size(t->dtype);
     if (bytes > 0 && !t->data) {
-        set_err(err, errlen, "%s: tensor '%s': no data", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': no data", path, name);
         return -1;
     }
     return (long long)bytes;
@@ -137,7 +128,7 @@ static long long tensor_bytes(const char *path, const rt_tensor *t, char *err, s
 static char *build_header(const char *path, const rt_tensor *t, int n, const char *const *meta, int n_meta, size_t *hlen,
                           char *err, size_t errlen) {
     if (n < 0 || n_meta < 0 || (n > 0 && !t) || (n_meta > 0 && !meta)) {
-        set_err(err, errlen, "%s: internal: bad tensor or metadata table", path);
+        rt_set_err(err, errlen, "%s: internal: bad tensor or metadata table", path);
         return NULL;
     }
     cJSON *root = ck(cJSON_CreateObject());
@@ -147,7 +138,7 @@ static char *build_header(const char *path, const rt_tensor *t, int n, const cha
         for (int i = 0; i < n_meta; i++) {
             const char *k = meta[2 * i], *v = meta[2 * i + 1];
             if (!k || !v || !utf8_valid(k) || !utf8_valid(v)) {
-                set_err(err, errlen, "%s: metadata entry %d is missing or not valid UTF-8", path, i);
+                rt_set_err(err, errlen, "%s: metadata entry %d is missing or not valid UTF-8", path, i);
                 cJSON_Delete(root);
                 return NULL;
             }
@@ -168,7 +159,7 @@ static char *build_header(const char *path, const rt_tensor *t, int n, const cha
                           : cJSON_GetObjectItemCaseSensitive(root, name) ? "appears twice"
                                                                          : NULL;
         if (why) {
-            set_err(err, errlen, "%s: tensor %d ('%s') %s", path, i, name ? name : "", why);
+            rt_set_err(err, errlen, "%s: tensor %d ('%s') %s", path, i, name ? name : "", why);
             cJSON_Delete(root);
             return NULL;
         }
@@ -208,14 +199,14 @@ int rt_ckpt_save(const char *path, const rt_tensor *t, int n, const char *const 
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        set_err(err, errlen, "%s: cannot create the temporary file %s: %s", path, tmp, strerror(errno));
+        rt_set_err(err, errlen, "%s: cannot create the temporary file %s: %s", path, tmp, strerror(errno));
         free(hdr);
         free(tmp);
         return -1;
     }
     FILE *f = fdopen(fd, "wb");
     if (!f) {
-        set_err(err, errlen, "%s: cannot write the temporary file %s: %s", path, tmp, strerror(errno));
+        rt_set_err(err, errlen, "%s: cannot write the temporary file %s: %s", path, tmp, strerror(errno));
         close(fd);
         goto fail;
     }
@@ -229,15 +220,15 @@ int rt_ckpt_save(const char *path, const rt_tensor *t, int n, const char *const 
     if (!ok) {
         int e = errno;
         fclose(f);
-        set_err(err, errlen, "%s: %s of the temporary file %s failed: %s", path, step, tmp, strerror(e));
+        rt_set_err(err, errlen, "%s: %s of the temporary file %s failed: %s", path, step, tmp, strerror(e));
         goto fail;
     }
     if (fclose(f) != 0) {
-        set_err(err, errlen, "%s: closing the temporary file %s failed: %s", path, tmp, strerror(errno));
+        rt_set_err(err, errlen, "%s: closing the temporary file %s failed: %s", path, tmp, strerror(errno));
         goto fail;
     }
     if (rename(tmp, path) != 0) {
-        set_err(err, errlen, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+        rt_set_err(err, errlen, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
         goto fail;
     }
     free(hdr);
@@ -253,7 +244,7 @@ int rt_ckpt_save(const char *path, const rt_tensor *t, int n, const char *const 
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
     if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != ENOTSUP)) {
-        set_err(err, errlen, "%s: written, but syncing its directory %s failed: %s", path, dir, strerror(errno));
+        rt_set_err(err, errlen, "%s: written, but syncing its directory %s failed: %s", path, dir, strerror(errno));
         rc = -1;
     }
     if (dfd >= 0) close(dfd);
@@ -314,21 +305,21 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
     const char *name = j->string;
     e->name = name;
     if (!cJSON_IsObject(j)) {
-        set_err(err, errlen, "%s: tensor '%s': entry is not a JSON object", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': entry is not a JSON object", path, name);
         return -1;
     }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(j, "shape"),
                 *of = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
     if (!cJSON_IsString(dt)) {
-        set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
         return -1;
     }
     if ((e->dtype = dtype_parse(dt->valuestring)) < 0) {
-        set_err(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (F32, F64 or I64 expected)", path, name, dt->valuestring);
+        rt_set_err(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (F32, F64 or I64 expected)", path, name, dt->valuestring);
         return -1;
     }
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > CKPT_MAX_DIM) {
-        set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, CKPT_MAX_DIM);
+        rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, CKPT_MAX_DIM);
         return -1;
     }
     uint64_t numel = 1;
@@ -337,7 +328,7 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
     cJSON_ArrayForEach(x, sh) {
         uint64_t v;
         if (!json_uint(x, &v)) {
-            set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
+            rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
             return -1;
         }
         e->shape[e->ndim++] = (int64_t)v;
@@ -347,11 +338,11 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
     }
     uint64_t b, en, es = dtype_size(e->dtype);
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) || !json_uint(of->child->next, &en)) {
-        set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
+        rt_set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
         return -1;
     }
     if (b > en || en > dsize) {
-        set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data section (%llu bytes): truncated or corrupt", path, name,
+        rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data section (%llu bytes): truncated or corrupt", path, name,
                 (unsigned long long)b, (unsigned long long)en, (unsigned long long)dsize);
         return -1;
     }
@@ -363,9 +354,9 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
         char s[8 * 24];
         fmt_shape(s, sizeof s, e);
         if (too_big)
-            set_err(err, errlen, "%s: tensor '%s': shape %s of %s is too large", path, name, s, dt->valuestring);
+            rt_set_err(err, errlen, "%s: tensor '%s': shape %s of %s is too large", path, name, s, dt->valuestring);
         else
-            set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%llu bytes)", path,
+            rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%llu bytes)", path,
                     name, (unsigned long long)b, (unsigned long long)en, s, dt->valuestring,
                     (unsigned long long)(numel * es));
         return -1;
@@ -384,24 +375,24 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
 rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     int bad = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (bad) {
-        set_err(err, errlen, "%s: %s", path, strerror(bad));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(bad));
         fclose(f);
         return NULL;
     }
     uint64_t size = (uint64_t)st.st_size;
     if (size == 0) {
-        set_err(err, errlen, "%s: empty file (not a safetensors checkpoint)", path);
+        rt_set_err(err, errlen, "%s: empty file (not a safetensors checkpoint)", path);
         fclose(f);
         return NULL;
     }
     if (size < 8) {
-        set_err(err, errlen, "%s: too short for a safetensors checkpoint (%llu bytes)", path, (unsigned long long)size);
+        rt_set_err(err, errlen, "%s: too short for a safetensors checkpoint (%llu bytes)", path, (unsigned long long)size);
         fclose(f);
         return NULL;
     }
@@ -411,46 +402,46 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
     if (got != size) {
-        set_err(err, errlen, "%s: read error: %s", path, rerr ? strerror(rerr) : "the file shrank while being read");
+        rt_set_err(err, errlen, "%s: read error: %s", path, rerr ? strerror(rerr) : "the file shrank while being read");
         goto fail;
     }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)c->buf[i] << (8 * i);
     if (hlen > size - 8) {
-        set_err(err, errlen, "%s: header length %llu is larger than the rest of the file (%llu bytes): truncated or not a safetensors file",
+        rt_set_err(err, errlen, "%s: header length %llu is larger than the rest of the file (%llu bytes): truncated or not a safetensors file",
                 path, (unsigned long long)hlen, (unsigned long long)(size - 8));
         goto fail;
     }
     if (hlen > CKPT_MAX_HEADER) {
-        set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen, CKPT_MAX_HEADER);
+        rt_set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen, CKPT_MAX_HEADER);
         goto fail;
     }
     /* cJSON wants a terminated string; a NUL inside would cut the header short. */
     char *h = rt_alloc((size_t)hlen + 1);
     memcpy(h, c->buf + 8, (size_t)hlen);
     if (memchr(h, '\0', (size_t)hlen)) {
-        set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
+        rt_set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
         free(h);
         goto fail;
     }
     const char *end = NULL;
     c->root = cJSON_ParseWithOpts(h, &end, 0);
     if (!c->root) {
-        set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
+        rt_set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
                 (unsigned long long)hlen);
         free(h);
         goto fail;
     }
     size_t rest = strspn(end, " \t\r\n");
     if (end[rest] != '\0') {
-        set_err(err, errlen, "%s: header is not valid JSON (unexpected data at byte %lld after the object)", path,
+        rt_set_err(err, errlen, "%s: header is not valid JSON (unexpected data at byte %lld after the object)", path,
                 (long long)(end + rest - h));
         free(h);
         goto fail;
     }
     free(h);
     if (!cJSON_IsObject(c->root)) {
-        set_err(err, errlen, "%s: header is not a JSON object", path);
+        rt_set_err(err, errlen, "%s: header is not a JSON object", path);
         goto fail;
     }
 
@@ -464,7 +455,7 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
             const cJSON *kv;
             cJSON_ArrayForEach(kv, j) ok = ok && cJSON_IsString(kv);
             if (!ok) {
-                set_err(err, errlen, "%s: \"__metadata__\" is not a single object of strings", path);
+                rt_set_err(err, errlen, "%s: \"__metadata__\" is not a single object of strings", path);
                 goto fail;
             }
             c->meta = j;
@@ -472,7 +463,7 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
         }
         for (int i = 0; i < c->n; i++)
             if (strcmp(c->t[i].name, j->string) == 0) {
-                set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
+                rt_set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
                 goto fail;
             }
         if (parse_entry(path, j, data, dsize, &c->t[c->n], err, errlen) != 0) {

@@ -33,15 +33,6 @@
  * lists name three: depth, color, duo_left). */
 #define CLIP_MAX_FIELDS 16
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = rt_alloc(n);
@@ -131,19 +122,19 @@ static bool parse_int(const char *s, size_t n, int *out) {
 static int parse_sensor(const field *f, const char **file, int *filelen, int *start, int *end, char *msg, size_t msglen) {
     const char *v = f->value, *c1 = strchr(v, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c1 || !c2 || strchr(c2 + 1, ':')) {
-        set_err(msg, msglen, "field '%s' is not SENSOR:FILE:START:END", f->key);
+        rt_set_err(msg, msglen, "field '%s' is not SENSOR:FILE:START:END", f->key);
         return -1;
     }
     if (c1 == v) {
-        set_err(msg, msglen, "field '%s' names no file", f->key);
+        rt_set_err(msg, msglen, "field '%s' names no file", f->key);
         return -1;
     }
     if (!parse_int(c1 + 1, (size_t)(c2 - c1 - 1), start) || !parse_int(c2 + 1, strlen(c2 + 1), end)) {
-        set_err(msg, msglen, "field '%s': the start and end frames must be whole numbers >= 0", f->key);
+        rt_set_err(msg, msglen, "field '%s': the start and end frames must be whole numbers >= 0", f->key);
         return -1;
     }
     if (*start >= *end) {
-        set_err(msg, msglen, "field '%s': the frame range %d:%d is empty (START must be less than END, which is exclusive)",
+        rt_set_err(msg, msglen, "field '%s': the frame range %d:%d is empty (START must be less than END, which is exclusive)",
                 f->key, *start, *end);
         return -1;
     }
@@ -167,20 +158,20 @@ static int parse_line(char *line, const char *root, const char *const *modalitie
     for (char *save = NULL, *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
         char *colon = strchr(tok, ':');
         if (!colon) {
-            set_err(msg, msglen, "'%s' is not KEY:VALUE", tok);
+            rt_set_err(msg, msglen, "'%s' is not KEY:VALUE", tok);
             return -1;
         }
         *colon = '\0';
         if (colon == tok) {
-            set_err(msg, msglen, "':%s' has no key", colon + 1);
+            rt_set_err(msg, msglen, "':%s' has no key", colon + 1);
             return -1;
         }
         if (find_field(f, nf, tok)) {
-            set_err(msg, msglen, "field '%s' appears twice", tok);
+            rt_set_err(msg, msglen, "field '%s' appears twice", tok);
             return -1;
         }
         if (nf == CLIP_MAX_FIELDS) {
-            set_err(msg, msglen, "more than %d fields", CLIP_MAX_FIELDS);
+            rt_set_err(msg, msglen, "more than %d fields", CLIP_MAX_FIELDS);
             return -1;
         }
         f[nf++] = (field){tok, colon + 1, (int)(colon - tok)};
@@ -188,16 +179,16 @@ static int parse_line(char *line, const char *root, const char *const *modalitie
 
     const field *path = find_field(f, nf, "path"), *label = find_field(f, nf, "label");
     if (!path || !path->value[0]) {
-        set_err(msg, msglen, "no path:DIRECTORY field");
+        rt_set_err(msg, msglen, "no path:DIRECTORY field");
         return -1;
     }
     if (!label) {
-        set_err(msg, msglen, "no label:N field");
+        rt_set_err(msg, msglen, "no label:N field");
         return -1;
     }
     int lab;
     if (!parse_int(label->value, strlen(label->value), &lab) || lab < 1) {
-        set_err(msg, msglen, "label '%s' is not a whole number >= 1 (labels count from 1)", label->value);
+        rt_set_err(msg, msglen, "label '%s' is not a whole number >= 1 (labels count from 1)", label->value);
         return -1;
     }
     c->label = lab - 1;
@@ -214,7 +205,7 @@ static int parse_line(char *line, const char *root, const char *const *modalitie
     for (int k = 0; k < nmod; k++) {
         const field *m = find_field(f, nf, modalities[k]);
         if (!m) {
-            set_err(msg, msglen, "no %s:FILE:START:END field (model input %d reads the %s video)", modalities[k], k, modalities[k]);
+            rt_set_err(msg, msglen, "no %s:FILE:START:END field (model input %d reads the %s video)", modalities[k], k, modalities[k]);
             return -1;
         }
         const char *file;
@@ -235,7 +226,7 @@ static int parse_line(char *line, const char *root, const char *const *modalitie
 static char *read_text(const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -254,12 +245,12 @@ static char *read_text(const char *path, char *err, size_t errlen) {
     int bad = ferror(fp) ? errno : 0;
     fclose(fp);
     if (bad) {
-        set_err(err, errlen, "%s: read error: %s", path, strerror(bad));
+        rt_set_err(err, errlen, "%s: read error: %s", path, strerror(bad));
         free(buf);
         return NULL;
     }
     if (memchr(buf, '\0', n)) {
-        set_err(err, errlen, "%s: not a text file (it holds NUL bytes)", path);
+        rt_set_err(err, errlen, "%s: not a text file (it holds NUL bytes)", path);
         free(buf);
         return NULL;
     }
@@ -313,17 +304,17 @@ static int video_open(video *v, const char *path, char *err, size_t errlen) {
     av_dict_free(&opt);
     free(url);
     if (r < 0) {
-        set_err(err, errlen, "%s: cannot open the video: %s%s", path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
+        rt_set_err(err, errlen, "%s: cannot open the video: %s%s", path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
         return -1;
     }
     if ((r = avformat_find_stream_info(v->fmt, NULL)) < 0) {
-        set_err(err, errlen, "%s: cannot read the video's streams: %s%s", path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
+        rt_set_err(err, errlen, "%s: cannot read the video's streams: %s%s", path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
         return -1;
     }
     const AVCodec *codec = NULL;
     v->stream = av_find_best_stream(v->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (v->stream < 0) {
-        set_err(err, errlen, "%s: %s", path,
+        rt_set_err(err, errlen, "%s: %s", path,
                 v->stream == AVERROR_DECODER_NOT_FOUND ? "FFmpeg has no decoder for its video stream" : "no video stream (not a video?)");
         return -1;
     }
@@ -331,14 +322,14 @@ static int video_open(video *v, const char *path, char *err, size_t errlen) {
     v->dec = avcodec_alloc_context3(codec);
     if (!v->dec) rt_die("out of memory opening %s", path);
     if ((r = avcodec_parameters_to_context(v->dec, st->codecpar)) < 0) {
-        set_err(err, errlen, "%s: %s", path, av_err(r, e, sizeof e));
+        rt_set_err(err, errlen, "%s: %s", path, av_err(r, e, sizeof e));
         return -1;
     }
     /* Examples are decoded on several threads already; a decoder's own
      * threads would only compete with them. */
     v->dec->thread_count = 1;
     if ((r = avcodec_open2(v->dec, codec, NULL)) < 0) {
-        set_err(err, errlen, "%s: cannot open the %s decoder: %s%s", path, codec->name, av_err(r, e, sizeof e),
+        rt_set_err(err, errlen, "%s: cannot open the %s decoder: %s%s", path, codec->name, av_err(r, e, sizeof e),
                 av_detail(d, sizeof d));
         return -1;
     }
@@ -360,7 +351,7 @@ static int video_next(video *v, char *err, size_t errlen) {
         if (r == 0) return 1;
         if (r == AVERROR_EOF) return 0;
         if (r != AVERROR(EAGAIN)) {
-            set_err(err, errlen, "%s: cannot decode a frame: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
+            rt_set_err(err, errlen, "%s: cannot decode a frame: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
             return -1;
         }
         r = av_read_frame(v->fmt, v->pkt);
@@ -371,7 +362,7 @@ static int video_next(video *v, char *err, size_t errlen) {
             continue;
         }
         if (r < 0) {
-            set_err(err, errlen, "%s: read error: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
+            rt_set_err(err, errlen, "%s: read error: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
             return -1;
         }
         if (v->pkt->stream_index != v->stream) {
@@ -381,7 +372,7 @@ static int video_next(video *v, char *err, size_t errlen) {
         r = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
         if (r < 0) {
-            set_err(err, errlen, "%s: cannot decode a frame: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
+            rt_set_err(err, errlen, "%s: cannot decode a frame: %s%s", v->path, av_err(r, e, sizeof e), av_detail(d, sizeof d));
             return -1;
         }
     }
@@ -398,7 +389,7 @@ static int video_start(video *v, const char *path, char *err, size_t errlen) {
     if (r < 0) return -1;
     if (r == 0) {
         char d[300];
-        set_err(err, errlen, "%s: the video has no frames%s", path, av_detail(d, sizeof d));
+        rt_set_err(err, errlen, "%s: the video has no frames%s", path, av_detail(d, sizeof d));
         return -1;
     }
     v->t0 = v->frame->best_effort_timestamp;
@@ -596,7 +587,7 @@ static int convert_sws(video *v, int c, float *dst, size_t cstride, resizer *r, 
                                 SWS_BILINEAR, NULL, NULL, NULL);
         if (!v->sws) {
             const char *name = av_get_pix_fmt_name(f->format);
-            set_err(err, errlen, "%s: cannot convert its pixel format (%s) to %s", v->path, name ? name : "unknown",
+            rt_set_err(err, errlen, "%s: cannot convert its pixel format (%s) to %s", v->path, name ? name : "unknown",
                     c == 3 ? "RGB" : "gray");
             return -1;
         }
@@ -614,7 +605,7 @@ static int convert_sws(video *v, int c, float *dst, size_t cstride, resizer *r, 
     uint8_t *out[4] = {v->pix, NULL, NULL, NULL};
     int stride[4] = {v->pix_stride, 0, 0, 0};
     if (sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, out, stride) != f->height) {
-        set_err(err, errlen, "%s: cannot convert a frame to %s", v->path, c == 3 ? "RGB" : "gray");
+        rt_set_err(err, errlen, "%s: cannot convert a frame to %s", v->path, c == 3 ? "RGB" : "gray");
         return -1;
     }
     const lerp2d *t = lerp_for(&r->full, f->width, f->height, r->w, r->h);
@@ -628,7 +619,7 @@ static int convert_sws(video *v, int c, float *dst, size_t cstride, resizer *r, 
 static int frame_to_slot(video *v, int c, float *dst, size_t cstride, resizer *r, char *err, size_t errlen) {
     const AVFrame *f = v->frame;
     if (f->width <= 0 || f->height <= 0 || f->width > 16384 || f->height > 16384) {
-        set_err(err, errlen, "%s: a frame of %dx%d pixels", v->path, f->width, f->height);
+        rt_set_err(err, errlen, "%s: a frame of %dx%d pixels", v->path, f->width, f->height);
         return -1;
     }
     if (!r->row[0]) r->row[0] = rt_alloc(sizeof(float) * (size_t)r->w), r->row[1] = rt_alloc(sizeof(float) * (size_t)r->w);
@@ -662,7 +653,7 @@ static int clips_read(rt_source *s, int i, int in, float *dst, char *err, size_t
     if (video_start(&v, cv->path, err, errlen) != 0) goto fail;
     int64_t declared = v.fmt->streams[v.stream]->nb_frames; /* 0 when the container does not say */
     if (declared > 0 && cv->end > declared) {
-        set_err(err, errlen, "%s: frames %d:%d (%s:%d) reach past the end of the clip, which has %lld frames", cv->path, cv->start,
+        rt_set_err(err, errlen, "%s: frames %d:%d (%s:%d) reach past the end of the clip, which has %lld frames", cv->path, cv->start,
                 cv->end, im->list, c->line, (long long)declared);
         goto fail;
     }
@@ -680,7 +671,7 @@ static int clips_read(rt_source *s, int i, int in, float *dst, char *err, size_t
             int r = video_next(&v, err, errlen);
             if (r < 0) goto fail;
             if (r == 0) {
-                set_err(err, errlen, "%s: frames %d:%d (%s:%d) reach past the end of the clip, which ends after %lld frames%s%s",
+                rt_set_err(err, errlen, "%s: frames %d:%d (%s:%d) reach past the end of the clip, which ends after %lld frames%s%s",
                         cv->path, cv->start, cv->end, im->list, c->line, (long long)(last + 1),
                         declared > last + 1 ? " (the container promises more: truncated?)" : "", av_detail(d, sizeof d));
                 goto fail;
@@ -691,7 +682,7 @@ static int clips_read(rt_source *s, int i, int in, float *dst, char *err, size_t
         bool numbered = !v.timed || frame_number(&v, &n);
         if (!numbered || (seeked && last < 0 && n > cv->start)) {
             if (restarted) {
-                set_err(err, errlen, "%s: cannot find frame %d: the video's timestamps are inconsistent", cv->path, cv->start);
+                rt_set_err(err, errlen, "%s: cannot find frame %d: the video's timestamps are inconsistent", cv->path, cv->start);
                 goto fail;
             }
             video_close(&v);
@@ -740,19 +731,19 @@ rt_source *rt_clips_open(const char *list, const char *root, const char *const *
                          const rt_source_input *inputs, char *err, size_t errlen) {
     pthread_once(&av_once, av_setup);
     if (nmod < 1) {
-        set_err(err, errlen, "%s: no modalities to read", list);
+        rt_set_err(err, errlen, "%s: no modalities to read", list);
         return NULL;
     }
     for (int k = 0; k < nmod; k++) {
         const rt_source_input *in = &inputs[k];
         if (!modalities[k] || !modalities[k][0] || strchr(modalities[k], ':') || !strcmp(modalities[k], "path") ||
             !strcmp(modalities[k], "label")) {
-            set_err(err, errlen, "%s: model input '%s': '%s' is not a sensor of the list", list, in->name,
+            rt_set_err(err, errlen, "%s: model input '%s': '%s' is not a sensor of the list", list, in->name,
                     modalities[k] ? modalities[k] : "(null)");
             return NULL;
         }
         if (in->ndim != 4 || (in->shape[0] != 1 && in->shape[0] != 3) || in->shape[1] < 1 || in->shape[2] < 1 || in->shape[3] < 1) {
-            set_err(err, errlen, "%s: model input '%s' must be a clip [C, T, H, W] with 1 (gray) or 3 (RGB) channels", list,
+            rt_set_err(err, errlen, "%s: model input '%s' must be a clip [C, T, H, W] with 1 (gray) or 3 (RGB) channels", list,
                     in->name);
             return NULL;
         }
@@ -808,7 +799,7 @@ rt_source *rt_clips_open(const char *list, const char *root, const char *const *
         clip *c = &im->clips[im->nclips++];
         c->line = lineno;
         if (parse_line(p, root, modalities, nmod, c, msg, sizeof msg) != 0) {
-            set_err(err, errlen, "%s:%d: %s", list, lineno, msg);
+            rt_set_err(err, errlen, "%s:%d: %s", list, lineno, msg);
             goto fail;
         }
         for (int k = 0; k < nmod; k++) {
@@ -816,13 +807,13 @@ rt_source *rt_clips_open(const char *list, const char *root, const char *const *
             const char *vp = c->video[k].path;
             int bad = stat(vp, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
             if (bad) {
-                set_err(err, errlen, "%s:%d: %s: %s", list, lineno, vp, strerror(bad));
+                rt_set_err(err, errlen, "%s:%d: %s: %s", list, lineno, vp, strerror(bad));
                 goto fail;
             }
         }
     }
     if (im->nclips == 0) {
-        set_err(err, errlen, "%s: no clips in the list", list);
+        rt_set_err(err, errlen, "%s: no clips in the list", list);
         goto fail;
     }
 

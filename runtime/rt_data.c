@@ -27,15 +27,6 @@
 
 #define CG_CLASSES 10
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
@@ -68,7 +59,7 @@ static long long gz_read_full(gzFile g, void *buf, size_t n, const char *path, c
             const char *msg = gzerror(g, &zerr);
             /* zlib prefixes the name it knows the stream by: "<fd:3>: " */
             if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": ")) msg = strstr(msg, ": ") + 2;
-            set_err(err, errlen, "%s: read error: %s", path, zerr == Z_ERRNO ? strerror(errno) : msg);
+            rt_set_err(err, errlen, "%s: read error: %s", path, zerr == Z_ERRNO ? strerror(errno) : msg);
             return -1;
         }
         if (r == 0) break;
@@ -87,24 +78,24 @@ static int idx_parse(gzFile g, const char *path, int want_ndim, rt_idx *out, cha
     long long got = gz_read_full(g, hdr, 4, path, err, errlen);
     if (got < 0) return -1;
     if (got == 0) {
-        set_err(err, errlen, "%s: empty file (not an IDX file)", path);
+        rt_set_err(err, errlen, "%s: empty file (not an IDX file)", path);
         return -1;
     }
     if (got < 4) {
-        set_err(err, errlen, "%s: truncated header: expected %d bytes, found %lld", path, 4 + 4 * want_ndim, got);
+        rt_set_err(err, errlen, "%s: truncated header: expected %d bytes, found %lld", path, 4 + 4 * want_ndim, got);
         return -1;
     }
     /* Byte 2 is the element type, byte 3 the number of dimensions. */
     if (hdr[0] != 0 || hdr[1] != 0) {
-        set_err(err, errlen, "%s: not an IDX file (magic 0x%08x, expected 0x000008%02x)", path, be32(hdr), want_ndim);
+        rt_set_err(err, errlen, "%s: not an IDX file (magic 0x%08x, expected 0x000008%02x)", path, be32(hdr), want_ndim);
         return -1;
     }
     if (hdr[2] != 0x08) {
-        set_err(err, errlen, "%s: unsupported IDX data type 0x%02x (expected 0x08, unsigned byte)", path, hdr[2]);
+        rt_set_err(err, errlen, "%s: unsupported IDX data type 0x%02x (expected 0x08, unsigned byte)", path, hdr[2]);
         return -1;
     }
     if (hdr[3] != want_ndim) {
-        set_err(err, errlen, "%s: the IDX file has %d dimensions, expected %d (%s)", path, hdr[3], want_ndim,
+        rt_set_err(err, errlen, "%s: the IDX file has %d dimensions, expected %d (%s)", path, hdr[3], want_ndim,
                 want_ndim == 1 ? "labels" : "images");
         return -1;
     }
@@ -112,24 +103,24 @@ static int idx_parse(gzFile g, const char *path, int want_ndim, rt_idx *out, cha
     got = gz_read_full(g, hdr + 4, dbytes, path, err, errlen);
     if (got < 0) return -1;
     if ((size_t)got < dbytes) {
-        set_err(err, errlen, "%s: truncated header: expected %zu bytes, found %lld", path, 4 + dbytes, 4 + got);
+        rt_set_err(err, errlen, "%s: truncated header: expected %zu bytes, found %lld", path, 4 + dbytes, 4 + got);
         return -1;
     }
     uint64_t total = 1;
     for (int d = 0; d < want_ndim; d++) {
         uint32_t v = be32(hdr + 4 + 4 * d);
         if (v == 0) {
-            set_err(err, errlen, "%s: dimension %d is 0", path, d);
+            rt_set_err(err, errlen, "%s: dimension %d is 0", path, d);
             return -1;
         }
         if (v > INT_MAX) {
-            set_err(err, errlen, "%s: dimension %d is %u, too large", path, d, v);
+            rt_set_err(err, errlen, "%s: dimension %d is %u, too large", path, d, v);
             return -1;
         }
         out->dims[d] = (int)v;
         total *= v; /* <= 2^31 * 2^31 before the check below: no overflow */
         if (total > IDX_MAX_BYTES) {
-            set_err(err, errlen, "%s: the dimensions describe more than 2^31 bytes of data", path);
+            rt_set_err(err, errlen, "%s: the dimensions describe more than 2^31 bytes of data", path);
             return -1;
         }
     }
@@ -155,14 +146,14 @@ static int idx_parse(gzFile g, const char *path, int want_ndim, rt_idx *out, cha
         buf = nb, cap = ncap;
     }
     if (have < need) {
-        set_err(err, errlen, "%s: truncated: expected %zu bytes of data, found %zu", path, need, have);
+        rt_set_err(err, errlen, "%s: truncated: expected %zu bytes of data, found %zu", path, need, have);
         free(buf);
         return -1;
     }
     uint8_t extra;
     got = gz_read_full(g, &extra, 1, path, err, errlen);
     if (got != 0) {
-        if (got > 0) set_err(err, errlen, "%s: trailing data after the %zu bytes of data the header describes", path, need);
+        if (got > 0) rt_set_err(err, errlen, "%s: trailing data after the %zu bytes of data the header describes", path, need);
         free(buf);
         return -1;
     }
@@ -173,7 +164,7 @@ static int idx_parse(gzFile g, const char *path, int want_ndim, rt_idx *out, cha
 int rt_idx_read(const char *path, int want_ndim, rt_idx *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (want_ndim < 1 || want_ndim > 4) {
-        set_err(err, errlen, "%s: internal: cannot read IDX files of %d dimensions", path, want_ndim);
+        rt_set_err(err, errlen, "%s: internal: cannot read IDX files of %d dimensions", path, want_ndim);
         return -1;
     }
     /* open() first so that a missing file is told apart from other errors
@@ -184,21 +175,21 @@ int rt_idx_read(const char *path, int want_ndim, rt_idx *out, char *err, size_t 
     if (fd < 0 && errno == ENOENT) {
         fd = open(alt, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
-            set_err(err, errlen, "%s: %s (also tried %s)", path, strerror(ENOENT), base_name(alt));
+            rt_set_err(err, errlen, "%s: %s (also tried %s)", path, strerror(ENOENT), base_name(alt));
             free(alt);
             return -1;
         }
         used = alt;
     }
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", used, strerror(errno));
+        rt_set_err(err, errlen, "%s: %s", used, strerror(errno));
         free(alt);
         return -1;
     }
     struct stat st;
     int bad = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (bad) {
-        set_err(err, errlen, "%s: %s", used, strerror(bad));
+        rt_set_err(err, errlen, "%s: %s", used, strerror(bad));
         close(fd);
         free(alt);
         return -1;
@@ -206,7 +197,7 @@ int rt_idx_read(const char *path, int want_ndim, rt_idx *out, char *err, size_t 
     /* gzdopen reads plain files transparently, so one path serves both. */
     gzFile g = gzdopen(fd, "rb");
     if (!g) {
-        set_err(err, errlen, "%s: cannot set up decompression (out of memory)", used);
+        rt_set_err(err, errlen, "%s: cannot set up decompression (out of memory)", used);
         close(fd);
         free(alt);
         return -1;
@@ -287,12 +278,12 @@ static int cg_read_split(const char *dir, const char *split, rt_idx *img, rt_idx
     int rc = -1;
     if (rt_idx_read(ip, 3, img, err, errlen) != 0 || rt_idx_read(lp, 1, lab, err, errlen) != 0) goto out;
     if (lab->count != img->count) {
-        set_err(err, errlen, "%s: %zu labels, but %s holds %zu images", lp, lab->count, base_name(ip), img->count);
+        rt_set_err(err, errlen, "%s: %zu labels, but %s holds %zu images", lp, lab->count, base_name(ip), img->count);
         goto out;
     }
     for (size_t i = 0; i < lab->count; i++)
         if (lab->data[i] >= CG_CLASSES) {
-            set_err(err, errlen, "%s: label %u at index %zu is not a class in 0..%d", lp, lab->data[i], i, CG_CLASSES - 1);
+            rt_set_err(err, errlen, "%s: label %u at index %zu is not a class in 0..%d", lp, lab->data[i], i, CG_CLASSES - 1);
             goto out;
         }
     rc = 0;
@@ -315,11 +306,11 @@ int rt_load_colored_gray(const char *dir, float variance, double val, int limit_
                          char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!(variance >= 0) || !isfinite(variance)) {
-        set_err(err, errlen, "%s: the colour variance must be a finite number >= 0 (got %g)", dir, (double)variance);
+        rt_set_err(err, errlen, "%s: the colour variance must be a finite number >= 0 (got %g)", dir, (double)variance);
         return -1;
     }
     if (!(val >= 0) || !(val < 2147483648.0)) {
-        set_err(err, errlen, "%s: the validation split must be a count >= 0 or a fraction below 1 (got %g)", dir, val);
+        rt_set_err(err, errlen, "%s: the validation split must be a count >= 0 or a fraction below 1 (got %g)", dir, val);
         return -1;
     }
     rt_idx tri = {0}, trl = {0}, tei = {0}, tel = {0};
@@ -327,7 +318,7 @@ int rt_load_colored_gray(const char *dir, float variance, double val, int limit_
     if (cg_read_split(dir, "train", &tri, &trl, err, errlen) != 0 || cg_read_split(dir, "t10k", &tei, &tel, err, errlen) != 0)
         goto fail;
     if (tri.dims[1] != tei.dims[1] || tri.dims[2] != tei.dims[2]) {
-        set_err(err, errlen, "%s/t10k-images-idx3-ubyte: images are %dx%d, but the training images are %dx%d", dir, tei.dims[1],
+        rt_set_err(err, errlen, "%s/t10k-images-idx3-ubyte: images are %dx%d, but the training images are %dx%d", dir, tei.dims[1],
                 tei.dims[2], tri.dims[1], tri.dims[2]);
         goto fail;
     }
@@ -336,7 +327,7 @@ int rt_load_colored_gray(const char *dir, float variance, double val, int limit_
     /* A count of held-out examples, or a fraction of the training file. */
     int val_size = val < 1 ? (int)(val * n + 0.5) : (int)val;
     if (val_size >= n) {
-        set_err(err, errlen, "%s/train-images-idx3-ubyte: val_size %d must be less than the %d training examples", dir, val_size,
+        rt_set_err(err, errlen, "%s/train-images-idx3-ubyte: val_size %d must be less than the %d training examples", dir, val_size,
                 n);
         goto fail;
     }

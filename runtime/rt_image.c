@@ -28,15 +28,6 @@
 #define IMG_MAX_SIDE 16384
 #define IMG_MAX_BYTES ((size_t)1 << 28) /* a file, a decoded image */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Not zeroed (rt_alloc is): every byte is written before it is read, and
  * clearing a whole image per read would be a needless pass over it. */
 #define img_alloc(n) img_alloc_at((n), __LINE__)
@@ -167,11 +158,11 @@ void rt_resize_bilinear(const float *src, int sh, int sw, float *dst, int dh, in
  * both sizes. Also bounds the decoded size. */
 static int check_size(const char *path, long sw, long sh, size_t pixbytes, int h, int w, bool resize, char *err, size_t errlen) {
     if (sw < 1 || sh < 1 || sw > IMG_MAX_SIDE || sh > IMG_MAX_SIDE || (size_t)sw * (size_t)sh * pixbytes > IMG_MAX_BYTES) {
-        set_err(err, errlen, "%s: the image is %ldx%ld (width x height): too large for a training image", path, sw, sh);
+        rt_set_err(err, errlen, "%s: the image is %ldx%ld (width x height): too large for a training image", path, sw, sh);
         return -1;
     }
     if ((sw != w || sh != h) && !resize) {
-        set_err(err, errlen, "%s: the image is %ldx%ld (width x height) but the input is %dx%d, and resizing is off", path,
+        rt_set_err(err, errlen, "%s: the image is %ldx%ld (width x height) but the input is %dx%d, and resizing is off", path,
                 sw, sh, w, h);
         return -1;
     }
@@ -230,7 +221,7 @@ static int png_decode(const char *path, const uint8_t *buf, size_t len, int c, i
     rc = 0;
     goto out;
 bad:
-    set_err(err, errlen, "%s: corrupt or unsupported PNG: %s", path, spng_strerror(r));
+    rt_set_err(err, errlen, "%s: corrupt or unsupported PNG: %s", path, spng_strerror(r));
 out:
     free(img);
     free(tmp);
@@ -241,7 +232,7 @@ out:
 static int jpeg_decode(const char *path, const uint8_t *buf, size_t len, int c, int h, int w, bool resize, float *dst,
                        char *err, size_t errlen) {
     if (len > ULONG_MAX) {
-        set_err(err, errlen, "%s: too large for a JPEG file", path);
+        rt_set_err(err, errlen, "%s: too large for a JPEG file", path);
         return -1;
     }
     tjhandle tj = tjInitDecompress();
@@ -251,7 +242,7 @@ static int jpeg_decode(const char *path, const uint8_t *buf, size_t len, int c, 
     int rc = -1, sw, sh, subsamp, cs;
     if (tjDecompressHeader3(tj, buf, (unsigned long)len, &sw, &sh, &subsamp, &cs) != 0) goto bad;
     if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
-        set_err(err, errlen, "%s: a CMYK JPEG; only gray and colour (RGB, YCbCr) JPEGs are read", path);
+        rt_set_err(err, errlen, "%s: a CMYK JPEG; only gray and colour (RGB, YCbCr) JPEGs are read", path);
         goto out;
     }
     int pix = cs == TJCS_GRAY ? PIX_G8 : PIX_RGB8;
@@ -275,7 +266,7 @@ static int jpeg_decode(const char *path, const uint8_t *buf, size_t len, int c, 
     rc = 0;
     goto out;
 bad:
-    set_err(err, errlen, "%s: corrupt or unsupported JPEG: %s", path, tjGetErrorStr2(tj));
+    rt_set_err(err, errlen, "%s: corrupt or unsupported JPEG: %s", path, tjGetErrorStr2(tj));
 out:
     free(img);
     free(tmp);
@@ -286,7 +277,7 @@ out:
 int rt_image_decode(const char *path, const uint8_t *buf, size_t len, int c, int h, int w, bool resize, float *dst,
                     char *err, size_t errlen) {
     if ((c != 1 && c != 3) || h < 1 || w < 1 || h > IMG_MAX_SIDE || w > IMG_MAX_SIDE) {
-        set_err(err, errlen, "%s: internal: images decode into 1 or 3 channels of at most %dx%d, not [%d, %d, %d]", path,
+        rt_set_err(err, errlen, "%s: internal: images decode into 1 or 3 channels of at most %dx%d, not [%d, %d, %d]", path,
                 IMG_MAX_SIDE, IMG_MAX_SIDE, c, h, w);
         return -1;
     }
@@ -294,26 +285,26 @@ int rt_image_decode(const char *path, const uint8_t *buf, size_t len, int c, int
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return png_decode(path, buf, len, c, h, w, resize, dst, err, errlen);
     if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
         return jpeg_decode(path, buf, len, c, h, w, resize, dst, err, errlen);
-    if (len == 0) set_err(err, errlen, "%s: empty file (not a PNG or JPEG image)", path);
-    else set_err(err, errlen, "%s: not a PNG or JPEG image (unknown signature)", path);
+    if (len == 0) rt_set_err(err, errlen, "%s: empty file (not a PNG or JPEG image)", path);
+    else rt_set_err(err, errlen, "%s: not a PNG or JPEG image (unknown signature)", path);
     return -1;
 }
 
 int rt_image_load(const char *path, int c, int h, int w, bool resize, float *dst, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     int bad = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
     if (bad) {
-        set_err(err, errlen, "%s: %s", path, strerror(bad));
+        rt_set_err(err, errlen, "%s: %s", path, strerror(bad));
         close(fd);
         return -1;
     }
     if ((uint64_t)st.st_size > IMG_MAX_BYTES) {
-        set_err(err, errlen, "%s: %lld bytes: too large for an image file", path, (long long)st.st_size);
+        rt_set_err(err, errlen, "%s: %lld bytes: too large for an image file", path, (long long)st.st_size);
         close(fd);
         return -1;
     }
@@ -323,7 +314,7 @@ int rt_image_load(const char *path, int c, int h, int w, bool resize, float *dst
         ssize_t r = read(fd, buf + got, size - got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+            rt_set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
             close(fd);
             free(buf);
             return -1;

@@ -24,15 +24,6 @@
 
 #define MV_MAX_PATH 4096
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- a growing byte buffer of NUL-terminated names ------------------------- */
 typedef struct {
     char *p;
@@ -93,7 +84,7 @@ static void mv_close(rt_source *s) {
 static int mv_read(rt_source *s, int i, int in, float *dst, char *err, size_t errlen) {
     const mv_impl *m = s->impl;
     if (i < 0 || i >= s->n || in < 0 || in >= s->ninputs) {
-        set_err(err, errlen, "%s: internal: example %d of input %d asked for (%d examples, %d inputs)", s->what, i, in, s->n,
+        rt_set_err(err, errlen, "%s: internal: example %d of input %d asked for (%d examples, %d inputs)", s->what, i, in, s->n,
                 s->ninputs);
         return -1;
     }
@@ -101,7 +92,7 @@ static int mv_read(rt_source *s, int i, int in, float *dst, char *err, size_t er
     const char *name = m->names.p + m->file[(size_t)i * (size_t)s->ninputs + (size_t)in];
     int len = snprintf(path, sizeof path, "%s/%s/%s/%s", m->root, m->classes[s->y[i]], m->split, name);
     if (len < 0 || (size_t)len >= sizeof path) {
-        set_err(err, errlen, "%s/%s/%s/%s: path too long", m->root, m->classes[s->y[i]], m->split, name);
+        rt_set_err(err, errlen, "%s/%s/%s/%s: path too long", m->root, m->classes[s->y[i]], m->split, name);
         return -1;
     }
     return rt_image_load(path, m->c[in], m->h[in], m->w[in], m->resize, dst, err, errlen);
@@ -124,7 +115,7 @@ static bool is_dir(const char *dir, const struct dirent *e) {
 static int list_classes(const char *root, mv_impl *m, char *err, size_t errlen) {
     DIR *d = opendir(root);
     if (!d) {
-        set_err(err, errlen, "%s: %s", root, strerror(errno));
+        rt_set_err(err, errlen, "%s: %s", root, strerror(errno));
         return -1;
     }
     size_t cap = 0;
@@ -140,11 +131,11 @@ static int list_classes(const char *root, mv_impl *m, char *err, size_t errlen) 
     int rerr = errno;
     closedir(d);
     if (rerr) {
-        set_err(err, errlen, "%s: cannot list the directory: %s", root, strerror(rerr));
+        rt_set_err(err, errlen, "%s: cannot list the directory: %s", root, strerror(rerr));
         return -1;
     }
     if (m->nclasses == 0) {
-        set_err(err, errlen, "%s: no class directories (expected ROOT/CLASS/%s/*.png)", root, m->split);
+        rt_set_err(err, errlen, "%s: no class directories (expected ROOT/CLASS/%s/*.png)", root, m->split);
         return -1;
     }
     qsort(m->classes, (size_t)m->nclasses, sizeof *m->classes, cmp_str);
@@ -207,15 +198,15 @@ static int scan_class(rt_source *s, mv_impl *m, int k, const int *views, int nvi
     char dir[MV_MAX_PATH];
     int dl = snprintf(dir, sizeof dir, "%s/%s/%s", m->root, m->classes[k], m->split);
     if (dl < 0 || (size_t)dl >= sizeof dir) {
-        set_err(err, errlen, "%s/%s/%s: path too long", m->root, m->classes[k], m->split);
+        rt_set_err(err, errlen, "%s/%s/%s: path too long", m->root, m->classes[k], m->split);
         return -1;
     }
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT)
-            set_err(err, errlen, "%s/%s: the class has no '%s' directory", m->root, m->classes[k], m->split);
+            rt_set_err(err, errlen, "%s/%s: the class has no '%s' directory", m->root, m->classes[k], m->split);
         else
-            set_err(err, errlen, "%s: %s", dir, strerror(errno));
+            rt_set_err(err, errlen, "%s: %s", dir, strerror(errno));
         return -1;
     }
     strbuf names = {0};
@@ -231,18 +222,18 @@ static int scan_class(rt_source *s, mv_impl *m, int k, const int *views, int nvi
     int rerr = errno;
     closedir(d);
     if (rerr) {
-        set_err(err, errlen, "%s: cannot list the directory: %s", dir, strerror(rerr));
+        rt_set_err(err, errlen, "%s: cannot list the directory: %s", dir, strerror(rerr));
         goto out;
     }
     if (nf == 0) {
-        set_err(err, errlen, "%s: no images (*.png, *.jpg, *.jpeg) for class '%s'", dir, m->classes[k]);
+        rt_set_err(err, errlen, "%s: no images (*.png, *.jpg, *.jpeg) for class '%s'", dir, m->classes[k]);
         goto out;
     }
     for (size_t j = 0; j < nf; j++) {
         f[j].name = names.p + f[j].off;
         const char *why = parse_view(&f[j]);
         if (why) {
-            set_err(err, errlen, "%s/%s: %s", dir, f[j].name, why);
+            rt_set_err(err, errlen, "%s/%s: %s", dir, f[j].name, why);
             goto out;
         }
     }
@@ -250,17 +241,17 @@ static int scan_class(rt_source *s, mv_impl *m, int k, const int *views, int nvi
     for (size_t a = 0, b; a < nf; a = b) {
         for (b = a + 1; b < nf && cmp_object(&f[a], &f[b]) == 0; b++)
             if (f[b].num == f[b - 1].num) {
-                set_err(err, errlen, "%s: %s and %s have the same view number %llu", dir, f[b - 1].name, f[b].name, f[b].num);
+                rt_set_err(err, errlen, "%s: %s and %s have the same view number %llu", dir, f[b - 1].name, f[b].name, f[b].num);
                 goto out;
             }
         size_t have = b - a;
         if ((size_t)maxview >= have) {
-            set_err(err, errlen, "%s/%s: the object has %zu view%s (%s ... %s), but view %d is asked for (views count from 0)",
+            rt_set_err(err, errlen, "%s/%s: the object has %zu view%s (%s ... %s), but view %d is asked for (views count from 0)",
                     dir, f[a].name, have, have == 1 ? "" : "s", f[a].name, f[b - 1].name, maxview);
             goto out;
         }
         if (s->n == INT_MAX) {
-            set_err(err, errlen, "%s: more than %d objects", m->root, INT_MAX);
+            rt_set_err(err, errlen, "%s: more than %d objects", m->root, INT_MAX);
             goto out;
         }
         s->y = grow(s->y, cap_y, (size_t)s->n + 1, sizeof *s->y);
@@ -280,23 +271,23 @@ out:
 rt_source *rt_multiview_open(const char *root, const char *split, const int *views, int nviews,
                              const rt_source_input *inputs, bool resize, char *err, size_t errlen) {
     if (nviews < 1 || nviews > RT_MAXIN || !views || !inputs) {
-        set_err(err, errlen, "%s: internal: %d views asked for (1 to %d, one per model input)", root, nviews, RT_MAXIN);
+        rt_set_err(err, errlen, "%s: internal: %d views asked for (1 to %d, one per model input)", root, nviews, RT_MAXIN);
         return NULL;
     }
     if (!split || !split[0] || strchr(split, '/')) {
-        set_err(err, errlen, "%s: internal: bad split name '%s'", root, split ? split : "(null)");
+        rt_set_err(err, errlen, "%s: internal: bad split name '%s'", root, split ? split : "(null)");
         return NULL;
     }
     int maxview = 0;
     for (int v = 0; v < nviews; v++) {
         const rt_source_input *in = &inputs[v];
         if (views[v] < 0) {
-            set_err(err, errlen, "%s: view %d for input '%s' is negative (views count from 0)", root, views[v], in->name);
+            rt_set_err(err, errlen, "%s: view %d for input '%s' is negative (views count from 0)", root, views[v], in->name);
             return NULL;
         }
         if (views[v] > maxview) maxview = views[v];
         if (in->ndim != 3 || (in->shape[0] != 1 && in->shape[0] != 3) || in->shape[1] < 1 || in->shape[2] < 1) {
-            set_err(err, errlen, "%s: input '%s' must be an image, [1 or 3, H, W], to read views", root, in->name);
+            rt_set_err(err, errlen, "%s: input '%s' must be an image, [1 or 3, H, W], to read views", root, in->name);
             return NULL;
         }
     }

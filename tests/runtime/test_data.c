@@ -467,7 +467,7 @@ static const struct {
     {"trailing", spoil_trailing, 10, "train-images-idx3-ubyte", "trailing data"},
     {"sizes", spoil_test_6x3, 10, "t10k-images-idx3-ubyte", "images are 6x3, but the training images are 6x6"},
     {"valsize", NULL, 40, "train-images-idx3-ubyte", "val_size 40 must be less than the 40 training examples"},
-    {"valsize-negative", NULL, -1, "valsize-negative", "val_size must be >= 0"},
+    {"valsize-negative", NULL, -1, "valsize-negative", "the validation split must be a count >= 0"},
 };
 
 /* Each case: loading fails (and does not crash), the error names the file
