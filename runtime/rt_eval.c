@@ -1,6 +1,7 @@
 /* rt_eval.c — a run's data and batches, the accuracy of the prediction and
  * of each branch on a split, the conditional utilization rate (ALGORITHMS
  * §3), and the evaluations of a checkpoint (./prog eval, ./prog util). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -107,6 +108,23 @@ static bool is_dir(const char *dir) {
     return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Whether some class directory of the multiview root dir has a `split`
+ * directory: the MVCNN renders have train and test only, so a val split
+ * is optional and, when absent, held out of train. */
+static bool has_split_dir(const char *dir, const char *split) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        char p[4096];
+        int n = snprintf(p, sizeof p, "%s/%s/%s", dir, e->d_name, split);
+        found = n > 0 && (size_t)n < sizeof p && is_dir(p);
+    }
+    closedir(d);
+    return found;
+}
+
 /* Source `split` ("train", "test", "val") of the run's data set in dir;
  * NULL with *missing for an absent optional val split. */
 static rt_source *open_source(const rt_model *m, const rt_config *cfg, const rt_augment *aug, const char *dir, const char *split,
@@ -116,14 +134,18 @@ static rt_source *open_source(const rt_model *m, const rt_config *cfg, const rt_
     for (int i = 0; i < m->ninputs; i++) in[i] = rt_loader_read_shape(m, i, aug);
     rt_source *s = NULL;
     *missing = false;
-    if (strcmp(split, "val") == 0 && strcmp(cfg->data, "arrays") != 0) {
-        *missing = true;   /* the MVCNN and NVGesture layouts hold validation out of train */
+    if (strcmp(split, "val") == 0 && strcmp(cfg->data, "clips") == 0) {
+        *missing = true;   /* NVGesture's lists are train and test: validation is held out of train */
         return NULL;
     }
     if (strcmp(cfg->data, "multiview") == 0) {
         int views[RT_MAXIN];
         int n = parse_ints(cfg->views, views, RT_MAXIN, "views");
         if (n != m->ninputs) rt_die("views: %d views for %d inputs", n, m->ninputs);
+        if (strcmp(split, "val") == 0 && !has_split_dir(dir, split)) {
+            *missing = true;
+            return NULL;
+        }
         s = rt_multiview_open(dir, split, views, n, in, cfg->resize, err, sizeof err);
     } else if (strcmp(cfg->data, "clips") == 0) {
         char names[RT_MAXIN][64];

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt_loader.h"
 
@@ -48,7 +49,14 @@ struct rt_loader {
     long released;                 /* batches before this one are done with: their slots are free */
     int active;                    /* workers reading an example */
     bool stop;
+    double cpu;                    /* thread CPU seconds spent reading examples, all passes */
 };
+
+static double thread_cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 rt_source_input rt_loader_read_shape(const rt_model *m, int i, const rt_augment *aug) {
     const rt_input_info *in = &m->inputs[i];
@@ -149,8 +157,11 @@ static void *worker(void *arg) {
         L->active++;
         bool skip = sl->failed;
         pthread_mutex_unlock(&L->mu);
+        double c0 = thread_cpu();
         int rc = skip ? 0 : load_example(L, scratch, j, sl, err, sizeof err);
+        double c1 = thread_cpu();
         pthread_mutex_lock(&L->mu);
+        L->cpu += c1 - c0;
         L->active--;
         if (rc != 0 && !sl->failed) {
             sl->failed = true;
@@ -226,10 +237,12 @@ int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen) {
     Slot *sl;
     if (L->nworkers == 0) {
         /* In the calling thread: no lock is needed. */
+        double c0 = thread_cpu();
         for (long j = first; j < first + L->B && j < L->n; j++) {
             sl = slot_for(L, j);
             if (load_example(L, L->scratch[0], j, sl, err, errlen) != 0) return -1;
         }
+        L->cpu += thread_cpu() - c0;
         L->next = first + sl->B;
         sl = &L->slot[L->cur % NSLOT];
     } else {
@@ -251,6 +264,13 @@ int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen) {
     for (int i = 0; i < L->m->ninputs; i++) b->x[i] = sl->x[i];
     b->y = sl->y;
     return 1;
+}
+
+double rt_loader_cpu_s(rt_loader *L) {
+    pthread_mutex_lock(&L->mu);
+    double c = L->cpu;
+    pthread_mutex_unlock(&L->mu);
+    return c;
 }
 
 void rt_loader_free(rt_loader *L) {

@@ -49,6 +49,11 @@ void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B,
  * at the end of the pass; -1 when reading failed (message in err). */
 int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen);
 
+/* CPU time the loader's threads (or the caller's, without workers) have
+ * spent reading, cropping, flipping and normalising examples, in seconds,
+ * over every pass so far. */
+double rt_loader_cpu_s(rt_loader *L);
+
 /* The shape the source must read input i at: the input's, with crop x crop
  * in place of its height and width and `frames` in place of its length. */
 rt_source_input rt_loader_read_shape(const rt_model *m, int i, const rt_augment *aug);

@@ -47,6 +47,9 @@ typedef struct {
     double loss, acc;              /* the prediction's, over the epoch's batches */
     long seen;
     double train_time;             /* in the back end's train calls */
+    double loop_time;              /* the training loop by the clock: steps, waits for batches, bookkeeping */
+    double data_wait;              /* of which waiting for the loader's batches */
+    double data_cpu;               /* CPU time the loader spent on the epoch's examples */
     double t0;                     /* when the epoch began */
 } EpochStats;
 
@@ -240,10 +243,14 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     long right = 0, seen = 0;
     /* The augmentation's draws depend on the seed and the epoch only, so a
      * resumed run makes the same ones. */
+    double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader);
     rt_pass(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
+    double t_wait = rt_now() - t_loop;
     for (int s = 0; s < L->steps_per_epoch; s++) {
         rt_batch b;
+        double tw = rt_now();
         if (!rt_next(T, &b)) rt_die("internal: the epoch's batches ended at step %d of %d", s, L->steps_per_epoch);
+        t_wait += rt_now() - tw;
         const int B = b.B;
         rt_result r = train_step(T, L, ep, &b, &t_train);
         loss_sum += r.loss * B;
@@ -259,8 +266,10 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
                     L->steps_per_epoch, loss_sum / seen, sps, eta);
         }
     }
+    t_loop = rt_now() - t_loop;
+    c_data = rt_loader_cpu_s(T->loader) - c_data;
     if (L->tty) fputc('\n', stderr);
-    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_epoch};
+    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, t_epoch};
 }
 
 /* Best validation accuracy: keep its test accuracy (its weights are kept
@@ -321,6 +330,9 @@ static void log_epoch(Trainer *T, const EpochStats *st, const Score *val, const 
     cJSON_AddItemToObject(j, "steps_by_kind", cJSON_CreateDoubleArray(kc, m->nbranches + 1));
     cJSON_AddNumberToObject(j, "lr", T->lr);
     cJSON_AddNumberToObject(j, "samples_per_s", sps);
+    cJSON_AddNumberToObject(j, "wall_samples_per_s", st->seen / (st->loop_time > 0 ? st->loop_time : 1e-9));
+    cJSON_AddNumberToObject(j, "data_wait_s", st->data_wait);
+    cJSON_AddNumberToObject(j, "data_cpu_s", st->data_cpu);
     cJSON_AddNumberToObject(j, "epoch_time_s", rt_now() - st->t0);
     char *line = cJSON_PrintUnformatted(j);
     fprintf(T->metrics, "%s\n", line);

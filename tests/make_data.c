@@ -14,6 +14,13 @@
  *       view v of an object of class c is a square whose colour depends
  *       on c (so flips and crops keep the class) and whose place on the
  *       view, over noise.
+ *   make_data multiview-arrays ROOT VIEWS INPUTS SIZE
+ *       the multiview tree ROOT's train and test splits decoded through
+ *       rt_multiview_open's read() (VIEWS like "0,6", one per input;
+ *       INPUTS the model's input names, "front,rear"; SIZE x SIZE RGB),
+ *       written as ROOT/{train,test}.safetensors (float32 [N, 3, SIZE,
+ *       SIZE] per input, int64 `label`): `data arrays` on ROOT reads the
+ *       values `data multiview` decodes, in the same order.
  *   make_data frames W H N CLASS
  *       N raw gray frames W x H on stdout (for `ffmpeg -f rawvideo`): a bar
  *       whose position depends on CLASS and moves with the frame.
@@ -27,6 +34,7 @@
 #include <spng.h>
 
 #include "mmrt.h"
+#include "rt_source.h"
 
 static void die(const char *fmt, const char *a) {
     fprintf(stderr, "make_data: ");
@@ -119,6 +127,51 @@ static int multiview(char **a) {
     return 0;
 }
 
+/* A comma-separated list into at most max fields (modified in place). */
+static int split_list(char *s, char **f, int max) {
+    int n = 0;
+    for (char *t = strtok(s, ","); t && n < max; t = strtok(NULL, ",")) f[n++] = t;
+    return n;
+}
+
+static int multiview_arrays(char **a) {
+    const char *root = a[0];
+    char *vf[RT_MAXIN], *names[RT_MAXIN];
+    int nv = split_list(a[1], vf, RT_MAXIN), ni = split_list(a[2], names, RT_MAXIN), size = atoi(a[3]);
+    if (nv < 1 || nv != ni || size < 1) die("%s", "multiview-arrays: VIEWS and INPUTS must list as many entries, SIZE >= 1");
+    int views[RT_MAXIN];
+    rt_source_input in[RT_MAXIN];
+    for (int k = 0; k < nv; k++) {
+        views[k] = atoi(vf[k]);
+        in[k] = (rt_source_input){.name = names[k], .ndim = 3, .shape = {3, size, size}};
+    }
+    const size_t per = (size_t)3 * size * size;
+    for (int split = 0; split < 2; split++) {
+        const char *sn = split ? "test" : "train";
+        char err[1024], path[4096];
+        rt_source *s = rt_multiview_open(root, sn, views, nv, in, false, err, sizeof err);
+        if (!s) die("%s", err);
+        rt_tensor t[RT_MAXIN + 1];
+        float *xs[RT_MAXIN];
+        int64_t *label = malloc(sizeof(int64_t) * (size_t)(s->n ? s->n : 1));
+        for (int k = 0; k < nv; k++) {
+            float *x = xs[k] = malloc(sizeof(float) * per * (size_t)(s->n ? s->n : 1));
+            if (!x) die("%s", "out of memory");
+            for (int i = 0; i < s->n; i++)
+                if (s->read(s, i, k, x + per * (size_t)i, err, sizeof err) != 0) die("%s", err);
+            t[k] = (rt_tensor){.name = names[k], .ndim = 4, .shape = {s->n, 3, size, size}, .dtype = RT_F32, .data = x};
+        }
+        for (int i = 0; i < s->n; i++) label[i] = s->y[i];
+        t[nv] = (rt_tensor){.name = "label", .ndim = 1, .shape = {s->n}, .dtype = RT_I64, .data = label};
+        snprintf(path, sizeof path, "%s/%s.safetensors", root, sn);
+        if (rt_ckpt_save(path, t, nv + 1, NULL, 0, err, sizeof err) != 0) die("%s", err);
+        for (int k = 0; k < nv; k++) free(xs[k]);
+        free(label);
+        rt_source_close(s);
+    }
+    return 0;
+}
+
 static int frames(char **a) {
     int w = atoi(a[0]), h = atoi(a[1]), n = atoi(a[2]), cls = atoi(a[3]);
     uint8_t *f = malloc((size_t)w * h);
@@ -137,8 +190,9 @@ static int frames(char **a) {
 int main(int argc, char **argv) {
     if (argc == 8 && strcmp(argv[1], "arrays-cg") == 0) return arrays_cg(argv + 2);
     if (argc == 7 && strcmp(argv[1], "multiview") == 0) return multiview(argv + 2);
+    if (argc == 6 && strcmp(argv[1], "multiview-arrays") == 0) return multiview_arrays(argv + 2);
     if (argc == 6 && strcmp(argv[1], "frames") == 0) return frames(argv + 2);
     fprintf(stderr, "usage: make_data arrays-cg IDXDIR OUT VAL LIMIT SEED TESTN | multiview OUT CLASSES OBJECTS VIEWS SIZE | "
-                    "frames W H N CLASS\n");
+                    "multiview-arrays ROOT VIEWS INPUTS SIZE | frames W H N CLASS\n");
     return 2;
 }
