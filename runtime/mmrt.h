@@ -111,6 +111,17 @@ typedef struct {
      * k-th kernel's result (n floats, on the host). For comparing back ends
      * kernel by kernel; NULL turns it off. */
     void (*trace)(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user);
+    /* Host memory for the data loader's batches that the back end copies
+     * from fastest: pinned memory for CUDA, whose copies then run
+     * asynchronously. NULL: ordinary memory. */
+    void *(*host_alloc)(size_t bytes);   /* zeroed */
+    void (*host_free)(void *p);
+    /* Start copying batch b, the one after the batch of the next train or
+     * eval call, to the device, so that the copy overlaps that step; the
+     * call that gets b then uses the copy. b's memory must not change
+     * until that call returns. b NULL: forget what was copied (a new pass
+     * begins). NULL: the back end copies each batch in its step. */
+    void (*stage)(rt_exec *e, const rt_batch *b);
 } rt_backend;
 
 struct rt_model {

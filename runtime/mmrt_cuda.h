@@ -67,9 +67,19 @@ struct rt_exec {
     int nitems;
     size_t *param_off;                        /* device: offset of each parameter */
     unsigned char *has_grad;                  /* device: variant x parameter */
+    /* Batches copied ahead (rt_backend.stage): the copy stream fills one of
+     * two device buffers while the step before runs; the step that gets
+     * the batch waits for the copy's event and takes it from there. */
+    cudaStream_t copy_stream;
+    struct {
+        float *x[RT_MAXIN];
+        int32_t *y;
+        const void *from_x, *from_y;          /* the host batch it holds (NULL: none) */
+        int B;
+        cudaEvent_t done;
+    } staged[2];
+    int stage_next;
     /* pinned host staging */
-    float *h_x[RT_MAXIN];
-    int32_t *h_y;
     rt_dev_hyper *h_hyper;
     unsigned char *h_mask;
     double *h_norm_parts;

@@ -202,4 +202,5 @@ static void cpu_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out
     e->trace_user = user;
 }
 
-const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile, cpu_trace};
+const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile, cpu_trace,
+                                     NULL, NULL, NULL};

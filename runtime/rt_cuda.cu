@@ -55,23 +55,33 @@ static void *dev_alloc(size_t bytes) {
     return p;
 }
 
+static void require_device(void) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
+        rt_die("no CUDA device found (this program was built with mmc build --target cuda; build it for the CPU without --target)");
+}
+
+/* Pinned host memory: copies from it run at the bus's speed and
+ * asynchronously. Also the data loader's batch buffers. */
 static void *host_alloc(size_t bytes) {
+    require_device();
     void *p = NULL;
     CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 16));
     memset(p, 0, bytes ? bytes : 16);
     return p;
 }
 
+static void host_free(void *p) { cudaFreeHost(p); }
+
 static rt_exec *cuda_create(const rt_model *m, int max_batch) {
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
-        rt_die("no CUDA device found (this program was built with mmc build --target cuda; build it for the CPU without --target)");
+    require_device();
     rt_exec *e = (rt_exec *)rt_alloc(sizeof *e);
     const rt_cuda_impl *impl = (const rt_cuda_impl *)m->impl;
     e->m = m;
     e->impl = impl;
     e->max_batch = max_batch;
     CUDA_CHECK(cudaStreamCreate(&e->stream));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&e->blas));
     CUBLAS_CHECK(cublasSetStream(e->blas, e->stream));
     /* FP32 arithmetic, as the C back end: no TF32 unless asked for. */
@@ -87,12 +97,14 @@ static rt_exec *cuda_create(const rt_model *m, int max_batch) {
     e->act = (float *)dev_alloc(sizeof(float) * (impl->act_floats * (size_t)max_batch + 16));
     e->fixed = (float *)dev_alloc(sizeof(float) * (impl->fixed_floats + 16));
     e->work = (float *)dev_alloc(sizeof(float) * impl->work_floats);
-    for (int i = 0; i < m->ninputs; i++) {
-        e->x[i] = (float *)dev_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
-        e->h_x[i] = (float *)host_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
-    }
+    for (int i = 0; i < m->ninputs; i++) e->x[i] = (float *)dev_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
     e->y = (int32_t *)dev_alloc(sizeof(int32_t) * (size_t)max_batch);
-    e->h_y = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)max_batch);
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < m->ninputs; i++)
+            e->staged[s].x[i] = (float *)dev_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
+        e->staged[s].y = (int32_t *)dev_alloc(sizeof(int32_t) * (size_t)max_batch);
+        CUDA_CHECK(cudaEventCreateWithFlags(&e->staged[s].done, cudaEventDisableTiming));
+    }
     e->hyper = (rt_dev_hyper *)dev_alloc(sizeof(rt_dev_hyper));
     e->h_hyper = (rt_dev_hyper *)host_alloc(sizeof(rt_dev_hyper));
     e->update_mask = (unsigned char *)dev_alloc((size_t)m->nparams);
@@ -141,12 +153,15 @@ static void cuda_destroy(rt_exec *e) {
     cudaFree(e->act);
     cudaFree(e->fixed);
     cudaFree(e->work);
-    for (int i = 0; i < m->ninputs; i++) {
-        cudaFree(e->x[i]);
-        cudaFreeHost(e->h_x[i]);
-    }
+    cudaStreamSynchronize(e->copy_stream);
+    for (int i = 0; i < m->ninputs; i++) cudaFree(e->x[i]);
     cudaFree(e->y);
-    cudaFreeHost(e->h_y);
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < m->ninputs; i++) cudaFree(e->staged[s].x[i]);
+        cudaFree(e->staged[s].y);
+        cudaEventDestroy(e->staged[s].done);
+    }
+    cudaStreamDestroy(e->copy_stream);
     cudaFree(e->hyper);
     cudaFreeHost(e->h_hyper);
     cudaFree(e->update_mask);
@@ -193,13 +208,54 @@ static void cuda_write(rt_exec *e, int which, const mm_real *host) {
     CUDA_CHECK(cudaMemcpy(a, host, sizeof(float) * n, cudaMemcpyHostToDevice));
 }
 
-/* Everything a step does on the stream, from the staged host buffers to the
- * staged outputs. Captured into a graph once per (variant, batch size). */
+/* rt_backend.stage: copy batch b to a device buffer on the copy stream. */
+static void cuda_stage(rt_exec *e, const rt_batch *b) {
+    const rt_model *m = e->m;
+    if (!b) {
+        CUDA_CHECK(cudaStreamSynchronize(e->copy_stream));
+        for (int s = 0; s < 2; s++) e->staged[s].from_x = e->staged[s].from_y = NULL;
+        return;
+    }
+    if (b->B < 1 || b->B > e->max_batch) rt_die("internal: batch of %d outside 1..%d", b->B, e->max_batch);
+    /* The other buffer may hold the batch of the coming step; this one's
+     * last reader was a step that has finished. */
+    auto *s = &e->staged[e->stage_next];
+    e->stage_next ^= 1;
+    for (int i = 0; i < m->ninputs; i++)
+        CUDA_CHECK(cudaMemcpyAsync(s->x[i], b->x[i], sizeof(float) * m->inputs[i].numel * (size_t)b->B, cudaMemcpyHostToDevice,
+                                   e->copy_stream));
+    CUDA_CHECK(cudaMemcpyAsync(s->y, b->y, sizeof(int32_t) * (size_t)b->B, cudaMemcpyHostToDevice, e->copy_stream));
+    CUDA_CHECK(cudaEventRecord(s->done, e->copy_stream));
+    s->from_x = b->x[0], s->from_y = b->y, s->B = b->B;
+}
+
+/* The step's batch into the device inputs: from the buffer it was copied
+ * ahead to (a device-to-device copy, after the copy's event), else straight
+ * from the host. Outside the graph, whose inputs are always e->x and e->y. */
+static void load_batch(rt_exec *e, const rt_batch *b) {
+    const rt_model *m = e->m;
+    const int B = b->B;
+    for (int k = 0; k < 2; k++) {
+        auto *s = &e->staged[k];
+        if (s->from_x != (const void *)b->x[0] || s->from_y != (const void *)b->y || s->B != B) continue;
+        CUDA_CHECK(cudaStreamWaitEvent(e->stream, s->done, 0));
+        for (int i = 0; i < m->ninputs; i++)
+            CUDA_CHECK(cudaMemcpyAsync(e->x[i], s->x[i], sizeof(float) * m->inputs[i].numel * (size_t)B, cudaMemcpyDeviceToDevice,
+                                       e->stream));
+        CUDA_CHECK(cudaMemcpyAsync(e->y, s->y, sizeof(int32_t) * (size_t)B, cudaMemcpyDeviceToDevice, e->stream));
+        s->from_x = s->from_y = NULL;
+        return;
+    }
+    for (int i = 0; i < m->ninputs; i++)
+        CUDA_CHECK(cudaMemcpyAsync(e->x[i], b->x[i], sizeof(float) * m->inputs[i].numel * (size_t)B, cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaMemcpyAsync(e->y, b->y, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice, e->stream));
+}
+
+/* Everything a step does on the stream after its batch is on the device,
+ * to the staged outputs. Captured into a graph once per (variant, batch
+ * size). */
 static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
     const rt_model *m = e->m;
-    for (int i = 0; i < m->ninputs; i++)
-        CUDA_CHECK(cudaMemcpyAsync(e->x[i], e->h_x[i], sizeof(float) * m->inputs[i].numel * (size_t)B, cudaMemcpyHostToDevice, e->stream));
-    CUDA_CHECK(cudaMemcpyAsync(e->y, e->h_y, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice, e->stream));
     CUDA_CHECK(cudaMemcpyAsync(e->hyper, e->h_hyper, sizeof(rt_dev_hyper), cudaMemcpyHostToDevice, e->stream));
     if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
     e->impl->run[v](e, B);
@@ -227,8 +283,7 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
 static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r, int train) {
     const rt_model *m = e->m;
     const int B = b->B;
-    for (int i = 0; i < m->ninputs; i++) memcpy(e->h_x[i], b->x[i], sizeof(float) * m->inputs[i].numel * (size_t)B);
-    memcpy(e->h_y, b->y, sizeof(int32_t) * (size_t)B);
+    load_batch(e, b);
     *e->h_hyper = (rt_dev_hyper){h->opt, h->acc_n, h->seed, h->step};
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
@@ -345,4 +400,5 @@ static void cuda_trace(rt_exec *e, void (*fn)(void *user, int k, const float *ou
 }
 
 extern "C" const rt_backend rt_cuda_backend = {"cuda", cuda_create,  cuda_destroy, cuda_read, cuda_write,
-                                               cuda_train, cuda_eval, cuda_profile, cuda_trace};
+                                               cuda_train, cuda_eval, cuda_profile, cuda_trace,
+                                               host_alloc, host_free, cuda_stage};

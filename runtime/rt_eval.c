@@ -279,7 +279,7 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
     /* Decoding files runs ahead of the steps on worker threads; copying
      * from memory does not need them. */
     int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
-    T->loader = rt_loader_new(m, T->batch, workers, &aug);
+    T->loader = rt_loader_new(m, T->batch, workers, &aug, T->be);
 }
 
 void rt_close_data(Trainer *T) {
@@ -300,15 +300,30 @@ void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t se
         int q = order ? order[k] : k;
         idx[k] = sp->idx ? sp->idx[q] : q;
     }
+    /* A batch copied ahead belongs to the pass that ends here. */
+    if (T->e && T->be->stage) T->be->stage(T->e, NULL);
+    T->ahead_ok = false;
     rt_loader_start(T->loader, sp->src, idx, n, T->batch, train, seed);
     free(idx);
 }
 
-bool rt_next(Trainer *T, rt_batch *b) {
+static bool fetch(Trainer *T, rt_batch *b) {
     char err[2048];
     int rc = rt_loader_next(T->loader, b, err, sizeof err);
     if (rc < 0) rt_die("%s", err);
     return rc == 1;
+}
+
+/* The pass's next batch. With a back end that copies batches ahead (CUDA),
+ * the batch after it is fetched now and its copy to the device started,
+ * to run while the step on this one computes. */
+bool rt_next(Trainer *T, rt_batch *b) {
+    if (!T->e || !T->be->stage) return fetch(T, b);
+    if (T->ahead_ok) *b = T->ahead;
+    else if (!fetch(T, b)) return false;
+    T->ahead_ok = fetch(T, &T->ahead);
+    if (T->ahead_ok) T->be->stage(T->e, &T->ahead);
+    return true;
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */

@@ -3,8 +3,9 @@
  *
  * A pass is a sequence of n examples cut into batches of B. Batch b lives
  * in slot b % NSLOT of a ring; workers take the sequence's examples in
- * order, one at a time, and may run ahead of the caller by NSLOT - 1
- * batches. An example is read by the source into the worker's scratch
+ * order, one at a time, and may run ahead of the caller by NSLOT - 2
+ * batches: the caller holds the batch it was last given and the one
+ * before it (which a GPU back end may still be copying). An example is read by the source into the worker's scratch
  * buffer (at the read shape), then cropped, flipped and normalised on its
  * way into the slot, channel-major: [C][B][positions]. */
 #include <pthread.h>
@@ -14,7 +15,7 @@
 
 #include "rt_loader.h"
 
-#define NSLOT 3
+#define NSLOT 4
 
 typedef struct {
     float *x[RT_MAXIN];   /* [C][B][P] */
@@ -47,6 +48,7 @@ struct rt_loader {
     long next;                     /* next position to hand out */
     long cur;                      /* next batch to return */
     long released;                 /* batches before this one are done with: their slots are free */
+    const rt_backend *be;          /* its host_alloc / host_free hold the batches (NULL: rt_alloc) */
     int active;                    /* workers reading an example */
     bool stop;
     double cpu;                    /* thread CPU seconds spent reading examples, all passes */
@@ -173,9 +175,19 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-rt_loader *rt_loader_new(const rt_model *m, int max_batch, int workers, const rt_augment *aug) {
+static void *batch_alloc(const rt_backend *be, size_t bytes) {
+    return be && be->host_alloc ? be->host_alloc(bytes) : rt_alloc(bytes);
+}
+
+static void batch_free(const rt_backend *be, void *p) {
+    if (be && be->host_free) be->host_free(p);
+    else free(p);
+}
+
+rt_loader *rt_loader_new(const rt_model *m, int max_batch, int workers, const rt_augment *aug, const rt_backend *be) {
     rt_loader *L = rt_alloc(sizeof *L);
     L->m = m;
+    L->be = be;
     if (aug) L->aug = *aug;
     L->max_batch = max_batch;
     L->nworkers = workers < 0 ? 0 : workers;
@@ -186,8 +198,8 @@ rt_loader *rt_loader_new(const rt_model *m, int max_batch, int workers, const rt
         if (L->rs_numel[i] > most) most = L->rs_numel[i];
     }
     for (int s = 0; s < NSLOT; s++) {
-        for (int i = 0; i < m->ninputs; i++) L->slot[s].x[i] = rt_alloc(sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
-        L->slot[s].y = rt_alloc(sizeof(int32_t) * (size_t)max_batch);
+        for (int i = 0; i < m->ninputs; i++) L->slot[s].x[i] = batch_alloc(be, sizeof(float) * m->inputs[i].numel * (size_t)max_batch);
+        L->slot[s].y = batch_alloc(be, sizeof(int32_t) * (size_t)max_batch);
         L->slot[s].batch = -1;
     }
     L->scratch = rt_alloc(sizeof(float *) * (size_t)(L->nworkers + 1));
@@ -247,7 +259,7 @@ int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen) {
         sl = &L->slot[L->cur % NSLOT];
     } else {
         pthread_mutex_lock(&L->mu);
-        L->released = L->cur;              /* the caller is done with batch cur - 1: its slot is free */
+        L->released = L->cur > 0 ? L->cur - 1 : 0; /* the caller is done with the batches before cur - 1 */
         pthread_cond_broadcast(&L->work);
         sl = &L->slot[L->cur % NSLOT];
         while (!(sl->batch == L->cur && sl->left == 0)) pthread_cond_wait(&L->done, &L->mu);
@@ -285,8 +297,8 @@ void rt_loader_free(rt_loader *L) {
     pthread_cond_destroy(&L->work);
     pthread_cond_destroy(&L->done);
     for (int s = 0; s < NSLOT; s++) {
-        for (int i = 0; i < L->m->ninputs; i++) free(L->slot[s].x[i]);
-        free(L->slot[s].y);
+        for (int i = 0; i < L->m->ninputs; i++) batch_free(L->be, L->slot[s].x[i]);
+        batch_free(L->be, L->slot[s].y);
     }
     for (int w = 0; w <= L->nworkers; w++) free(L->scratch[w]);
     free(L->scratch);

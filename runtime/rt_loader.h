@@ -36,8 +36,11 @@ typedef struct {
 typedef struct rt_loader rt_loader;
 
 /* A loader for batches of up to max_batch examples of model m's inputs.
- * workers: background threads (0 reads in the calling thread). */
-rt_loader *rt_loader_new(const rt_model *m, int max_batch, int workers, const rt_augment *aug);
+ * workers: background threads (0 reads in the calling thread). The
+ * batches live in memory from be->host_alloc when the back end has one
+ * (pinned memory, which a GPU copies from fastest and asynchronously); be
+ * may be NULL. */
+rt_loader *rt_loader_new(const rt_model *m, int max_batch, int workers, const rt_augment *aug, const rt_backend *be);
 void rt_loader_free(rt_loader *L);
 
 /* Start a pass over examples idx[0..n) of src (idx NULL: 0..n-1), B to a
@@ -45,8 +48,10 @@ void rt_loader_free(rt_loader *L);
  * drawn from seed. Any pass still running is finished first. */
 void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B, bool train, uint64_t seed);
 
-/* The next batch of the pass into *b (valid until the next call), 1; 0
- * at the end of the pass; -1 when reading failed (message in err). */
+/* The next batch of the pass into *b, 1; 0 at the end of the pass; -1
+ * when reading failed (message in err). The batch stays valid until the
+ * call after next, so that a caller can hold it while it uses the one
+ * before (a GPU back end copies the next batch during a step). */
 int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen);
 
 /* CPU time the loader's threads (or the caller's, without workers) have

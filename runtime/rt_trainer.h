@@ -37,6 +37,8 @@ typedef struct {
     rt_source *src[3];             /* the sources the splits read (val's may be train's) */
     rt_split split[3];             /* RT_SPLIT_* */
     rt_loader *loader;
+    rt_batch ahead;                /* the pass's batch after the current one, being copied ahead ... */
+    bool ahead_ok;                 /* ... if there is one (back ends with a stage call) */
     float *params, *mom, *states;  /* host copies for checkpoints */
     float *best_params, *best_states;
     int batch;

@@ -10,7 +10,12 @@
  * Kernels run on the host: thread by thread, or, for kernels that use
  * __syncthreads (listed in threaded_kernel), on real threads with a barrier.
  * Streams execute at once unless capturing; a capture records closures
- * (arguments by value, as CUDA does) that cudaGraphLaunch replays. Calls
+ * (arguments by value, as CUDA does) that cudaGraphLaunch replays. A
+ * stream made with cudaStreamNonBlocking (a copy stream) runs late: its
+ * work waits until another stream waits for one of its events, or it is
+ * synchronised, so that a step that forgets to wait for a copy reads stale
+ * device memory, and a host buffer changed before its copy ran is copied
+ * changed: both show as wrong results. Calls
  * that CUDA forbids during a capture, copies outside allocations, cuBLAS
  * captured without a workspace, and cuDNN misuse (undersized workspace,
  * non-deterministic algorithms, tensors outside device memory, searches in
@@ -35,9 +40,13 @@
 thread_local emu_uint3 emu_tidx, emu_bidx;
 dim3 blockDim, gridDim;
 
-struct emu_stream { std::vector<std::function<void()>> *cap = nullptr; };
+struct emu_stream {
+    std::vector<std::function<void()>> *cap = nullptr;
+    bool late = false;                                  /* cudaStreamNonBlocking: work runs when waited for */
+    std::vector<std::function<void()>> pending;
+};
 struct emu_graph { std::vector<std::function<void()>> ops; };
-struct emu_event { double t = 0; bool rec = false; };
+struct emu_event { double t = 0; bool rec = false; cudaStream_t late = nullptr; /* recorded on this late stream, not yet run */ };
 struct emu_blas { cudaStream_t s = nullptr; void *ws = nullptr; };
 
 static int capturing_count;
@@ -120,7 +129,14 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
 }
 static void enqueue(cudaStream_t st, std::function<void()> f) {
     if (st && st->cap) st->cap->push_back(std::move(f));
+    else if (st && st->late) st->pending.push_back(std::move(f));
     else f();
+}
+/* Run a late stream's first n pending operations. */
+static void run_late(cudaStream_t st, size_t n) {
+    if (n > st->pending.size()) n = st->pending.size();
+    for (size_t i = 0; i < n; i++) st->pending[i]();
+    st->pending.erase(st->pending.begin(), st->pending.begin() + (long)n);
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st) {
     check_copy(d, s, n, k, st && st->cap);
@@ -140,10 +156,21 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) { *st = s && s->cap ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone; return cudaSuccess; }
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new emu_stream; return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
+    *s = new emu_stream;
+    (*s)->late = flags & cudaStreamNonBlocking;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s && s->cap) die("cudaStreamDestroy of a capturing stream");
+    if (s && !s->pending.empty()) die("cudaStreamDestroy of a stream with work not synchronised");
+    delete s;
+    return cudaSuccess;
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (s && s->cap) die("cudaStreamSynchronize on a capturing stream");
     no_capture("cudaStreamSynchronize");
+    if (s && s->late) run_late(s, s->pending.size());
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -170,8 +197,21 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t g, cudaStream_t s) {
 }
 static int n_events;
 cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new emu_event; n_events++; return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int) { return cudaEventCreate(e); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+    if (!e->rec && !e->late) die("cudaStreamWaitEvent on an event never recorded");
+    if (s && s->cap && e->late) die("cudaStreamWaitEvent in a capture on an event of another stream (not supported by the emulation)");
+    /* The late stream's work up to the event's record. */
+    while (e->late && !e->rec && !e->late->pending.empty()) run_late(e->late, 1);
+    if (!e->rec) die("cudaStreamWaitEvent: the event's stream lost its work");
+    e->late = nullptr;
+    return cudaSuccess;
+}
 cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; n_events--; return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    e->rec = false;
+    e->late = nullptr;
+    if (s && s->late && !s->cap) e->late = s;
     enqueue(s, [=]() { e->t = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); e->rec = true; });
     return cudaSuccess;
 }

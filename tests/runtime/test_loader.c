@@ -79,7 +79,7 @@ typedef struct {
 
 static Pass run_pass(const rt_model *m, const rt_augment *aug, int workers, const int *idx, int n, int B, bool train) {
     rt_source *src = fake_open(m, aug, 40, -1);
-    rt_loader *L = rt_loader_new(m, B, workers, aug);
+    rt_loader *L = rt_loader_new(m, B, workers, aug, NULL);
     Pass p = {rt_alloc(sizeof(float) * 96 * (size_t)n), rt_alloc(sizeof(float) * 5 * (size_t)n), rt_alloc(sizeof(int32_t) * (size_t)n), 0};
     rt_loader_start(L, src, idx, n, B, train, 42);
     rt_batch b;
@@ -181,7 +181,7 @@ int main(void) {
      * pass can start after an abandoned one. */
     for (int w = 0; w <= 2; w++) {
         rt_source *src = fake_open(&m, NULL, 40, 13);
-        rt_loader *L = rt_loader_new(&m, 4, w, NULL);
+        rt_loader *L = rt_loader_new(&m, 4, w, NULL, NULL);
         rt_loader_start(L, src, NULL, 40, 4, true, 1);
         rt_batch b;
         char err[256] = "";
@@ -208,7 +208,7 @@ int main(void) {
         rt_augment ca = {.crop = 5, .frames = 6, .flip = true, .flip_same = true};
         for (int train = 0; train <= 1; train++) {
             rt_source *src = fake_open(&mc, &ca, 9, -1);
-            rt_loader *L = rt_loader_new(&mc, 9, 1, &ca);
+            rt_loader *L = rt_loader_new(&mc, 9, 1, &ca, NULL);
             rt_loader_start(L, src, NULL, 9, 9, train, 5);
             rt_batch b;
             char e2[128] = "";

@@ -1,0 +1,41 @@
+#!/bin/bash
+# emu_train.sh MMC PROG_EMU MMNET WORKDIR — the CUDA training program (its
+# model compiled for CUDA, run on the CPU emulation of CUDA, tests/cuda_emu)
+# against the C program built from the same .mmnet: the same steps, step
+# kinds and losses to float32 tolerance, and the same accuracy. The CUDA
+# program reads its batches into pinned memory and copies each one ahead
+# on a copy stream while the step before runs; the emulation runs that
+# stream's copies only when a step waits for them, so a step that took its
+# batch before the copy, or a batch buffer reused before its copy ran,
+# shows here as different losses.
+set -u
+MMC=$1; EMU=$2; MMNET=$3; W=$4
+rm -rf "$W"; mkdir -p "$W"
+fail=0
+bad() { printf 'FAIL: %s\n' "$*"; fail=1; }
+
+"$MMC" build "$MMNET" -o "$W/cprog" > /dev/null || { bad "mmc build"; exit 1; }
+# Batches decoded on two worker threads into the loader's pinned buffers.
+for p in c emu; do
+    prog=$W/cprog; [ $p = emu ] && prog=$EMU
+    "$prog" train --workers 2 --quiet --out "$W/$p" > "$W/$p.out" 2>&1 || { bad "$p train"; tail -5 "$W/$p.out"; }
+done
+python3 - "$W/c" "$W/emu" <<'PY' || bad "the CUDA program's run differs from the C program's"
+import csv, json, sys
+a, b = (list(csv.DictReader(open(d + "/steps.csv"))) for d in sys.argv[1:])
+assert len(a) == len(b) >= 12, (len(a), len(b))
+for r, s in zip(a, b):
+    assert r["kind"] == s["kind"], (r, s)
+    la, lb = float(r["loss"]), float(s["loss"])
+    assert abs(la - lb) <= 2e-3 * max(1.0, abs(la)), (r["step"], la, lb)
+kinds = {r["kind"] for r in a}
+assert len(kinds) > 1, "no re-balancing step was taken: %s" % kinds
+ma, mb = (json.loads(open(d + "/metrics.jsonl").readlines()[-1]) for d in sys.argv[1:])
+assert abs(ma["test_acc"] - mb["test_acc"]) <= 1.5 / 16, (ma["test_acc"], mb["test_acc"])
+print("steps", len(a), "kinds", sorted(kinds), "final loss", a[-1]["loss"], b[-1]["loss"])
+PY
+# eval reads batches through the same path.
+"$EMU" eval --checkpoint "$W/emu/last.ckpt" > "$W/eval.out" 2>&1 || { bad "emu eval"; tail -5 "$W/eval.out"; }
+grep -q "accuracy" "$W/eval.out" || { bad "emu eval printed no accuracy"; cat "$W/eval.out"; }
+[ $fail = 0 ] && echo "emu_train: the CUDA program trains as the C program does"
+exit $fail
