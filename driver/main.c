@@ -23,6 +23,8 @@ static const char usage[] =
     "      --variant NAME    one derived graph: train, rebalance-B, rubi-B, eval, cut, squeeze (implies --after plan\n"
     "                        unless --after is given); --variant list names them\n"
     "      --target c|cuda   the graphs as that back end's fusion leaves them (default c)\n"
+    "      --dot             one graph (the --variant, else the model as written) for Graphviz:\n"
+    "                        mmc dump-ir FILE --dot --variant cut | dot -Tsvg > cut.svg\n"
     "  emit FILE -o DIR      write the generated sources to DIR\n"
     "      --target c|cuda   the back end (default c); --gemm and --conv as for build\n"
     "  build FILE -o PROG    generate, compile and link a training program\n"
@@ -43,7 +45,7 @@ static const char usage[] =
 typedef struct {
     const char *cmd, *file, *out, *target, *arch, *keep, *cc, *variant;
     int after;
-    bool after_given, profile, no_fuse, tiled_gemm, cudnn;
+    bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot;
     const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
 
@@ -105,6 +107,8 @@ static Args parse_args(int argc, char **argv) {
             if (strcmp(v, "gemm") != 0 && strcmp(v, "cudnn") != 0) bad_usage("unknown convolution method '%s' (--conv gemm or cudnn)", v);
             a.cudnn = strcmp(v, "cudnn") == 0;
             a.cuda_only = s;
+        } else if (strcmp(s, "--dot") == 0) {
+            a.dot = true;
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
         } else if (s[0] == '-' && s[1]) {
@@ -148,6 +152,7 @@ int main(int argc, char **argv) {
     }
     if (!a.file) bad_usage("'%s' needs a .mmnet file", a.cmd);
     if ((cmd == 3 || cmd == 4) && !a.out) bad_usage("'%s' needs -o (the output)", a.cmd);
+    if (a.dot && cmd != 2) bad_usage("--dot is an option of dump-ir, not of '%s'", a.cmd);
 
     Arena arena = {0};
     mm_arena = &arena;
@@ -190,7 +195,10 @@ int main(int argc, char **argv) {
                 rc = 2;
                 break;
             }
-            ir_dump_graph(&b, p, g);
+            if (a.dot) ir_dump_dot(&b, p, g);
+            else ir_dump_graph(&b, p, g);
+        } else if (a.dot) {
+            ir_dump_dot(&b, p, p->fwd);
         } else if (opt.stop_after >= PASS_VARIANTS) {
             for (int i = 0; i < p->graphs.n; i++) ir_dump_graph(&b, p, p->graphs.v[i]);
         } else {

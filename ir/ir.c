@@ -237,6 +237,89 @@ void ir_dump_graph(Buf *b, const IrProgram *p, const IrGraph *g) {
     }
 }
 
+/* ---- Graphviz ------------------------------------------------------------------- */
+/* The graph for `dot`: each branch's nodes in a cluster of its own, each
+ * fusion module's (MMTM, SE) in one between them, the loss and prediction
+ * outside. Parameters are not drawn as nodes: their names are listed in the
+ * nodes that read them. State that a variant reads in place of the other
+ * branch (the training-set squeeze means of `cut`, the gate means of a
+ * re-balancing step) is drawn, in orange, so that the cut or bypass shows;
+ * inputs are green, outputs bold, the backward pass's nodes dashed. */
+static void dot_label(Buf *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') buf_puts(b, "\\");
+        buf_printf(b, "%c", *s);
+    }
+}
+
+static void dot_node(Buf *b, const IrProgram *p, const IrNode *n) {
+    buf_printf(b, "    n%d [label=\"", n->id);
+    if (n->op == OP_INPUT) buf_printf(b, "input %s", IR_INPUT(p, n->input)->name);
+    else if (n->op == OP_STATE) buf_printf(b, "state %s", IR_STATE(p, n->state)->name);
+    else buf_puts(b, ir_op_name[n->op]);
+    if (n->role) buf_printf(b, " (%s)", n->role);
+    if (n->name && n->op != OP_INPUT && n->op != OP_STATE) {
+        buf_puts(b, "\\n");
+        dot_label(b, n->name);
+    }
+    buf_printf(b, "\\n%s%s", n->dt == DT_I32 ? "i32 " : "", ir_shape_str(n));
+    for (int j = 0; j < n->nsrc; j++)
+        if (n->src[j]->op == OP_PARAM) {
+            buf_puts(b, "\\n");
+            dot_label(b, IR_PARAM(p, n->src[j]->param)->name);
+        }
+    buf_puts(b, "\"");
+    if (n->op == OP_INPUT || n->op == OP_LABELS) buf_puts(b, ", style=filled, fillcolor=\"#c7e9c0\"");
+    else if (n->op == OP_STATE) buf_puts(b, ", style=filled, fillcolor=\"#fdd0a2\"");
+    else if (ir_op_flags[n->op] & OPF_BWD) buf_puts(b, ", style=dashed");
+    if (n->flags & (IRF_OUTPUT | IRF_LOSS)) buf_puts(b, ", penwidth=2.5");
+    buf_puts(b, "];\n");
+}
+
+void ir_dump_dot(Buf *b, const IrProgram *p, const IrGraph *g) {
+    buf_printf(b, "digraph \"%s.%s\" {\n", p->name, g->name);
+    buf_printf(b, "    label=\"model %s, graph %s (%d nodes)\"; labelloc=t; rankdir=TB;\n", p->name, g->name, g->nodes.n);
+    buf_puts(b, "    node [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n");
+    buf_puts(b, "    edge [color=\"#555555\"];\n");
+    /* Clusters: fusion modules first (their nodes also carry a branch), then branches. */
+    for (int f = 0; f < p->fusions.n; f++) {
+        const IrFusion *fu = IR_FUSION(p, f);
+        buf_printf(b, "  subgraph cluster_fusion%d {\n    label=\"%s %s", f, fu->kind == FUSE_MMTM ? "MMTM" : "SE", fu->name);
+        if (fu->kind == FUSE_MMTM) {
+            buf_puts(b, " (");
+            for (int k = 0; k < fu->nb; k++) buf_printf(b, "%s%s", k ? ", " : "", fu->point[k]);
+            buf_puts(b, ")");
+        }
+        buf_puts(b, "\"; color=\"#d62728\"; style=rounded;\n");
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (n->op != OP_PARAM && n->fusion == f) dot_node(b, p, n);
+        }
+        buf_puts(b, "  }\n");
+    }
+    for (int k = 0; k < p->branches.n; k++) {
+        const IrBranch *br = IR_BRANCH(p, k);
+        buf_printf(b, "  subgraph cluster_branch%d {\n    label=\"branch %s (input %s)\"; color=\"#1f77b4\"; style=rounded;\n", k,
+                   br->name, IR_INPUT(p, br->input)->name);
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (n->op != OP_PARAM && n->fusion < 0 && n->branch == k) dot_node(b, p, n);
+        }
+        buf_puts(b, "  }\n");
+    }
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (n->op != OP_PARAM && n->fusion < 0 && (n->branch < 0 || n->branch >= p->branches.n)) dot_node(b, p, n);
+    }
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (n->op == OP_PARAM) continue;
+        for (int j = 0; j < n->nsrc; j++)
+            if (n->src[j]->op != OP_PARAM) buf_printf(b, "    n%d -> n%d;\n", n->src[j]->id, n->id);
+    }
+    buf_puts(b, "}\n");
+}
+
 /* ---- verifier ------------------------------------------------------------------ */
 /* Checks what every pass must preserve: sources precede their users (so the
  * node order is an execution order), arities match the op table, shapes are

@@ -226,6 +226,7 @@ size_t ir_conv_plane_floats(const IrNode *in, const IrNode *out, const IrAttr *a
 
 /* ---- whole-program services --------------------------------------------- */
 void ir_dump_graph(Buf *b, const IrProgram *p, const IrGraph *g);
+void ir_dump_dot(Buf *b, const IrProgram *p, const IrGraph *g);  /* Graphviz, for `dot -Tsvg` */
 void ir_verify(const IrProgram *p, const IrGraph *g, const char *after);
 void ir_count_uses(IrGraph *g);
 size_t ir_group_params(const IrProgram *p, unsigned group_bit);

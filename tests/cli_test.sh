@@ -37,6 +37,27 @@ expect 0 "%13 *= maxpool(%12) .* fused-into=%11" "$MMC" dump-ir "$ROOT/examples/
 out=$("$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --variant train --target cuda 2>&1)
 if printf '%s' "$out" | grep -q "maxpool(%12).*fused-into"; then echo "FAIL: dump-ir --target cuda shows the pooling folded"; fail=1; fi
 expect 0 "maxpool(%12)" printf '%s' "$out"
+# --dot: Graphviz with the branches and MMTMs as clusters; the cut variant
+# reads the training-set squeeze means (orange state nodes) in place of the
+# other branch, the forward graph does not.
+expect 2 "--dot is an option of dump-ir" "$MMC" check "$ROOT/examples/cgmnist.mmnet" --dot
+dot_cut=$("$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --dot --variant cut 2>&1)
+dot_fwd=$("$MMC" dump-ir "$ROOT/examples/cgmnist.mmnet" --dot 2>&1)
+for pat in '^digraph "cgmnist.cut"' 'cluster_branch0' 'cluster_branch1' 'label="MMTM mmtm1' 'state mmtm1.squeeze_mean'; do
+    printf '%s\n' "$dot_cut" | grep -q -- "$pat" || { echo "FAIL: dump-ir --dot --variant cut has no '$pat'"; fail=1; }
+done
+printf '%s\n' "$dot_fwd" | grep -q 'squeeze_mean' && { echo "FAIL: the forward graph's dot shows squeeze means"; fail=1; }
+printf '%s\n' "$dot_fwd" | grep -q '^digraph "cgmnist.forward"' || { echo "FAIL: dump-ir --dot is not the forward graph"; fail=1; }
+n_edges=$(printf '%s\n' "$dot_cut" | grep -c ' -> ')
+[ "$n_edges" -gt 50 ] || { echo "FAIL: dump-ir --dot has $n_edges edges"; fail=1; }
+if command -v dot > /dev/null; then
+    svg=$(printf '%s\n' "$dot_cut" | dot -Tsvg 2>&1) || { echo "FAIL: dot -Tsvg rejects the graph: $svg" | head -5; fail=1; }
+    for pat in '<svg' 'MMTM mmtm1' 'branch c (input'; do
+        printf '%s' "$svg" | grep -q -- "$pat" || { echo "FAIL: the SVG has no '$pat'"; fail=1; }
+    done
+else
+    echo "note: Graphviz's dot is not installed; the SVG was not rendered"
+fi
 # The branch-only re-balancing option reads back.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sed 's/policy vanilla/policy guided(alpha=0.1, window=5, warmup=1, update=own)/' "$ROOT/examples/cgmnist.mmnet" > "$tmp/own.mmnet"

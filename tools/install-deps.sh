@@ -6,7 +6,7 @@
 set -e
 pkgs="cmake make pkg-config clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-      libspng-dev libturbojpeg0-dev"
+      libspng-dev libturbojpeg0-dev graphviz"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
