@@ -4,6 +4,7 @@
  *   prog eval --checkpoint F test accuracy of the prediction and of each branch
  *   prog util --checkpoint F the conditional utilization rates (ALGORITHMS §3)
  *   prog info                what was compiled in
+ *   prog report RUNDIR       the run as one HTML page with its curves
  *
  * The options that override the .mmnet's train section, their ranges and
  * their help lines come from its table (RT_CONFIG_FIELDS, mmnet_shared.h);
@@ -75,6 +76,7 @@ static void usage(const rt_model *m, FILE *f) {
             "  util --checkpoint F    the conditional utilization rates A(f_k), A(f_k'), u, d_util\n"
             "  info                   the model, its defaults and the back end\n"
             "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads)\n"
+            "  report RUNDIR [-o F]   the run's curves, utilization and settings as one HTML page (default RUNDIR/report.html)\n"
             "\n"
             "train options:\n"
             "  --out RUNDIR           where metrics.jsonl, steps.csv, checkpoints and summary.json go (default: runs/%s)\n"
@@ -208,9 +210,24 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         info(m);
         return 0;
     }
+    if (strcmp(cmd, "report") == 0) {
+        const char *dir = NULL, *out = NULL;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                usage(m, stdout);
+                return 0;
+            }
+            if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) out = value(argc, argv, &i);
+            else if (argv[i][0] == '-' && argv[i][1]) bad("unknown option '%s' (report takes RUNDIR and -o FILE)", argv[i]);
+            else if (!dir) dir = argv[i];
+            else bad("unexpected argument '%s' (report takes one RUNDIR)", argv[i]);
+        }
+        if (!dir) bad("'report' needs a run directory: %s report RUNDIR [-o FILE]", rt_prog);
+        return rt_report(dir, out);
+    }
     bool train = strcmp(cmd, "train") == 0, eval = strcmp(cmd, "eval") == 0, util = strcmp(cmd, "util") == 0;
     bool bench = strcmp(cmd, "bench") == 0;
-    if (!train && !eval && !util && !bench) bad("unknown command '%s'%s (commands: train, eval, util, bench, info)", cmd, "");
+    if (!train && !eval && !util && !bench) bad("unknown command '%s'%s (commands: train, eval, util, bench, report, info)", cmd, "");
     int steps = 10, reps = 5;
 
     rt_train_opts o = {0};

@@ -24,4 +24,8 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
 /* Training and evaluation throughput on random batches (./prog bench). */
 int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile);
 
+/* `report RUNDIR`: the run drawn as one self-contained HTML page (rt_report.c);
+ * out_path NULL: RUNDIR/report.html. */
+int rt_report(const char *run_dir, const char *out_path);
+
 #endif
