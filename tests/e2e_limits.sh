@@ -78,5 +78,50 @@ expect 1 "cannot write $W/full_summary/summary.json: No space left on device; tr
 "$P" train --quiet --epochs 1 --resume "$W/full_summary" > /dev/null 2>&1 || bad "--resume to write the summary"
 [ -s "$W/full_summary/summary.json" ] || bad "no summary.json after --resume"
 
+# ---- 2. memory ---------------------------------------------------------------
+# A batch larger than the training set (256 examples) is the whole set.
+expect 0 "batch 65536 is larger than the training set (256 examples): using batch 256, one step an epoch" \
+    "$P" train --quiet --epochs 1 --batch 65536 --out "$W/clamp"
+[ "$(json "$W/clamp/summary.json" "d['batch']" 2>/dev/null)" = 256 ] || bad "summary.json of the clamped run does not say batch 256"
+expect 0 "batch 65536 is larger than the data (256 examples): using batch 256" \
+    "$P" eval --checkpoint "$W/clamp/last.ckpt" --batch 65536
+
+# The plan at batch 256 with 3 threads, as mmc info prints it (in bytes)
+# and as the program counts it when it refuses the batch under a 36 MiB
+# limit: the same figure. The largest batch it says fits is the largest
+# whose plan (mmc info's) is within the bytes it says are available.
+plan_bytes() { # BATCH: mmc info's plan at 3 threads
+    "$MMC" info "$ROOT/tests/e2e/limits.mmnet" --batch "$1" --threads 3 | sed -n "s/^memory at batch $1, 3 threads (C back end): .* (\([0-9]*\) bytes)$/\1/p"
+}
+plan=$(plan_bytes 256)
+[ -n "$plan" ] || bad "mmc info --batch prints no plan"
+out=$(MMNET_MEMORY_LIMIT=36M "$P" train --quiet --batch 256 --threads 3 --out "$W/mem" 2>&1); st=$?
+printf '%s' "$out" | grep -q "error: batch 256 needs [0-9.]* MiB of memory ($plan bytes: activations .*), but [0-9.]* MiB is available ([0-9]* bytes: MMNET_MEMORY_LIMIT=36M, of which the process uses [0-9.]* MiB): the largest batch that fits is [0-9]* (--batch [0-9]*)" \
+    && [ $st = 1 ] || bad "batch 256 under a 36 MiB limit -> status $st: $out"
+[ -e "$W/mem/steps.csv" ] && bad "the refused run started its logs"
+most=$(printf '%s' "$out" | sed -n 's/.*the largest batch that fits is \([0-9]*\).*/\1/p')
+avail=$(printf '%s' "$out" | sed -n 's/.* is available (\([0-9]*\) bytes:.*/\1/p')
+if [ -n "$most" ] && [ -n "$avail" ]; then
+    a=$(plan_bytes "$most"); b=$(plan_bytes $((most + 1)))
+    [ "$a" -le "$avail" ] && [ "$b" -gt "$avail" ] || bad "the largest batch that fits, $most, is not ($a, $b bytes against $avail)"
+fi
+expect 0 "batch 200," env MMNET_MEMORY_LIMIT=64M "$P" train --batch 200 --epochs 1 --out "$W/mem_fit"
+expect 1 "MMNET_MEMORY_LIMIT is 'lots': give the memory this process may use in bytes, or with K, M, G or T" \
+    env MMNET_MEMORY_LIMIT=lots "$P" train --quiet --out "$W/mem_bad"
+expect 2 "mmc: --batch needs a whole number from 1 to 65536, not '0'" "$MMC" info "$ROOT/tests/e2e/limits.mmnet" --batch 0
+
+# A real limit on the address space (ulimit -v): the refused batch, then the
+# one it says fits, allocated for real (the benchmark holds the whole batch).
+# Not under AddressSanitizer, which reserves terabytes of address space.
+if (ulimit -v 400000; "$P" info > /dev/null 2>&1); then
+    out=$(ulimit -v 400000; "$P" bench --batch 60000 --steps 1 --reps 1 2>&1); st=$?
+    printf '%s' "$out" | grep -q "error: batch 60000 needs .* is available ([0-9]* bytes: the address-space limit (ulimit -v) of 390.6 MiB less the process's" \
+        && [ $st = 1 ] || bad "bench at batch 60000 under ulimit -v 400000 -> status $st: $out"
+    most=$(printf '%s' "$out" | sed -n 's/.*the largest batch that fits is \([0-9]*\).*/\1/p')
+    [ -n "$most" ] && { expect 0 "\"batch\": $most," bash -c 'ulimit -v 400000; exec "$@"' sh "$P" bench --batch "$most" --steps 1 --reps 1; }
+else
+    say "skip: the program does not start under ulimit -v (a sanitizer build)"
+fi
+
 if [ $fail = 0 ]; then say "e2e limits: all passed"; fi
 exit $fail
