@@ -112,6 +112,9 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, crop, INT, (.lo = 1, .hi = 100000)) /* augment: read at crop x crop, cut the input's size (0: no crop) */     \
     X(RUN, workers, INT, (.dflt = -1, .lo = 0, .hi = 1024, .flag = "--workers", .meta = "N", .any_command = 1,           \
                           .help = "threads decoding the next batches (default: one per core for files, none for data in memory)")) \
+    X(RUN, wait, ENUM, (.names = "passive|active", .flag = "--wait", .any_command = 1, /* RT_WAIT_* */                     \
+                        .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while: "    \
+                                "a little faster on a machine nothing else uses, far slower on a shared one)"))               \
     X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
@@ -154,6 +157,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
+/* How idle OpenMP threads wait between parallel regions: wait's names. */
+enum { RT_WAIT_PASSIVE, RT_WAIT_ACTIVE };
 /* How training flips inputs left-right (augment [flip]): flip's names. */
 enum { RT_FLIP_OFF, RT_FLIP_OWN, RT_FLIP_SAME };
 

@@ -155,6 +155,13 @@ double rt_now(void);               /* seconds, monotonic */
  * readers report a problem and leave the caller to decide how to die. */
 void rt_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int rt_cpu_count(void);             /* processors this process may run on */
+/* How idle OpenMP threads wait (RT_WAIT_*), set before the OpenMP runtime
+ * starts (it reads its settings at its first call): passive, they sleep as
+ * soon as a parallel region ends and leave the core to whatever else runs;
+ * active, the runtime's own default, they spin a while first. An
+ * OMP_WAIT_POLICY or KMP_BLOCKTIME in the environment is kept unless
+ * `given` (a --wait flag). */
+void rt_wait_policy(int wait, bool given);
 
 /* ---- memory (rt_memory.c) ------------------------------------------------- */
 /* Model m's memory plan (mmnet_shared.h) on its back end. */
