@@ -113,8 +113,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, workers, INT, (.dflt = -1, .lo = 0, .hi = 1024, .flag = "--workers", .meta = "N", .any_command = 1,           \
                           .help = "threads decoding the next batches (default: one per core for files, none for data in memory)")) \
     X(RUN, wait, ENUM, (.names = "passive|active", .flag = "--wait", .any_command = 1, /* RT_WAIT_* */                     \
-                        .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while: "    \
-                                "a little faster on a machine nothing else uses, far slower on a shared one)"))               \
+                        .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while, "  \
+                                "OpenMP's own default: far slower when other processes use the cores)"))                      \
     X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
