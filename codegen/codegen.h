@@ -16,6 +16,9 @@ typedef struct {
 typedef struct {
     CgFile files[8];
     int n;
+    /* The back end's workspaces, for the memory plan (mmc info --batch):
+     * floats per CPU thread, and once. */
+    size_t scratch_floats, work_floats;
 } CgOutput;
 
 typedef struct {

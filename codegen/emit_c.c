@@ -583,6 +583,8 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "};\n");
     buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act,
                fixed, scratch, partial, wt, o->profile);
+    out->scratch_floats = scratch;
+    out->work_floats = partial * RT_DW_CHUNKS + wt; /* as rt_cpu.c's cpu_memory counts them */
     cg_tables(b, p, "cpu_impl", "rt_cpu_backend");
     for (int i = 0; i < KFILES; i++) {
         CgFile *kf = cg_file(out, arena_printf(mm_arena, "kernels_%d.c", i));

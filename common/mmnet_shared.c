@@ -98,3 +98,24 @@ int rt_choice_find(const rt_choice *t, int n, const char *name) {
         if (strcmp(t[i].name, name) == 0) return i;
     return -1;
 }
+
+rt_mem_sizes rt_mem_bytes(const rt_mem_plan *p, long batch, int threads) {
+    const double f = sizeof(float), b = (double)batch;
+    rt_mem_sizes r;
+    /* per example: activations, and its inputs and label (int32) in each of the loader's slots */
+    r.per_example = f * ((double)p->act + RT_LOADER_SLOTS * ((double)p->inputs + 1));
+    r.activations = f * (double)p->act * b;
+    r.batches = f * RT_LOADER_SLOTS * ((double)p->inputs + 1) * b;
+    r.parameters = f * (6.0 * (double)p->params + 3.0 * (double)p->states);
+    r.workspace = f * ((double)p->fixed + (double)p->work + (double)p->scratch * (threads > 0 ? threads : 1));
+    r.total = r.activations + r.batches + r.parameters + r.workspace;
+    return r;
+}
+
+long rt_mem_max_batch(const rt_mem_plan *p, double avail, int threads) {
+    rt_mem_sizes one = rt_mem_bytes(p, 1, threads);
+    double rest = avail - (one.total - one.per_example);
+    if (rest < one.per_example) return 0;
+    double b = rest / one.per_example;
+    return b > 2147483647.0 ? 2147483647L : (long)b;
+}

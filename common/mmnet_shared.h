@@ -112,6 +112,9 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, crop, INT, (.lo = 1, .hi = 100000)) /* augment: read at crop x crop, cut the input's size (0: no crop) */     \
     X(RUN, workers, INT, (.dflt = -1, .lo = 0, .hi = 1024, .flag = "--workers", .meta = "N", .any_command = 1,           \
                           .help = "threads decoding the next batches (default: one per core for files, none for data in memory)")) \
+    X(RUN, wait, ENUM, (.names = "passive|active", .flag = "--wait", .any_command = 1, /* RT_WAIT_* */                     \
+                        .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while, "  \
+                                "OpenMP's own default: far slower when other processes use the cores)"))                      \
     X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
@@ -154,6 +157,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
+/* How idle OpenMP threads wait between parallel regions: wait's names. */
+enum { RT_WAIT_PASSIVE, RT_WAIT_ACTIVE };
 /* How training flips inputs left-right (augment [flip]): flip's names. */
 enum { RT_FLIP_OFF, RT_FLIP_OWN, RT_FLIP_SAME };
 
@@ -304,5 +309,35 @@ int rt_name_index(const char *names, const char *name);
 const char *rt_name_at(const char *names, int i, char *buf, size_t n);
 /* The choice called name in a table of n, or -1. */
 int rt_choice_find(const rt_choice *t, int n, const char *name);
+
+/* ---- the memory plan ---------------------------------------------------------
+ *
+ * What a training program allocates for a batch size, apart from its data
+ * set: the compiler's memory plan (passes/plan.c) and the back end's
+ * workspaces, in floats. `mmc info --batch B` prints it; the program
+ * compares it with the memory available before it allocates anything
+ * (runtime/rt_memory.c). Both fill an rt_mem_plan and call rt_mem_bytes, so
+ * they give the same figure. */
+#define RT_LOADER_SLOTS 4 /* batches the data loader holds: the one in use, the one before it (a GPU may
+                            still be copying it), and two read ahead */
+#define RT_DW_CHUNKS 8    /* CPU: the partial sums of a weight gradient over the batch (mmrt_cpu.h) */
+typedef struct {
+    size_t act;       /* the activation arena, per example of the largest batch */
+    size_t inputs;    /* one example's inputs (the loader's slots hold RT_LOADER_SLOTS batches) */
+    size_t fixed;     /* the arena of batch-independent tensors */
+    size_t params;    /* parameters: with gradients, momentum and the host copies, six times */
+    size_t states;    /* model state (running means): on the back end, a host copy, the best epoch's */
+    size_t scratch;   /* per thread: the convolutions' unrolled panels */
+    size_t work;      /* once: weight-gradient partial sums, a transposed weight matrix */
+} rt_mem_plan;
+/* The parts of the plan in bytes for a batch and a number of CPU threads:
+ * what grows with the batch (activations, batches in flight), what does not
+ * (parameters and the rest), and their sum. */
+typedef struct {
+    double per_example, activations, batches, parameters, workspace, total;
+} rt_mem_sizes;
+rt_mem_sizes rt_mem_bytes(const rt_mem_plan *p, long batch, int threads);
+/* The largest batch whose plan fits in avail bytes (0: not even 1). */
+long rt_mem_max_batch(const rt_mem_plan *p, double avail, int threads);
 
 #endif

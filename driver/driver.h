@@ -7,5 +7,7 @@
 #include "../passes/passes.h"
 
 void print_info(FILE *out, const IrProgram *p);
+/* The memory plan for a batch with `threads` CPU threads (mmc info --batch). */
+void print_memory(FILE *out, const IrProgram *p, long batch, int threads);
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../codegen/codegen.h"
 #include "../passes/passes.h"
 #include "driver.h"
 
@@ -70,4 +71,44 @@ void print_info(FILE *out, const IrProgram *p) {
     size_t total = 0;
     for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
     fprintf(out, "parameters: %zu\n", total);
+}
+
+static const char *mib(double bytes) {
+    if (bytes >= 1024.0 * 1024 * 1024) return arena_printf(mm_arena, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+    return arena_printf(mm_arena, "%.1f MiB", bytes / (1024.0 * 1024));
+}
+
+/* The memory plan for a batch (mmnet_shared.h), as the program built for
+ * the CPU counts it before it allocates (runtime/rt_memory.c): the
+ * planned arenas, the C back end's workspaces, the loader's batches. */
+void print_memory(FILE *out, const IrProgram *p, long batch, int threads) {
+    CgOptions o = {false, p->src->path, false, false};
+    CgOutput gen = {0};
+    cg_c_backend.emit(p, &o, &gen);
+    rt_mem_plan m = {0};
+    for (int i = 0; i < p->graphs.n; i++) {
+        const IrGraph *g = p->graphs.v[i];
+        if (g->act_floats > m.act) m.act = g->act_floats;
+        if (g->fixed_floats > m.fixed) m.fixed = g->fixed_floats;
+    }
+    for (int i = 0; i < p->inputs.n; i++) {
+        const IrInput *in = IR_INPUT(p, i);
+        size_t n = 1;
+        for (int d = 0; d < in->ndim; d++) n *= (size_t)in->shape[d];
+        m.inputs += n;
+    }
+    m.params = p->params_floats;
+    m.states = p->states_floats + 1;
+    m.scratch = gen.scratch_floats;
+    m.work = gen.work_floats;
+    for (int i = 0; i < gen.n; i++) buf_free(&gen.files[i].text);
+    rt_mem_sizes s = rt_mem_bytes(&m, batch, threads);
+    fprintf(out, "memory at batch %ld, %d thread%s (C back end): %s (%.0f bytes)\n", batch, threads, threads == 1 ? "" : "s",
+            mib(s.total), s.total);
+    fprintf(out, "  activations           %12s  (%zu floats an example)\n", mib(s.activations), m.act);
+    fprintf(out, "  batches in flight     %12s  (%d of the loader's, %zu input floats an example)\n", mib(s.batches), RT_LOADER_SLOTS,
+            m.inputs);
+    fprintf(out, "  parameters and state  %12s  (with gradients, momentum and the host's copies)\n", mib(s.parameters));
+    fprintf(out, "  workspace             %12s  (%s a thread)\n", mib(s.workspace), mib(4.0 * (double)m.scratch));
+    fprintf(out, "  the data set comes on top; a training program refuses a batch whose plan exceeds the memory it may use\n");
 }

@@ -18,6 +18,8 @@ static const char usage[] =
     "commands:\n"
     "  check FILE            parse, resolve names and infer every shape; exit 0 or print errors\n"
     "  info FILE             inputs, branches, fusion modules, heads, training policy, parameter counts\n"
+    "      --batch B         and the memory a training program needs at batch B (its memory plan)\n"
+    "      --threads N       ... with N CPU threads (default: this machine's cores, as the program)\n"
     "  dump-ir FILE          the IR graph, one node per line\n"
     "      --after PASS      stop after PASS (lower, shapes, variants, autodiff, fuse, plan); default: shapes\n"
     "      --variant NAME    one derived graph: train, rebalance-B, rubi-B, eval, cut, squeeze (implies --after plan\n"
@@ -45,6 +47,8 @@ static const char usage[] =
 typedef struct {
     const char *cmd, *file, *out, *target, *arch, *keep, *cc, *variant;
     int after;
+    long batch;   /* info --batch: the memory plan for it */
+    int threads;
     bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot;
     const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
@@ -59,6 +63,19 @@ static _Noreturn void bad_usage(const char *fmt, const char *arg) {
 static const char *need_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) bad_usage("option '%s' needs a value", argv[*i]);
     return argv[++*i];
+}
+
+/* A whole number in [1, hi] for option `flag`. */
+static long count_arg(const char *flag, const char *v, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 1 || x > hi) {
+        fprintf(stderr, "mmc: %s needs a whole number from 1 to %ld, not '%s'\nrun 'mmc --help' for the commands and options\n", flag,
+                hi, v);
+        exit(2);
+    }
+    return x;
 }
 
 static Args parse_args(int argc, char **argv) {
@@ -109,6 +126,10 @@ static Args parse_args(int argc, char **argv) {
             a.cuda_only = s;
         } else if (strcmp(s, "--dot") == 0) {
             a.dot = true;
+        } else if (strcmp(s, "--batch") == 0) {
+            a.batch = count_arg(s, need_value(argc, argv, &i), (long)rt_config_fields[RT_CFG_batch].hi);
+        } else if (strcmp(s, "--threads") == 0) {
+            a.threads = (int)count_arg(s, need_value(argc, argv, &i), 4096);
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
         } else if (s[0] == '-' && s[1]) {
@@ -125,6 +146,9 @@ static Args parse_args(int argc, char **argv) {
         fputs(usage, stderr);
         exit(2);
     }
+    if ((a.batch || a.threads) && strcmp(a.cmd, "info") != 0)
+        bad_usage("%s is an option of 'mmc info' (the memory plan; the program takes its own --batch)", a.batch ? "--batch" : "--threads");
+    if (a.threads && !a.batch) bad_usage("%s goes with --batch B (the memory plan at batch B)", "--threads");
     if (a.cuda_only && strcmp(a.target, "cuda") != 0) bad_usage("%s applies to the CUDA back end: add --target cuda", a.cuda_only);
     if (a.arch && strcmp(a.target, "cuda") == 0 && strncmp(a.arch, "sm_", 3) != 0)
         bad_usage("--arch with --target cuda takes a CUDA architecture like sm_90, not '%s'", a.arch);
@@ -165,7 +189,8 @@ int main(int argc, char **argv) {
     CompileOptions opt = {0};
     opt.no_fuse = a.no_fuse;
     opt.target_cuda = strcmp(a.target, "cuda") == 0;
-    if (cmd <= 1) opt.stop_after = PASS_SHAPES;
+    if (cmd == 1 && a.batch) opt.stop_after = PASS_PLAN;
+    else if (cmd <= 1) opt.stop_after = PASS_SHAPES;
     else if (cmd == 2) opt.stop_after = a.variant && !a.after_given ? PASS_PLAN : (PassId)a.after;
     else opt.stop_after = PASS_PLAN;
     if (cmd == 2 && a.variant && opt.stop_after < PASS_VARIANTS)
@@ -178,7 +203,13 @@ int main(int argc, char **argv) {
     int rc = 0;
     switch (cmd) {
     case 0: break;
-    case 1: print_info(stdout, p); break;
+    case 1:
+        print_info(stdout, p);
+        if (a.batch) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            print_memory(stdout, p, a.batch, a.threads ? a.threads : cores > 0 ? (int)cores : 1);
+        }
+        break;
     case 2: {
         Buf b = {0};
         if (a.variant && strcmp(a.variant, "list") == 0) {

@@ -122,6 +122,9 @@ typedef struct {
      * until that call returns. b NULL: forget what was copied (a new pass
      * begins). NULL: the back end copies each batch in its step. */
     void (*stage)(rt_exec *e, const rt_batch *b);
+    /* The back end's part of the memory plan in host memory (act, fixed,
+     * scratch, work); NULL when its arenas are elsewhere (a GPU's). */
+    void (*memory)(const rt_model *m, rt_mem_plan *p);
 } rt_backend;
 
 struct rt_model {
@@ -163,6 +166,26 @@ double rt_now(void);               /* seconds, monotonic */
  * readers report a problem and leave the caller to decide how to die. */
 void rt_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int rt_cpu_count(void);             /* processors this process may run on */
+/* How idle OpenMP threads wait (RT_WAIT_*), set before the OpenMP runtime
+ * starts (it reads its settings at its first call): passive, they sleep as
+ * soon as a parallel region ends and leave the core to whatever else runs;
+ * active, the runtime's own default, they spin a while first. An
+ * OMP_WAIT_POLICY or KMP_BLOCKTIME in the environment is kept unless
+ * `given` (a --wait flag). */
+void rt_wait_policy(int wait, bool given);
+
+/* ---- memory (rt_memory.c) ------------------------------------------------- */
+/* Model m's memory plan (mmnet_shared.h) on its back end. */
+void rt_memory_plan(const rt_model *m, rt_mem_plan *p);
+/* The bytes this process may still allocate: the least of MMNET_MEMORY_LIMIT
+ * (a limit on the process, for tests), the cgroup's limit (v2, else v1) less
+ * its use, the address-space limit (ulimit -v) less the process's, and the
+ * system's MemAvailable; what bounds it, for messages, into what[n]. */
+double rt_memory_available(char *what, size_t n);
+/* Dies, before anything of the batch is allocated, when the plan for batch
+ * B (with the OpenMP threads the run has) exceeds the memory available,
+ * with both figures and the largest batch that fits. */
+void rt_memory_check(const rt_model *m, int batch);
 /* Index of the variant of this kind (and branch), or -1. */
 int rt_find_variant(const rt_model *m, int kind, int k);
 

@@ -28,9 +28,9 @@
 #define MMK_SIMD "scalar"
 #endif
 
-/* Weight-gradient reductions over the batch are split into this many fixed
- * chunks, summed in order: the result does not depend on the thread count. */
-#define RT_DW_CHUNKS 8
+/* Weight-gradient reductions over the batch are split into RT_DW_CHUNKS
+ * fixed chunks (mmnet_shared.h: the memory plan counts them), summed in
+ * order: the result does not depend on the thread count. */
 
 typedef struct rt_cpu_impl rt_cpu_impl;
 

@@ -26,6 +26,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
     const rt_backend *be = m->backend;
+    rt_memory_check(m, batch);
     rt_exec *e = be->create(m, batch);
     float *params = rt_alloc(sizeof(float) * m->params_floats), *states = rt_alloc(sizeof(float) * (m->states_floats + 1));
     rt_init_params(m, params, 1);

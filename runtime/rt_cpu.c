@@ -202,5 +202,14 @@ static void cpu_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out
     e->trace_user = user;
 }
 
+/* What cpu_create allocates beyond the parameters and states, in floats. */
+static void cpu_memory(const rt_model *m, rt_mem_plan *p) {
+    const rt_cpu_impl *impl = m->impl;
+    p->act = impl->act_floats;
+    p->fixed = impl->fixed_floats;
+    p->scratch = impl->scratch_floats;
+    p->work = impl->partial_floats * RT_DW_CHUNKS + impl->wt_floats;
+}
+
 const rt_backend rt_cpu_backend = {"c", cpu_create, cpu_destroy, cpu_read, cpu_write, cpu_train, cpu_eval, cpu_profile, cpu_trace,
-                                     NULL, NULL, NULL};
+                                   NULL, NULL, NULL, cpu_memory};

@@ -401,4 +401,5 @@ static void cuda_trace(rt_exec *e, void (*fn)(void *user, int k, const float *ou
 
 extern "C" const rt_backend rt_cuda_backend = {"cuda", cuda_create,  cuda_destroy, cuda_read, cuda_write,
                                                cuda_train, cuda_eval, cuda_profile, cuda_trace,
-                                               host_alloc, host_free, cuda_stage};
+                                               host_alloc, host_free, cuda_stage,
+                                               NULL /* the arenas are in the GPU's memory: cudaMalloc's errors name them */};

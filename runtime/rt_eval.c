@@ -276,6 +276,18 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
     if (T->split[RT_SPLIT_TRAIN].n == 0) rt_die("the training set is empty");
     if (!files && T->mem.train.classes != m->classes && strcmp(cfg->data, "synthetic") != 0)
         rt_die("the data has %d classes but the model predicts %d", T->mem.train.classes, m->classes);
+    /* A batch larger than the data is the whole of it (training: one step
+     * an epoch; evaluation: one pass), without the memory of the rest. */
+    int most = T->split[RT_SPLIT_TRAIN].n;
+    if (!T->o)
+        for (int s = RT_SPLIT_VAL; s <= RT_SPLIT_TEST; s++)
+            if (T->split[s].n > most) most = T->split[s].n;
+    if (T->batch > most) {
+        fprintf(stderr, "%s: batch %d is larger than the %s (%d examples): using batch %d%s\n", rt_prog, T->batch,
+                T->o ? "training set" : "data", most, most, T->o ? ", one step an epoch" : "");
+        T->batch = most;
+    }
+    rt_memory_check(m, T->batch);
     /* Decoding files runs ahead of the steps on worker threads; copying
      * from memory does not need them. */
     int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
@@ -448,7 +460,7 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     snprintf(dir, sizeof dir, "%s", data_dir);
     rt_ckpt_free(c);
     rt_open_data(&T, dir, 0);
-    T.e = T.be->create(m, batch);
+    T.e = T.be->create(m, T.batch);
     T.be->write(T.e, RT_ARENA_PARAMS, T.params);
     T.be->write(T.e, RT_ARENA_STATES, T.states);
     if (!util) {

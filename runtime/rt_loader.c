@@ -15,7 +15,7 @@
 
 #include "rt_loader.h"
 
-#define NSLOT 4
+#define NSLOT RT_LOADER_SLOTS /* the memory plan counts them (mmnet_shared.h) */
 
 typedef struct {
     float *x[RT_MAXIN];   /* [C][B][P] */

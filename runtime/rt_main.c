@@ -260,6 +260,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         else bad("unknown option '%s'", a);
         if (t_only && !train) bad("option '%s' is for 'train', not '%s'", a, cmd);
     }
+    /* Before the first OpenMP call. */
+    rt_wait_policy(o.cfg.wait, given[RT_CFG_wait]);
     if (threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);

@@ -288,7 +288,9 @@ static FILE *reopen_log(const char *dir, const char *name, bool resume, bool (*k
     } else if (header) {
         fputs(header, out);
     }
-    if (fclose(out) != 0 || rename(tmp, path) != 0) rt_die("cannot rewrite '%s': %s", path, strerror(errno));
+    errno = 0;
+    bool bad = fflush(out) != 0 || ferror(out);
+    if (fclose(out) != 0 || bad || rename(tmp, path) != 0) rt_die("cannot rewrite '%s': %s", path, strerror(errno ? errno : EIO));
     return rt_fopen(path, "a");
 }
 

@@ -32,15 +32,18 @@ static const char *kind_name(const rt_model *m, int kind, char *buf) {
 }
 
 /* What the loop needs besides the run's state (Trainer, rt_trainer.h). */
-typedef struct {
+typedef struct Loop Loop;
+struct Loop {
     int v_train, v_eval, v_rebal[RT_MAXB], v_rubi; /* the graph of each kind of step */
     unsigned char *mask[RT_MAXB];  /* re-balancing steps that update only their branch (§5) */
     int *perm;                     /* the epoch's order of the training examples */
     int steps_per_epoch;
     bool tty;                      /* a progress line on stderr */
+    int ckpt_epoch;                /* the epoch last.ckpt holds (0: none yet) */
+    int running;                   /* the epoch being trained or logged (1-based) */
     long samples;                  /* trained on by this process, and the time its steps took */
     double train_time;
-} Loop;
+};
 
 /* What an epoch's steps leave for its bookkeeping. */
 typedef struct {
@@ -52,6 +55,36 @@ typedef struct {
     double data_cpu;               /* CPU time the loader spent on the epoch's examples */
     double t0;                     /* when the epoch began */
 } EpochStats;
+
+/* A log of the run (steps.csv, metrics.jsonl, summary.json) could not be
+ * written: a full disk, a quota, an I/O error. The run stops at once rather
+ * than go on without its record. Logs are written before the checkpoint of
+ * their epoch, so last.ckpt holds the last epoch whose lines are all on
+ * disk, and --resume goes on from it, rewriting the lines after it. err is
+ * the errno of the failed call. */
+static _Noreturn void log_failed(const Trainer *T, const Loop *L, const char *name, int err) {
+    const char *dir = T->o->out_dir;
+    char ckpt[600];
+    if (L->ckpt_epoch > 0)
+        snprintf(ckpt, sizeof ckpt, "%s/last.ckpt holds epoch %d; once the file can be written, continue with --resume %s", dir,
+                 L->ckpt_epoch, dir);
+    else
+        snprintf(ckpt, sizeof ckpt, "There is no checkpoint yet (the first is written after the first epoch).");
+    rt_die("cannot write %s/%s: %s; training stopped in epoch %d of %d. %s", dir, name, strerror(err ? err : EIO), L->running,
+           T->cfg.epochs, ckpt);
+}
+
+/* text appended to a log, or the run stopped naming it (log_failed). */
+static void log_put(const Trainer *T, const Loop *L, FILE *f, const char *name, const char *text) {
+    errno = 0;
+    if (fputs(text, f) == EOF || ferror(f)) log_failed(T, L, name, errno);
+}
+
+/* Everything written to a log so far, on its way to the disk. */
+static void log_flush(const Trainer *T, const Loop *L, FILE *f, const char *name) {
+    errno = 0;
+    if (fflush(f) != 0 || ferror(f)) log_failed(T, L, name, errno);
+}
 
 /* The run directory, the host buffers, and the fresh state of a run. */
 static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
@@ -143,6 +176,7 @@ static void start(Trainer *T, Loop *L) {
     const int n = T->split[RT_SPLIT_TRAIN].n;
     L->perm = rt_alloc(sizeof(int) * (size_t)(n > T->batch ? n : T->batch));
     L->steps_per_epoch = (n + T->batch - 1) / T->batch;
+    L->ckpt_epoch = L->running = T->epoch; /* a resumed run's last.ckpt */
 }
 
 /* The optimizer's settings in force: the configuration's, with the learning
@@ -201,10 +235,11 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->regular_steps++;
         if (cfg->policy != RT_POLICY_RUBI) rt_controller_after_regular(&T->ctl, ep, &T->speed);
     }
-    char kb[32];
-    fprintf(T->steps, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
-    for (int k = 0; k < m->nbranches; k++) fprintf(T->steps, ",%.6g", T->speed.s[k]);
-    fprintf(T->steps, ",%.6g\n", T->speed.d_speed);
+    char kb[32], line[64 + 16 * (RT_MAXB + 1)];
+    int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
+    for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
+    snprintf(line + n, sizeof line - n, ",%.6g\n", T->speed.d_speed);
+    log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
     return r;
 }
@@ -231,6 +266,7 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     const rt_config *cfg = &T->cfg;
     const int n = T->split[RT_SPLIT_TRAIN].n;
     const int ep = T->epoch;
+    L->running = ep + 1;
     int *perm = L->perm;
     for (int i = 0; i < n; i++) perm[i] = i;
     for (int i = n - 1; i > 0; i--) {
@@ -304,7 +340,7 @@ static bool schedule(Trainer *T, const EpochStats *st) {
 }
 
 /* The epoch's line in metrics.jsonl and on stderr. */
-static void log_epoch(Trainer *T, const EpochStats *st, const Score *val, const Score *test, double sps, bool best) {
+static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Score *val, const Score *test, double sps, bool best) {
     const rt_model *m = T->m;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "epoch", T->epoch);
@@ -335,11 +371,12 @@ static void log_epoch(Trainer *T, const EpochStats *st, const Score *val, const 
     cJSON_AddNumberToObject(j, "data_cpu_s", st->data_cpu);
     cJSON_AddNumberToObject(j, "epoch_time_s", rt_now() - st->t0);
     char *line = cJSON_PrintUnformatted(j);
-    fprintf(T->metrics, "%s\n", line);
-    free(line);
     cJSON_Delete(j);
-    fflush(T->metrics);
-    fflush(T->steps);
+    log_put(T, L, T->metrics, "metrics.jsonl", line);
+    free(line);
+    log_put(T, L, T->metrics, "metrics.jsonl", "\n");
+    log_flush(T, L, T->metrics, "metrics.jsonl");
+    log_flush(T, L, T->steps, "steps.csv");
 
     fprintf(stderr, "epoch %d/%d: loss %.4f  train %.4f  val %.4f  test %.4f  (", T->epoch, T->cfg.epochs, st->loss, st->acc,
             val->acc, test->acc);
@@ -373,8 +410,9 @@ static bool end_epoch(Trainer *T, Loop *L, const EpochStats *st) {
     bool best = keep_best(T, &val, &test);
     bool stop = schedule(T, st);
     T->samples_per_s = L->samples / (L->train_time > 0 ? L->train_time : 1e-9);
-    log_epoch(T, st, &val, &test, sps, best);
+    log_epoch(T, L, st, &val, &test, sps, best);
     save_epoch(T, best);
+    L->ckpt_epoch = T->epoch;
     if (stop) fprintf(stderr, "%s: 100%% training accuracy for %d epochs: stopping (early_stop perfect)\n", rt_prog, T->perfect_epochs);
     return stop;
 }
@@ -382,7 +420,7 @@ static bool end_epoch(Trainer *T, Loop *L, const EpochStats *st) {
 /* summary.json (written atomically) and stdout: the best epoch's
  * accuracies, the conditional utilization rate u of its weights, the
  * learning speeds and the run's configuration. */
-static void write_summary(const Trainer *T, const Util *u) {
+static void write_summary(const Trainer *T, const Loop *L, const Util *u) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
     cJSON *sj = cJSON_CreateObject();
@@ -415,8 +453,15 @@ static void write_summary(const Trainer *T, const Util *u) {
     snprintf(path, sizeof path, "%s/summary.json", T->o->out_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = rt_fopen(tmp, "w");
-    fprintf(f, "%s\n", txt);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) rt_die("cannot write %s: %s", path, strerror(errno));
+    errno = 0;
+    bool ok = fputs(txt, f) != EOF && fputc('\n', f) != EOF && fflush(f) == 0 && !ferror(f);
+    int err = errno;
+    if (fclose(f) != 0 && ok) ok = false, err = errno;
+    if (!ok) {
+        unlink(tmp);
+        log_failed(T, L, "summary.json", err);
+    }
+    if (rename(tmp, path) != 0) rt_die("cannot write %s: %s", path, strerror(errno));
     printf("%s\n", txt);
     free(txt);
     cJSON_Delete(sj);
@@ -426,15 +471,17 @@ static void write_summary(const Trainer *T, const Util *u) {
  * summary, and everything freed. */
 static void finish(Trainer *T, Loop *L) {
     const rt_model *m = T->m;
-    fclose(T->steps);
-    fclose(T->metrics);
+    errno = 0;
+    if (fclose(T->steps) != 0) log_failed(T, L, "steps.csv", errno);
+    errno = 0;
+    if (fclose(T->metrics) != 0) log_failed(T, L, "metrics.jsonl", errno);
     Util u = {0};
     if (T->best_epoch >= 0) {
         T->be->write(T->e, RT_ARENA_PARAMS, T->best_params);
         T->be->write(T->e, RT_ARENA_STATES, T->best_states);
         u = rt_utilization(T);
     }
-    write_summary(T, &u);
+    write_summary(T, L, &u);
 
     T->be->destroy(T->e);
     rt_close_data(T);

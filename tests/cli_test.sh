@@ -73,6 +73,13 @@ grep -q "convolutions by im2col and GEMM" "$tmp/cublas/model.cu" && ! grep -q "M
 "$MMC" emit "$ROOT/examples/modelnet40_resnet18.mmnet" --target cuda --conv cudnn -o "$tmp/cudnn" > /dev/null &&
     grep -q "convolutions by cuDNN" "$tmp/cudnn/model.cu" && grep -q "^#define MMNET_CUDNN 1" "$tmp/cudnn/model.cu" \
     || { echo "FAIL: mmc emit --conv cudnn does not say 'convolutions by cuDNN'"; fail=1; }
+# info --batch: the memory plan (tests/e2e_limits.sh checks it against the program's).
+expect 0 "^memory at batch 128, 2 threads (C back end): [0-9.]* MiB ([0-9]* bytes)" "$MMC" info "$ROOT/examples/cgmnist.mmnet" --batch 128 --threads 2
+expect 0 "activations  *44.8 MiB  (91760 floats an example)" "$MMC" info "$ROOT/examples/cgmnist.mmnet" --batch 128 --threads 2
+expect 2 "--batch needs a whole number from 1 to 65536, not '65537'" "$MMC" info "$ROOT/examples/cgmnist.mmnet" --batch 65537
+expect 2 "--threads needs a whole number from 1 to 4096, not 'all'" "$MMC" info "$ROOT/examples/cgmnist.mmnet" --batch 8 --threads all
+expect 2 "--batch is an option of 'mmc info'" "$MMC" check "$ROOT/examples/cgmnist.mmnet" --batch 8
+expect 2 "--threads goes with --batch B" "$MMC" info "$ROOT/examples/cgmnist.mmnet" --threads 2
 nconv=$(grep -c "^static mmk_dnn_conv" "$tmp/cudnn/model.cu"); nrun=$(grep -c "mmk_dnn_run(e, &" "$tmp/cudnn/model.cu")
 nim2col=$(grep -c "mmk_im2col_launch<" "$tmp/cudnn/model.cu")
 [ "$nconv" -gt 20 ] && [ "$nconv" = "$nrun" ] && [ "$nim2col" = 0 ] && grep -q "^static void plan_train" "$tmp/cudnn/model.cu" \
