@@ -3,6 +3,9 @@
  * with the runtime into one program. */
 #include <errno.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +175,8 @@ static const char *detect_arch(void) {
     return r;
 }
 
+/* For `build`, frees the compilation's arena (p with it) once the sources
+ * are written. */
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
                    const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn) {
     const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
@@ -179,6 +184,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
     CgOptions o = {profile, p->src->path, use_cublas, use_cudnn};
     CgOutput gen = {0};
     be->emit(p, &o, &gen);
+    char names[8][64];
     int rc = 0;
     const char *dir = strcmp(cmd, "emit") == 0 ? out : keep;
     char tmpdir[] = "/tmp/mmc-build-XXXXXX";
@@ -200,6 +206,20 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         for (int i = 0; i < gen.n; i++) printf("%s/%s\n", dir, gen.files[i].name);
         goto done;
     }
+    /* What the compilers need is on disk: give the memory of the IR and of
+     * the sources back before they run (for a large model, hundreds of
+     * megabytes that would otherwise sit beside the compilers'). Only
+     * the file names are still needed. */
+    for (int i = 0; i < gen.n; i++) {
+        buf_free(&gen.files[i].text);
+        snprintf(names[i], sizeof names[i], "%s", gen.files[i].name);
+        gen.files[i].name = names[i];
+    }
+    p = NULL;
+    arena_free(mm_arena);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
     {
         char inc[PATH_MAX], common[PATH_MAX], lib[PATH_MAX], culib[PATH_MAX];
         find_runtime(inc, common, lib, culib, sizeof inc);

@@ -74,8 +74,11 @@ void cg_spatial(const IrNode *t, int nsp, int sp[3]); /* depth (1 for 2-D), heig
 typedef struct {
     struct CgKernel *v;
     int n, cap;
+    int *idx, icap; /* a hash index of v */
 } CgKernels;
 const char *cg_kernel_find(const CgKernels *t, const char *code);
+int cg_kernel_index(const CgKernels *t, const char *code); /* in the order added; -1 if none */
+const char *cg_kernel_name(const CgKernels *t, int i);
 void cg_kernel_add(CgKernels *t, const char *code, const char *name);
 
 #endif

@@ -4,7 +4,9 @@
  * tables the runtime reads. The CPU path is the oracle every other back end
  * is checked against, so each kernel is written to be plainly correct
  * first; reductions are ordered so results do not depend on thread count. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emit_c.h"
@@ -428,14 +430,36 @@ static bool writes_input(const IrNode *n, int i) {
 /* Kernels are spread over KFILES files, compiled in parallel by mmc build. */
 #define KFILES 4
 
+/* A graph of more kernels than this runs them in a loop over a table of
+ * steps (mmrt_cpu.h's run tables) instead of one call statement each: the
+ * C compiler's time and memory on one function of 10^5 statements are far
+ * from linear (minutes and gigabytes), and on a table of 10^5 rows they are
+ * a second. Every example's graphs have fewer and keep their calls.
+ * $MMNET_RUN_TABLE changes the threshold (0: every graph from tables), so
+ * that the tests can check both forms on one small model. */
+static int run_table_min(void) {
+    static int min = -1;
+    if (min < 0) {
+        const char *env = getenv("MMNET_RUN_TABLE");
+        char *end;
+        long v = env ? strtol(env, &end, 10) : 0;
+        min = env && *env && !*end && v >= 0 && v < INT_MAX ? (int)v : 512;
+    }
+    return min;
+}
+#define RUN_TABLE run_table_min()
+
 typedef struct {
     CgKernels k;          /* already emitted, for sharing across variants */
     const char *prefix;   /* the model's name: kernels are external symbols */
     Buf files[KFILES];
+    bool *wrapped;        /* per kernel: its run-table wrapper is emitted */
+    int nwrapped;
 } KernelTable;
 
-/* Emit n's kernel unless an identical one exists; returns its name. */
-static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
+/* Emit n's kernel unless an identical one exists; returns its name, and
+ * its number in *idx. */
+static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n, int *idx) {
     bool out = n->op != OP_ACCUM;
     bool inplace_ok = ir_op_flags[n->op] & OPF_INPLACE;
     Buf code = {0}, *saved = E->b;
@@ -468,11 +492,13 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
     kernel_body(E, n);
     P("}\n");
     E->b = saved;
-    const char *found = cg_kernel_find(&kt->k, code.s);
-    if (found) {
+    int found = cg_kernel_index(&kt->k, code.s);
+    if (found >= 0) {
         buf_free(&code);
-        return found;
+        *idx = found;
+        return cg_kernel_name(&kt->k, found);
     }
+    *idx = kt->k.n;
     const char *name = arena_printf(mm_arena, "%s_k%d_%s", kt->prefix, kt->k.n, ir_op_name[n->op]);
     /* The definition goes to the least full kernel file; a prototype here. */
     int f = 0;
@@ -487,56 +513,170 @@ static const char *emit_kernel(Emit *E, KernelTable *kt, const IrNode *n) {
     return name;
 }
 
+#define RUN_PREAMBLE                                                                                                     \
+    "    const int B = bt->B;\n    const size_t MB = (size_t)e->max_batch;\n"                                             \
+    "    mm_real *const A = e->act, *const F = e->fixed, *const P = e->params, *const G = e->grads, *const S = e->states;\n" \
+    "    const mm_real *const *X = bt->x;\n    const int32_t *const Y = bt->y;\n"                                          \
+    "    (void)A; (void)F; (void)P; (void)G; (void)S; (void)X; (void)Y; (void)h; (void)MB;\n"
+
+/* The nodes whose places a kernel takes, in the order of its parameters:
+ * its result (all but an accumulator's), its sources (a folded operand's
+ * sources instead), its epilogues' second operands. */
+#define MAX_OPERANDS 32
+static int operands(const IrNode *n, const IrNode **pl) {
+    int np = 0;
+    if (n->op != OP_ACCUM) pl[np++] = n;
+    for (int j = 0; j < n->nsrc; j++) {
+        const IrNode *s = n->src[j];
+        if (s->fused == n) { /* a folded operand: its sources */
+            pl[np++] = s->src[0];
+            if (s->op == OP_CHSCALE) pl[np++] = s->src[1];
+        } else pl[np++] = s;
+    }
+    for (int j = 0; j < n->nepi; j++)
+        if (cg_epilogue_arg(n->epi[j])) pl[np++] = cg_epilogue_arg(n->epi[j]);
+    mm_assert(np <= MAX_OPERANDS);
+    return np;
+}
+
+/* What a kernel wrote, for tracing. */
+static const IrNode *written(const IrNode *n) { return n->op == OP_ACCUM ? n->src[1] : n->pool ? n->pool : n; }
+
+static void results(Emit *E);
+
+/* A place of a run table (mmrt_cpu.h): offset * 8 + arena. */
+static const char *place(const IrNode *n) {
+    static const int bufs[] = {[BUF_ACT] = 1, [BUF_FIXED] = 2, [BUF_PARAM] = 3, [BUF_GRAD] = 4,
+                               [BUF_STATE] = 5, [BUF_INPUT] = 6, [BUF_LABELS] = 7}; /* MMK_ACT ... */
+    mm_assert(n->buf > BUF_NONE && n->buf <= BUF_LABELS);
+    return arena_printf(mm_arena, "%zu", (n->buf == BUF_LABELS ? (size_t)0 : n->off) * 8 + (size_t)bufs[n->buf]);
+}
+
+/* The run function of a large graph (RUN_TABLE): its steps and their
+ * operands' places as tables, a wrapper per kernel taking the operands as
+ * an array (emitted once for the program), and a loop. */
+static void run_table(Emit *E, KernelTable *kt, const char **kn, const int *ki, bool profile) {
+    const IrGraph *g = E->g;
+    if (kt->nwrapped < kt->k.n) {
+        kt->wrapped = arena_realloc(mm_arena, kt->wrapped, sizeof(bool) * (size_t)kt->nwrapped, sizeof(bool) * (size_t)kt->k.n);
+        kt->nwrapped = kt->k.n;
+    }
+    int *fn = NEWN(int, kt->k.n); /* a kernel's wrapper's number in this graph, + 1 */
+    PtrVec fns = {0};
+    Buf steps = {0}, places = {0};
+    int k = 0, nplaces = 0, maxops = 1;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (!cg_has_kernel(n)) continue;
+        const IrNode *pl[MAX_OPERANDS];
+        int np = operands(n, pl);
+        if (np > maxops) maxops = np;
+        int w = ki[i];
+        if (!kt->wrapped[w]) {
+            kt->wrapped[w] = true;
+            P("static void w_%s(void *const *p, int B, rt_exec *e, const rt_hyper *h) {\n    %s(", kn[i], kn[i]);
+            for (int j = 0; j < np; j++) P("p[%d], ", j);
+            P("B%s%s);\n    (void)e; (void)h;\n}\n", needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
+        }
+        if (!fn[w]) {
+            vec_push(&fns, (void *)kn[i]);
+            fn[w] = fns.n;
+        }
+        const IrNode *t = written(n);
+        buf_printf(&steps, "%d,%d,%zu,", (fn[w] - 1) * 256 + np, nplaces, ir_numel(t) * 2 + t->batched);
+        for (int j = 0; j < np; j++) buf_printf(&places, "%s,", place(pl[j]));
+        buf_printf(&places, "%s,", place(t));
+        if (k % 8 == 7) {
+            buf_puts(&steps, "\n");
+            buf_puts(&places, "\n");
+        }
+        nplaces += np + 1;
+        k++;
+    }
+    P("\nstatic const mmk_wrap_fn %s_fns[%d] = {", E->gname, fns.n);
+    for (int i = 0; i < fns.n; i++) P("%sw_%s", i ? ", " : "", (const char *)fns.v[i]);
+    P("};\n/* per kernel: wrapper * 256 + operands, first place, result's size * 2 + batched */\n");
+    P("static const uint64_t %s_steps[%d] = {\n%s};\n", E->gname, 3 * k, steps.s);
+    P("/* the kernels' operands' places, each kernel's result's after them: offset * 8 + arena */\n");
+    P("static const uint64_t %s_places[%d] = {\n%s};\n", E->gname, nplaces, places.s);
+    buf_free(&steps);
+    buf_free(&places);
+    P("\nstatic void run_%s(rt_exec *e, const rt_batch *bt, const rt_hyper *h, rt_result *r) {\n%s", E->gname, RUN_PREAMBLE);
+    P("    for (int k = 0; k < %d; k++) {\n", k);
+    P("        const uint64_t *s = &%s_steps[3 * k], *pl = &%s_places[s[1]];\n", E->gname, E->gname);
+    P("        const int n = (int)(s[0] & 255);\n        void *p[%d];\n", maxops);
+    P("        for (int j = 0; j < n; j++) p[j] = mmk_at(e, bt, MB, pl[j]);\n");
+    if (profile) P("        MMK_CALL(e, k, %s_fns[s[0] >> 8](p, B, e, h));\n", E->gname);
+    else P("        %s_fns[s[0] >> 8](p, B, e, h);\n", E->gname);
+    P("        if (e->trace) e->trace(e->trace_user, k, mmk_at(e, bt, MB, pl[n]), (s[2] & 1 ? (size_t)B : 1) * (size_t)(s[2] >> 1));\n    }\n");
+    results(E);
+}
+
 static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
     const IrGraph *g = E->g;
     buf_printf(E->b, "\n/* ==== graph %s: %d nodes ==== */\n", g->name, g->nodes.n);
     const char **kn = NEWN(const char *, g->nodes.n);
+    int *ki = NEWN(int, g->nodes.n);
     for (int i = 0; i < g->nodes.n; i++) {
         const IrNode *n = IR_NODE(g, i);
-        if (cg_has_kernel(n)) kn[i] = emit_kernel(E, kt, n);
+        if (cg_has_kernel(n)) kn[i] = emit_kernel(E, kt, n, &ki[i]);
     }
     /* Kernel table for profiling. */
     int nk = 0;
     for (int i = 0; i < g->nodes.n; i++) nk += cg_has_kernel(IR_NODE(g, i));
-    P("\nstatic const rt_kernel_info %s_kernels[%d] = {\n", E->gname, nk ? nk : 1);
-    for (int i = 0; i < g->nodes.n; i++) {
-        const IrNode *n = IR_NODE(g, i);
-        if (!cg_has_kernel(n)) continue;
-        P("    {\"%s%s%s\", %.6g, %.6g},\n", cg_kernel_label(n), n->name ? " " : "", n->name ? ident(n->name) : "",
-          cg_flops(n, true), cg_flops(n, false));
+    if (nk > RUN_TABLE) {
+        /* A large graph's: text the program reads into the table when it
+         * starts (mmk_kernel_info), since a C initializer of 10^5 structs
+         * with a string each takes the C compiler a gigabyte. */
+        P("\nstatic rt_kernel_info %s_kernels[%d];\nstatic const char %s_kernel_text[] =\n", E->gname, nk, E->gname);
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (!cg_has_kernel(n)) continue;
+            P("    \"%s%s%s\\0\" \"%.6g\\0\" \"%.6g\\0\"\n", cg_kernel_label(n), n->name ? " " : "",
+              n->name ? ident(n->name) : "", cg_flops(n, true), cg_flops(n, false));
+        }
+        P("    ;\n__attribute__((constructor)) static void %s_kernels_read(void) {\n", E->gname);
+        P("    mmk_kernel_info(%s_kernels, %d, %s_kernel_text);\n}\n", E->gname, nk, E->gname);
+    } else {
+        P("\nstatic const rt_kernel_info %s_kernels[%d] = {\n", E->gname, nk ? nk : 1);
+        for (int i = 0; i < g->nodes.n; i++) {
+            const IrNode *n = IR_NODE(g, i);
+            if (!cg_has_kernel(n)) continue;
+            P("    {\"%s%s%s\", %.6g, %.6g},\n", cg_kernel_label(n), n->name ? " " : "", n->name ? ident(n->name) : "",
+              cg_flops(n, true), cg_flops(n, false));
+        }
+        if (!nk) P("    {\"\", 0, 0},\n");
+        P("};\n");
     }
-    if (!nk) P("    {\"\", 0, 0},\n");
-    P("};\n");
     E->nk = nk;
 
-    P("\nstatic void run_%s(rt_exec *e, const rt_batch *bt, const rt_hyper *h, rt_result *r) {\n", E->gname);
-    P("    const int B = bt->B;\n    const size_t MB = (size_t)e->max_batch;\n");
-    P("    mm_real *const A = e->act, *const F = e->fixed, *const P = e->params, *const G = e->grads, *const S = e->states;\n");
-    P("    const mm_real *const *X = bt->x;\n    const int32_t *const Y = bt->y;\n");
-    P("    (void)A; (void)F; (void)P; (void)G; (void)S; (void)X; (void)Y; (void)h; (void)MB;\n");
+    if (nk > RUN_TABLE) {
+        run_table(E, kt, kn, ki, profile);
+        return;
+    }
+    P("\nstatic void run_%s(rt_exec *e, const rt_batch *bt, const rt_hyper *h, rt_result *r) {\n%s", E->gname, RUN_PREAMBLE);
     int k = 0;
     for (int i = 0; i < g->nodes.n; i++) {
         const IrNode *n = IR_NODE(g, i);
         if (!cg_has_kernel(n)) continue;
+        const IrNode *pl[MAX_OPERANDS];
+        int np = operands(n, pl);
         const char *args = "";
-        if (n->op != OP_ACCUM) args = ptr(n);
-        for (int j = 0; j < n->nsrc; j++) {
-            const IrNode *s = n->src[j];
-            if (s->fused == n) { /* a folded operand: its sources */
-                args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s->src[0]));
-                if (s->op == OP_CHSCALE) args = arena_printf(mm_arena, "%s, %s", args, ptr(s->src[1]));
-            } else args = arena_printf(mm_arena, "%s%s%s", args, args[0] ? ", " : "", ptr(s));
-        }
-        for (int j = 0; j < n->nepi; j++)
-            if (cg_epilogue_arg(n->epi[j])) args = arena_printf(mm_arena, "%s, %s", args, ptr(cg_epilogue_arg(n->epi[j])));
-        args = arena_printf(mm_arena, "%s, B%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
+        for (int j = 0; j < np; j++) args = arena_printf(mm_arena, "%s%s, ", args, ptr(pl[j]));
+        args = arena_printf(mm_arena, "%sB%s%s", args, needs_exec(n) ? ", e" : "", needs_hyper(n) ? ", h" : "");
         const char *call = arena_printf(mm_arena, "%s(%s);  /* %%%d %s */", kn[i], args, n->id, ir_op_name[n->op]);
         if (profile) P("    MMK_CALL(e, %d, %s);\n", k, call);
         else P("    %s\n", call);
-        const IrNode *t = n->op == OP_ACCUM ? n->src[1] : n->pool ? n->pool : n; /* what the kernel wrote */
+        const IrNode *t = written(n);
         P("    if (e->trace) e->trace(e->trace_user, %d, %s, %s);\n", k, ptr(t), count(t));
         k++;
     }
+    results(E);
+}
+
+/* The run function's end: where the loss, the logits and the prediction are. */
+static void results(Emit *E) {
+    const IrGraph *g = E->g;
     if (g->loss) P("    r->loss = (double)*(%s);\n", ptr(g->loss));
     for (int b = 0; b < E->p->branches.n; b++)
         if (g->logits[b]) P("    r->logits[%d] = %s;\n", b, ptr(g->logits[b]));

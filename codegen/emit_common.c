@@ -1,6 +1,7 @@
 /* emit_common.c — what every back end emits the same way: the header line,
  * the tables that describe the model to the runtime, and main(). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codegen.h"
@@ -146,9 +147,28 @@ void cg_window_consts(Buf *b, const IrNode *x, const IrNode *y, const IrAttr *a)
 
 struct CgKernel {
     uint64_t hash;
-    char *code;
+    char *code; /* the key: the code without node ids in its comments */
     const char *name;
 };
+
+/* Kernels are compared on their code with the node ids in its comments
+ * left out (the comment "%21 relu" reads as "% relu"): a layer repeated
+ * emits the same code under different ids, and a model of 10^4 such layers
+ * would otherwise compile 10^4 copies of one kernel. The key is written to
+ * k, which has room for code's length. */
+static char *kernel_key(char *k, const char *code) {
+    char *o = k;
+    bool comment = false;
+    for (const char *s = code; *s; s++) {
+        if (!comment && s[0] == '/' && s[1] == '*') comment = true;
+        else if (comment && s[0] == '*' && s[1] == '/') comment = false;
+        *o++ = *s;
+        if (comment && *s == '%')
+            while (s[1] >= '0' && s[1] <= '9') s++;
+    }
+    *o = 0;
+    return k;
+}
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ULL;
@@ -156,19 +176,49 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
-const char *cg_kernel_find(const CgKernels *t, const char *code) {
-    uint64_t h = fnv1a(code);
-    for (int i = 0; i < t->n; i++)
-        if (t->v[i].hash == h && strcmp(t->v[i].code, code) == 0) return t->v[i].name;
-    return NULL;
+/* The table is indexed by an open-addressed hash (idx: entries + 1, 0 for
+ * empty, at most half full), so that a graph of many kernels costs time
+ * linear in their number. */
+static int *kernel_slot(const CgKernels *t, uint64_t h, const char *key) {
+    size_t mask = (size_t)t->icap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        int e = t->idx[i];
+        if (!e || (t->v[e - 1].hash == h && strcmp(t->v[e - 1].code, key) == 0)) return &t->idx[i];
+    }
 }
+
+int cg_kernel_index(const CgKernels *t, const char *code) {
+    if (!t->icap) return -1;
+    char *buf = malloc(strlen(code) + 1);
+    mm_assert(buf);
+    char *key = kernel_key(buf, code);
+    int e = *kernel_slot(t, fnv1a(key), key);
+    free(key);
+    return e - 1;
+}
+
+const char *cg_kernel_find(const CgKernels *t, const char *code) {
+    int i = cg_kernel_index(t, code);
+    return i >= 0 ? t->v[i].name : NULL;
+}
+
+const char *cg_kernel_name(const CgKernels *t, int i) { return t->v[i].name; }
 
 void cg_kernel_add(CgKernels *t, const char *code, const char *name) {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 256;
         t->v = arena_realloc(mm_arena, t->v, sizeof(struct CgKernel) * (size_t)t->n, sizeof(struct CgKernel) * (size_t)t->cap);
     }
-    t->v[t->n++] = (struct CgKernel){fnv1a(code), arena_strdup(mm_arena, code), name};
+    if (2 * (t->n + 1) > t->icap) { /* rebuild the index twice as large */
+        t->icap = t->icap ? 2 * t->icap : 512;
+        t->idx = NEWN(int, t->icap);
+        for (int i = 0; i < t->n; i++) *kernel_slot(t, t->v[i].hash, t->v[i].code) = i + 1;
+    }
+    char *key = kernel_key(arena_alloc(mm_arena, strlen(code) + 1), code);
+    uint64_t h = fnv1a(key);
+    int *slot = kernel_slot(t, h, key);
+    t->v[t->n++] = (struct CgKernel){h, key, name};
+    *slot = t->n;
 }
 
 static void ints(Buf *b, const int *v, int n) {

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -56,11 +57,53 @@ struct rt_exec {
 
 typedef void (*rt_cpu_run_fn)(rt_exec *e, const rt_batch *b, const rt_hyper *h, rt_result *r);
 
+
 typedef struct {
     const char *name;        /* "%11 conv" */
     double flops;            /* per example */
     double flops_fixed;      /* independent of the batch */
 } rt_kernel_info;
+
+/* Run tables. A graph of more than a few hundred kernels runs them in a
+ * loop over a table of steps instead of one call statement each
+ * (codegen/emit_c.c): a function of 10^5 calls takes the C compiler
+ * minutes and gigabytes, a table of 10^5 rows a second. A step calls its
+ * kernel through a wrapper taking the kernel's operands as an array. Each
+ * operand is a place, an arena (the IR's buffers, ir/ir.h's IrBuf) and an
+ * offset in it (in floats, per example for MMK_ACT), packed as
+ * offset * 8 + arena; plain integers, since the compiler's memory per
+ * initializer grows with its nesting. A step is three words: its wrapper's
+ * number * 256 + its operands' count, where its operands' places start
+ * (the place it wrote, for tracing, follows them) and that result's size *
+ * 2 + whether the size is per example. */
+enum { MMK_ACT = 1, MMK_FIXED, MMK_PARAM, MMK_GRAD, MMK_STATE, MMK_INPUT, MMK_LABELS };
+typedef void (*mmk_wrap_fn)(void *const *p, int B, rt_exec *e, const rt_hyper *h);
+
+/* A large graph's kernel table from its text: per kernel its name, its
+ * flops per example and its fixed flops, each NUL-terminated. */
+static inline void mmk_kernel_info(rt_kernel_info *k, int n, const char *text) {
+    for (int i = 0; i < n; i++) {
+        k[i].name = text;
+        text += strlen(text) + 1;
+        k[i].flops = strtod(text, NULL);
+        text += strlen(text) + 1;
+        k[i].flops_fixed = strtod(text, NULL);
+        text += strlen(text) + 1;
+    }
+}
+
+static inline void *mmk_at(rt_exec *e, const rt_batch *bt, size_t MB, uint64_t p) {
+    const size_t off = (size_t)(p >> 3);
+    switch (p & 7) {
+    case MMK_ACT: return e->act + off * MB;
+    case MMK_FIXED: return e->fixed + off;
+    case MMK_PARAM: return e->params + off;
+    case MMK_GRAD: return e->grads + off;
+    case MMK_STATE: return e->states + off;
+    case MMK_INPUT: return (void *)bt->x[off];
+    default: return (void *)bt->y; /* MMK_LABELS */
+    }
+}
 
 struct rt_cpu_impl {
     const rt_cpu_run_fn *run;          /* per variant */
