@@ -4,7 +4,9 @@
  * metadata the run state and configuration), the file part of --resume,
  * and the run directory with its logs. The safetensors format itself is
  * rt_ckpt.c's. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +266,30 @@ void rt_run_mkdir(const char *d) {
     if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) rt_die("'%s' is not a directory", d);
 }
 
+/* The temporary checkpoints (NAME.tmp.PID, rt_ckpt_save) that runs killed
+ * while writing one left in dir: those whose process no longer exists, or
+ * is this one (which has written none yet: the PID of a process gone
+ * before it), are removed. */
+void rt_run_remove_stale_temps(const char *dir) {
+    static const char *const names[] = {"last.ckpt.tmp.", "best.ckpt.tmp."};
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            size_t k = strlen(names[i]);
+            const char *pid = e->d_name + k;
+            if (strncmp(e->d_name, names[i], k) != 0 || !pid[0] || strspn(pid, "0123456789") != strlen(pid) || strlen(pid) > 9) continue;
+            long p = strtol(pid, NULL, 10);
+            if (p <= 0 || (p != (long)getpid() && (kill((pid_t)p, 0) == 0 || errno != ESRCH))) continue;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) == 0) fprintf(stderr, "%s: removed %s, left by a run that was stopped while writing it\n", rt_prog, path);
+        }
+    }
+    closedir(d);
+}
+
 /* On --resume: keep the lines of `file` that the checkpoint covers;
  * keep(line) decides. */
 static FILE *reopen_log(const char *dir, const char *name, bool resume, bool (*keep)(const char *, long), long limit, const char *header) {
@@ -292,14 +318,20 @@ static FILE *reopen_log(const char *dir, const char *name, bool resume, bool (*k
     return rt_fopen(path, "a");
 }
 
+/* Only whole lines: a kill while a line was being written leaves it cut. */
+static bool whole_line(const char *line) { return line[0] && line[strlen(line) - 1] == '\n'; }
+
+/* Steps count from 0: a checkpoint after `limit` steps covers steps 0 .. limit - 1. */
 static bool keep_step(const char *line, long limit) {
+    if (!whole_line(line)) return false;
     if (line[0] < '0' || line[0] > '9') return true; /* the header */
-    return strtol(line, NULL, 10) <= limit;
+    return strtol(line, NULL, 10) < limit;
 }
 
+/* Epochs count from 1: a checkpoint after `limit` epochs covers epochs 1 .. limit. */
 static bool keep_epoch(const char *line, long limit) {
     const char *p = strstr(line, "\"epoch\":");
-    return p && strtol(p + 8, NULL, 10) <= limit;
+    return whole_line(line) && p && strtol(p + 8, NULL, 10) <= limit;
 }
 
 void rt_run_open_logs(Trainer *T, const char *steps_header) {

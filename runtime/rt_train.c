@@ -62,6 +62,7 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     T->batch = T->cfg.batch;
     const rt_config *cfg = &T->cfg;
     rt_run_mkdir(o->out_dir);
+    rt_run_remove_stale_temps(o->out_dir);
 
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T->params = rt_alloc(sizeof(float) * np);

@@ -91,6 +91,9 @@ void rt_init_params(const rt_model *m, float *p, uint64_t seed);
 void rt_init_states(const rt_model *m, float *s);
 /* Create the run directory (and its parents), or die. */
 void rt_run_mkdir(const char *dir);
+/* Remove the temporary checkpoints that killed runs left in dir: those
+ * named last.ckpt.tmp.PID or best.ckpt.tmp.PID whose process is gone. */
+void rt_run_remove_stale_temps(const char *dir);
 /* T->steps and T->metrics: new files, or on --resume the lines the
  * checkpoint covers, so that the logs read as an uninterrupted run's would. */
 void rt_run_open_logs(Trainer *T, const char *steps_header);
