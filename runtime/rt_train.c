@@ -105,9 +105,11 @@ static void resume(Trainer *T) {
     if (o->lr_given) T->lr = cfg->opt.lr;
 }
 
-/* The data set, cut to --limit-test, checked against the model. */
+/* The data set, cut to --limit-test, checked against the model (and on
+ * --resume against the checkpoint's step count). */
 static void open_data(Trainer *T) {
     rt_open_data(T, T->o->data_dir, T->cfg.limit_test);
+    if (T->o->resume) rt_run_check_steps(T);
 }
 
 /* The back end with the run's arenas, the logs, the graph of each kind of

@@ -103,7 +103,17 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
  * checked; the checkpoint, for its metadata. */
 rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states, float *mom);
 /* T's run state, parameters, momentum and state from RUNDIR/last.ckpt, and
- * the best parameters and state from best.ckpt. */
+ * the best parameters and state from best.ckpt; every value checked (the
+ * metadata against the run's configuration and the model, the tensors for
+ * non-finite values), or it dies naming the file and the field. */
 void rt_run_resume(Trainer *T);
+/* After the data is open on --resume: the checkpoint's step count is its
+ * epochs' over this training set, or it dies. */
+void rt_run_check_steps(const Trainer *T);
+/* The run configuration a checkpoint holds (config.* in its metadata) into
+ * cfg, every field checked; a checkpoint of format 1 holds only the data's
+ * seed, variance, val, limit_train and data_dir. Dies naming the file and
+ * the key. */
+void rt_run_read_config(const rt_model *m, const rt_ckpt *c, const char *path, rt_config *cfg);
 
 #endif
