@@ -70,7 +70,8 @@ static void meta_add(Meta *mt, const char *key, const char *fmt, ...) {
     mt->n++;
 }
 
-static _Noreturn void meta_bad(const char *path, const char *key, const char *v, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static _Noreturn void meta_bad(const char *path, const char *key, const char *v, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static _Noreturn void meta_bad(const char *path, const char *key, const char *v, const char *fmt, ...) {
     char why[256];
     va_list ap;
@@ -82,7 +83,7 @@ static _Noreturn void meta_bad(const char *path, const char *key, const char *v,
 
 static const char *meta_req(const rt_ckpt *c, const char *path, const char *key) {
     const char *v = rt_ckpt_meta(c, key);
-    if (!v) rt_die("%s: not a resumable mmnet checkpoint (no '%s' in its metadata)", path, key);
+    if (!v) rt_die("%s: incomplete mmnet checkpoint (no '%s' in its metadata)", path, key);
     return v;
 }
 
@@ -92,8 +93,9 @@ static long long meta_int(const rt_ckpt *c, const char *path, const char *key, d
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (end == v || *end || errno || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))) meta_bad(path, key, v, "not an integer");
-    if (x < lo || x > hi) meta_bad(path, key, v, "out of range (allowed: %.0f to %.0f)", lo, hi);
+    if (end == v || *end || (errno && errno != ERANGE) || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')))
+        meta_bad(path, key, v, "not an integer");
+    if (errno == ERANGE || x < lo || x > hi) meta_bad(path, key, v, "out of range (allowed: %.0f to %.0f)", lo, hi);
     return x;
 }
 
@@ -239,7 +241,9 @@ static const char *config_parse(const rt_model *m, rt_config *cfg, const rt_fiel
     }
     bool dflt = (float)x == (float)f->dflt || (f->has_odflt && (float)x == (float)f->odflt);
     if ((f->kind == RT_KIND_INT || f->kind == RT_KIND_FLOAT || f->kind == RT_KIND_U64) && !dflt && !rt_field_in_range(f, x))
-        return snprintf(why, n, "out of range (allowed: %s%g to %s%g)", f->lo_open ? "above " : "", f->lo, f->hi_open ? "below " : "", f->hi), why;
+        return snprintf(why, n, "out of range (allowed: %s%g to %s%g)", f->lo_open ? "above " : "", f->lo,
+                        f->hi_open ? "below " : "", f->hi),
+               why;
     rt_field_set(cfg, f, x);
     return NULL;
 }
@@ -253,6 +257,13 @@ static int ckpt_version(const rt_ckpt *c, const char *path) {
     if (strcmp(v, CKPT_FORMAT) == 0) return 2;
     if (strcmp(v, CKPT_FORMAT_V1) == 0) return 1;
     rt_die("%s: unknown checkpoint format '%.80s' (this program reads %s and %s)", path, v, CKPT_FORMAT, CKPT_FORMAT_V1);
+}
+
+/* Format 1 did not keep the whole configuration: a run cannot go on from it. */
+static void resumable(const rt_ckpt *c, const char *path) {
+    if (ckpt_version(c, path) != 2)
+        rt_die("%s: written by an older mmnet (%s): its weights can be evaluated, but the run cannot be resumed", path,
+               CKPT_FORMAT_V1);
 }
 
 void rt_run_read_config(const rt_model *m, const rt_ckpt *c, const char *path, rt_config *cfg) {
@@ -415,7 +426,7 @@ void rt_run_resume(Trainer *T) {
     snprintf(path, sizeof path, "%s/last.ckpt", T->o->out_dir);
     if (access(path, F_OK) != 0) rt_die("cannot resume: %s does not exist (was the run started with --out %s?)", path, T->o->out_dir);
     rt_ckpt *c = rt_run_load_tensors(m, path, T->params, T->states, T->mom);
-    if (ckpt_version(c, path) != 2) rt_die("%s: written by an older mmnet (%s): its weights can be evaluated, but the run cannot be resumed", path, CKPT_FORMAT_V1);
+    resumable(c, path);
 #define X(key, type, member, lo, hi) get_##type(c, path, #key, &T->member, lo, hi);
     RUN_STATE(X)
 #undef X
@@ -429,17 +440,21 @@ void rt_run_resume(Trainer *T) {
             rt_die("%s: corrupt checkpoint: train.speed_sums of branch %d are not finite sums >= 0", path, k);
         T->speed.main_sum[k] = sp[2 * k];
         T->speed.bypass_sum[k] = sp[2 * k + 1];
-        if (!(bt[k] >= 0 && bt[k] <= 1)) rt_die("%s: corrupt checkpoint: train.best_branch_test of branch %d is %g, not an accuracy", path, k, bt[k]);
+        if (!(bt[k] >= 0 && bt[k] <= 1))
+            rt_die("%s: corrupt checkpoint: train.best_branch_test of branch %d is %g, not an accuracy", path, k, bt[k]);
         T->best_branch_test[k] = bt[k];
     }
     for (int k = 0; k <= nb; k++) {
-        if (kc[k] < 0 || kc[k] > T->step) rt_die("%s: corrupt checkpoint: train.step_kinds[%d] is %lld, not a count of at most %ld steps", path, k, (long long)kc[k], T->step);
+        if (kc[k] < 0 || kc[k] > T->step)
+            rt_die("%s: corrupt checkpoint: train.step_kinds[%d] is %lld, not a count of at most %ld steps", path, k,
+                   (long long)kc[k], T->step);
         T->kind_count[k] = kc[k];
         total += (long)kc[k];
     }
     if (total != T->step || T->kind_count[0] != T->regular_steps)
-        rt_die("%s: corrupt checkpoint: train.step_kinds (%ld steps, %ld regular) disagree with metadata 'step' %ld and 'regular_steps' %ld", path,
-               total, T->kind_count[0], T->step, T->regular_steps);
+        rt_die("%s: corrupt checkpoint: train.step_kinds (%ld steps, %ld regular) disagree with metadata 'step' %ld and "
+               "'regular_steps' %ld",
+               path, total, T->kind_count[0], T->step, T->regular_steps);
     /* The best checkpoint, for the final diagnostic. */
     snprintf(path, sizeof path, "%s/best.ckpt", T->o->out_dir);
     if (T->best_epoch >= 0) {
@@ -468,7 +483,7 @@ int rt_run_resume_config(const rt_model *m, const char *dir, rt_config *cfg, con
     char lerr[512];
     rt_ckpt *c = rt_ckpt_load(path, lerr, sizeof lerr);
     if (!c) rt_die("%s", lerr);
-    if (ckpt_version(c, path) != 2) rt_die("%s: written by an older mmnet (%s): its weights can be evaluated, but the run cannot be resumed", path, CKPT_FORMAT_V1);
+    resumable(c, path);
     const char *model = meta_req(c, path, "model");
     if (strcmp(model, m->name) != 0) rt_die("%s holds model '%s', but this program trains '%s'", path, model, m->name);
     rt_config saved = *cfg;
