@@ -85,6 +85,11 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
  *   .help            its line in `prog --help`; flags in a row with the
  *                    same text share one line
  *   .any_command     the flag applies to eval, util and bench too
+ *   .resume          what --resume does with it: RT_RESUME_KEEP (left out:
+ *                    the checkpoint's value is restored, and a flag that
+ *                    gives another is an error), RT_RESUME_RAISE (restored;
+ *                    the flag may raise it), RT_RESUME_FREE (restored; the
+ *                    flag may change it: it does not change the results)
  *   .sweep           RT_SWEEP_LOG: mmc sweep samples it log-uniformly in
  *                    [.sweep_lo, .sweep_hi], .sweep_n values; RT_SWEEP_COUNT:
  *                    it takes the values 1 .. .sweep_n. .noun names it in
@@ -111,6 +116,7 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, flip, ENUM, (.names = "off|own|same")) /* augment: no flips, each input its own, all together */             \
     X(RUN, crop, INT, (.lo = 1, .hi = 100000)) /* augment: read at crop x crop, cut the input's size (0: no crop) */     \
     X(RUN, workers, INT, (.dflt = -1, .lo = 0, .hi = 1024, .flag = "--workers", .meta = "N", .any_command = 1,           \
+                          .resume = RT_RESUME_FREE,                                                                      \
                           .help = "threads decoding the next batches (default: one per core for files, none for data in memory)")) \
     X(RUN, wait, ENUM, (.names = "passive|active", .flag = "--wait", .any_command = 1, /* RT_WAIT_* */                     \
                         .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while, "  \
@@ -119,11 +125,13 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \
     /* the optimizer and the schedule */                                                                                  \
-    X(RUN, epochs, INT, (.key = "epochs", .lo = 1, .hi = 1000000, .flag = "--epochs", .meta = "N"))                       \
+    X(RUN, epochs, INT, (.key = "epochs", .lo = 1, .hi = 1000000, .flag = "--epochs", .meta = "N",                        \
+                         .resume = RT_RESUME_RAISE))                                                                     \
     X(RUN, batch, INT, (.key = "batch", .lo = 1, .hi = 65536, .flag = "--batch", .meta = "B", .any_command = 1))          \
     X(OPTIM, lr, FLOAT, (.key = "lr", .needs = "a learning rate: sgd(lr=0.01)", .lo = 0, .lo_open = 1, .hi = 100,         \
                          .flag = "--lr", .meta = "X", .sweep = RT_SWEEP_LOG, .sweep_lo = 1e-3, .sweep_hi = 0.1,           \
-                         .sweep_n = 8, .noun = "learning rate"))                                                          \
+                         .sweep_n = 8, .noun = "learning rate",                                                           \
+                         .resume = RT_RESUME_FREE)) /* on --resume, a given lr replaces the scheduled one */              \
     X(RUN, seed, U64, (.key = "seed", .dflt = 1, .lo = 0, .hi = 2147483647, .flag = "--seed", .meta = "S",                \
                        .sweep = RT_SWEEP_COUNT, .sweep_n = 2, .noun = "seed")) /* initialisation, data, shuffling, policy */ \
     X(OPTIM, momentum, FLOAT, (.key = "momentum", .lo = 0, .hi = 1, .hi_open = 1, .flag = "--momentum", .meta = "X"))     \
@@ -164,6 +172,7 @@ enum { RT_FLIP_OFF, RT_FLIP_OWN, RT_FLIP_SAME };
 
 enum { RT_KIND_FLOAT, RT_KIND_INT, RT_KIND_U64, RT_KIND_STR, RT_KIND_ENUM, RT_KIND_BRANCH, RT_KIND_POLICY };
 enum { RT_SWEEP_NO, RT_SWEEP_LOG, RT_SWEEP_COUNT };
+enum { RT_RESUME_KEEP, RT_RESUME_RAISE, RT_RESUME_FREE };
 
 /* The fields' numbers: RT_CFG_lr, ...; 0 is none (it ends option lists). */
 enum {
@@ -221,6 +230,7 @@ typedef struct {
     int list;
     const char *flag, *meta, *help;
     int any_command;
+    int resume;                  /* RT_RESUME_* */
     int sweep;
     double sweep_lo, sweep_hi;
     int sweep_n;

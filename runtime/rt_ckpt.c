@@ -263,6 +263,7 @@ typedef struct {
     const char *name;         /* into the cJSON tree */
     int dtype, ndim;
     int64_t shape[CKPT_MAX_DIM];
+    uint64_t begin, end;      /* data_offsets */
     const void *data;
     void *owned;              /* an aligned copy when the file's bytes were not */
 } ck_entry;
@@ -361,6 +362,8 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
                     (unsigned long long)(numel * es));
         return -1;
     }
+    e->begin = b;
+    e->end = en;
     const uint8_t *p = data + b;
     if ((uintptr_t)p % es != 0) {
         /* Only a file written by someone else can misalign a tensor. */
@@ -370,6 +373,31 @@ static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, ui
     }
     e->data = p;
     return 0;
+}
+
+static int by_begin(const void *a, const void *b) {
+    const ck_entry *x = *(const ck_entry *const *)a, *y = *(const ck_entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* No two tensors share bytes: each one's data is its own (a writer that
+ * aliased them would make a change to one a change to the other). */
+static int check_overlaps(const char *path, const rt_ckpt *c, char *err, size_t errlen) {
+    const ck_entry **order = rt_alloc(sizeof(ck_entry *) * (size_t)(c->n + 1));
+    int n = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->t[i].end > c->t[i].begin) order[n++] = &c->t[i];
+    qsort(order, (size_t)n, sizeof *order, by_begin);
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++)
+        if (order[i]->begin < order[i - 1]->end) {
+            rt_set_err(err, errlen, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap in the data section: corrupt", path,
+                       order[i - 1]->name, (unsigned long long)order[i - 1]->begin, (unsigned long long)order[i - 1]->end,
+                       order[i]->name, (unsigned long long)order[i]->begin, (unsigned long long)order[i]->end);
+            rc = -1;
+        }
+    free(order);
+    return rc;
 }
 
 rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
@@ -472,6 +500,7 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
         }
         c->n++;
     }
+    if (check_overlaps(path, c, err, errlen) != 0) goto fail;
     return c;
 
 fail:

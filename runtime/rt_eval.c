@@ -449,13 +449,12 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     T.params = rt_alloc(sizeof(float) * np);
     T.states = rt_alloc(sizeof(float) * ns);
     rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states, NULL);
-    /* The data as the run made it: its seed, colours and split. */
-    const char *v;
-    if ((v = rt_ckpt_meta(c, "seed"))) T.cfg.seed = strtoull(v, NULL, 10);
-    if ((v = rt_ckpt_meta(c, "variance"))) T.cfg.variance = (float)atof(v);
-    if ((v = rt_ckpt_meta(c, "val_size"))) T.cfg.val = atof(v);
-    if ((v = rt_ckpt_meta(c, "limit_train"))) T.cfg.limit_train = atoi(v);
-    if (!data_dir) data_dir = (v = rt_ckpt_meta(c, "data_dir")) && v[0] ? v : T.cfg.data_dir[0] ? T.cfg.data_dir : RT_DEFAULT_DATA;
+    /* The data as the run made it: its source, seed, colours and split
+     * (the checkpoint's configuration); the machine's settings are this
+     * program's. */
+    rt_run_read_config(m, c, ckpt, &T.cfg);
+    T.cfg.workers = m->cfg.workers;
+    if (!data_dir) data_dir = T.cfg.data_dir[0] ? T.cfg.data_dir : RT_DEFAULT_DATA;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", data_dir);
     rt_ckpt_free(c);

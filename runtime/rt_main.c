@@ -275,6 +275,14 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     }
     if (ckpt) bad("--checkpoint is for eval and util; to continue a run use --resume RUNDIR%s%s", "", "");
     if (resume && out && strcmp(resume, out) != 0) bad("--resume %s and --out %s name different runs", resume, out);
+    if (resume) {
+        /* The run's own settings; --policy also sets its branch option. */
+        for (int i = 1; i < RT_CFG_COUNT; i++)
+            if (rt_config_fields[i].kind == RT_KIND_BRANCH) given[i] |= given[RT_CFG_policy];
+        char err[2048];
+        if (rt_run_resume_config(m, resume, &o.cfg, given, err, sizeof err) != 0) bad("%s", err);
+        data = o.cfg.data_dir;
+    }
     char defout[512];
     snprintf(defout, sizeof defout, "runs/%s", m->name);
     o.out_dir = resume ? resume : out ? out : defout;

@@ -95,6 +95,7 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     T->batch = T->cfg.batch;
     const rt_config *cfg = &T->cfg;
     rt_run_mkdir(o->out_dir);
+    rt_run_remove_stale_temps(o->out_dir);
 
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T->params = rt_alloc(sizeof(float) * np);
@@ -137,9 +138,11 @@ static void resume(Trainer *T) {
     if (o->lr_given) T->lr = cfg->opt.lr;
 }
 
-/* The data set, cut to --limit-test, checked against the model. */
+/* The data set, cut to --limit-test, checked against the model (and on
+ * --resume against the checkpoint's step count). */
 static void open_data(Trainer *T) {
     rt_open_data(T, T->o->data_dir, T->cfg.limit_test);
+    if (T->o->resume) rt_run_check_steps(T);
 }
 
 /* The back end with the run's arenas, the logs, the graph of each kind of

@@ -18,6 +18,13 @@ typedef struct {
 
 int rt_train(const rt_model *m, const rt_train_opts *o);
 
+/* --resume DIR: cfg (the program's, with the command line's flags, given[]
+ * saying which RT_CFG_* were set) becomes the run configuration saved in
+ * DIR/last.ckpt. A given flag that differs where the table does not allow
+ * it (rt_field.resume) returns -1 with the message in err; a checkpoint
+ * that cannot be read dies naming the file. */
+int rt_run_resume_config(const rt_model *m, const char *dir, rt_config *cfg, const bool *given, char *err, size_t errlen);
+
 /* Accuracy of the prediction and of each branch on the test set. */
 int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util);
 

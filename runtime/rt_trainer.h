@@ -93,6 +93,9 @@ void rt_init_params(const rt_model *m, float *p, uint64_t seed);
 void rt_init_states(const rt_model *m, float *s);
 /* Create the run directory (and its parents), or die. */
 void rt_run_mkdir(const char *dir);
+/* Remove the temporary checkpoints that killed runs left in dir: those
+ * named last.ckpt.tmp.PID or best.ckpt.tmp.PID whose process is gone. */
+void rt_run_remove_stale_temps(const char *dir);
 /* T->steps and T->metrics: new files, or on --resume the lines the
  * checkpoint covers, so that the logs read as an uninterrupted run's would. */
 void rt_run_open_logs(Trainer *T, const char *steps_header);
@@ -102,7 +105,17 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
  * checked; the checkpoint, for its metadata. */
 rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states, float *mom);
 /* T's run state, parameters, momentum and state from RUNDIR/last.ckpt, and
- * the best parameters and state from best.ckpt. */
+ * the best parameters and state from best.ckpt; every value checked (the
+ * metadata against the run's configuration and the model, the tensors for
+ * non-finite values), or it dies naming the file and the field. */
 void rt_run_resume(Trainer *T);
+/* After the data is open on --resume: the checkpoint's step count is its
+ * epochs' over this training set, or it dies. */
+void rt_run_check_steps(const Trainer *T);
+/* The run configuration a checkpoint holds (config.* in its metadata) into
+ * cfg, every field checked; a checkpoint of format 1 holds only the data's
+ * seed, variance, val, limit_train and data_dir. Dies naming the file and
+ * the key. */
+void rt_run_read_config(const rt_model *m, const rt_ckpt *c, const char *path, rt_config *cfg);
 
 #endif

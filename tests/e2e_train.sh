@@ -4,7 +4,7 @@
 #  - the loss falls and accuracy beats chance by a wide margin;
 #  - the run directory has metrics.jsonl, steps.csv, summary.json, best.ckpt
 #    and last.ckpt, and the checkpoints are valid safetensors;
-#  - --resume continues exactly as an uninterrupted run;
+#  - --resume with only --epochs continues exactly as an uninterrupted run;
 #  - eval and util read a checkpoint;
 #  - a NaN loss stops with a clear message and keeps the last checkpoint;
 #  - corrupt or missing data and bad flags give clear errors, exit non-zero.
@@ -72,7 +72,8 @@ EOF
 CG="--data $DATA --limit-train 2000 --limit-test 500 --val 500 --batch 64 --lr 0.05 --quiet --seed 5 --policy guided --warmup 1"
 "$W/cg" train $CG --epochs 2 --out "$W/full" > /dev/null 2> "$W/full.err" || { bad "cgmnist train"; cat "$W/full.err"; }
 "$W/cg" train $CG --epochs 1 --out "$W/part" > /dev/null 2>&1 || bad "cgmnist train (1 epoch)"
-"$W/cg" train $CG --epochs 2 --resume "$W/part" > /dev/null 2> "$W/resume.err" || { bad "cgmnist --resume"; cat "$W/resume.err"; }
+# Only --epochs: the data, its limits, the split, batch, seed and policy come from the checkpoint.
+"$W/cg" train --quiet --epochs 2 --resume "$W/part" > /dev/null 2> "$W/resume.err" || { bad "cgmnist --resume"; cat "$W/resume.err"; }
 python3 - "$W/full" "$W/part" <<'EOF' || bad "the resumed run differs from the uninterrupted one"
 import json, struct, sys
 def tensors(p):
