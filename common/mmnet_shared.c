@@ -31,6 +31,7 @@ const rt_choice rt_data_sources[RT_DATA_COUNT] = {RT_DATA_SOURCES(X)};
 const rt_choice rt_optimizers[RT_OPTIMIZER_COUNT] = {RT_OPTIMIZERS(X)};
 const rt_choice rt_schedules[RT_SCHEDULE_COUNT] = {RT_SCHEDULES(X)};
 const rt_choice rt_early_stops[RT_STOP_COUNT] = {RT_EARLY_STOPS(X)};
+const rt_choice rt_lr_warmup[1] = {RT_LR_WARMUP(X)};
 #undef X
 
 void rt_config_defaults(rt_config *c) {

@@ -80,6 +80,7 @@ typedef struct {
     long acc_n;                    /* regular steps (gate means) or examples (squeeze means) accumulated so far */
     unsigned long long seed, step; /* dropout masks */
     const unsigned char *update;   /* per parameter: update it (NULL: all) */
+    const float (*bias)[2];        /* per parameter: Adam's bias corrections for this update (rt_optim_bias; NULL: none) */
 } rt_hyper;
 
 typedef struct {
@@ -89,7 +90,9 @@ typedef struct {
     double (*norms)[2];            /* training: per parameter |grad|^2 and |param|^2, before the update (ALGORITHMS §4) */
 } rt_result;
 
-enum { RT_ARENA_PARAMS, RT_ARENA_MOMENTUM, RT_ARENA_STATES };
+/* The arenas: parameters, the optimizer's buffers (the momentum or Adam's
+ * first moment; Adam's second moment), model state. */
+enum { RT_ARENA_PARAMS, RT_ARENA_MOMENTUM, RT_ARENA_STATES, RT_ARENA_MOMENT2 };
 
 typedef struct rt_model rt_model;
 typedef struct rt_exec rt_exec;    /* the back end's state */
@@ -101,7 +104,7 @@ typedef struct {
     void (*read)(rt_exec *e, int arena, mm_real *host);        /* whole arena to host */
     void (*write)(rt_exec *e, int arena, const mm_real *host); /* host to whole arena */
     /* A training step of variant v: forward, backward, then for every parameter
-     * (in one fused pass) the norms and the SGD update. */
+     * (in one fused pass) the norms and the optimizer's update. */
     void (*train)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r);
     /* An evaluation pass of variant v (eval, cut or squeeze). */
     void (*eval)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r);

@@ -44,7 +44,7 @@ int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
     int32_t *y = rt_alloc(sizeof(int32_t) * (size_t)batch);
     for (int k = 0; k < batch; k++) y[k] = (int32_t)rt_rng_below(&r, (uint32_t)m->classes);
     b.y = y;
-    rt_hyper h = {{0.001f, 0.9f, 0, 0}, 0, 1, 0, NULL};
+    rt_hyper h = {{.lr = 0.001f, .momentum = 0.9f}, 0, 1, 0, NULL, NULL};
     int vt = rt_find_variant(m, RT_VAR_TRAIN, -1), ve = rt_find_variant(m, RT_VAR_EVAL, -1);
     if (profile && be->profile) {
         be->profile(e, vt, &b, &h, stderr);

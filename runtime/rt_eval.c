@@ -421,7 +421,7 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T.params = rt_alloc(sizeof(float) * np);
     T.states = rt_alloc(sizeof(float) * ns);
-    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states, NULL);
+    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states);
     /* The data as the run made it: its seed, colours and split. */
     const char *v;
     if ((v = rt_ckpt_meta(c, "seed"))) T.cfg.seed = strtoull(v, NULL, 10);

@@ -189,7 +189,10 @@ static void info(const rt_model *m) {
     for (int i = 0; i < m->nbranches; i++) printf(" %s", m->branches[i]);
     printf("\nclasses: %d\nMMTMs: %d\ngraph variants:", m->classes, m->nfusions);
     for (int v = 0; v < m->nvariants; v++) printf(" %s", m->variants[v].name);
-    printf("\ndefaults: data %s, lr %g, momentum %g, batch %d, epochs %d, seed %llu\n", m->cfg.data, m->cfg.opt.lr, m->cfg.opt.momentum,
+    char opt[32], sched[32];
+    printf("\ndefaults: data %s, optimizer %s, lr %g, momentum %g, schedule %s, batch %d, epochs %d, seed %llu\n", m->cfg.data,
+           rt_name_at(rt_config_fields[RT_CFG_optimizer].names, m->cfg.opt.optimizer, opt, sizeof opt), m->cfg.opt.lr,
+           m->cfg.opt.momentum, rt_name_at(rt_config_fields[RT_CFG_schedule].names, m->cfg.schedule, sched, sizeof sched),
            m->cfg.batch, m->cfg.epochs, m->cfg.seed);
 }
 
@@ -270,5 +273,12 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         bad("policy %s: model '%s' lacks the graphs its steps run", pol->name, m->name);
     }
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
+    /* One warm-up length: the one the command line gives replaces the .mmnet's. */
+    if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;
+    if (given[RT_CFG_lr_warmup_epochs] && !given[RT_CFG_lr_warmup_steps]) o.cfg.lr_warmup_steps = 0;
+    if (o.cfg.lr_warmup_steps > 0 && o.cfg.lr_warmup_epochs > 0)
+        bad("--lr-warmup-epochs %d and --lr-warmup-steps %d: give one of them", o.cfg.lr_warmup_epochs, o.cfg.lr_warmup_steps);
+    if (o.cfg.schedule == RT_SCHEDULE_STEP && o.cfg.step_every < 1)
+        bad("--schedule step needs its period in epochs: --step-every E%s", "");
     return rt_train(m, &o);
 }
