@@ -7,5 +7,7 @@
 #include "../passes/passes.h"
 
 void print_info(FILE *out, const IrProgram *p);
+/* mmc info --params: one line per parameter and state tensor, "NAME [shape]". */
+void print_params(FILE *out, const IrProgram *p);
 
 #endif

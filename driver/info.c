@@ -71,3 +71,16 @@ void print_info(FILE *out, const IrProgram *p) {
     for (int i = 0; i < p->params.n; i++) total += IR_PARAM(p, i)->numel;
     fprintf(out, "parameters: %zu\n", total);
 }
+
+/* The names are the checkpoints' (and a PyTorch state dict's, once renamed
+ * to them): a user maps another framework's weights onto these. */
+void print_params(FILE *out, const IrProgram *p) {
+    for (int i = 0; i < p->params.n; i++) {
+        const IrParam *pr = IR_PARAM(p, i);
+        fprintf(out, "%s %s\n", pr->name, dims(pr->shape, pr->ndim));
+    }
+    for (int i = 0; i < p->states.n; i++) {
+        const IrState *st = IR_STATE(p, i);
+        fprintf(out, "%s %s state\n", st->name, dims(st->shape, st->ndim));
+    }
+}

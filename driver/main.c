@@ -18,6 +18,8 @@ static const char usage[] =
     "commands:\n"
     "  check FILE            parse, resolve names and infer every shape; exit 0 or print errors\n"
     "  info FILE             inputs, branches, fusion modules, heads, training policy, parameter counts\n"
+    "      --params          instead: every parameter and state tensor, its name and shape, as checkpoints\n"
+    "                        and train --init name them\n"
     "  dump-ir FILE          the IR graph, one node per line\n"
     "      --after PASS      stop after PASS (lower, shapes, variants, autodiff, fuse, plan); default: shapes\n"
     "      --variant NAME    one derived graph: train, rebalance-B, rubi-B, eval, cut, squeeze (implies --after plan\n"
@@ -43,7 +45,7 @@ static const char usage[] =
 typedef struct {
     const char *cmd, *file, *out, *target, *arch, *keep, *cc, *variant;
     int after;
-    bool after_given, profile, no_fuse, tiled_gemm, cudnn;
+    bool after_given, profile, no_fuse, tiled_gemm, cudnn, params;
     const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
 
@@ -107,6 +109,8 @@ static Args parse_args(int argc, char **argv) {
             a.cuda_only = s;
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
+        } else if (strcmp(s, "--params") == 0) {
+            a.params = true;
         } else if (s[0] == '-' && s[1]) {
             bad_usage("unknown option '%s'", s);
         } else if (!a.cmd) {
@@ -148,6 +152,7 @@ int main(int argc, char **argv) {
     }
     if (!a.file) bad_usage("'%s' needs a .mmnet file", a.cmd);
     if ((cmd == 3 || cmd == 4) && !a.out) bad_usage("'%s' needs -o (the output)", a.cmd);
+    if (a.params && cmd != 1) bad_usage("--params is an option of 'info', not of '%s'", a.cmd);
 
     Arena arena = {0};
     mm_arena = &arena;
@@ -173,7 +178,7 @@ int main(int argc, char **argv) {
     int rc = 0;
     switch (cmd) {
     case 0: break;
-    case 1: print_info(stdout, p); break;
+    case 1: a.params ? print_params(stdout, p) : print_info(stdout, p); break;
     case 2: {
         Buf b = {0};
         if (a.variant && strcmp(a.variant, "list") == 0) {

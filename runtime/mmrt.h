@@ -230,6 +230,10 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen);
  * (shape must hold RT_CKPT_MAXDIM entries). */
 const void *rt_ckpt_get(const rt_ckpt *c, const char *name, int dtype, int *ndim, int64_t *shape);
 const char *rt_ckpt_meta(const rt_ckpt *c, const char *key);
+/* The file's tensors, in its order: how many, and the i-th's name, dtype and
+ * shape (ndim and shape may be NULL). */
+int rt_ckpt_count(const rt_ckpt *c);
+const char *rt_ckpt_name(const rt_ckpt *c, int i, int *dtype, int *ndim, int64_t *shape);
 void rt_ckpt_free(rt_ckpt *c);
 
 #endif

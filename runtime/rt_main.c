@@ -78,7 +78,9 @@ static void usage(const rt_model *m, FILE *f) {
             "\n"
             "train options:\n"
             "  --out RUNDIR           where metrics.jsonl, steps.csv, checkpoints and summary.json go (default: runs/%s)\n"
-            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n",
+            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n"
+            "  --init FILE            start from the weights in FILE (safetensors, under the names of mmc info --params)\n"
+            "  --init-partial         with --init: skip the file's tensors of another shape instead of stopping\n",
             rt_prog, m->name, m->source, m->name);
     config_usage(f);
     fprintf(f, "  --threads N            CPU threads (default: all cores)\n"
@@ -219,7 +221,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     rt_train_opts o = {0};
     o.cfg = m->cfg;
     bool given[RT_CFG_COUNT] = {0};
-    const char *ckpt = NULL, *out = NULL, *resume = NULL;
+    const char *ckpt = NULL, *out = NULL, *resume = NULL, *init = NULL;
+    bool init_partial = false;
     int threads = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -241,6 +244,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         else if (bench && strcmp(a, "--reps") == 0) { reps = (int)int_arg(a, value(argc, argv, &i), 1, 1000); t_only = false; }
         else if (strcmp(a, "--out") == 0) out = value(argc, argv, &i);
         else if (strcmp(a, "--resume") == 0) resume = value(argc, argv, &i);
+        else if (strcmp(a, "--init") == 0) init = value(argc, argv, &i);
+        else if (strcmp(a, "--init-partial") == 0) init_partial = true;
         else if (strcmp(a, "--profile") == 0) { o.profile = 1; t_only = false; }
         else if (strcmp(a, "--quiet") == 0) o.quiet = true;
         else bad("unknown option '%s'", a);
@@ -259,6 +264,10 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     }
     if (ckpt) bad("--checkpoint is for eval and util; to continue a run use --resume RUNDIR%s%s", "", "");
     if (resume && out && strcmp(resume, out) != 0) bad("--resume %s and --out %s name different runs", resume, out);
+    if (init && resume) bad("--init %s starts a new run from its weights; --resume %s continues a run: give one", init, resume);
+    if (init_partial && !init) bad("--init-partial goes with --init FILE%s", "");
+    o.init = init;
+    o.init_partial = init_partial;
     char defout[512];
     snprintf(defout, sizeof defout, "runs/%s", m->name);
     o.out_dir = resume ? resume : out ? out : defout;

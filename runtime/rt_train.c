@@ -467,6 +467,7 @@ int rt_train(const rt_model *m, const rt_train_opts *o) {
     Loop L = {0};
     setup(&T, m, o);
     if (o->resume) resume(&T);
+    else if (o->init) rt_run_init(&T, o->init, o->init_partial);
     open_data(&T);
     start(&T, &L);
     if (o->profile) profile(&T, &L);

@@ -14,6 +14,8 @@ typedef struct {
     bool quiet;
     int profile;               /* print a per-kernel profile of one step first */
     bool lr_given;             /* --lr was given: it overrides a resumed run's learning rate */
+    const char *init;          /* --init FILE: start from its weights (rt_init.c) */
+    bool init_partial;         /* --init-partial: skip its tensors of another shape */
 } rt_train_opts;
 
 int rt_train(const rt_model *m, const rt_train_opts *o);

@@ -103,6 +103,11 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
 /* A checkpoint's parameters and model state into host arrays, every shape
  * checked; the checkpoint, for its metadata and other tensors. */
 rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states);
+/* ---- rt_init.c ------------------------------------------------------------- */
+/* train --init: the parameters and state tensors of path that the model has
+ * (by name), into T's; a shape mismatch dies unless partial skips it. */
+void rt_run_init(Trainer *T, const char *path, bool partial);
+
 /* T's run state, parameters, optimizer state and model state from RUNDIR/last.ckpt, and
  * the best parameters and state from best.ckpt. */
 void rt_run_resume(Trainer *T);
