@@ -74,7 +74,8 @@ static void usage(const rt_model *m, FILE *f) {
             "  eval --checkpoint F    test accuracy of the prediction and of each branch\n"
             "  util --checkpoint F    the conditional utilization rates A(f_k), A(f_k'), u, d_util\n"
             "  info                   the model, its defaults and the back end\n"
-            "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads)\n"
+            "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads,\n"
+            "                         and the optimizer's options)\n"
             "\n"
             "train options:\n"
             "  --out RUNDIR           where metrics.jsonl, steps.csv, checkpoints and summary.json go (default: runs/%s)\n"
@@ -237,7 +238,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         if (fi) {
             config_arg(m, &o.cfg, &rt_config_fields[fi], a, value(argc, argv, &i));
             given[fi] = true;
-            t_only = !rt_config_fields[fi].any_command;
+            /* bench's training steps take the optimizer's settings too. */
+            t_only = !rt_config_fields[fi].any_command && !(bench && rt_config_fields[fi].optim);
         } else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
         else if (strcmp(a, "--threads") == 0) { threads = (int)int_arg(a, value(argc, argv, &i), 1, 4096); t_only = false; }
         else if (bench && strcmp(a, "--steps") == 0) { steps = (int)int_arg(a, value(argc, argv, &i), 1, 1000000); t_only = false; }
@@ -256,7 +258,7 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
     }
-    if (bench) return rt_bench(m, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
+    if (bench) return rt_bench(m, &o.cfg.opt, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
     const char *data = given[RT_CFG_data_dir] ? o.cfg.data_dir : NULL;
     if (eval || util) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");

@@ -23,7 +23,8 @@ int rt_train(const rt_model *m, const rt_train_opts *o);
 /* Accuracy of the prediction and of each branch on the test set. */
 int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util);
 
-/* Training and evaluation throughput on random batches (./prog bench). */
-int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile);
+/* Training (with the optimizer opt) and evaluation throughput on random
+ * batches (./prog bench). */
+int rt_bench(const rt_model *m, const rt_optim *opt, int batch, int steps, int reps, bool profile);
 
 #endif
