@@ -90,7 +90,7 @@ static int construct_sig(const rt_choice *ch, Signature *sig) {
     int n = 0;
     for (; n < RT_MAXOPTS && ch->opts[n]; n++) {
         const rt_field *f = field(ch->opts[n]);
-        sig->spec[n] = (ArgSpec){f->key, f->list || f->pair ? 'l' : is_bool(f) ? 'b' : type[f->kind], ""};
+        sig->spec[n] = (ArgSpec){f->key, f->list ? 'l' : f->pair ? 'p' : is_bool(f) ? 'b' : type[f->kind], ""};
     }
     return n;
 }
@@ -199,9 +199,7 @@ static void store_options(IrProgram *p, const rt_choice *ch, const Signature *si
         case RT_KIND_BRANCH: rt_field_set(c, f, branch_index(p, v[i].s, v[i].loc)); break;
         default:
             if (f->pair) { /* betas=[0.9, 0.999]: this field and the next */
-                const Val *x = &v[i];
-                if (x->n != 2 || x->items[0].k == V_NAME || x->items[1].k == V_NAME || x->items[0].k == V_LIST || x->items[1].k == V_LIST)
-                    error_at(x->loc, "%s: '%s' must be a pair of numbers: %s=[%g, %g]", sig->what, f->key, f->key, f->dflt, f[1].dflt);
+                const Val *x = &v[i]; /* two numbers (args_options checked) */
                 for (int j = 0; j < 2; j++)
                     store_number(c, sig, &f[j], &x->items[j], x->items[j].k == V_INT ? (double)x->items[j].i : x->items[j].f,
                                  arena_printf(mm_arena, "%s[%d]", f->key, j));
