@@ -110,7 +110,25 @@ for k, v in h.items():
 want = {k for k in model if k.startswith(("f.", "r.")) and ".linear1." not in k}
 assert want == set(h), sorted(want ^ set(h))[:5]
 PY
-    say "torchvision ResNet-18: $(grep -c . "$W/mn40.txt") tensors in the example, names and shapes match"
+    "$PY" - "$W/tv.safetensors" <<'PY' || bad "torchvision_resnet18.py: a tensor's values are not its torchvision counterpart's"
+import json, struct, sys
+import numpy as np, torch, torchvision
+torch.manual_seed(0)  # as the script's --random
+tv = torchvision.models.resnet18(weights=None).state_dict()
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+def get(k):
+    s, e = h[k]["data_offsets"]
+    return np.frombuffer(b[8 + n + s: 8 + n + e], dtype=np.float32).reshape(h[k]["shape"])
+pairs = {"conv1.weight": "conv1.weight", "bn1.running_mean": "bn1.running_mean",
+         "layer1.0.conv1.weight": "basic1.conv1.weight", "layer1.1.bn2.running_var": "basic2.bn2.running_var",
+         "layer2.0.downsample.0.weight": "down1.shortcut1.conv1.weight", "layer2.1.conv1.weight": "basic3.conv1.weight",
+         "layer3.1.conv2.weight": "basic4.conv2.weight", "layer4.0.downsample.1.bias": "down3.shortcut1.bn1.bias",
+         "layer4.1.bn1.weight": "basic5.bn1.weight"}
+for t, m in pairs.items():
+    for br in ("f", "r"):
+        assert np.array_equal(get(f"{br}.resnet181.{m}"), tv[t].numpy()), (t, m, br)
+PY
+    say "torchvision ResNet-18: $(grep -c . "$W/mn40.txt") tensors in the example, names, shapes and values match"
 else
     say "SKIP (part 3): no PyTorch with torchvision for $PY"
 fi

@@ -20,7 +20,7 @@ The cases' settings are written out again in tests/optim_test.c; a tensor
 missing on either side fails the test. PyTorch is needed only to regenerate
 the file:
 
-    /work/venv-torch/bin/python tests/optim/make_reference.py
+    python3 tests/optim/make_reference.py     # a Python with PyTorch
 """
 import json
 import os
