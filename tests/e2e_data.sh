@@ -12,18 +12,7 @@ set -u
 MMC=$1; MAKE=$2; ROOT=$3; W=$4
 DATA=${MMNET_TEST_DATA:-/usr/share/datasets/fashion-mnist}
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-# expect STATUS PATTERN CMD...: the exit status and a phrase of the output.
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # 1. arrays = IDX: the same tensors give the same losses, step by step.
 if [ -d "$DATA" ]; then

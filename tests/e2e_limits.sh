@@ -13,21 +13,10 @@
 set -u
 MMC=$1; ROOT=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "$0")/lib.sh"
 # ckpt_epoch FILE: the epoch in a checkpoint's metadata.
 ckpt_epoch() {
     python3 -c "import json,struct,sys; b=open(sys.argv[1],'rb').read(); n=struct.unpack('<Q',b[:8])[0]; print(json.loads(b[8:8+n])['__metadata__']['epoch'])" "$1"
-}
-# expect STATUS PATTERN CMD...: the exit status and a phrase of the output.
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
 }
 
 P=$W/lim

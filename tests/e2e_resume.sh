@@ -15,40 +15,11 @@
 set -u
 MMC=$1; ROOT=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 EDIT="python3 $ROOT/tests/ckpt_edit.py"
 
-# expect STATUS PATTERN CMD...: the exit status and a phrase of the output.
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want, '$pat'), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
 
-# same A B: the two runs' last checkpoints hold the same tensors, and their
-# metrics (timings aside) and steps are the same.
-same() {
-    python3 - "$1" "$2" <<'PY'
-import json, struct, sys
-def tensors(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
-a, b = tensors(sys.argv[1] + "/last.ckpt"), tensors(sys.argv[2] + "/last.ckpt")
-assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), [k for k in a if a[k] != b.get(k)][:5]
-skip = {"samples_per_s", "wall_samples_per_s", "data_wait_s", "data_cpu_s", "epoch_time_s"}
-ma = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
-mb = [json.loads(l) for l in open(sys.argv[2] + "/metrics.jsonl")]
-assert len(ma) == len(mb), (len(ma), len(mb))
-for x, y in zip(ma, mb):
-    assert {k: v for k, v in x.items() if k not in skip} == {k: v for k, v in y.items() if k not in skip}, (x, y)
-sa, sb = open(sys.argv[1] + "/steps.csv").read(), open(sys.argv[2] + "/steps.csv").read()
-assert sa == sb, "steps.csv differs: %d and %d lines" % (sa.count("\n"), sb.count("\n"))
-PY
-}
+same() { python3 "$ROOT/tests/same_run.py" "$1" "$2"; }
 
 "$MMC" build "$ROOT/tests/e2e/resume.mmnet" -o "$W/rs" || { bad "mmc build"; exit 1; }
 RS="$W/rs"

@@ -12,23 +12,12 @@ set -u
 MMC=$1; ROOT=$2; W=$3
 DATA=${MMNET_TEST_DATA:-/usr/share/datasets/fashion-mnist}
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -d "$DATA" ]; then
     say "SKIP: no data in $DATA (install dataset-fashion-mnist)"; exit 77
 fi
 
-# expect STATUS PATTERN CMD...: the exit status and a phrase of the output.
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
 
 "$MMC" build "$ROOT/examples/cgmnist_unimodal_gray.mmnet" -o "$W/gray" || { bad "mmc build gray"; exit 1; }
 "$MMC" build "$ROOT/examples/cgmnist.mmnet" -o "$W/cg" || { bad "mmc build cgmnist"; exit 1; }
@@ -74,21 +63,7 @@ CG="--data $DATA --limit-train 2000 --limit-test 500 --val 500 --batch 64 --lr 0
 "$W/cg" train $CG --epochs 1 --out "$W/part" > /dev/null 2>&1 || bad "cgmnist train (1 epoch)"
 # Only --epochs: the data, its limits, the split, batch, seed and policy come from the checkpoint.
 "$W/cg" train --quiet --epochs 2 --resume "$W/part" > /dev/null 2> "$W/resume.err" || { bad "cgmnist --resume"; cat "$W/resume.err"; }
-python3 - "$W/full" "$W/part" <<'EOF' || bad "the resumed run differs from the uninterrupted one"
-import json, struct, sys
-def tensors(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
-a, b = tensors(sys.argv[1] + "/last.ckpt"), tensors(sys.argv[2] + "/last.ckpt")
-assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), [k for k in a if a[k] != b.get(k)][:5]
-skip = {"samples_per_s", "wall_samples_per_s", "data_wait_s", "data_cpu_s", "epoch_time_s"}
-ma = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
-mb = [json.loads(l) for l in open(sys.argv[2] + "/metrics.jsonl")]
-assert len(ma) == len(mb) == 2
-for x, y in zip(ma, mb):
-    assert {k: v for k, v in x.items() if k not in skip} == {k: v for k, v in y.items() if k not in skip}, (x, y)
-assert open(sys.argv[1] + "/steps.csv").read() == open(sys.argv[2] + "/steps.csv").read()
-EOF
+python3 "$ROOT/tests/same_run.py" "$W/full" "$W/part" 2 || bad "the resumed run differs from the uninterrupted one"
 grep -q "rebalance-" "$W/full/steps.csv" || bad "the guided run took no re-balancing step"
 json "$W/full/summary.json" "d['util']['u(m1|m0)'], d['d_util'], d['d_speed']" > /dev/null || bad "summary.json has no util/d_util/d_speed"
 

@@ -11,8 +11,7 @@
 set -u
 MMC=$1; EMU=$2; MMNET=$3; W=$4
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-bad() { printf 'FAIL: %s\n' "$*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 
 "$MMC" build "$MMNET" -o "$W/cprog" > /dev/null || { bad "mmc build"; exit 1; }
 # Batches decoded on two worker threads into the loader's pinned buffers.

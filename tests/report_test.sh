@@ -9,15 +9,7 @@
 set -u
 MMC=$1; ROOT=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-bad() { printf 'FAIL: %s\n' "$*"; fail=1; }
-expect() { # expect STATUS PATTERN CMD...
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MMC" build "$ROOT/tests/e2e/cuda_train.mmnet" -o "$W/prog" > /dev/null || { bad "mmc build"; exit 1; }
 "$W/prog" train --quiet --epochs 3 --out "$W/run" > "$W/train.out" 2>&1 || { bad "train"; tail -5 "$W/train.out"; exit 1; }
