@@ -31,6 +31,7 @@ const rt_choice rt_data_sources[RT_DATA_COUNT] = {RT_DATA_SOURCES(X)};
 const rt_choice rt_optimizers[RT_OPTIMIZER_COUNT] = {RT_OPTIMIZERS(X)};
 const rt_choice rt_schedules[RT_SCHEDULE_COUNT] = {RT_SCHEDULES(X)};
 const rt_choice rt_early_stops[RT_STOP_COUNT] = {RT_EARLY_STOPS(X)};
+const rt_choice rt_lr_warmup[1] = {RT_LR_WARMUP(X)};
 #undef X
 
 void rt_config_defaults(rt_config *c) {
@@ -106,7 +107,10 @@ rt_mem_sizes rt_mem_bytes(const rt_mem_plan *p, long batch, int threads) {
     r.per_example = f * ((double)p->act + RT_LOADER_SLOTS * ((double)p->inputs + 1));
     r.activations = f * (double)p->act * b;
     r.batches = f * RT_LOADER_SLOTS * ((double)p->inputs + 1) * b;
-    r.parameters = f * (6.0 * (double)p->params + 3.0 * (double)p->states);
+    /* parameters, gradients, the best epoch's and the host's copy; the
+     * optimizer's buffers on the back end and their host copies */
+    const double ob = p->optim_buffers > 0 ? p->optim_buffers : 1;
+    r.parameters = f * ((4.0 + 2.0 * ob) * (double)p->params + 3.0 * (double)p->states);
     r.workspace = f * ((double)p->fixed + (double)p->work + (double)p->scratch * (threads > 0 ? threads : 1));
     r.total = r.activations + r.batches + r.parameters + r.workspace;
     return r;

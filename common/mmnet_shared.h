@@ -77,6 +77,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
  *   .names           ENUM: its values' names, "all|own" ("false|true": the
  *                    .mmnet writes true or false); .choices: how the
  *                    compiler's error explains them
+ *   .pair            FLOAT: the .mmnet gives this field and the next row's
+ *                    as one option, a pair: betas=[0.9, 0.999]
  *   .list            STR: the .mmnet gives a list ([0, 6], [color, depth],
  *                    [[0.5], [0.4, 0.4, 0.4]]), kept as text: items
  *                    separated by ',', lists by ';' (the program's flag
@@ -137,15 +139,41 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(OPTIM, momentum, FLOAT, (.key = "momentum", .lo = 0, .hi = 1, .hi_open = 1, .flag = "--momentum", .meta = "X"))     \
     X(OPTIM, weight_decay, FLOAT, (.key = "weight_decay", .lo = 0, .hi = 1, .flag = "--weight-decay", .meta = "X"))       \
     X(OPTIM, l1, FLOAT, (.key = "l1", .lo = 0, .hi = 1, .flag = "--l1", .meta = "X"))                                     \
+    /* the optimizer: an index of RT_OPTIMIZERS (the names are its rows', in its order) */                                \
+    X(OPTIM, optimizer, ENUM, (.names = "sgd|adam|adamw", .flag = "--optimizer",                                          \
+                               .help = "the optimizer; its settings are the .mmnet's unless given here"))                \
+    /* adam/adamw: betas=[beta1, beta2] (the option is a pair: this row and the next) and eps */                         \
+    X(OPTIM, beta1, FLOAT, (.key = "betas", .pair = 1, .dflt = 0.9, .lo = 0, .hi = 1, .hi_open = 1, .flag = "--beta1",     \
+                            .meta = "X", .help = "Adam's betas and eps (adam, adamw)"))                                   \
+    X(OPTIM, beta2, FLOAT, (.dflt = 0.999, .lo = 0, .hi = 1, .hi_open = 1, .flag = "--beta2", .meta = "X",                 \
+                            .help = "Adam's betas and eps (adam, adamw)"))                                                \
+    X(OPTIM, eps, FLOAT, (.key = "eps", .dflt = 1e-8, .lo = 0, .lo_open = 1, .hi = 1, .flag = "--eps", .meta = "X",        \
+                          .help = "Adam's betas and eps (adam, adamw)"))                                                  \
     X(RUN, limit_train, INT, (.lo = 1, .hi = 2147483647, .flag = "--limit-train", .meta = "N",                            \
                               .help = "use only the first N training examples")) /* 0: all */                             \
     X(RUN, limit_test, INT, (.lo = 1, .hi = 2147483647, .flag = "--limit-test", .meta = "N",                              \
                              .help = "evaluate on only the first N validation and test examples")) /* 0: all */           \
     X(RUN, val, FLOAT, (.key = "val", .dflt = 5000, .lo = 0, .hi = 2147483647, .flag = "--val", .meta = "N",              \
                         .help = "held-out validation examples: a count, or a fraction of the training set below 1"))     \
-    /* multiply lr by plateau_factor after plateau_patience epochs without a lower training loss (0: never) */            \
-    X(RUN, plateau_factor, FLOAT, (.key = "factor", RT_OPTION_DEFAULT(0.3), .lo = 0, .lo_open = 1, .hi = 1))              \
-    X(RUN, plateau_patience, INT, (.key = "patience", RT_OPTION_DEFAULT(10), .lo = 1, .hi = 100000))                      \
+    /* the learning-rate schedule: an index of RT_SCHEDULES (the names are its rows', in its order) */                    \
+    X(RUN, schedule, ENUM, (.names = "constant|plateau|step|cosine", .flag = "--schedule",                                \
+                            .help = "the learning-rate schedule (docs/training.md)"))                                     \
+    /* plateau: multiply lr by plateau_factor after plateau_patience epochs without a lower training loss */              \
+    X(RUN, plateau_factor, FLOAT, (.key = "factor", .dflt = 0.3, .lo = 0, .lo_open = 1, .hi = 1))                         \
+    X(RUN, plateau_patience, INT, (.key = "patience", .dflt = 10, .lo = 1, .hi = 100000))                                 \
+    /* step: multiply lr by step_gamma every step_every epochs (after the warm-up) */                                     \
+    X(RUN, step_every, INT, (.key = "every", .needs = "its period in epochs: step(every=30, gamma=0.1)", .lo = 1,          \
+                             .hi = 1000000, .flag = "--step-every", .meta = "E", .help = "step(every, gamma): the schedule's options")) \
+    X(RUN, step_gamma, FLOAT, (.key = "gamma", .dflt = 0.1, .lo = 0, .lo_open = 1, .hi = 1, .flag = "--step-gamma",       \
+                               .meta = "X", .help = "step(every, gamma): the schedule's options"))                        \
+    /* cosine: from lr down to min_lr over the steps after the warm-up */                                                 \
+    X(RUN, min_lr, FLOAT, (.key = "min_lr", .lo = 0, .hi = 100, .flag = "--min-lr", .meta = "X",                          \
+                           .help = "cosine(min_lr): the learning rate it ends at"))                                        \
+    /* warmup(epochs=E) or warmup(steps=S) in front of the schedule: lr rises linearly over the first steps (0: none) */  \
+    X(RUN, lr_warmup_epochs, INT, (.key = "epochs", .lo = 0, .hi = 1000000, .flag = "--lr-warmup-epochs", .meta = "E",    \
+                                   .help = "the learning rate's linear warm-up, in epochs or steps (0: none)"))           \
+    X(RUN, lr_warmup_steps, INT, (.key = "steps", .lo = 0, .hi = 2147483647, .flag = "--lr-warmup-steps", .meta = "S",    \
+                                  .help = "the learning rate's linear warm-up, in epochs or steps (0: none)"))            \
     /* stop this many epochs after 100% training accuracy (0: never) */                                                   \
     X(RUN, stop_perfect, INT, (.key = "epochs", RT_OPTION_DEFAULT(5), .lo = 1, .hi = 100000))                             \
     /* the balancing policy (§5-§7) */                                                                                    \
@@ -228,6 +256,7 @@ typedef struct {
     int lo_open, hi_open;
     const char *key, *needs, *names, *choices;
     int list;
+    int pair;                    /* the option is [this, the next row] */
     const char *flag, *meta, *help;
     int any_command;
     int resume;                  /* RT_RESUME_* */
@@ -265,11 +294,25 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
                        RT_CFG_std))                                                                                 \
     X(ARRAYS, "arrays", (RT_CFG_data_dir, RT_CFG_val, RT_CFG_mean, RT_CFG_std))
 
-#define RT_OPTIMIZERS(X) X(SGD, "sgd", (RT_CFG_lr, RT_CFG_momentum, RT_CFG_weight_decay, RT_CFG_l1))
+/* The optimizers (their rules: runtime/rt_optim.h); the optimizer field's
+ * names are these rows', in this order. */
+#define RT_OPTIMIZERS(X)                                                                                            \
+    X(SGD, "sgd", (RT_CFG_lr, RT_CFG_momentum, RT_CFG_weight_decay, RT_CFG_l1))                                     \
+    X(ADAM, "adam", (RT_CFG_lr, RT_CFG_beta1, RT_CFG_eps, RT_CFG_weight_decay, RT_CFG_l1))                          \
+    X(ADAMW, "adamw", (RT_CFG_lr, RT_CFG_beta1, RT_CFG_eps, RT_CFG_weight_decay, RT_CFG_l1))
 
+/* The learning-rate schedules (runtime/rt_schedule.c); the schedule field's
+ * names are these rows', in this order. RT_LR_WARMUP may come in front of
+ * any of them: schedule [warmup(steps=500), cosine(min_lr=0)]. */
 #define RT_SCHEDULES(X)                                                                                             \
     X(CONSTANT, "constant", ())                                                                                     \
-    X(PLATEAU, "plateau", (RT_CFG_plateau_factor, RT_CFG_plateau_patience))
+    X(PLATEAU, "plateau", (RT_CFG_plateau_factor, RT_CFG_plateau_patience))                                         \
+    X(STEP, "step", (RT_CFG_step_every, RT_CFG_step_gamma))                                                         \
+    X(COSINE, "cosine", (RT_CFG_min_lr))
+#define RT_LR_WARMUP(X) X(WARMUP, "warmup", (RT_CFG_lr_warmup_epochs, RT_CFG_lr_warmup_steps))
+/* AdamW's weight decay when adamw() does not give it (PyTorch's default);
+ * sgd and adam default to the field's, 0. */
+#define RT_ADAMW_WEIGHT_DECAY 0.01
 
 #define RT_EARLY_STOPS(X)                                                                                           \
     X(NONE, "none", ())                                                                                             \
@@ -291,6 +334,8 @@ enum {
 };
 #define X(id, name, opts) RT_DATA_##id,
 enum { RT_DATA_SOURCES(X) RT_DATA_COUNT };
+#undef X
+#define X(id, name, opts) RT_OPTIMIZER_##id,
 enum { RT_OPTIMIZERS(X) RT_OPTIMIZER_COUNT };
 #undef X
 #define X(id, name, opts) RT_SCHEDULE_##id,
@@ -301,7 +346,7 @@ enum { RT_EARLY_STOPS(X) RT_STOP_COUNT };
 #undef X
 
 extern const rt_choice rt_policies[RT_POLICY_COUNT], rt_data_sources[RT_DATA_COUNT], rt_optimizers[RT_OPTIMIZER_COUNT],
-    rt_schedules[RT_SCHEDULE_COUNT], rt_early_stops[RT_STOP_COUNT];
+    rt_schedules[RT_SCHEDULE_COUNT], rt_early_stops[RT_STOP_COUNT], rt_lr_warmup[1];
 
 /* ---- walking the table (mmnet_shared.c) ------------------------------------ */
 /* Every configuration at its defaults. */
@@ -335,7 +380,8 @@ typedef struct {
     size_t act;       /* the activation arena, per example of the largest batch */
     size_t inputs;    /* one example's inputs (the loader's slots hold RT_LOADER_SLOTS batches) */
     size_t fixed;     /* the arena of batch-independent tensors */
-    size_t params;    /* parameters: with gradients, momentum and the host copies, six times */
+    size_t params;    /* parameters: with gradients, the optimizer's buffers and the host copies */
+    int optim_buffers;/* the optimizer's buffers per parameter: 1 (sgd's momentum), 2 (Adam's moments) */
     size_t states;    /* model state (running means): on the back end, a host copy, the best epoch's */
     size_t scratch;   /* per thread: the convolutions' unrolled panels */
     size_t work;      /* once: weight-gradient partial sums, a transposed weight matrix */

@@ -9,5 +9,7 @@
 void print_info(FILE *out, const IrProgram *p);
 /* The memory plan for a batch with `threads` CPU threads (mmc info --batch). */
 void print_memory(FILE *out, const IrProgram *p, long batch, int threads);
+/* mmc info --params: one line per parameter and state tensor, "NAME [shape]". */
+void print_params(FILE *out, const IrProgram *p);
 
 #endif

@@ -98,6 +98,7 @@ void print_memory(FILE *out, const IrProgram *p, long batch, int threads) {
         m.inputs += n;
     }
     m.params = p->params_floats;
+    m.optim_buffers = p->cfg.opt.optimizer == RT_OPTIMIZER_ADAM || p->cfg.opt.optimizer == RT_OPTIMIZER_ADAMW ? 2 : 1;
     m.states = p->states_floats + 1;
     m.scratch = gen.scratch_floats;
     m.work = gen.work_floats;
@@ -108,7 +109,20 @@ void print_memory(FILE *out, const IrProgram *p, long batch, int threads) {
     fprintf(out, "  activations           %12s  (%zu floats an example)\n", mib(s.activations), m.act);
     fprintf(out, "  batches in flight     %12s  (%d of the loader's, %zu input floats an example)\n", mib(s.batches), RT_LOADER_SLOTS,
             m.inputs);
-    fprintf(out, "  parameters and state  %12s  (with gradients, momentum and the host's copies)\n", mib(s.parameters));
+    fprintf(out, "  parameters and state  %12s  (with gradients, the optimizer's buffers and the host's copies)\n", mib(s.parameters));
     fprintf(out, "  workspace             %12s  (%s a thread)\n", mib(s.workspace), mib(4.0 * (double)m.scratch));
     fprintf(out, "  the data set comes on top; a training program refuses a batch whose plan exceeds the memory it may use\n");
+}
+
+/* The names are the checkpoints' (and a PyTorch state dict's, once renamed
+ * to them): a user maps another framework's weights onto these. */
+void print_params(FILE *out, const IrProgram *p) {
+    for (int i = 0; i < p->params.n; i++) {
+        const IrParam *pr = IR_PARAM(p, i);
+        fprintf(out, "%s %s\n", pr->name, dims(pr->shape, pr->ndim));
+    }
+    for (int i = 0; i < p->states.n; i++) {
+        const IrState *st = IR_STATE(p, i);
+        fprintf(out, "%s %s state\n", st->name, dims(st->shape, st->ndim));
+    }
 }

@@ -20,6 +20,8 @@ static const char usage[] =
     "  info FILE             inputs, branches, fusion modules, heads, training policy, parameter counts\n"
     "      --batch B         and the memory a training program needs at batch B (its memory plan)\n"
     "      --threads N       ... with N CPU threads (default: this machine's cores, as the program)\n"
+    "      --params          instead: every parameter and state tensor, its name and shape, as checkpoints\n"
+    "                        and train --init name them\n"
     "  dump-ir FILE          the IR graph, one node per line\n"
     "      --after PASS      stop after PASS (lower, shapes, variants, autodiff, fuse, plan); default: shapes\n"
     "      --variant NAME    one derived graph: train, rebalance-B, rubi-B, eval, cut, squeeze (implies --after plan\n"
@@ -49,7 +51,7 @@ typedef struct {
     int after;
     long batch;   /* info --batch: the memory plan for it */
     int threads;
-    bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot;
+    bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot, params;
     const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
 
@@ -132,6 +134,8 @@ static Args parse_args(int argc, char **argv) {
             a.threads = (int)count_arg(s, need_value(argc, argv, &i), 4096);
         } else if (strcmp(s, "--no-fuse") == 0) {
             a.no_fuse = true;
+        } else if (strcmp(s, "--params") == 0) {
+            a.params = true;
         } else if (s[0] == '-' && s[1]) {
             bad_usage("unknown option '%s'", s);
         } else if (!a.cmd) {
@@ -177,6 +181,7 @@ int main(int argc, char **argv) {
     if (!a.file) bad_usage("'%s' needs a .mmnet file", a.cmd);
     if ((cmd == 3 || cmd == 4) && !a.out) bad_usage("'%s' needs -o (the output)", a.cmd);
     if (a.dot && cmd != 2) bad_usage("--dot is an option of dump-ir, not of '%s'", a.cmd);
+    if (a.params && cmd != 1) bad_usage("--params is an option of 'info', not of '%s'", a.cmd);
 
     Arena arena = {0};
     mm_arena = &arena;
@@ -204,6 +209,10 @@ int main(int argc, char **argv) {
     switch (cmd) {
     case 0: break;
     case 1:
+        if (a.params) {
+            print_params(stdout, p);
+            break;
+        }
         print_info(stdout, p);
         if (a.batch) {
             long cores = sysconf(_SC_NPROCESSORS_ONLN);

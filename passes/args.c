@@ -188,6 +188,10 @@ static void check_type(const Signature *sig, bool options, const ArgSpec *s, Val
             }
         }
         break;
+    case 'p': /* a pair of numbers: betas=[0.9, 0.999] */
+        ok = v->k == V_LIST && v->n == 2;
+        for (int i = 0; ok && i < 2; i++) ok = v->items[i].k == V_INT || v->items[i].k == V_FLOAT;
+        break;
     case 'k':
         ok = v->k == V_INT;
         if (v->k == V_LIST) {
@@ -201,6 +205,7 @@ static void check_type(const Signature *sig, bool options, const ArgSpec *s, Val
         const char *want = s->type == 'i' ? "an integer" : s->type == 'f' ? "a number" : s->type == 'b' ? "true or false"
                          : s->type == 's' ? "a string in double quotes" : s->type == 'n' ? "a name"
                          : s->type == 'l' ? "a list such as [0, 6], [color, depth] or [[0.5], [0.4, 0.4, 0.4]]"
+                         : s->type == 'p' ? "a pair of numbers such as [0.9, 0.999]"
                          : "an integer or a list of 1 to 3 integers";
         /* Options are literals: there is no block parameter to have misspelt. */
         if (options) error_at(v->loc, "%s: '%s' must be %s", sig->what, s->name, want);

@@ -82,7 +82,8 @@ _Noreturn void args_unknown_name(const Val *v, Env *env);
 const char *args_val_text(const Val *v);
 
 /* Types: 'i' integer, 'f' number, 'b' true/false, 's' string, 'n' name,
- * 'k' integer or list of integers (kernel sizes). */
+ * 'k' integer or list of integers (kernel sizes), 'l' a list (of numbers or
+ * names, or of lists of numbers), 'p' a pair of numbers. */
 typedef struct {
     const char *name;
     char type;

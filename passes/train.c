@@ -25,11 +25,11 @@ typedef struct {
 
 static const TrainKey train_keys[] = {
     {"data", "data colored_gray(variance=0.02, val=5000)", true, 0, rt_data_sources, RT_DATA_COUNT, RT_CFG_data},
-    {"optimizer", "optimizer sgd(lr=0.01, momentum=0.9, weight_decay=0, l1=0)", true, 0, rt_optimizers, RT_OPTIMIZER_COUNT, 0},
+    {"optimizer", "optimizer sgd(lr=0.01, momentum=0.9, weight_decay=0, l1=0)", true, 0, rt_optimizers, RT_OPTIMIZER_COUNT, RT_CFG_optimizer},
     {"batch", "batch 128", true, RT_CFG_batch, NULL, 0, 0},
     {"epochs", "epochs 20", true, RT_CFG_epochs, NULL, 0, 0},
     {"seed", "seed 1", false, RT_CFG_seed, NULL, 0, 0},
-    {"schedule", "schedule plateau(factor=0.3, patience=10)", false, 0, rt_schedules, RT_SCHEDULE_COUNT, 0},
+    {"schedule", "schedule plateau(factor=0.3, patience=10)", false, 0, rt_schedules, RT_SCHEDULE_COUNT, RT_CFG_schedule},
     {"early_stop", "early_stop perfect(epochs=5)", false, 0, rt_early_stops, RT_STOP_COUNT, 0},
     {"policy", "policy guided(alpha=0.1, window=5, warmup=1)", false, 0, rt_policies, RT_POLICY_COUNT, RT_CFG_policy},
     {"augment", "augment [flip, crop(256)]", false, 0, NULL, 0, 0}, /* a list of its own: augment() */
@@ -38,18 +38,18 @@ static const TrainKey train_keys[] = {
 static const rt_field *field(int id) { return &rt_config_fields[id]; }
 
 /* The construct that a key's value names. */
-static int expect_call(const AstItem *it, const TrainKey *k) {
+static int expect_call(const AstExpr *v, const TrainKey *k) {
     const char *allowed[32];
     for (int i = 0; i < k->nchoices; i++) allowed[i] = k->choices[i].name;
     int n = k->nchoices;
-    const AstExpr *v = it->val;
+    if (k->choices == rt_schedules) allowed[n++] = rt_lr_warmup[0].name; /* index n - 1: the warm-up */
     if (v->kind != AX_CALL)
-        error_at(v->loc, "'%s' expects one of %s", it->key, join_names(allowed, n, " or "));
+        error_at(v->loc, "'%s' expects one of %s", k->key, join_names(allowed, n, " or "));
     for (int i = 0; i < n; i++)
         if (strcmp(v->s, allowed[i]) == 0) return i;
     const char *near = nearest_name(v->s, allowed, n);
-    if (near) error_at(v->loc, "unknown %s '%s'; did you mean '%s'?", it->key, v->s, near);
-    error_at(v->loc, "unknown %s '%s' (allowed: %s)", it->key, v->s, join_names(allowed, n, " and "));
+    if (near) error_at(v->loc, "unknown %s '%s'; did you mean '%s'?", k->key, v->s, near);
+    error_at(v->loc, "unknown %s '%s' (allowed: %s)", k->key, v->s, join_names(allowed, n, " and "));
 }
 
 static long long int_value(const AstItem *it, const rt_field *f) {
@@ -90,7 +90,7 @@ static int construct_sig(const rt_choice *ch, Signature *sig) {
     int n = 0;
     for (; n < RT_MAXOPTS && ch->opts[n]; n++) {
         const rt_field *f = field(ch->opts[n]);
-        sig->spec[n] = (ArgSpec){f->key, f->list ? 'l' : is_bool(f) ? 'b' : type[f->kind], ""};
+        sig->spec[n] = (ArgSpec){f->key, f->list ? 'l' : f->pair ? 'p' : is_bool(f) ? 'b' : type[f->kind], ""};
     }
     return n;
 }
@@ -156,6 +156,16 @@ static void augment(const AstItem *it, rt_config *c) {
     }
 }
 
+/* A number for field f (called `what` in messages), checked against its range. */
+static void store_number(rt_config *c, const Signature *sig, const rt_field *f, const Val *v, double x, const char *what) {
+    if (!rt_field_in_range(f, x)) {
+        if (f->hi_open && x == f->hi) error_at(v->loc, "%s: '%s' must be below %.15g", sig->what, what, f->hi);
+        error_at(v->loc, "%s: '%s' is %.15g; it must be %s %.15g and %s %.15g", sig->what, what, x, f->lo_open ? "above" : "at least",
+                 f->lo, f->hi_open ? "below" : "at most", f->hi);
+    }
+    rt_field_set(c, f, x);
+}
+
 /* Store construct ch's options (args_options' values) in the configuration:
  * the given ones checked against their fields' ranges, the others at their
  * defaults; a required one missing is an error at the call. */
@@ -168,6 +178,7 @@ static void store_options(IrProgram *p, const rt_choice *ch, const Signature *si
         const rt_field *f = field(ch->opts[i]);
         if (!given[i]) {
             if (f->kind != RT_KIND_STR) rt_field_set(c, f, f->has_odflt ? f->odflt : f->dflt);
+            if (f->pair) rt_field_set(c, &f[1], f[1].dflt);
             continue;
         }
         switch (f->kind) {
@@ -186,17 +197,76 @@ static void store_options(IrProgram *p, const rt_choice *ch, const Signature *si
             break;
         }
         case RT_KIND_BRANCH: rt_field_set(c, f, branch_index(p, v[i].s, v[i].loc)); break;
-        default: {
-            double x = f->kind == RT_KIND_FLOAT ? v[i].f : (double)v[i].i;
-            if (!rt_field_in_range(f, x)) {
-                if (f->hi_open && x == f->hi) error_at(v[i].loc, "%s: '%s' must be below %.15g", sig->what, f->key, f->hi);
-                error_at(v[i].loc, "%s: '%s' is %.15g; it must be %s %.15g and %s %.15g", sig->what, f->key, x,
-                         f->lo_open ? "above" : "at least", f->lo, f->hi_open ? "below" : "at most", f->hi);
+        default:
+            if (f->pair) { /* betas=[0.9, 0.999]: this field and the next */
+                const Val *x = &v[i]; /* two numbers (args_options checked) */
+                for (int j = 0; j < 2; j++)
+                    store_number(c, sig, &f[j], &x->items[j], x->items[j].k == V_INT ? (double)x->items[j].i : x->items[j].f,
+                                 arena_printf(mm_arena, "%s[%d]", f->key, j));
+                break;
             }
-            rt_field_set(c, f, x);
-        }
+            store_number(c, sig, f, &v[i], f->kind == RT_KIND_FLOAT ? v[i].f : (double)v[i].i, f->key);
         }
     }
+}
+
+/* A construct's call: its options checked and stored (store_options). */
+static void construct(IrProgram *p, const rt_choice *ch, const AstExpr *call, Val *val, bool *given) {
+    Signature sig;
+    construct_sig(ch, &sig);
+    args_options(&sig, &call->args, call->loc, val, given);
+    store_options(p, ch, &sig, val, given, call->loc);
+}
+
+/* The schedule's value: X(...), warmup(...) (then a constant rate), or
+ * [warmup(...), X(...)]; the warm-up's call into *warm (NULL: none) and the
+ * schedule's into *main (NULL: constant). */
+static void schedule_calls(const AstExpr *v, const AstExpr **warm, const AstExpr **main) {
+    *warm = NULL;
+    *main = v;
+    if (v->kind == AX_LIST) {
+        if (v->nitems != 2 || v->items[0]->kind != AX_CALL || strcmp(v->items[0]->s, rt_lr_warmup[0].name) != 0)
+            error_at(v->loc, "a list of schedules is a warm-up and the schedule after it: schedule [warmup(epochs=1), cosine(min_lr=0)]");
+        *warm = v->items[0];
+        *main = v->items[1];
+        if ((*main)->kind == AX_CALL && strcmp((*main)->s, rt_lr_warmup[0].name) == 0)
+            error_at((*main)->loc, "'warmup' is given twice; give it once, in front of the schedule");
+    } else if (v->kind == AX_CALL && strcmp(v->s, rt_lr_warmup[0].name) == 0) {
+        *warm = v;
+        *main = NULL;
+    }
+}
+
+/* schedule ...: the warm-up and the schedule (RT_SCHEDULES) chosen. */
+static void schedule(IrProgram *p, const AstItem *it, const TrainKey *key) {
+    rt_config *c = &p->cfg;
+    const AstExpr *warm, *main;
+    schedule_calls(it->val, &warm, &main);
+    Val val[ARGS_MAX];
+    bool given[ARGS_MAX];
+    if (warm) {
+        construct(p, rt_lr_warmup, warm, val, given);
+        if (given[0] == given[1])
+            error_at(warm->loc, given[0] ? "'warmup' takes epochs or steps, not both" : "'warmup' needs its length: warmup(epochs=1) or warmup(steps=500)");
+    }
+    if (!main) return;
+    int ci = expect_call(main, key);
+    mm_assert(ci < RT_SCHEDULE_COUNT); /* not warmup: schedule_calls took it */
+    c->schedule = ci;
+    construct(p, &rt_schedules[ci], main, val, given);
+}
+
+/* After the whole section: a warm-up shorter than the run, a cosine that
+ * ends below where it starts. */
+static void check_schedule(const IrProgram *p, const AstItem *it) {
+    const rt_config *c = &p->cfg;
+    const AstExpr *warm, *main;
+    schedule_calls(it->val, &warm, &main);
+    if (warm && c->lr_warmup_epochs >= c->epochs)
+        error_at(warm->loc, "'warmup(epochs=%d)' is as long as the run or longer (epochs %d); the warm-up must end before the run does",
+                 c->lr_warmup_epochs, c->epochs);
+    if (main && c->schedule == RT_SCHEDULE_COSINE && !(c->min_lr < c->opt.lr))
+        error_at(main->loc, "'cosine': 'min_lr' is %g, not below the learning rate it starts from (lr=%g)", c->min_lr, c->opt.lr);
 }
 
 /* What the data and augmentation read must fit the model's inputs: one view
@@ -257,7 +327,11 @@ void lower_train(const AstTrain *t, IrProgram *p) {
             rt_field_set(c, field(key->field), (double)int_value(it, field(key->field)));
             continue;
         }
-        int ci = expect_call(it, key);
+        if (key->choices == rt_schedules) {
+            schedule(p, it, key);
+            continue;
+        }
+        int ci = expect_call(it->val, key);
         const rt_choice *ch = &key->choices[ci];
         const AstExpr *v = it->val;
         if (key->selector && field(key->selector)->kind == RT_KIND_STR)
@@ -280,6 +354,12 @@ void lower_train(const AstTrain *t, IrProgram *p) {
             while (ch->opts[iv] != RT_CFG_val) iv++;
             if (!given[iv]) c->val = 0.2f;
         }
+        /* AdamW decays by PyTorch's default unless told otherwise. */
+        if (key->choices == rt_optimizers && ci == RT_OPTIMIZER_ADAMW) {
+            int iw = 0;
+            while (ch->opts[iw] != RT_CFG_weight_decay) iw++;
+            if (!given[iw]) c->opt.weight_decay = (float)RT_ADAMW_WEIGHT_DECAY;
+        }
         if (synthetic) {
             c->val = (float)c->synth_test;
             if (given[n]) error_at(val[n].loc, "'synthetic' takes its classes from the branch heads");
@@ -295,6 +375,8 @@ void lower_train(const AstTrain *t, IrProgram *p) {
         if (train_keys[k].required && !seen[k])
             error_at(t->loc, "the train section has no '%s'; add e.g.: %s", train_keys[k].key, train_keys[k].form);
     check_data_shapes(p, seen[0], seen[ARRAY_LEN(train_keys) - 1]);
+    for (int k = 0; k < ARRAY_LEN(train_keys); k++)
+        if (train_keys[k].choices == rt_schedules && seen[k]) check_schedule(p, seen[k]);
 }
 
 /* ---- mmc info ------------------------------------------------------------------ */
@@ -303,7 +385,8 @@ void lower_train(const AstTrain *t, IrProgram *p) {
 static int chosen(const TrainKey *k, const rt_config *c) {
     if (k->choices == rt_data_sources) return rt_choice_find(rt_data_sources, RT_DATA_COUNT, c->data);
     if (k->choices == rt_policies) return c->policy;
-    if (k->choices == rt_schedules) return c->plateau_patience > 0 ? RT_SCHEDULE_PLATEAU : -1;
+    if (k->choices == rt_optimizers) return c->opt.optimizer;
+    if (k->choices == rt_schedules) return c->schedule != RT_SCHEDULE_CONSTANT || c->lr_warmup_epochs || c->lr_warmup_steps ? c->schedule : -1;
     if (k->choices == rt_early_stops) return c->stop_perfect > 0 ? RT_STOP_PERFECT : -1;
     return 0;
 }
@@ -313,6 +396,7 @@ static const char *value_text(const IrProgram *p, const rt_field *f) {
     const rt_config *c = &p->cfg;
     double x = rt_field_get(c, f);
     char name[64];
+    if (f->pair) return arena_printf(mm_arena, "[%g, %g]", x, rt_field_get(c, &f[1]));
     switch (f->kind) {
     case RT_KIND_FLOAT: return arena_printf(mm_arena, "%g", x);
     case RT_KIND_U64: return arena_printf(mm_arena, "%llu", (unsigned long long)x);
@@ -332,6 +416,18 @@ static const char *value_text(const IrProgram *p, const rt_field *f) {
     case RT_KIND_BRANCH: return IR_BRANCH(p, (int)x)->name;
     default: return arena_printf(mm_arena, "%d", (int)x);
     }
+}
+
+/* name(option=value, ...): a construct as the .mmnet would write it. */
+static void print_call(FILE *out, const IrProgram *p, const rt_choice *ch) {
+    fprintf(out, "%s", ch->name);
+    int shown = 0;
+    for (int i = 0; i < RT_MAXOPTS && ch->opts[i]; i++) {
+        const rt_field *f = field(ch->opts[i]);
+        if (f->kind == RT_KIND_STR && !rt_field_str(&p->cfg, f)[0]) continue; /* unset: the default */
+        fprintf(out, "%s%s=%s", shown++ ? ", " : "(", f->key, value_text(p, f));
+    }
+    fprintf(out, "%s", shown ? ")" : "");
 }
 
 void train_print(FILE *out, const IrProgram *p) {
@@ -355,15 +451,12 @@ void train_print(FILE *out, const IrProgram *p) {
         }
         int ci = chosen(key, &p->cfg);
         if (ci < 0) continue;
-        const rt_choice *ch = &key->choices[ci];
-        fprintf(out, "  %-10s %s", key->key, ch->name);
-        int shown = 0;
-        for (int i = 0; i < RT_MAXOPTS && ch->opts[i]; i++) {
-            const rt_field *f = field(ch->opts[i]);
-            if (f->kind == RT_KIND_STR && !rt_field_str(&p->cfg, f)[0]) continue; /* unset: the default */
-            fprintf(out, "%s%s=%s", shown++ ? ", " : "(", f->key, value_text(p, f));
-        }
-        fprintf(out, "%s\n", shown ? ")" : "");
+        fprintf(out, "  %-10s ", key->key);
+        const rt_config *c = &p->cfg;
+        bool warm = key->choices == rt_schedules && (c->lr_warmup_epochs || c->lr_warmup_steps);
+        if (warm) fprintf(out, "[warmup(%s=%d), ", c->lr_warmup_steps ? "steps" : "epochs", c->lr_warmup_steps ? c->lr_warmup_steps : c->lr_warmup_epochs);
+        print_call(out, p, &key->choices[ci]);
+        fprintf(out, "%s\n", warm ? "]" : "");
     }
     if (plain) fprintf(out, "  %s\n", plain);
 }

@@ -80,6 +80,7 @@ typedef struct {
     long acc_n;                    /* regular steps (gate means) or examples (squeeze means) accumulated so far */
     unsigned long long seed, step; /* dropout masks */
     const unsigned char *update;   /* per parameter: update it (NULL: all) */
+    const float (*bias)[2];        /* per parameter: Adam's bias corrections for this update (rt_optim_bias; NULL: none) */
 } rt_hyper;
 
 typedef struct {
@@ -89,7 +90,9 @@ typedef struct {
     double (*norms)[2];            /* training: per parameter |grad|^2 and |param|^2, before the update (ALGORITHMS §4) */
 } rt_result;
 
-enum { RT_ARENA_PARAMS, RT_ARENA_MOMENTUM, RT_ARENA_STATES };
+/* The arenas: parameters, the optimizer's buffers (the momentum or Adam's
+ * first moment; Adam's second moment), model state. */
+enum { RT_ARENA_PARAMS, RT_ARENA_MOMENTUM, RT_ARENA_STATES, RT_ARENA_MOMENT2 };
 
 typedef struct rt_model rt_model;
 typedef struct rt_exec rt_exec;    /* the back end's state */
@@ -101,7 +104,7 @@ typedef struct {
     void (*read)(rt_exec *e, int arena, mm_real *host);        /* whole arena to host */
     void (*write)(rt_exec *e, int arena, const mm_real *host); /* host to whole arena */
     /* A training step of variant v: forward, backward, then for every parameter
-     * (in one fused pass) the norms and the SGD update. */
+     * (in one fused pass) the norms and the optimizer's update. */
     void (*train)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r);
     /* An evaluation pass of variant v (eval, cut or squeeze). */
     void (*eval)(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r);
@@ -176,7 +179,7 @@ void rt_wait_policy(int wait, bool given);
 
 /* ---- memory (rt_memory.c) ------------------------------------------------- */
 /* Model m's memory plan (mmnet_shared.h) on its back end. */
-void rt_memory_plan(const rt_model *m, rt_mem_plan *p);
+void rt_memory_plan(const rt_model *m, int optimizer, rt_mem_plan *p);
 /* The bytes this process may still allocate: the least of MMNET_MEMORY_LIMIT
  * (a limit on the process, for tests), the cgroup's limit (v2, else v1) less
  * its use, the address-space limit (ulimit -v) less the process's, and the
@@ -185,7 +188,7 @@ double rt_memory_available(char *what, size_t n);
 /* Dies, before anything of the batch is allocated, when the plan for batch
  * B (with the OpenMP threads the run has) exceeds the memory available,
  * with both figures and the largest batch that fits. */
-void rt_memory_check(const rt_model *m, int batch);
+void rt_memory_check(const rt_model *m, int optimizer, int batch);
 /* Index of the variant of this kind (and branch), or -1. */
 int rt_find_variant(const rt_model *m, int kind, int k);
 
@@ -261,6 +264,10 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen);
  * (shape must hold RT_CKPT_MAXDIM entries). */
 const void *rt_ckpt_get(const rt_ckpt *c, const char *name, int dtype, int *ndim, int64_t *shape);
 const char *rt_ckpt_meta(const rt_ckpt *c, const char *key);
+/* The file's tensors, in its order: how many, and the i-th's name, dtype and
+ * shape (ndim and shape may be NULL). */
+int rt_ckpt_count(const rt_ckpt *c);
+const char *rt_ckpt_name(const rt_ckpt *c, int i, int *dtype, int *ndim, int64_t *shape);
 void rt_ckpt_free(rt_ckpt *c);
 
 #endif

@@ -40,7 +40,7 @@ struct rt_exec {
     const rt_cpu_impl *impl;
     int max_batch;
     int nthreads;
-    mm_real *params, *grads, *mom, *states;
+    mm_real *params, *grads, *mom, *mom2, *states; /* mom2: Adam's second moment */
     mm_real *act, *fixed;
     mm_real *scratch;        /* nthreads * impl->scratch_floats */
     mm_real *wt;             /* impl->wt_floats: a transposed weight matrix */

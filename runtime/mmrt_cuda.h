@@ -56,12 +56,13 @@ struct rt_exec {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_ws;
-    float *params, *grads, *mom, *states;     /* device arenas */
+    float *params, *grads, *mom, *mom2, *states; /* device arenas (mom2: Adam's second moment) */
     float *act, *fixed, *work;                /* activations; GEMM workspace (impl->work_floats) */
     float *x[RT_MAXIN];                       /* device inputs, channel-major */
     int32_t *y;                               /* device labels */
     rt_dev_hyper *hyper;                      /* device copy of the step's values */
     unsigned char *update_mask;               /* device, per parameter */
+    float (*bias)[2];                         /* device, per parameter: Adam's bias corrections (rt_hyper) */
     double *norm_parts;                       /* device: per update block |g|^2, |w|^2 */
     struct UpdateItem *items;                 /* device: the update's work items (rt_cuda.c) */
     int nitems;
@@ -82,6 +83,7 @@ struct rt_exec {
     /* pinned host staging */
     rt_dev_hyper *h_hyper;
     unsigned char *h_mask;
+    float (*h_bias)[2];
     double *h_norm_parts;
     float *h_out;                             /* loss, logits, prediction */
     double (*norms)[2];

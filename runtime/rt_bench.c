@@ -1,7 +1,8 @@
 /* rt_bench.c — ./prog bench: training and evaluation throughput on random
  * batches of the model's shapes, medians of `reps` timed runs of `steps`
- * steps after a warm-up, and the process's peak memory. One JSON line on
- * stdout. */
+ * steps after a warm-up, and the process's peak memory. The training steps
+ * use the program's optimizer (the .mmnet's, or --optimizer and its
+ * settings). One JSON line on stdout. */
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -9,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "rt_optim.h"
 #include "rt_trainer.h"
 
 static int rt_threads(void) {
@@ -24,9 +26,9 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
+int rt_bench(const rt_model *m, const rt_optim *opt, int batch, int steps, int reps, bool profile) {
     const rt_backend *be = m->backend;
-    rt_memory_check(m, batch);
+    rt_memory_check(m, opt->optimizer, batch);
     rt_exec *e = be->create(m, batch);
     float *params = rt_alloc(sizeof(float) * m->params_floats), *states = rt_alloc(sizeof(float) * (m->states_floats + 1));
     rt_init_params(m, params, 1);
@@ -45,7 +47,11 @@ int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
     int32_t *y = rt_alloc(sizeof(int32_t) * (size_t)batch);
     for (int k = 0; k < batch; k++) y[k] = (int32_t)rt_rng_below(&r, (uint32_t)m->classes);
     b.y = y;
-    rt_hyper h = {{0.001f, 0.9f, 0, 0}, 0, 1, 0, NULL};
+    rt_hyper h = {*opt, 0, 1, 0, NULL, NULL};
+    long long *count = rt_alloc(sizeof(long long) * (size_t)m->nparams);
+    float(*bias)[2] = rt_alloc(sizeof(float[2]) * (size_t)m->nparams);
+    rt_optim_count(&h.opt, m->nparams, NULL, count, bias);
+    h.bias = (const float(*)[2])bias;
     int vt = rt_find_variant(m, RT_VAR_TRAIN, -1), ve = rt_find_variant(m, RT_VAR_EVAL, -1);
     if (profile && be->profile) {
         be->profile(e, vt, &b, &h, stderr);
@@ -72,9 +78,11 @@ int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
     qsort(te, (size_t)reps, sizeof(double), cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"model\": \"%s\", \"backend\": \"%s\", \"batch\": %d, \"threads\": %d, \"train_samples_per_s\": %.1f, "
-           "\"eval_samples_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
-           m->name, be->target, batch, rt_threads(), tt[reps / 2], te[reps / 2], ru.ru_maxrss / 1024.0);
+    char oname[32];
+    printf("{\"model\": \"%s\", \"backend\": \"%s\", \"optimizer\": \"%s\", \"batch\": %d, \"threads\": %d, "
+           "\"train_samples_per_s\": %.1f, \"eval_samples_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
+           m->name, be->target, rt_name_at(rt_config_fields[RT_CFG_optimizer].names, opt->optimizer, oname, sizeof oname), batch,
+           rt_threads(), tt[reps / 2], te[reps / 2], ru.ru_maxrss / 1024.0);
     be->destroy(e);
     for (int i = 0; i < m->ninputs; i++) free(x[i]);
     free(y);
@@ -82,5 +90,7 @@ int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile) {
     free(states);
     free(tt);
     free(te);
+    free(count);
+    free(bias);
     return 0;
 }

@@ -520,6 +520,16 @@ const void *rt_ckpt_get(const rt_ckpt *c, const char *name, int dtype, int *ndim
     return NULL;
 }
 
+int rt_ckpt_count(const rt_ckpt *c) { return c->n; }
+
+const char *rt_ckpt_name(const rt_ckpt *c, int i, int *dtype, int *ndim, int64_t *shape) {
+    const ck_entry *e = &c->t[i];
+    if (dtype) *dtype = e->dtype;
+    if (ndim) *ndim = e->ndim;
+    if (shape) memcpy(shape, e->shape, sizeof(int64_t) * (size_t)e->ndim);
+    return e->name;
+}
+
 const char *rt_ckpt_meta(const rt_ckpt *c, const char *key) {
     const cJSON *v = c->meta ? cJSON_GetObjectItemCaseSensitive(c->meta, key) : NULL;
     return v && cJSON_IsString(v) ? v->valuestring : NULL;

@@ -1,7 +1,8 @@
 /* rt_cpu.c — the CPU back end: the arenas, and the training step around the
  * generated kernels: forward and backward (generated), then one pass over
  * the parameters that computes each one's |grad|^2 and |param|^2 (the
- * conditional-learning-speed norms, ALGORITHMS §4) and applies SGD, so the
+ * conditional-learning-speed norms, ALGORITHMS §4) and applies the
+ * optimizer's update (rt_optim.h), so the
  * norms cost no extra pass over memory. */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static rt_exec *cpu_create(const rt_model *m, int max_batch) {
     e->params = rt_alloc(sizeof(mm_real) * np);
     e->grads = rt_alloc(sizeof(mm_real) * np);
     e->mom = rt_alloc(sizeof(mm_real) * np);
+    e->mom2 = rt_alloc(sizeof(mm_real) * np);
     e->states = rt_alloc(sizeof(mm_real) * (m->states_floats + 1));
     e->act = rt_alloc(sizeof(mm_real) * (impl->act_floats * (size_t)max_batch + 16));
     e->fixed = rt_alloc(sizeof(mm_real) * (impl->fixed_floats + 16));
@@ -52,6 +54,7 @@ static void cpu_destroy(rt_exec *e) {
     free(e->params);
     free(e->grads);
     free(e->mom);
+    free(e->mom2);
     free(e->states);
     free(e->act);
     free(e->fixed);
@@ -68,6 +71,7 @@ static mm_real *arena(rt_exec *e, int which, size_t *n) {
     switch (which) {
     case RT_ARENA_PARAMS: *n = e->m->params_floats; return e->params;
     case RT_ARENA_MOMENTUM: *n = e->m->params_floats; return e->mom;
+    case RT_ARENA_MOMENT2: *n = e->m->params_floats; return e->mom2;
     default: *n = e->m->states_floats; return e->states;
     }
 }
@@ -102,7 +106,8 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
         }
         const rt_param_info *pi = &m->params[p];
         size_t lo = k * UPDATE_CHUNK, hi = lo + UPDATE_CHUNK < pi->numel ? lo + UPDATE_CHUNK : pi->numel;
-        mm_real *w = e->params + pi->off, *g = e->grads + pi->off, *mo = e->mom + pi->off;
+        mm_real *w = e->params + pi->off, *g = e->grads + pi->off, *mo = e->mom + pi->off, *mo2 = e->mom2 + pi->off;
+        const float *bias = h->bias ? h->bias[p] : NULL;
         int upd = !h->update || h->update[p];
         int hg = has_grad[p];
         mm_real g2 = 0.0f, w2 = 0.0f;
@@ -113,7 +118,7 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
             g2 += gi * gi;
             w2 += wi * wi;
             if ((i & 1023) == 1023) { sg += g2; sw += w2; g2 = w2 = 0.0f; }
-            if (upd) w[i] = rt_optim_update(&o, wi, gi, &mo[i]);
+            if (upd) w[i] = rt_optim_update(&o, bias, wi, gi, &mo[i], &mo2[i]);
         }
         e->norm_parts[it][0] = sg + g2;
         e->norm_parts[it][1] = sw + w2;
@@ -155,10 +160,12 @@ static void cpu_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h,
         return;
     }
     size_t np = m->params_floats;
-    mm_real *save[3] = {rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * (m->states_floats + 1))};
+    mm_real *save[4] = {rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * np), rt_alloc(sizeof(mm_real) * (m->states_floats + 1)),
+                        rt_alloc(sizeof(mm_real) * np)};
     memcpy(save[0], e->params, sizeof(mm_real) * np);
     memcpy(save[1], e->mom, sizeof(mm_real) * np);
     memcpy(save[2], e->states, sizeof(mm_real) * m->states_floats);
+    memcpy(save[3], e->mom2, sizeof(mm_real) * np);
     rt_result r;
     const int reps = 5;
     double best_total = 1e30, *best = rt_alloc(sizeof(double) * (size_t)(nk + 1));
@@ -181,6 +188,7 @@ static void cpu_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h,
     memcpy(e->params, save[0], sizeof(mm_real) * np);
     memcpy(e->mom, save[1], sizeof(mm_real) * np);
     memcpy(e->states, save[2], sizeof(mm_real) * m->states_floats);
+    memcpy(e->mom2, save[3], sizeof(mm_real) * np);
     fprintf(out, "profile of one '%s' step, batch %d, %d threads (best of %d runs), SIMD %s\n", m->variants[v].name, b->B,
             e->nthreads, reps, impl->simd);
     fprintf(out, "%-44s %10s %8s %10s\n", "kernel", "ms", "share", "GFLOP/s");
@@ -191,10 +199,10 @@ static void cpu_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h,
         fprintf(out, "%-44.44s %10.3f %7.1f%% %10.2f\n", ki[i].name, best[i] * 1e3, 100 * best[i] / (sum > 0 ? sum : 1),
                 best[i] > 0 ? fl / best[i] * 1e-9 : 0.0);
     }
-    if (m->variants[v].has_grad) fprintf(out, "%-44s %10.3f\n", "update (SGD + norms)", tu * 1e3);
+    if (m->variants[v].has_grad) fprintf(out, "%-44s %10.3f\n", "update (optimizer + norms)", tu * 1e3);
     fprintf(out, "%-44s %10.3f\n", "total (kernels, best run)", best_total * 1e3);
     free(best);
-    for (int i = 0; i < 3; i++) free(save[i]);
+    for (int i = 0; i < 4; i++) free(save[i]);
 }
 
 static void cpu_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user) {

@@ -26,19 +26,20 @@ static int count_items(const rt_model *m, UpdateItem *out) {
     return k;
 }
 
-__global__ static void update_kernel(float *w, float *g, float *mo, const UpdateItem *items, const size_t *off,
-                                     const unsigned char *has_grad, const unsigned char *mask, const rt_dev_hyper *h,
-                                     double *parts, int use_mask) {
+__global__ static void update_kernel(float *w, float *g, float *mo, float *mo2, const UpdateItem *items, const size_t *off,
+                                     const unsigned char *has_grad, const unsigned char *mask, const float (*bias)[2],
+                                     const rt_dev_hyper *h, double *parts, int use_mask) {
     const UpdateItem it = items[blockIdx.x];
     const size_t base = off[it.param];
     const rt_optim o = h->opt;
+    const float bc[2] = {bias[it.param][0], bias[it.param][1]};
     const int hg = has_grad[it.param], upd = !use_mask || mask[it.param];
     double g2 = 0.0, w2 = 0.0;
     for (size_t i = base + it.lo + threadIdx.x; i < base + it.hi; i += blockDim.x) {
         float wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
         g2 += (double)gi * gi;
         w2 += (double)wi * wi;
-        if (upd) w[i] = rt_optim_update(&o, wi, gi, &mo[i]);
+        if (upd) w[i] = rt_optim_update(&o, bc, wi, gi, &mo[i], &mo2[i]);
     }
     g2 = mmk_block_sum(g2);
     w2 = mmk_block_sum(w2);
@@ -93,6 +94,7 @@ static rt_exec *cuda_create(const rt_model *m, int max_batch) {
     e->params = (float *)dev_alloc(sizeof(float) * np);
     e->grads = (float *)dev_alloc(sizeof(float) * np);
     e->mom = (float *)dev_alloc(sizeof(float) * np);
+    e->mom2 = (float *)dev_alloc(sizeof(float) * np);
     e->states = (float *)dev_alloc(sizeof(float) * (m->states_floats + 1));
     e->act = (float *)dev_alloc(sizeof(float) * (impl->act_floats * (size_t)max_batch + 16));
     e->fixed = (float *)dev_alloc(sizeof(float) * (impl->fixed_floats + 16));
@@ -109,6 +111,8 @@ static rt_exec *cuda_create(const rt_model *m, int max_batch) {
     e->h_hyper = (rt_dev_hyper *)host_alloc(sizeof(rt_dev_hyper));
     e->update_mask = (unsigned char *)dev_alloc((size_t)m->nparams);
     e->h_mask = (unsigned char *)host_alloc((size_t)m->nparams);
+    e->bias = (float(*)[2])dev_alloc(sizeof(float[2]) * (size_t)m->nparams);
+    e->h_bias = (float(*)[2])host_alloc(sizeof(float[2]) * (size_t)m->nparams);
     e->nitems = count_items(m, NULL);
     UpdateItem *items = (UpdateItem *)rt_alloc(sizeof(UpdateItem) * (size_t)e->nitems);
     count_items(m, items);
@@ -149,6 +153,7 @@ static void cuda_destroy(rt_exec *e) {
     cudaFree(e->params);
     cudaFree(e->grads);
     cudaFree(e->mom);
+    cudaFree(e->mom2);
     cudaFree(e->states);
     cudaFree(e->act);
     cudaFree(e->fixed);
@@ -166,6 +171,8 @@ static void cuda_destroy(rt_exec *e) {
     cudaFreeHost(e->h_hyper);
     cudaFree(e->update_mask);
     cudaFreeHost(e->h_mask);
+    cudaFree(e->bias);
+    cudaFreeHost(e->h_bias);
     cudaFree(e->norm_parts);
     cudaFreeHost(e->h_norm_parts);
     cudaFreeHost(e->h_out);
@@ -192,6 +199,7 @@ static float *arena(rt_exec *e, int which, size_t *n) {
     switch (which) {
     case RT_ARENA_PARAMS: *n = e->m->params_floats; return e->params;
     case RT_ARENA_MOMENTUM: *n = e->m->params_floats; return e->mom;
+    case RT_ARENA_MOMENT2: *n = e->m->params_floats; return e->mom2;
     default: *n = e->m->states_floats; return e->states;
     }
 }
@@ -258,11 +266,13 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
     const rt_model *m = e->m;
     CUDA_CHECK(cudaMemcpyAsync(e->hyper, e->h_hyper, sizeof(rt_dev_hyper), cudaMemcpyHostToDevice, e->stream));
     if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
+    if (train)
+        CUDA_CHECK(cudaMemcpyAsync(e->bias, e->h_bias, sizeof(float[2]) * (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
     e->impl->run[v](e, B);
     if (train) {
-        update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->items, e->param_off,
-                                                              e->has_grad + (size_t)v * m->nparams, e->update_mask, e->hyper,
-                                                              e->norm_parts, use_mask);
+        update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->mom2, e->items, e->param_off,
+                                                              e->has_grad + (size_t)v * m->nparams, e->update_mask, e->bias,
+                                                              e->hyper, e->norm_parts, use_mask);
         MMK_CHECK_LAUNCH();
         CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)e->nitems, cudaMemcpyDeviceToHost,
                                    e->stream));
@@ -287,6 +297,11 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     *e->h_hyper = (rt_dev_hyper){h->opt, h->acc_n, h->seed, h->step};
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
+    /* Without per-parameter corrections: none (1 - beta^t = 1). */
+    for (int p = 0; train && p < m->nparams; p++) {
+        e->h_bias[p][0] = h->bias ? h->bias[p][0] : h->opt.lr;
+        e->h_bias[p][1] = h->bias ? h->bias[p][1] : 1.0f;
+    }
     /* cuDNN's plans for this batch size, made outside any capture. */
     if (e->impl->plan) e->impl->plan[v](e, B);
     if (!e->use_graphs || e->prof_on || e->trace) {
@@ -355,11 +370,13 @@ static void cuda_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h
         return;
     }
     size_t np = m->params_floats;
-    float *save[3] = {(float *)rt_alloc(sizeof(float) * np), (float *)rt_alloc(sizeof(float) * np),
+    float *save[4] = {(float *)rt_alloc(sizeof(float) * np), (float *)rt_alloc(sizeof(float) * np),
                       (float *)rt_alloc(sizeof(float) * (m->states_floats + 1))};
     cuda_read(e, RT_ARENA_PARAMS, save[0]);
     cuda_read(e, RT_ARENA_MOMENTUM, save[1]);
     cuda_read(e, RT_ARENA_STATES, save[2]);
+    save[3] = (float *)rt_alloc(sizeof(float) * np);
+    cuda_read(e, RT_ARENA_MOMENT2, save[3]);
     int nk = impl->nkernels[v];
     double *best = (double *)rt_alloc(sizeof(double) * (size_t)(nk + 1));
     for (int i = 0; i < nk; i++) best[i] = 1e30;
@@ -378,6 +395,7 @@ static void cuda_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h
     cuda_write(e, RT_ARENA_PARAMS, save[0]);
     cuda_write(e, RT_ARENA_MOMENTUM, save[1]);
     cuda_write(e, RT_ARENA_STATES, save[2]);
+    cuda_write(e, RT_ARENA_MOMENT2, save[3]);
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     fprintf(out, "profile of one '%s' step, batch %d, on %s (best of 5 runs)\n", m->variants[v].name, b->B, prop.name);
@@ -391,7 +409,7 @@ static void cuda_profile(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h
     }
     fprintf(out, "%-44s %10.4f\n", "total (kernels)", sum * 1e3);
     free(best);
-    for (int i = 0; i < 3; i++) free(save[i]);
+    for (int i = 0; i < 4; i++) free(save[i]);
 }
 
 static void cuda_trace(rt_exec *e, void (*fn)(void *user, int k, const float *out, size_t n), void *user) {

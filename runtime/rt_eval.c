@@ -287,7 +287,7 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
                 T->o ? "training set" : "data", most, most, T->o ? ", one step an epoch" : "");
         T->batch = most;
     }
-    rt_memory_check(m, T->batch);
+    rt_memory_check(m, T->cfg.opt.optimizer, T->batch);
     /* Decoding files runs ahead of the steps on worker threads; copying
      * from memory does not need them. */
     int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
@@ -448,7 +448,7 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T.params = rt_alloc(sizeof(float) * np);
     T.states = rt_alloc(sizeof(float) * ns);
-    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states, NULL);
+    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states);
     /* The data as the run made it: its source, seed, colours and split
      * (the checkpoint's configuration); the machine's settings are this
      * program's. */

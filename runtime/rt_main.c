@@ -75,12 +75,15 @@ static void usage(const rt_model *m, FILE *f) {
             "  eval --checkpoint F    test accuracy of the prediction and of each branch\n"
             "  util --checkpoint F    the conditional utilization rates A(f_k), A(f_k'), u, d_util\n"
             "  info                   the model, its defaults and the back end\n"
-            "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads)\n"
+            "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads,\n"
+            "                         and the optimizer's options)\n"
             "  report RUNDIR [-o F]   the run's curves, utilization and settings as one HTML page (default RUNDIR/report.html)\n"
             "\n"
             "train options:\n"
             "  --out RUNDIR           where metrics.jsonl, steps.csv, checkpoints and summary.json go (default: runs/%s)\n"
-            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n",
+            "  --resume RUNDIR        continue the run in RUNDIR from its last.ckpt\n"
+            "  --init FILE            start from the weights in FILE (safetensors, under the names of mmc info --params)\n"
+            "  --init-partial         with --init: skip the file's tensors of another shape instead of stopping\n",
             rt_prog, m->name, m->source, m->name);
     config_usage(f);
     fprintf(f, "  --threads N            CPU threads (default: all cores)\n"
@@ -191,7 +194,10 @@ static void info(const rt_model *m) {
     for (int i = 0; i < m->nbranches; i++) printf(" %s", m->branches[i]);
     printf("\nclasses: %d\nMMTMs: %d\ngraph variants:", m->classes, m->nfusions);
     for (int v = 0; v < m->nvariants; v++) printf(" %s", m->variants[v].name);
-    printf("\ndefaults: data %s, lr %g, momentum %g, batch %d, epochs %d, seed %llu\n", m->cfg.data, m->cfg.opt.lr, m->cfg.opt.momentum,
+    char opt[32], sched[32];
+    printf("\ndefaults: data %s, optimizer %s, lr %g, momentum %g, schedule %s, batch %d, epochs %d, seed %llu\n", m->cfg.data,
+           rt_name_at(rt_config_fields[RT_CFG_optimizer].names, m->cfg.opt.optimizer, opt, sizeof opt), m->cfg.opt.lr,
+           m->cfg.opt.momentum, rt_name_at(rt_config_fields[RT_CFG_schedule].names, m->cfg.schedule, sched, sizeof sched),
            m->cfg.batch, m->cfg.epochs, m->cfg.seed);
 }
 
@@ -233,7 +239,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     rt_train_opts o = {0};
     o.cfg = m->cfg;
     bool given[RT_CFG_COUNT] = {0};
-    const char *ckpt = NULL, *out = NULL, *resume = NULL;
+    const char *ckpt = NULL, *out = NULL, *resume = NULL, *init = NULL;
+    bool init_partial = false;
     int threads = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -248,13 +255,16 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         if (fi) {
             config_arg(m, &o.cfg, &rt_config_fields[fi], a, value(argc, argv, &i));
             given[fi] = true;
-            t_only = !rt_config_fields[fi].any_command;
+            /* bench's training steps take the optimizer's settings too. */
+            t_only = !rt_config_fields[fi].any_command && !(bench && rt_config_fields[fi].optim);
         } else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
         else if (strcmp(a, "--threads") == 0) { threads = (int)int_arg(a, value(argc, argv, &i), 1, 4096); t_only = false; }
         else if (bench && strcmp(a, "--steps") == 0) { steps = (int)int_arg(a, value(argc, argv, &i), 1, 1000000); t_only = false; }
         else if (bench && strcmp(a, "--reps") == 0) { reps = (int)int_arg(a, value(argc, argv, &i), 1, 1000); t_only = false; }
         else if (strcmp(a, "--out") == 0) out = value(argc, argv, &i);
         else if (strcmp(a, "--resume") == 0) resume = value(argc, argv, &i);
+        else if (strcmp(a, "--init") == 0) init = value(argc, argv, &i);
+        else if (strcmp(a, "--init-partial") == 0) init_partial = true;
         else if (strcmp(a, "--profile") == 0) { o.profile = 1; t_only = false; }
         else if (strcmp(a, "--quiet") == 0) o.quiet = true;
         else bad("unknown option '%s'", a);
@@ -267,7 +277,7 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
     }
-    if (bench) return rt_bench(m, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
+    if (bench) return rt_bench(m, &o.cfg.opt, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
     const char *data = given[RT_CFG_data_dir] ? o.cfg.data_dir : NULL;
     if (eval || util) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");
@@ -275,6 +285,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     }
     if (ckpt) bad("--checkpoint is for eval and util; to continue a run use --resume RUNDIR%s%s", "", "");
     if (resume && out && strcmp(resume, out) != 0) bad("--resume %s and --out %s name different runs", resume, out);
+    if (init && resume) bad("--init %s starts a new run from its weights; --resume %s continues a run: give one", init, resume);
+    if (init_partial && !init) bad("--init-partial goes with --init FILE%s", "");
     if (resume) {
         /* The run's own settings; --policy also sets its branch option. */
         for (int i = 1; i < RT_CFG_COUNT; i++)
@@ -283,6 +295,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         if (rt_run_resume_config(m, resume, &o.cfg, given, err, sizeof err) != 0) bad("%s", err);
         data = o.cfg.data_dir;
     }
+    o.init = init;
+    o.init_partial = init_partial;
     char defout[512];
     snprintf(defout, sizeof defout, "runs/%s", m->name);
     o.out_dir = resume ? resume : out ? out : defout;
@@ -297,5 +311,12 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         bad("policy %s: model '%s' lacks the graphs its steps run", pol->name, m->name);
     }
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
+    /* One warm-up length: the one the command line gives replaces the .mmnet's. */
+    if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;
+    if (given[RT_CFG_lr_warmup_epochs] && !given[RT_CFG_lr_warmup_steps]) o.cfg.lr_warmup_steps = 0;
+    if (o.cfg.lr_warmup_steps > 0 && o.cfg.lr_warmup_epochs > 0)
+        bad("--lr-warmup-epochs %d and --lr-warmup-steps %d: give one of them", o.cfg.lr_warmup_epochs, o.cfg.lr_warmup_steps);
+    if (o.cfg.schedule == RT_SCHEDULE_STEP && o.cfg.step_every < 1)
+        bad("--schedule step needs its period in epochs: --step-every E%s", "");
     return rt_train(m, &o);
 }

@@ -16,9 +16,11 @@
 #endif
 
 #include "mmrt.h"
+#include "rt_optim.h"
 
-void rt_memory_plan(const rt_model *m, rt_mem_plan *p) {
+void rt_memory_plan(const rt_model *m, int optimizer, rt_mem_plan *p) {
     memset(p, 0, sizeof *p);
+    p->optim_buffers = rt_optim_is_adam(optimizer) ? 2 : 1;
     for (int i = 0; i < m->ninputs; i++) p->inputs += m->inputs[i].numel;
     p->params = m->params_floats;
     p->states = m->states_floats + 1;
@@ -174,14 +176,14 @@ double rt_memory_available(char *what, size_t n) {
     return best < 0 ? 0 : best;
 }
 
-void rt_memory_check(const rt_model *m, int batch) {
+void rt_memory_check(const rt_model *m, int optimizer, int batch) {
 #ifdef _OPENMP
     int threads = omp_get_max_threads();
 #else
     int threads = 1;
 #endif
     rt_mem_plan p;
-    rt_memory_plan(m, &p);
+    rt_memory_plan(m, optimizer, &p);
     rt_mem_sizes need = rt_mem_bytes(&p, batch, threads);
     char what[700];
     double avail = rt_memory_available(what, sizeof what);
@@ -192,7 +194,7 @@ void rt_memory_check(const rt_model *m, int batch) {
     if (most > 0) snprintf(fit, sizeof fit, "the largest batch that fits is %ld (--batch %ld)", most, most);
     else snprintf(fit, sizeof fit, "not even batch 1 fits");
     rt_die("batch %d needs %s of memory (%.0f bytes: activations %s, batches in flight %s, parameters with their gradients, "
-           "momentum and copies %s, workspace for %d thread%s %s), but %s is available (%.0f bytes: %s): %s",
+           "optimizer state and copies %s, workspace for %d thread%s %s), but %s is available (%.0f bytes: %s): %s",
            batch, human(a, sizeof a, need.total), need.total, human(b, sizeof b, need.activations), human(c, sizeof c, need.batches),
            human(d, sizeof d, need.parameters), threads, threads == 1 ? "" : "s", human(e, sizeof e, need.workspace),
            human(f, sizeof f, avail), avail, what, fit);

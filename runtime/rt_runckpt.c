@@ -1,6 +1,6 @@
 /* rt_runckpt.c — a training run's files: its fresh parameters and state,
  * its checkpoints (the parameters under their names as a PyTorch state
- * dict would hold them, model state, optimizer momentum, and in the
+ * dict would hold them, model state, the optimizer's state, and in the
  * metadata the run state and configuration), the file part of --resume,
  * and the run directory with its logs. The safetensors format itself is
  * rt_ckpt.c's. */
@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rt_optim.h"
 #include "rt_trainer.h"
 
 #define CKPT_FORMAT "mmnet-checkpoint-2"
@@ -294,10 +295,13 @@ void rt_run_read_config(const rt_model *m, const rt_ckpt *c, const char *path, r
 }
 
 /* The checkpoint: parameters under their names (as a PyTorch state dict
- * would hold them), model state, optimizer momentum, and the run state. */
+ * would hold them), model state, the optimizer's state (its buffers as
+ * optimizer.<buffer>.<parameter>, rt_optim_buffer_name, and Adam's count of
+ * each parameter's updates as optimizer.step), and the run state. */
 void rt_run_save(Trainer *T, const char *name, const float *params, const float *states) {
     const rt_model *m = T->m;
-    int n = 0, cap = 2 * m->nparams + m->nstates + 4;
+    const int opt = T->cfg.opt.optimizer, nbuf = rt_optim_buffer_name(opt, 1) ? 2 : 1;
+    int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 5;
     rt_tensor *t = rt_alloc(sizeof(rt_tensor) * (size_t)cap);
     char **names = rt_alloc(sizeof(char *) * (size_t)cap);
     for (int i = 0; i < m->nparams; i++) {
@@ -312,14 +316,17 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
         for (int d = 0; d < si->ndim; d++) t[n].shape[d] = si->shape[d];
         n++;
     }
-    for (int i = 0; i < m->nparams; i++) {
-        const rt_param_info *pi = &m->params[i];
-        names[i] = rt_alloc(strlen(pi->name) + 16);
-        sprintf(names[i], "optimizer.momentum.%s", pi->name);
-        t[n] = (rt_tensor){names[i], pi->ndim, {0}, RT_F32, T->mom + pi->off};
+    for (int i = 0; i < nbuf * m->nparams; i++) {
+        const rt_param_info *pi = &m->params[i % m->nparams];
+        names[i] = rt_alloc(strlen(pi->name) + 32);
+        sprintf(names[i], "optimizer.%s.%s", rt_optim_buffer_name(opt, i / m->nparams), pi->name);
+        t[n] = (rt_tensor){names[i], pi->ndim, {0}, RT_F32, (i < m->nparams ? T->mom : T->mom2) + pi->off};
         for (int d = 0; d < pi->ndim; d++) t[n].shape[d] = pi->shape[d];
         n++;
     }
+    int64_t *steps = rt_alloc(sizeof(int64_t) * (size_t)m->nparams);
+    for (int i = 0; i < m->nparams; i++) steps[i] = T->opt_steps[i];
+    if (rt_optim_is_adam(opt)) t[n++] = (rt_tensor){"optimizer.step", 1, {m->nparams}, RT_I64, steps};
     double speed[2 * RT_MAXB];
     for (int k = 0; k < m->nbranches; k++) {
         speed[2 * k] = T->speed.main_sum[k];
@@ -352,8 +359,9 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     snprintf(path, sizeof path, "%s/%s", T->o->out_dir, name);
     if (rt_ckpt_save(path, t, n, mt->kv, mt->n, err, sizeof err) != 0) rt_die("cannot write the checkpoint: %s", err);
     free(mt);
-    for (int i = 0; i < m->nparams; i++) free(names[i]);
+    for (int i = 0; i < nbuf * m->nparams; i++) free(names[i]);
     free(names);
+    free(steps);
     free(t);
 }
 
@@ -364,7 +372,7 @@ static long first_nonfinite(const float *src, size_t n) {
     return -1;
 }
 
-rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states, float *mom) {
+rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states) {
     char err[512];
     rt_ckpt *c = rt_ckpt_load(path, err, sizeof err);
     if (!c) rt_die("%s", err);
@@ -372,23 +380,18 @@ rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params,
     const char *model = rt_ckpt_meta(c, "model");
     if (model && strcmp(model, m->name) != 0)
         rt_die("%s holds model '%s', but this program trains '%s'", path, model, m->name);
-    for (int i = 0; i < m->nparams + m->nstates + (mom ? m->nparams : 0); i++) {
+    for (int i = 0; i < m->nparams + m->nstates; i++) {
         const char *name;
         int ndim;
         const int *shape;
         size_t numel;
         float *dst;
-        char mname[512];
         if (i < m->nparams) {
             const rt_param_info *pi = &m->params[i];
             name = pi->name, ndim = pi->ndim, shape = pi->shape, numel = pi->numel, dst = params + pi->off;
-        } else if (i < m->nparams + m->nstates) {
+        } else {
             const rt_state_info *si = &m->states[i - m->nparams];
             name = si->name, ndim = si->ndim, shape = si->shape, numel = si->numel, dst = states + si->off;
-        } else {
-            const rt_param_info *pi = &m->params[i - m->nparams - m->nstates];
-            snprintf(mname, sizeof mname, "optimizer.momentum.%s", pi->name);
-            name = mname, ndim = pi->ndim, shape = pi->shape, numel = pi->numel, dst = mom + pi->off;
         }
         int nd;
         int64_t sh[8];
@@ -417,6 +420,41 @@ static const void *train_tensor(const rt_ckpt *c, const char *path, const char *
     return p;
 }
 
+/* The optimizer's state that rt_run_save wrote for T's optimizer. */
+static void load_optim(Trainer *T, const rt_ckpt *c, const char *path) {
+    const rt_model *m = T->m;
+    const int opt = T->cfg.opt.optimizer;
+    char name[512], optname[64];
+    for (int b = 0; b < 2 && rt_optim_buffer_name(opt, b); b++)
+        for (int i = 0; i < m->nparams; i++) {
+            const rt_param_info *pi = &m->params[i];
+            snprintf(name, sizeof name, "optimizer.%s.%s", rt_optim_buffer_name(opt, b), pi->name);
+            int nd;
+            int64_t sh[RT_CKPT_MAXDIM];
+            const float *src = rt_ckpt_get(c, name, RT_F32, &nd, sh);
+            if (!src)
+                rt_die("%s: no float32 tensor '%s': the run was not trained with optimizer %s (give the run's --optimizer)", path,
+                       name, rt_name_at(rt_config_fields[RT_CFG_optimizer].names, opt, optname, sizeof optname));
+            bool ok = nd == pi->ndim;
+            for (int d = 0; ok && d < nd; d++) ok = sh[d] == pi->shape[d];
+            if (!ok) rt_die("%s: tensor '%s' has another shape than this model's", path, name);
+            long bad = first_nonfinite(src, pi->numel);
+            if (bad >= 0)
+                rt_die("%s: tensor '%s' holds a non-finite value (%g at element %ld of %zu)", path, name, (double)src[bad], bad, pi->numel);
+            memcpy((b ? T->mom2 : T->mom) + pi->off, src, sizeof(float) * pi->numel);
+        }
+    if (!rt_optim_is_adam(opt)) return;
+    int nd;
+    int64_t sh[RT_CKPT_MAXDIM];
+    const int64_t *st = rt_ckpt_get(c, "optimizer.step", RT_I64, &nd, sh);
+    if (!st || nd != 1 || sh[0] != m->nparams) rt_die("%s: no int64 tensor 'optimizer.step' of %d counts", path, m->nparams);
+    for (int i = 0; i < m->nparams; i++) {
+        if (st[i] < 0 || st[i] > T->step)
+            rt_die("%s: corrupt checkpoint: optimizer.step[%d] is %lld, not a count of at most %ld steps", path, i, (long long)st[i], T->step);
+        T->opt_steps[i] = st[i];
+    }
+}
+
 /* --resume: the run state in last.ckpt's metadata and tensors; the best
  * weights, for the final diagnostic. The run configuration is already the
  * checkpoint's (rt_run_resume_config). */
@@ -425,11 +463,12 @@ void rt_run_resume(Trainer *T) {
     char path[4096];
     snprintf(path, sizeof path, "%s/last.ckpt", T->o->out_dir);
     if (access(path, F_OK) != 0) rt_die("cannot resume: %s does not exist (was the run started with --out %s?)", path, T->o->out_dir);
-    rt_ckpt *c = rt_run_load_tensors(m, path, T->params, T->states, T->mom);
+    rt_ckpt *c = rt_run_load_tensors(m, path, T->params, T->states);
     resumable(c, path);
 #define X(key, type, member, lo, hi) get_##type(c, path, #key, &T->member, lo, hi);
     RUN_STATE(X)
 #undef X
+    load_optim(T, c, path);
     const int nb = m->nbranches;
     const double *sp = train_tensor(c, path, "train.speed_sums", RT_F64, 2 * nb);
     const int64_t *kc = train_tensor(c, path, "train.step_kinds", RT_I64, nb + 1);
@@ -458,7 +497,7 @@ void rt_run_resume(Trainer *T) {
     /* The best checkpoint, for the final diagnostic. */
     snprintf(path, sizeof path, "%s/best.ckpt", T->o->out_dir);
     if (T->best_epoch >= 0) {
-        rt_ckpt *b = rt_run_load_tensors(m, path, T->best_params, T->best_states, NULL);
+        rt_ckpt *b = rt_run_load_tensors(m, path, T->best_params, T->best_states);
         rt_ckpt_free(b);
     }
     rt_ckpt_free(c);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rt_optim.h"
 #include "rt_trainer.h"
 
 static void fmt_eta(char *buf, size_t n, double s) {
@@ -100,6 +101,9 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T->params = rt_alloc(sizeof(float) * np);
     T->mom = rt_alloc(sizeof(float) * np);
+    T->mom2 = rt_alloc(sizeof(float) * np);
+    T->opt_steps = rt_alloc(sizeof(long long) * (size_t)m->nparams);
+    T->bias = rt_alloc(sizeof(float[2]) * (size_t)m->nparams);
     T->states = rt_alloc(sizeof(float) * ns);
     T->best_params = rt_alloc(sizeof(float) * np);
     T->best_states = rt_alloc(sizeof(float) * ns);
@@ -153,11 +157,12 @@ static void start(Trainer *T, Loop *L) {
     T->e = T->be->create(m, T->batch);
     T->be->write(T->e, RT_ARENA_PARAMS, T->params);
     T->be->write(T->e, RT_ARENA_MOMENTUM, T->mom);
+    T->be->write(T->e, RT_ARENA_MOMENT2, T->mom2);
     T->be->write(T->e, RT_ARENA_STATES, T->states);
 
     char header[512] = "step,epoch,kind,loss";
     for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",s_%d", k);
-    strcat(header, ",d_speed\n");
+    strcat(header, ",d_speed,lr\n");
     rt_run_open_logs(T, header);
 
     L->v_train = rt_find_variant(m, RT_VAR_TRAIN, -1);
@@ -180,15 +185,19 @@ static void start(Trainer *T, Loop *L) {
     L->perm = rt_alloc(sizeof(int) * (size_t)(n > T->batch ? n : T->batch));
     L->steps_per_epoch = (n + T->batch - 1) / T->batch;
     L->ckpt_epoch = L->running = T->epoch; /* a resumed run's last.ckpt */
+    char why[256];
+    if (rt_schedule_check(cfg, L->steps_per_epoch, why, sizeof why)) rt_die("%s; shorten it or train longer", why);
 }
 
-/* The optimizer's settings in force: the configuration's, with the learning
- * rate the schedule has reached. */
-static rt_optim optim_now(const Trainer *T) {
+/* The optimizer's settings for the step T->step: the configuration's, with
+ * the schedule's learning rate (rt_schedule.c). */
+static rt_optim optim_now(const Trainer *T, const Loop *L) {
     rt_optim o = T->cfg.opt;
-    o.lr = T->lr;
+    o.lr = (float)rt_schedule_lr(&T->cfg, T->lr, T->step, L->steps_per_epoch);
     return o;
 }
+
+
 
 /* --profile: the back end's per-kernel profile of one training step. */
 static void profile(Trainer *T, Loop *L) {
@@ -197,7 +206,7 @@ static void profile(Trainer *T, Loop *L) {
     rt_batch b;
     rt_pass(T, RT_SPLIT_TRAIN, L->perm, T->batch, true, cfg->seed);
     rt_next(T, &b);
-    rt_hyper h = {optim_now(T), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL};
+    rt_hyper h = {optim_now(T, L), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL, NULL};
     if (T->be->profile) T->be->profile(T->e, L->v_train, &b, &h, stderr);
 }
 
@@ -218,8 +227,10 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     const rt_config *cfg = &T->cfg;
     int kind = cfg->policy == RT_POLICY_RUBI ? RT_STEP_REGULAR : rt_controller_next(&T->ctl, ep);
     int v = cfg->policy == RT_POLICY_RUBI ? L->v_rubi : kind == RT_STEP_REGULAR ? L->v_train : L->v_rebal[kind];
-    rt_hyper h = {optim_now(T), T->regular_steps, cfg->seed, (unsigned long long)T->step,
-                  kind == RT_STEP_REGULAR ? NULL : L->mask[kind]};
+    rt_hyper h = {optim_now(T, L), T->regular_steps, cfg->seed, (unsigned long long)T->step,
+                  kind == RT_STEP_REGULAR ? NULL : L->mask[kind], NULL};
+    rt_optim_count(&h.opt, m->nparams, h.update, T->opt_steps, T->bias);
+    h.bias = (const float(*)[2])T->bias;
     rt_result r;
     double t0 = rt_now();
     T->be->train(T->e, v, b, &h, &r);
@@ -229,7 +240,7 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         fflush(T->metrics);
         rt_die("the loss is %s at epoch %d, step %ld (policy %s, learning rate %g); training stopped. "
                "The last good checkpoint is %s/last.ckpt%s. Try a lower learning rate (--lr).",
-               isnan(r.loss) ? "NaN" : "infinite", ep + 1, T->step, rt_policy_name(cfg->policy), T->lr, T->o->out_dir,
+               isnan(r.loss) ? "NaN" : "infinite", ep + 1, T->step, rt_policy_name(cfg->policy), h.opt.lr, T->o->out_dir,
                T->epoch > 0 ? "" : " (none yet: it is written after the first epoch)");
     }
     T->kind_count[kind == RT_STEP_REGULAR ? 0 : 1 + kind]++;
@@ -241,7 +252,7 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     char kb[32], line[64 + 16 * (RT_MAXB + 1)];
     int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
     for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
-    snprintf(line + n, sizeof line - n, ",%.6g\n", T->speed.d_speed);
+    snprintf(line + n, sizeof line - n, ",%.6g,%.6g\n", T->speed.d_speed, h.opt.lr);
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
     return r;
@@ -328,7 +339,7 @@ static bool keep_best(Trainer *T, const Score *val, const Score *test) {
 /* Schedule and stopping options (§2): whether to stop. */
 static bool schedule(Trainer *T, const EpochStats *st) {
     const rt_config *cfg = &T->cfg;
-    if (cfg->plateau_patience > 0) {
+    if (cfg->schedule == RT_SCHEDULE_PLATEAU) {
         if (st->loss < T->plateau_best) {
             T->plateau_best = st->loss;
             T->plateau_stale = 0;
@@ -367,7 +378,7 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     double kc[RT_MAXB + 1];
     for (int k = 0; k <= m->nbranches; k++) kc[k] = (double)T->kind_count[k];
     cJSON_AddItemToObject(j, "steps_by_kind", cJSON_CreateDoubleArray(kc, m->nbranches + 1));
-    cJSON_AddNumberToObject(j, "lr", T->lr);
+    cJSON_AddNumberToObject(j, "lr", rt_schedule_lr(&T->cfg, T->lr, T->step - 1, L->steps_per_epoch)); /* its last step's */
     cJSON_AddNumberToObject(j, "samples_per_s", sps);
     cJSON_AddNumberToObject(j, "wall_samples_per_s", st->seen / (st->loop_time > 0 ? st->loop_time : 1e-9));
     cJSON_AddNumberToObject(j, "data_wait_s", st->data_wait);
@@ -393,6 +404,7 @@ static void save_epoch(Trainer *T, bool best) {
     const rt_model *m = T->m;
     T->be->read(T->e, RT_ARENA_PARAMS, T->params);
     T->be->read(T->e, RT_ARENA_MOMENTUM, T->mom);
+    T->be->read(T->e, RT_ARENA_MOMENT2, T->mom2);
     T->be->read(T->e, RT_ARENA_STATES, T->states);
     if (best) {
         memcpy(T->best_params, T->params, sizeof(float) * m->params_floats);
@@ -492,6 +504,9 @@ static void finish(Trainer *T, Loop *L) {
     free(L->perm);
     free(T->params);
     free(T->mom);
+    free(T->mom2);
+    free(T->opt_steps);
+    free(T->bias);
     free(T->states);
     free(T->best_params);
     free(T->best_states);
@@ -502,6 +517,7 @@ int rt_train(const rt_model *m, const rt_train_opts *o) {
     Loop L = {0};
     setup(&T, m, o);
     if (o->resume) resume(&T);
+    else if (o->init) rt_run_init(&T, o->init, o->init_partial);
     open_data(&T);
     start(&T, &L);
     if (o->profile) profile(&T, &L);

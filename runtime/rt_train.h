@@ -14,6 +14,8 @@ typedef struct {
     bool quiet;
     int profile;               /* print a per-kernel profile of one step first */
     bool lr_given;             /* --lr was given: it overrides a resumed run's learning rate */
+    const char *init;          /* --init FILE: start from its weights (rt_init.c) */
+    bool init_partial;         /* --init-partial: skip its tensors of another shape */
 } rt_train_opts;
 
 int rt_train(const rt_model *m, const rt_train_opts *o);
@@ -28,8 +30,9 @@ int rt_run_resume_config(const rt_model *m, const char *dir, rt_config *cfg, con
 /* Accuracy of the prediction and of each branch on the test set. */
 int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util);
 
-/* Training and evaluation throughput on random batches (./prog bench). */
-int rt_bench(const rt_model *m, int batch, int steps, int reps, bool profile);
+/* Training (with the optimizer opt) and evaluation throughput on random
+ * batches (./prog bench). */
+int rt_bench(const rt_model *m, const rt_optim *opt, int batch, int steps, int reps, bool profile);
 
 /* `report RUNDIR`: the run drawn as one self-contained HTML page (rt_report.c);
  * out_path NULL: RUNDIR/report.html. */

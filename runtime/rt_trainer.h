@@ -15,6 +15,7 @@
 
 #include "rt_loader.h"
 #include "rt_policy.h"
+#include "rt_schedule.h"
 #include "rt_train.h"
 
 /* The run's three splits. */
@@ -40,6 +41,9 @@ typedef struct {
     rt_batch ahead;                /* the pass's batch after the current one, being copied ahead ... */
     bool ahead_ok;                 /* ... if there is one (back ends with a stage call) */
     float *params, *mom, *states;  /* host copies for checkpoints */
+    float *mom2;                   /* Adam's second moment (RT_ARENA_MOMENT2) */
+    long long *opt_steps;          /* per parameter: the optimizer's updates of it so far (Adam's t) */
+    float (*bias)[2];              /* per parameter: the step's bias corrections (rt_optim_bias) */
     float *best_params, *best_states;
     int batch;
     /* run state (all of it goes into last.ckpt) */
@@ -99,15 +103,22 @@ void rt_run_remove_stale_temps(const char *dir);
 /* T->steps and T->metrics: new files, or on --resume the lines the
  * checkpoint covers, so that the logs read as an uninterrupted run's would. */
 void rt_run_open_logs(Trainer *T, const char *steps_header);
-/* RUNDIR/name: the parameters and state given, T's momentum and run state. */
+/* RUNDIR/name: the parameters and state given, T's optimizer state and run state. */
 void rt_run_save(Trainer *T, const char *name, const float *params, const float *states);
-/* A checkpoint's tensors into host arrays (mom may be NULL), every shape
- * checked; the checkpoint, for its metadata. */
-rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states, float *mom);
-/* T's run state, parameters, momentum and state from RUNDIR/last.ckpt, and
- * the best parameters and state from best.ckpt; every value checked (the
- * metadata against the run's configuration and the model, the tensors for
- * non-finite values), or it dies naming the file and the field. */
+/* A checkpoint's parameters and model state into host arrays, every shape
+ * checked and every value finite; the checkpoint, for its metadata and other
+ * tensors. */
+rt_ckpt *rt_run_load_tensors(const rt_model *m, const char *path, float *params, float *states);
+/* ---- rt_init.c ------------------------------------------------------------- */
+/* train --init: the parameters and state tensors of path that the model has
+ * (by name), into T's; a shape mismatch dies unless partial skips it. */
+void rt_run_init(Trainer *T, const char *path, bool partial);
+
+/* T's run state, parameters, optimizer state and model state from
+ * RUNDIR/last.ckpt, and the best parameters and state from best.ckpt; every
+ * value checked (the metadata against the run's configuration and the
+ * model, the tensors for non-finite values), or it dies naming the file and
+ * the field. */
 void rt_run_resume(Trainer *T);
 /* After the data is open on --resume: the checkpoint's step count is its
  * epochs' over this training set, or it dies. */

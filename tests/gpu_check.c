@@ -10,6 +10,8 @@
  *      convolution: the GPU's separate kernel for the unpooled map then has
  *      no CPU counterpart and is reported as such);
  *   2. one full training step: loss, logits, updated weights and momentum;
+ *      Adam and AdamW steps (their moments and per-parameter bias
+ *      corrections), one of them updating half the parameters;
  *   3. ten training steps on ten random batches: the weights after them.
  * float32 on both sides with different summation orders, so the bounds are
  * float32 ones: 1e-3 per kernel and step, 1e-3 after ten steps.
@@ -21,6 +23,7 @@
 
 #include "check.h"
 #include "mmrt.h"
+#include "rt_optim.h"
 
 extern const rt_model mm_model_c, mm_model_cuda;
 
@@ -127,11 +130,13 @@ int main(int argc, char **argv) {
         mg->backend->write(eg, RT_ARENA_PARAMS, w0);                                                       \
         mc->backend->write(ec, RT_ARENA_MOMENTUM, zero);                                                   \
         mg->backend->write(eg, RT_ARENA_MOMENTUM, zero);                                                   \
+        mc->backend->write(ec, RT_ARENA_MOMENT2, zero);                                                    \
+        mg->backend->write(eg, RT_ARENA_MOMENT2, zero);                                                    \
         mc->backend->write(ec, RT_ARENA_STATES, s0);                                                       \
         mg->backend->write(eg, RT_ARENA_STATES, s0);                                                       \
     } while (0)
     NEW_BATCH();
-    rt_hyper h = {{0.01f, 0.9f, 1e-4f, 0}, 3, 11, 5, NULL};
+    rt_hyper h = {{.lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f}, 3, 11, 5, NULL, NULL};
 
     /* 1. Kernel by kernel, every variant. */
     Trace tc = {0}, tg = {0};
@@ -243,6 +248,44 @@ int main(int argc, char **argv) {
     }
     free(sc);
     free(sg);
+
+    /* 2d. Adam and AdamW: three steps each, the second a re-balancing step
+     * that updates half the parameters, so that their step counts and bias
+     * corrections differ from the others'. */
+    for (int opt = RT_OPTIMIZER_ADAM; opt <= RT_OPTIMIZER_ADAMW; opt++) {
+        rt_hyper ha = {{.optimizer = opt, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-2f}, 3, 11, 5,
+                       NULL, NULL};
+        unsigned char *mask = calloc((size_t)mc->nparams, 1);
+        long long *count = calloc((size_t)mc->nparams, sizeof(long long));
+        float(*bias)[2] = calloc((size_t)mc->nparams, sizeof(float[2]));
+        for (int p = 0; p < mc->nparams; p++) mask[p] = p % 2;
+        RESET();
+        for (int s = 0; s < 3; s++) {
+            int v = s == 1 && vr >= 0 ? vr : vt;
+            ha.update = s == 1 ? mask : NULL;
+            rt_optim_count(&ha.opt, mc->nparams, ha.update, count, bias);
+            ha.bias = (const float(*)[2])bias;
+            mc->backend->train(ec, v, &b, &ha, &rc);
+            mg->backend->train(eg, v, &b, &ha, &rg);
+        }
+        const char *name = opt == RT_OPTIMIZER_ADAM ? "adam" : "adamw";
+        char w2[96];
+        mc->backend->read(ec, RT_ARENA_PARAMS, wc);
+        mg->backend->read(eg, RT_ARENA_PARAMS, wg);
+        snprintf(w2, sizeof w2, "three %s steps: weights", name);
+        EXPECT(w2, rel_err(wg, wc, np), 1e-5);
+        mc->backend->read(ec, RT_ARENA_MOMENTUM, wc);
+        mg->backend->read(eg, RT_ARENA_MOMENTUM, wg);
+        snprintf(w2, sizeof w2, "three %s steps: first moment", name);
+        EXPECT(w2, rel_err(wg, wc, np), 1e-3);
+        mc->backend->read(ec, RT_ARENA_MOMENT2, wc);
+        mg->backend->read(eg, RT_ARENA_MOMENT2, wg);
+        snprintf(w2, sizeof w2, "three %s steps: second moment", name);
+        EXPECT(w2, rel_err(wg, wc, np), 1e-3);
+        free(mask);
+        free(count);
+        free(bias);
+    }
 
     /* 2c. A smaller batch, as an epoch's last: other launch shapes, another
      * captured graph, other cuDNN plans. */
