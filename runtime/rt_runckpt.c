@@ -169,7 +169,8 @@ static void get_RNG(const rt_ckpt *c, const char *path, const char *key, rt_rng 
       T->cfg.policy == RT_POLICY_GUIDED ? T->m->nbranches - 1 : RT_STEP_REGULAR)                                        \
     X(controller_left, INT, ctl.left, 0, T->ctl.mode == RT_STEP_REGULAR ? 0 : T->cfg.window)                            \
     X(plateau_best, F64, plateau_best, -INFINITY, INFINITY) /* INFINITY: no epoch yet */                                \
-    X(plateau_stale, INT, plateau_stale, 0, T->cfg.plateau_patience > 0 ? T->cfg.plateau_patience - 1 : 0)              \
+    X(plateau_stale, INT, plateau_stale, 0, /* epochs without progress: only the plateau schedule counts them */          \
+      T->cfg.schedule == RT_SCHEDULE_PLATEAU ? T->cfg.plateau_patience - 1 : 0)                                          \
     X(perfect_epochs, INT, perfect_epochs, 0, T->epoch)                                                                 \
     X(samples_per_s, F64, samples_per_s, 0, DBL_MAX)
 
@@ -433,7 +434,7 @@ static void load_optim(Trainer *T, const rt_ckpt *c, const char *path) {
             int64_t sh[RT_CKPT_MAXDIM];
             const float *src = rt_ckpt_get(c, name, RT_F32, &nd, sh);
             if (!src)
-                rt_die("%s: no float32 tensor '%s': the run was not trained with optimizer %s (give the run's --optimizer)", path,
+                rt_die("%s: corrupt checkpoint: no float32 tensor '%s', which optimizer %s (its metadata 'config.optimizer') keeps", path,
                        name, rt_name_at(rt_config_fields[RT_CFG_optimizer].names, opt, optname, sizeof optname));
             bool ok = nd == pi->ndim;
             for (int d = 0; ok && d < nd; d++) ok = sh[d] == pi->shape[d];

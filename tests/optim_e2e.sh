@@ -47,7 +47,7 @@ PY
 S="--quiet --schedule step --step-every 2 --step-gamma 0.5"
 "$W/tiny" train $S --out "$W/full" > /dev/null 2> "$W/full.err" || { bad "train"; cat "$W/full.err"; }
 "$W/tiny" train $S --epochs 2 --out "$W/part" > /dev/null 2>&1 || bad "train (2 epochs)"
-"$W/tiny" train $S --resume "$W/part" > /dev/null 2> "$W/resume.err" || { bad "--resume"; cat "$W/resume.err"; }
+"$W/tiny" train $S --epochs 3 --resume "$W/part" > /dev/null 2> "$W/resume.err" || { bad "--resume"; cat "$W/resume.err"; }
 python3 - "$W/full" "$W/part" <<'PY' || bad "the resumed Adam run differs from the uninterrupted one"
 import json, struct, sys
 def tensors(p):
@@ -90,7 +90,13 @@ expect 1 "warm-up (1000 steps) is as long as the run or longer (3 epochs of 4 st
 expect 1 "warm-up (3 epochs) is as long as the run" "$W/tiny" train --lr-warmup-epochs 3 --out "$W/e5"
 expect 2 "give one of them" "$W/tiny" train --lr-warmup-epochs 1 --lr-warmup-steps 2 --out "$W/e6"
 cp -r "$W/part" "$W/other"
-expect 1 "no float32 tensor 'optimizer.momentum.*was not trained with optimizer sgd" "$W/tiny" train --resume "$W/other" --optimizer sgd --epochs 4
+expect 2 "\-\-optimizer sgd contradicts the run in $W/other, which has --optimizer adamw" "$W/tiny" train --resume "$W/other" --optimizer sgd --epochs 4
+
+# A checkpoint whose optimizer state is not the one its metadata names.
+cp -r "$W/part" "$W/other2"
+python3 "$T/ckpt_edit.py" "$W/other2/last.ckpt" config.optimizer=sgd || bad "ckpt_edit"
+expect 1 "other2/last.ckpt: corrupt checkpoint: no float32 tensor 'optimizer.momentum.x.net1.conv1.weight', which optimizer sgd" \
+    "$W/tiny" train --resume "$W/other2" --epochs 4
 
 [ $fail = 0 ] && say "optim e2e: all checks passed"
 exit $fail
