@@ -29,7 +29,8 @@ static const char sweep_usage[] =
     "\n"
     "Trains the model of FILE.mmnet at learning rates sampled log-uniformly in\n"
     "[--lr-min, --lr-max], several seeds each, and collects every run's d_util,\n"
-    "d_speed and accuracies into DIR/sweep.csv and DIR/sweep.svg.\n"
+    "d_speed and accuracies into DIR/sweep.csv and DIR/sweep.svg, and draws\n"
+    "DIR/report.html: the sweep, a table of its runs, and each run's own report.\n"
     "\n"
     "  --out DIR          where the program, the runs, the CSV and the picture go\n";
 static const char sweep_usage_tail[] =
@@ -307,20 +308,26 @@ static void svg_scatter(FILE *f, double x0, double y0, double w, double h, const
             h / 2, h / 2);
 }
 
-static int plot(const char *out, const Row *rows, int n) {
+/* Text for XML and HTML: labels and paths are the user's. */
+static void xml_text(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '\'') fputs("&#39;", f);
+        else if (*s == '"') fputs("&quot;", f);
+        else fputc(*s, f);
+    }
+}
+
+/* The three panels as one <svg> element, a file of its own or inline in the report. */
+static void plot_svg(FILE *f, const Row *rows, int n) {
     const char *labels[8];
     int nl = 0;
     for (int i = 0; i < n && nl < 8; i++) {
         int seen = 0;
         for (int l = 0; l < nl; l++) seen |= strcmp(labels[l], rows[i].label) == 0;
         if (!seen) labels[nl++] = rows[i].label;
-    }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
-        return 1;
     }
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='1080' height='340' font-family='sans-serif'>\n");
     fprintf(f, "<rect width='100%%' height='100%%' fill='white'/>\n");
@@ -339,10 +346,24 @@ static int plot(const char *out, const Row *rows, int n) {
                     ms[l] += rows[i].d_speed;
                 }
             }
-    for (int l = 0; l < nl; l++)
-        fprintf(f, "<text x='%d' y='330' font-size='12' fill='%s'>&#9632; %s: %d of %d runs, mean d_util %.2f, mean d_speed %.2f</text>\n",
-                50 + 360 * l, colors[l % 5], labels[l], ok[l], all[l], ok[l] ? mu[l] / ok[l] : NAN, ok[l] ? ms[l] / ok[l] : NAN);
+    for (int l = 0; l < nl; l++) {
+        fprintf(f, "<text x='%d' y='330' font-size='12' fill='%s'>&#9632; ", 50 + 360 * l, colors[l % 5]);
+        xml_text(f, labels[l]);
+        fprintf(f, ": %d of %d runs, mean d_util %.2f, mean d_speed %.2f</text>\n", ok[l], all[l], ok[l] ? mu[l] / ok[l] : NAN,
+                ok[l] ? ms[l] / ok[l] : NAN);
+    }
     fprintf(f, "</svg>\n");
+}
+
+static int plot(const char *out, const Row *rows, int n) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    plot_svg(f, rows, n);
     if (fclose(f) != 0 || rename(tmp, out) != 0) {
         fprintf(stderr, "mmc sweep: cannot write %s: %s\n", out, strerror(errno));
         return 1;
@@ -360,6 +381,8 @@ static void run_dir(char *buf, size_t n, const char *runs, const Row *r) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%s", j ? "_" : "", axes[j].f->name, axis_text(&axes[j], r->axis[j], "%.6g", t, sizeof t));
 }
 static pid_t launch(char *const argv[], const char *log) {
+    fflush(stdout); /* or the child's freopen writes our buffered lines again */
+    fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -371,6 +394,115 @@ static pid_t launch(char *const argv[], const char *log) {
         _exit(127);
     }
     return pid;
+}
+
+/* ---- the report: DIR/report.html ------------------------------------------------ */
+/* Every finished run's own report (`PROG report RUNDIR`), then one page for
+ * the sweep: its settings, the three panels inline, and a table of the runs
+ * that links to theirs. Self-contained apart from those links, so the
+ * directory can be archived or served as it is. Returns the number of runs
+ * whose report could not be drawn (their logs say why). */
+static int run_reports(const char *program, const char *runs, const Row *rows, int n, int *has) {
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        has[i] = 0;
+        if (!rows[i].ok) continue;
+        char dir[4400], html[4500], log[4500];
+        run_dir(dir, sizeof dir, runs, &rows[i]);
+        snprintf(html, sizeof html, "%s/report.html", dir);
+        snprintf(log, sizeof log, "%s.report.log", dir);
+        char *av[] = {(char *)program, "report", dir, "-o", html, NULL};
+        pid_t pid = launch(av, log);
+        int st = 0;
+        if (pid > 0) waitpid(pid, &st, 0);
+        if (pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            has[i] = 1;
+            unlink(log);
+        } else {
+            fprintf(stderr, "mmc sweep: no report for %s (see %s)\n", dir, log);
+            failed++;
+        }
+    }
+    return failed;
+}
+
+static int write_report(const char *out, const char *file, const char *label, const Row *rows, int n, const int *has,
+                        char **train_args, int ntrain) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/report.html", out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    int ok = 0, best = -1;
+    for (int i = 0; i < n; i++)
+        if (rows[i].ok) {
+            ok++;
+            if (best < 0 || rows[i].val_acc > rows[best].val_acc) best = i;
+        }
+    fputs("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>sweep ", f);
+    xml_text(f, label);
+    fputs("</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}"
+          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td.l{text-align:left}"
+          "tr.best td{font-weight:bold}tr.failed td{color:#b00}</style></head><body>\n<h1>sweep ",
+          f);
+    xml_text(f, label);
+    fputs("</h1>\n<p>Model <code>", f);
+    xml_text(f, file);
+    fprintf(f, "</code>: %d runs, %d finished", n, ok);
+    for (int j = 0; j < naxes; j++) {
+        fprintf(f, "%s%d %ss", j ? " &times; " : "; ", axes[j].n, axes[j].f->noun);
+        if (axes[j].f->sweep == RT_SWEEP_LOG) fprintf(f, " log-uniform in [%g, %g]", axes[j].lo, axes[j].hi);
+    }
+    fputs(".", f);
+    if (ntrain) {
+        fputs(" Every run: <code>train", f);
+        for (int i = 0; i < ntrain; i++) {
+            fputc(' ', f);
+            xml_text(f, train_args[i]);
+        }
+        fputs("</code>.", f);
+    }
+    fputs("</p>\n<h2>The greediness of the runs (ALGORITHMS &sect;8)</h2>\n", f);
+    plot_svg(f, rows, n);
+    fputs("<h2>Runs</h2>\n<p>In bold, the run with the best validation accuracy; each run's name links to its own report.</p>\n"
+          "<table>\n<tr><th>run</th>",
+          f);
+    for (int j = 0; j < naxes; j++) fprintf(f, "<th>%s</th>", axes[j].f->name);
+    fputs("<th>test acc</th><th>val acc</th><th>branch 0 test</th><th>branch 1 test</th><th>u(m1|m0)</th><th>u(m0|m1)</th>"
+          "<th>d_util</th><th>d_speed</th></tr>\n",
+          f);
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        char dir[4400], t[64];
+        run_dir(dir, sizeof dir, "runs", r);
+        fprintf(f, "<tr%s><td class='l'>", i == best ? " class='best'" : r->ok ? "" : " class='failed'");
+        if (has[i]) {
+            fputs("<a href='", f);
+            xml_text(f, dir);
+            fputs("/report.html'>", f);
+        }
+        xml_text(f, dir + 5);
+        fputs(has[i] ? "</a>" : "", f);
+        if (!r->ok) fputs(" (failed: see its .log)", f);
+        fputs("</td>", f);
+        for (int j = 0; j < naxes; j++) fprintf(f, "<td>%s</td>", axis_text(&axes[j], r->axis[j], "%.4g", t, sizeof t));
+        const double v[] = {r->test_acc, r->val_acc, r->acc0, r->acc1, r->u0, r->u1, r->d_util, r->d_speed};
+        for (int k = 0; k < 8; k++) {
+            if (r->ok && isfinite(v[k])) fprintf(f, "<td>%.4f</td>", v[k]);
+            else fputs("<td></td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n</body></html>\n", f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "mmc sweep: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("%s\n", path);
+    return 0;
 }
 
 int mmc_sweep(int argc, char **argv) {
@@ -572,6 +704,16 @@ int mmc_sweep(int argc, char **argv) {
     write_csv(csv, rows, total);
     printf("%s\n", csv);
     int rc = plot(svg, rows, total);
+    int *has = calloc((size_t)total, sizeof(int));
+    run_reports(program, runs, rows, total, has);
+    rc |= write_report(out, file, label, rows, total, has, argv + extra, argc - extra);
+    int failed = 0;
+    for (int i = 0; i < total; i++) failed += !rows[i].ok;
+    if (failed) {
+        fprintf(stderr, "mmc sweep: %d of %d runs failed (their .log files in %s say why)\n", failed, total, runs);
+        rc = 1;
+    }
+    free(has);
     free(rows);
     free(pids);
     return rc;
