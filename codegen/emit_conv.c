@@ -59,17 +59,22 @@ static void implicit_consts(Emit *E, const IrNode *in, const IrNode *out, const 
     P("                off[(c * FH + kh) * FW + kw] = c * PL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
 }
 
-/* Copy example n of the XC planes of `src` into the padded planes at xp. */
-static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *indent) {
+/* Copy example n of the XC planes of `src` into the padded planes at xp,
+ * channel c's at xp + c * cs (cs: PL, or a larger stride when the planes
+ * of several examples are interleaved by channel). */
+static void implicit_pad_cs(Emit *E, const char *src, int sh, int sw, const char *indent, const char *cs) {
     P("%sfor (int c = 0; c < XC; c++)\n%s    for (int h = 0; h < HU; h++) {\n", indent, indent);
     P("%s        const mm_real *xr = %s + (((size_t)c * B + n) * XH + h) * XW;\n", indent, src);
     if (sh == 1 && sw == 1)
-        P("%s        memcpy(xp + (size_t)c * PL + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * WU);\n", indent);
+        P("%s        memcpy(xp + (size_t)c * %s + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * WU);\n", indent, cs);
     else {
-        P("%s        mm_real *pr = xp + (size_t)c * PL + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent);
+        P("%s        mm_real *pr = xp + (size_t)c * %s + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent, cs);
         P("%s        for (int w = 0; w < WU; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
     }
     P("%s    }\n", indent);
+}
+static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *indent) {
+    implicit_pad_cs(E, src, sh, sw, indent, "PL");
 }
 
 /* Y = conv(in), read from the padded planes. */
@@ -289,6 +294,57 @@ static void dw_reduce(Emit *E, const char *k, const char *co) {
     P("            y[(size_t)co * %s + k] = s;\n        }\n", k);
 }
 
+/* A weight gradient of many weights over small maps (ResNet's last stages:
+ * 512 x 4608 weights, 7 x 7 positions) is computed by rows of dW^T instead
+ * of by chunks of the batch: per example the GEMM would sum only NP
+ * positions into RT_DW_CHUNKS partial copies of dW^T that do not fit in
+ * cache (24 GFLOP/s on a Zen 4 where the GEMM does 200). Here the padded
+ * planes of G examples at a time are laid side by side per channel, the
+ * GEMM's sum runs over all their positions (K = G * NP), and each thread
+ * owns fixed blocks of rows of the one dW^T: every sum is taken in the same
+ * order whatever the thread count, with no reduction pass. */
+enum { DW_ROWS_K = 1024, DW_ROWS_RB = 48 }; /* positions per GEMM pass; rows per task (a multiple of every MMK_MR_BIG) */
+
+static bool dw_by_rows(const IrNode *n, const IrNode *dy) {
+    size_t np = (size_t)dy->shape[2] * dy->shape[3];
+    return np < 512 && ir_numel(n) >= 65536;
+}
+
+static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNode *dy) {
+    int sh = n->a.s[1], sw = n->a.s[2];
+    implicit_consts(E, xin, dy, &n->a, n->a.p[1], n->a.p[2], sh, sw);
+    size_t np = (size_t)dy->shape[2] * dy->shape[3], g = (DW_ROWS_K + np - 1) / np;
+    size_t yc32 = (size_t)(ir_channels(dy) + 31) / 32 * 32;
+    size_t hq = (size_t)(xin->shape[2] + 2 * n->a.p[1] + sh - 1) / sh, wq = (size_t)(xin->shape[3] + 2 * n->a.p[2] + sw - 1) / sw;
+    size_t pl = (size_t)sh * sw * hq * wq + (size_t)n->a.k[2] + 64; /* PL */
+    /* dW^T, the group's planes and its dY^T in the partial sums' space */
+    size_t need = ir_numel(n) + (size_t)ir_channels(xin) * g * pl + g * np * yc32;
+    if ((need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
+    if (g * np > E->wt) E->wt = g * np;
+    P("    enum { NW = YC * KK, NP = YH * YW, G = %zu, GP = G * PL, RB = %d };\n", g, DW_ROWS_RB);
+    P("    mm_real *dwt = e->partial, *planes = dwt + (size_t)NW, *dyt = planes + (size_t)XC * GP;  /* dW^T: [KK][YC] */\n");
+    P("    int *pos = (int *)e->wt;  /* position (g, h, w) of a group: in example g's planes at h * WQ + w */\n");
+    P("    for (int g = 0; g < G; g++)\n        for (int h = 0; h < YH; h++)\n");
+    P("            for (int w = 0; w < YW; w++) pos[(g * YH + h) * YW + w] = g * PL + h * WQ + w;\n");
+    P("    const mm_real *rows[KK];  /* row (c, kh, kw): channel c's planes [G][PL], shifted */\n");
+    P("    for (int k = 0; k < KK; k++) rows[k] = planes + (size_t)(off[k] / PL) * GP + off[k] %% PL;\n");
+    P("    memset(planes, 0, sizeof(mm_real) * XC * GP);  /* the padding stays zero */\n");
+    P("    for (int n0 = 0; n0 < B; n0 += G) {\n        const int ng = B - n0 < G ? B - n0 : G;\n");
+    P("        #pragma omp parallel\n        {\n");
+    P("            #pragma omp for schedule(static) nowait\n            for (int g = 0; g < ng; g++) {\n");
+    P("                const int n = n0 + g;\n                mm_real *xp = planes + (size_t)g * PL;\n");
+    implicit_pad_cs(E, "x1", sh, sw, "                ", "GP");
+    P("            }\n");
+    P("            #pragma omp for schedule(static)\n            for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR)  /* dY^T[p][co], packed */\n");
+    P("                mmk_pack_t(dyt + (size_t)c0 * ng * NP, x0 + (size_t)c0 * B * NP + (size_t)n0 * NP, B * NP, ng * NP,\n");
+    P("                           YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n");
+    P("            #pragma omp for schedule(static)\n            for (int r0 = 0; r0 < KK; r0 += RB)\n");
+    P("                mmk_gemm_gather(KK - r0 < RB ? KK - r0 : RB, YC, ng * NP, rows + r0, pos, dyt, dwt + (size_t)r0 * YC, YC, n0 > 0);\n");
+    P("        }\n    }\n");
+    P("    const int nch = 1;\n");
+    dw_reduce(E, "KK", "YC");
+}
+
 /* The kernel of a convolution, of its input gradient or of its weight
  * gradient. */
 void cg_c_conv(Emit *E, const IrNode *n) {
@@ -387,6 +443,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
          * fixed chunks summed in order (independent of the thread count);
          * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
         const IrNode *dy = n->src[0], *xin = n->src[1];
+        if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true) && dw_by_rows(n, dy)) {
+            dw_rows_body(E, n, xin, dy);
+            break;
+        }
         if (ir_numel(n) > E->partial) E->partial = ir_numel(n);
         if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true)) {
             /* Per example: pad x, pack dY^T from its contiguous planes, and
