@@ -14,16 +14,7 @@ MMC=$1; ROOT=$2; W=$3
 T=$ROOT/tests
 PY=${MMNET_PYTHON:-python3}
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MMC" info "$T/optim/tiny.mmnet" --params > "$W/params.txt" || bad "mmc info --params"
 [ "$(grep -c ' state$' "$W/params.txt")" = 4 ] && [ "$(wc -l < "$W/params.txt")" = 18 ] || { bad "mmc info --params: not 14 parameters and 4 states"; cat "$W/params.txt"; }

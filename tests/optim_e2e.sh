@@ -11,18 +11,7 @@
 set -u
 MMC=$1; T=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
-fail=0
-say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
-
-# expect STATUS PATTERN CMD...: the exit status and a phrase of the output.
-expect() {
-    want=$1; pat=$2; shift 2
-    out=$("$@" 2>&1); st=$?
-    if [ "$st" != "$want" ] || ! printf '%s' "$out" | grep -q -- "$pat"; then
-        bad "$* -> status $st (want $want), output:"; printf '%s\n' "$out" | tail -5
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 "$MMC" info "$T/optim/tiny.mmnet" > "$W/info.txt" || bad "mmc info"
 grep -qF "optimizer  adamw(lr=0.01, betas=[0.9, 0.99], eps=1e-08, weight_decay=0.01, l1=0)" "$W/info.txt" || { bad "mmc info: the optimizer"; cat "$W/info.txt"; }
