@@ -61,6 +61,15 @@ void print_info(FILE *out, const IrProgram *p) {
         else
             fprintf(out, "  %-10s %s -> %d logits\n", br->name, ir_op_name[br->out->op], br->out->shape[1]);
     }
+    for (int h = 0; h < p->heads.n; h++) {
+        const IrHead *hd = IR_HEAD(p, h);
+        size_t n = 0, len = strlen(hd->name);
+        for (int i = 0; i < p->params.n; i++) {
+            const IrParam *pr = IR_PARAM(p, i);
+            if (pr->branch < 0 && pr->fusion < 0 && strncmp(pr->name, hd->name, len) == 0 && pr->name[len] == '.') n += pr->numel;
+        }
+        fprintf(out, "  %-10s fuse %s -> %d logits   parameters %zu (in no group)\n", hd->name, hd->text, hd->out->shape[1], n);
+    }
     fprintf(out, "prediction: %s\n", p->predict_text);
     fprintf(out, "loss: %s\n", p->loss_text);
     fprintf(out, "training:\n");
