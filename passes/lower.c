@@ -884,14 +884,27 @@ static void build_loss(Build *B, const AstItem *it) {
     B->b.loc = it->loc;
     IrNode *ce[IR_MAXSRC];
     const char *text = "";
+    /* A loss with weights or fusion heads keeps each term's weight in a state
+     * tensor of its own, which the runtime may rewrite between steps; the
+     * paper's plain sum of branch terms stays a plain sum. */
+    bool weighted = p->heads.n > 0;
+    for (int i = 0; i < n; i++) weighted |= terms[i].w != 1;
     for (int i = 0; i < n; i++) {
+        const char *name = terms[i].head >= 0 ? IR_HEAD(p, terms[i].head)->name : IR_BRANCH(p, terms[i].branch)->name;
         B->b.branch = terms[i].branch;
         ce[i] = ir_node2(&B->b, OP_CE, terms[i].logits, B->labels_node);
-        if (terms[i].w != 1) {
-            ce[i] = ir_node1(&B->b, OP_SCALE, ce[i]);
-            ce[i]->a.f = (float)terms[i].w;
+        if (weighted) {
+            int st = add_state(p, arena_printf(mm_arena, "loss.weight.%s", name), RT_STATE_LOSS_WEIGHT, (float)terms[i].w,
+                               terms[i].branch, -1);
+            IrState *is = IR_STATE(p, st);
+            int one = 1;
+            is->ndim = 1;
+            is->shape[0] = 1;
+            is->numel = 1;
+            IrNode *wn = state_node(B, st);
+            ir_set_shape(wn, false, 1, &one);
+            ce[i] = ir_node2(&B->b, OP_MUL, ce[i], wn);
         }
-        const char *name = terms[i].head >= 0 ? IR_HEAD(p, terms[i].head)->name : IR_BRANCH(p, terms[i].branch)->name;
         text = arena_printf(mm_arena, "%s%s", text, i ? " + " : "");
         if (terms[i].w != 1) text = arena_printf(mm_arena, "%s%g * ", text, terms[i].w);
         text = arena_printf(mm_arena, "%sce(%s)", text, name);

@@ -5,6 +5,8 @@
 #    0.5 ce(g)) and small film and gated nets train: the loss falls;
 #  - summary.json reports the fused test accuracy and each branch head's;
 #  - eval reads the checkpoint; util refuses a net without MMTMs, clearly;
+#  - the loss weights are state tensors the program reads at every step
+#    (loss.weight.NAME in the checkpoint; set to 0 there, the loss is 0);
 #  - RUBi masks the fused logits and trains.
 set -u
 MMC=$1; ROOT=$2; W=$3
@@ -35,6 +37,21 @@ done
 expect 0 "branch g" "$W/cgmnist_late" eval --checkpoint "$W/cgmnist_late_run/best.ckpt" --data "$DATA"
 # No MMTM, so no cut variant: util says so instead of reporting zeros.
 expect 1 "needs a model with MMTMs" "$W/cgmnist_late" util --checkpoint "$W/cgmnist_late_run/best.ckpt" --data "$DATA"
+# The weights are in the checkpoint as written, and the program reads them
+# from there: all set to 0, the resumed epoch's loss is 0.
+json_ckpt() { python3 -c "
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+s, e = h[sys.argv[2]]['data_offsets']; print(struct.unpack('<f', b[8 + n + s:8 + n + e])[0])" "$@"; }
+[ "$(json_ckpt "$W/late_film_run/last.ckpt" loss.weight.c)" = 0.5 ] || bad "last.ckpt has no loss.weight.c of 0.5"
+[ "$(json_ckpt "$W/late_film_run/last.ckpt" loss.weight.fused)" = 1.0 ] || bad "last.ckpt has no loss.weight.fused of 1"
+cp -r "$W/late_film_run" "$W/zero"
+python3 "$ROOT/tests/ckpt_edit.py" "$W/zero/last.ckpt" loss.weight.fused@0=0 loss.weight.c@0=0 loss.weight.g@0=0
+"$W/late_film" train --quiet --epochs 3 --resume "$W/zero" > /dev/null 2> "$W/zero.err" || { bad "resume with zero weights"; cat "$W/zero.err"; }
+zl=$(train_loss "$W/zero/metrics.jsonl" -1)
+say "late_film with every loss weight set to 0 in its checkpoint: next epoch's loss $zl"
+python3 -c "import sys; sys.exit(0 if $zl == 0 else 1)" || bad "the loss with zero weights is $zl, not 0"
+
 # RUBi's mask applies to the fused logits.
 "$W/late_gated" train $COMMON --epochs 1 --policy rubi:c --out "$W/rubi" > /dev/null 2> "$W/rubi.err" ||
     { bad "late_gated with rubi"; cat "$W/rubi.err"; }
