@@ -56,7 +56,9 @@ void print_info(FILE *out, const IrProgram *p) {
     fprintf(out, "heads:\n");
     for (int b = 0; b < p->branches.n; b++) {
         const IrBranch *br = IR_BRANCH(p, b);
-        if (br->head)
+        if (br->headless)
+            fprintf(out, "  %-10s none: its features %s feed a fusion head\n", br->name, ir_shape_str(br->out));
+        else if (br->head)
             fprintf(out, "  %-10s linear %d -> %d\n", br->name, br->head->src[0]->shape[1], br->head->shape[1]);
         else
             fprintf(out, "  %-10s %s -> %d logits\n", br->name, ir_op_name[br->out->op], br->out->shape[1]);

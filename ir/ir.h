@@ -150,6 +150,7 @@ typedef struct {
     SrcLoc loc;
     IrNode *out;          /* logits in the forward graph */
     IrNode *head;         /* the final linear layer */
+    bool headless;        /* no head: its output is features for a fusion head, and it has no logits */
     int nlayers;
 } IrBranch;
 
@@ -162,6 +163,7 @@ typedef struct {
     const char *text;     /* concat(c.feat, g.feat) */
     int nin;
     IrNode *in[RT_MAXB];
+    int in_branch[RT_MAXB];
     const char *in_text[RT_MAXB];
     IrNode *out;          /* logits in the forward graph */
     bool checked;         /* shapes: its inputs were checked */

@@ -719,6 +719,7 @@ static void build_fuse(Build *B, const AstModel *m, const AstFuse *af, Items *it
     const char *text = "";
     for (int i = 0; i < c->args.n; i++) {
         h->in[i] = fuse_ref(p, c->args.v[i].val, items, nested, &h->in_text[i], &br[i]);
+        h->in_branch[i] = br[i];
         for (int j = 0; j < i; j++)
             if (br[j] == br[i])
                 error_at(c->args.v[i].loc, "'%s' reads branch '%s' twice; it fuses different branches", c->s, IR_BRANCH(p, br[i])->name);
@@ -917,13 +918,30 @@ static void build_loss(Build *B, const AstItem *it) {
     loss->flags |= IRF_LOSS | IRF_OUTPUT;
     loss->name = "loss";
     p->fwd->loss = loss;
+    /* Every branch has its own term (ALGORITHMS §1), unless a fusion head
+     * reads it: then a branch without a term has no head of its own, and
+     * its output is features for the fusion head. */
     for (int b = 0; b < p->branches.n; b++) {
-        bool in = false;
+        bool in = false, read = false;
         for (int i = 0; i < n; i++) in |= terms[i].branch == b;
-        if (!in)
-            error_at(it->loc, "the loss has no ce(%s); every branch is trained by its own cross-entropy (ALGORITHMS §1)%s",
-                     IR_BRANCH(p, b)->name, p->heads.n ? ", which may have a small weight: 0.5 * ce(a)" : "");
+        for (int h = 0; h < p->heads.n; h++)
+            for (int j = 0; j < IR_HEAD(p, h)->nin; j++) read |= IR_HEAD(p, h)->in[j] == IR_BRANCH(p, b)->out;
+        if (!in && !read && p->heads.n)
+            error_at(it->loc, "the loss has no ce(%s), and no fusion head reads the end of branch '%s': its last layers would "
+                     "learn nothing; add ce(%s) to the loss (it may have a small weight: 0.5 * ce(%s)), or end the branch where the "
+                     "fusion head reads it", IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name);
+        if (!in && !read)
+            error_at(it->loc, "the loss has no ce(%s); every branch is trained by its own cross-entropy (ALGORITHMS §1)",
+                     IR_BRANCH(p, b)->name);
+        if (!in) IR_BRANCH(p, b)->headless = true;
     }
+    for (int i = 0; i < p->fwd->pred->nsrc; i++)
+        for (int b = 0; b < p->branches.n; b++)
+            if (IR_BRANCH(p, b)->headless && p->fwd->pred->src[i] == IR_BRANCH(p, b)->out) {
+                diag_note_later(it->loc, "the loss has no ce(%s)", IR_BRANCH(p, b)->name);
+                error_at(p->fwd->pred->loc, "'predict' reads branch '%s', which has no head of its own (no loss term): predict the fusion head",
+                         IR_BRANCH(p, b)->name);
+            }
     for (int h = 0; h < p->heads.n; h++) {
         bool in = false;
         for (int i = 0; i < n; i++) in |= terms[i].head == h;
@@ -1128,6 +1146,10 @@ IrProgram *pass_lower(const AstFile *f) {
     build_predict(&B, m->predict);
     build_loss(&B, m->loss);
     for (int b = 0; b < p->branches.n; b++) {
+        if (IR_BRANCH(p, b)->headless) {
+            IR_BRANCH(p, b)->head = NULL;
+            continue;
+        }
         IR_BRANCH(p, b)->out->flags |= IRF_OUTPUT;
         p->fwd->logits[b] = IR_BRANCH(p, b)->out;
     }

@@ -89,15 +89,26 @@ static size_t check_size(const IrNode *n) {
 
 /* Every branch ends in logits, and all in the same number of them. */
 static void check_classes(IrProgram *p) {
+    int first = -1;
     for (int b = 0; b < p->branches.n; b++) {
         IrNode *out = IR_BRANCH(p, b)->out;
+        if (IR_BRANCH(p, b)->headless) continue; /* features for a fusion head */
         if (out->ndim != 2)
             error_at(IR_BRANCH(p, b)->loc, "branch '%s' must end in class logits [B,classes] (e.g. gap then linear), but it ends in %s",
                      IR_BRANCH(p, b)->name, ir_shape_str(out));
-        if (b == 0) p->nclasses = out->shape[1];
-        else if (out->shape[1] != p->nclasses)
+        if (first < 0) {
+            first = b;
+            p->nclasses = out->shape[1];
+        } else if (out->shape[1] != p->nclasses)
             error_at(IR_BRANCH(p, b)->loc, "branch '%s' ends in %d logits but branch '%s' in %d; the branches predict the same classes",
-                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, 0)->name, p->nclasses);
+                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, first)->name, p->nclasses);
+    }
+    if (first < 0 && p->heads.n) { /* no branch has a head: the first fusion head's logits */
+        IrHead *h = IR_HEAD(p, 0);
+        if (h->out->ndim != 2)
+            error_at(h->loc, "fuse '%s' must end in class logits [B,classes] (e.g. linear(10)), but it ends in %s", h->name,
+                     ir_shape_str(h->out));
+        p->nclasses = h->out->shape[1];
     }
     for (int i = 0; i < p->heads.n; i++) {
         IrHead *h = IR_HEAD(p, i);

@@ -396,7 +396,9 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
 
     fprintf(stderr, "epoch %d/%d: loss %.4f  train %.4f  val %.4f  test %.4f  (", T->epoch, T->cfg.epochs, st->loss, st->acc,
             val->acc, test->acc);
-    for (int k = 0; k < m->nbranches; k++) fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
+    for (int k = 0; k < m->nbranches; k++)
+        if (isnan(test->branch[k])) fprintf(stderr, "%s%s -", k ? ", " : "", m->branches[k]);
+        else fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
     fprintf(stderr, ")  %.0f samples/s%s\n", sps, best ? "  *best" : "");
 }
 

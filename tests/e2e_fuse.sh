@@ -4,6 +4,8 @@
 #  - examples/cgmnist_late.mmnet (concat head, loss ce(fused) + 0.5 ce(c) +
 #    0.5 ce(g)) and small film and gated nets train: the loss falls;
 #  - summary.json reports the fused test accuracy and each branch head's;
+#  - branches without heads of their own (late_headless: loss ce(fused)
+#    only) train, and report no accuracy of their own (null, '-');
 #  - eval reads the checkpoint; util refuses a net without MMTMs, clearly;
 #  - the loss weights are state tensors the program reads at every step
 #    (loss.weight.NAME in the checkpoint; set to 0 there, the loss is 0);
@@ -20,7 +22,8 @@ fi
 
 COMMON="--data $DATA --limit-train 2000 --limit-test 500 --val 500 --batch 64 --lr 0.02 --momentum 0.9 --quiet --seed 3"
 train_loss() { python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(r[$2]['train_loss'])" "$1"; }
-for net in "$ROOT/examples/cgmnist_late.mmnet" "$ROOT/tests/e2e/late_film.mmnet" "$ROOT/tests/e2e/late_gated.mmnet"; do
+for net in "$ROOT/examples/cgmnist_late.mmnet" "$ROOT/tests/e2e/late_film.mmnet" "$ROOT/tests/e2e/late_gated.mmnet" \
+           "$ROOT/tests/e2e/late_headless.mmnet"; do
     name=$(basename "$net" .mmnet)
     "$MMC" build "$net" -o "$W/$name" || { bad "mmc build $name"; continue; }
     "$W/$name" train $COMMON --epochs 2 --out "$W/${name}_run" > /dev/null 2> "$W/$name.err" || { bad "$name train"; cat "$W/$name.err"; continue; }
@@ -37,6 +40,12 @@ done
 expect 0 "branch g" "$W/cgmnist_late" eval --checkpoint "$W/cgmnist_late_run/best.ckpt" --data "$DATA"
 # No MMTM, so no cut variant: util says so instead of reporting zeros.
 expect 1 "needs a model with MMTMs" "$W/cgmnist_late" util --checkpoint "$W/cgmnist_late_run/best.ckpt" --data "$DATA"
+# Headless branches: no accuracy of their own, in the summary and in eval.
+json "$W/late_headless_run/summary.json" "d['branch_test_acc'] == [None, None] or exit(1)" > /dev/null ||
+    bad "late_headless: branch_test_acc is not [null, null]"
+expect 0 "branch c  *-  (no head of its own)" "$W/late_headless" eval --checkpoint "$W/late_headless_run/best.ckpt" --data "$DATA"
+expect 2 "head of its own" "$W/late_headless" train $COMMON --epochs 1 --policy rubi:c --out "$W/rubi_headless"
+
 # The weights are in the checkpoint as written, and the program reads them
 # from there: all set to 0, the resumed epoch's loss is 0.
 json_ckpt() { python3 -c "
