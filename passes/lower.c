@@ -849,10 +849,10 @@ static double loss_weight(const AstExpr *e) {
     error_at(e->loc, "a loss weight is a number, as in 0.5 * ce(a)");
 }
 
-static void collect_ce(IrProgram *p, const AstExpr *e, double w, SrcLoc wloc, LossTerm *terms, int *n) {
+static void collect_ce(IrProgram *p, const AstExpr *e, double w, LossTerm *terms, int *n) {
     if (e->kind == AX_BINOP && e->op == '+') {
-        collect_ce(p, e->l, 1, e->l->loc, terms, n);
-        collect_ce(p, e->r, 1, e->r->loc, terms, n);
+        collect_ce(p, e->l, 1, terms, n);
+        collect_ce(p, e->r, 1, terms, n);
         return;
     }
     if (e->kind == AX_BINOP && e->op == '*') {
@@ -861,7 +861,7 @@ static void collect_ce(IrProgram *p, const AstExpr *e, double w, SrcLoc wloc, Lo
         double v = loss_weight(num);
         if (!(v > 0) || !isfinite(v) || v > 1e6) error_at(num->loc, "a loss weight must be positive and at most 1e6, not %g", v);
         if (term->kind != AX_CALL) error_at(term->loc, "a loss weight multiplies one cross-entropy: 0.5 * ce(a)");
-        collect_ce(p, term, w * v, num->loc, terms, n);
+        collect_ce(p, term, w * v, terms, n);
         return;
     }
     if (e->kind != AX_CALL || strcmp(e->s, "ce") != 0 || e->args.n != 1 || e->args.v[0].key)
@@ -873,7 +873,6 @@ static void collect_ce(IrProgram *p, const AstExpr *e, double w, SrcLoc wloc, Lo
     for (int i = 0; i < *n; i++)
         if (terms[i].logits == t.logits) error_at(e->loc, "ce(%s) appears twice in the loss", e->args.v[0].val->s);
     if (*n == IR_MAXSRC) error_at(e->loc, "too many loss terms");
-    (void)wloc;
     terms[(*n)++] = t;
 }
 
@@ -881,7 +880,7 @@ static void build_loss(Build *B, const AstItem *it) {
     IrProgram *p = B->p;
     LossTerm terms[IR_MAXSRC];
     int n = 0;
-    collect_ce(p, it->val, 1, it->loc, terms, &n);
+    collect_ce(p, it->val, 1, terms, &n);
     B->b.loc = it->loc;
     IrNode *ce[IR_MAXSRC];
     const char *text = "";
