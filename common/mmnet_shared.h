@@ -33,7 +33,9 @@ typedef float mm_real;
 #define RT_GROUP_BYPASS(k) (1u << (2 * (k) + 1))
 
 enum { RT_INIT_ZERO, RT_INIT_ONE, RT_INIT_UNIFORM };
-enum { RT_STATE_BN_MEAN, RT_STATE_BN_VAR, RT_STATE_GATE_MEAN, RT_STATE_SQUEEZE_MEAN };
+/* RT_STATE_LOSS_WEIGHT: one loss term's weight, a [1] tensor named
+ * loss.weight.NAME that the runtime may change between steps. */
+enum { RT_STATE_BN_MEAN, RT_STATE_BN_VAR, RT_STATE_GATE_MEAN, RT_STATE_SQUEEZE_MEAN, RT_STATE_LOSS_WEIGHT };
 /* ACCUM modes: a running mean over steps of the batch mean (gates, §5), or
  * over samples (training-set squeeze means, §3). */
 enum { RT_ACC_STEPS, RT_ACC_SAMPLES };

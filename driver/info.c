@@ -56,10 +56,21 @@ void print_info(FILE *out, const IrProgram *p) {
     fprintf(out, "heads:\n");
     for (int b = 0; b < p->branches.n; b++) {
         const IrBranch *br = IR_BRANCH(p, b);
-        if (br->head)
+        if (br->headless)
+            fprintf(out, "  %-10s none: its features %s feed a fusion head\n", br->name, ir_shape_str(br->out));
+        else if (br->head)
             fprintf(out, "  %-10s linear %d -> %d\n", br->name, br->head->src[0]->shape[1], br->head->shape[1]);
         else
             fprintf(out, "  %-10s %s -> %d logits\n", br->name, ir_op_name[br->out->op], br->out->shape[1]);
+    }
+    for (int h = 0; h < p->heads.n; h++) {
+        const IrHead *hd = IR_HEAD(p, h);
+        size_t n = 0, len = strlen(hd->name);
+        for (int i = 0; i < p->params.n; i++) {
+            const IrParam *pr = IR_PARAM(p, i);
+            if (pr->branch < 0 && pr->fusion < 0 && strncmp(pr->name, hd->name, len) == 0 && pr->name[len] == '.') n += pr->numel;
+        }
+        fprintf(out, "  %-10s fuse %s -> %d logits   parameters %zu (in no group)\n", hd->name, hd->text, hd->out->shape[1], n);
     }
     fprintf(out, "prediction: %s\n", p->predict_text);
     fprintf(out, "loss: %s\n", p->loss_text);

@@ -111,6 +111,17 @@ typedef struct {
     AstExpr *val;
 } AstItem;
 
+/* fuse NAME { concat(c.feat, g.feat) linear(10) }: a late-fusion head. The
+ * combiner is an AX_CALL whose arguments are branch names or branch.label
+ * references; `film(a by b)` sets `by` (two arguments). */
+typedef struct {
+    const char *name;
+    SrcLoc loc;
+    AstExpr *comb;
+    bool by;
+    AstSeq body;
+} AstFuse;
+
 typedef struct {
     const char *name;
     SrcLoc loc;
@@ -118,6 +129,7 @@ typedef struct {
     PtrVec blocks;    /* AstBlock* */
     PtrVec branches;  /* AstBranch* */
     PtrVec fusions;   /* AstExpr* (AX_CALL: mmtm(...)) */
+    PtrVec fuses;     /* AstFuse*: fuse f { concat(a, b) linear(10) } */
     AstItem *predict; /* predict mean(c, g) */
     AstItem *loss;    /* loss ce(c) + ce(g) */
 } AstModel;

@@ -1,7 +1,9 @@
 /* parser.y — the grammar of .mmnet files (docs/mmnet.md is the reference).
  *
  *   file    := (model | train)*
- *   model   := 'model' NAME '{' (input | block | branch | fusion | predict | loss)* '}'
+ *   model   := 'model' NAME '{' (input | block | branch | fusion | fuse | predict | loss)* '}'
+ *   fuse    := 'fuse' NAME '{' NAME '(' ref (',' ref)* | ref 'by' ref ')' layer* '}'
+ *   ref     := NAME | NAME '.' NAME
  *   train   := 'train' '{' (NAME expr)* '}'
  *   layer   := NAME ['(' args ')'] ['@' NAME]
  *            | 'repeat' expr '{' layer* '}'
@@ -79,7 +81,7 @@ static AstModel *cur_model(AstFile *out) { return out->model; }
 %token KW_MODEL "'model'" KW_TRAIN "'train'" KW_INPUT "'input'" KW_BLOCK "'block'"
 %token KW_BRANCH "'branch'" KW_REPEAT "'repeat'" KW_RESIDUAL "'residual'"
 %token KW_SHORTCUT "'shortcut'" KW_CONCAT "'concat'" KW_PATH "'path'"
-%token KW_PREDICT "'predict'" KW_LOSS "'loss'"
+%token KW_PREDICT "'predict'" KW_LOSS "'loss'" KW_FUSE "'fuse'"
 %token <ival> INT "integer" BOOL "true or false"
 %token <fval> FLOAT "number"
 %token <str> IDENT "name" LABEL "label" STRING "string"
@@ -94,7 +96,9 @@ static AstModel *cur_model(AstFile *out) { return out->model; }
 %type <params> opt_params params
 %type <param> param
 %type <items> titems
-%type <expr> exprs
+%type <expr> exprs fcomb fref
+%type <args> frefs
+%type <str> fname
 
 %left '+' '-'
 %left '*' '/'
@@ -156,9 +160,41 @@ mitem: KW_INPUT IDENT list {
            m->loss = NEW(AstItem);
            m->loss->key = "loss"; m->loss->loc = @1; m->loss->val = $2;
        }
+     | KW_FUSE IDENT '{' fcomb seq '}' {
+           AstFuse *f = NEW(AstFuse);
+           f->name = $2; f->loc = @2; f->comb = $4; f->by = $4->ival; f->body = $5;
+           vec_push(&cur_model(out)->fuses, f);
+       }
      | call { vec_push(&cur_model(out)->fusions, $1); }
      | ';'
      ;
+
+/* A fusion head's combiner: concat(a, b), sum(a.f, b.f), film(a by b). The
+ * combiner 'concat' is the keyword of parallel paths, so it is named here. */
+fcomb: fname '(' frefs ')' {
+           $$ = ast_expr(AX_CALL, @1); $$->s = $1; $$->parens = true; $$->args = $3;
+       }
+     | fname '(' fref IDENT fref ')' {
+           if (strcmp($4, "by") != 0)
+               error_at(@4, "unexpected name '%s'; expected ',' or 'by' between the fused branches", $4);
+           $$ = ast_expr(AX_CALL, @1); $$->s = $1; $$->parens = true; $$->ival = 1;
+           AstArg a = {NULL, @3, $3}, b = {NULL, @5, $5};
+           ast_args_push(&$$->args, a);
+           ast_args_push(&$$->args, b);
+       }
+     ;
+
+fname: IDENT
+     | KW_CONCAT { $$ = "concat"; }
+     ;
+
+frefs: fref             { memset(&$$, 0, sizeof $$); AstArg a = {NULL, @1, $1}; ast_args_push(&$$, a); }
+     | frefs ',' fref   { $$ = $1; AstArg a = {NULL, @3, $3}; ast_args_push(&$$, a); }
+     ;
+
+fref: IDENT             { $$ = ast_expr(AX_CALL, @1); $$->s = $1; }
+    | IDENT '.' IDENT   { $$ = ast_expr(AX_REF, @$); $$->s = $1; $$->s2 = $3; $$->loc2 = @3; }
+    ;
 
 opt_params: %empty          { $$.v = NULL; $$.n = 0; }
           | '(' ')'         { $$.v = NULL; $$.n = 0; }
@@ -283,7 +319,7 @@ key: IDENT
    | KW_MODEL { $$ = "model"; } | KW_TRAIN { $$ = "train"; } | KW_INPUT { $$ = "input"; }
    | KW_BLOCK { $$ = "block"; } | KW_BRANCH { $$ = "branch"; } | KW_REPEAT { $$ = "repeat"; }
    | KW_RESIDUAL { $$ = "residual"; } | KW_SHORTCUT { $$ = "shortcut"; } | KW_CONCAT { $$ = "concat"; }
-   | KW_PATH { $$ = "path"; } | KW_PREDICT { $$ = "predict"; } | KW_LOSS { $$ = "loss"; }
+   | KW_PATH { $$ = "path"; } | KW_PREDICT { $$ = "predict"; } | KW_LOSS { $$ = "loss"; } | KW_FUSE { $$ = "fuse"; }
    ;
 
 %%

@@ -150,8 +150,25 @@ typedef struct {
     SrcLoc loc;
     IrNode *out;          /* logits in the forward graph */
     IrNode *head;         /* the final linear layer */
+    bool headless;        /* no head: its output is features for a fusion head, and it has no logits */
     int nlayers;
 } IrBranch;
+
+/* A late-fusion head (`fuse NAME { concat(a, b) linear(10) }`): the
+ * features it reads and the logits it ends in. Its nodes carry the role
+ * "fuse" and, in attr.n, the head's index. */
+typedef struct {
+    const char *name;
+    const char *comb;     /* concat, sum, film, gated */
+    const char *text;     /* concat(c.feat, g.feat) */
+    int nin;
+    IrNode *in[RT_MAXB];
+    int in_branch[RT_MAXB];
+    const char *in_text[RT_MAXB];
+    IrNode *out;          /* logits in the forward graph */
+    bool checked;         /* shapes: its inputs were checked */
+    SrcLoc loc, comb_loc;
+} IrHead;
 
 typedef enum { FUSE_MMTM, FUSE_SE } IrFusionKind;
 
@@ -174,10 +191,13 @@ typedef struct {
     const char *name;
     const SrcFile *src;
     PtrVec params, states, inputs, branches, fusions;
+    PtrVec heads;             /* IrHead*: late-fusion heads */
     int nclasses;
     size_t params_floats, states_floats;
     rt_config cfg;            /* the train section */
     const char *predict_text, *loss_text;
+    int nloss_terms;          /* the loss's cross-entropies, in the order written */
+    float loss_weight[IR_MAXSRC]; /* their weights (1 when not written) */
     int rubi_branch;          /* from the .mmnet policy, or -1 */
     bool c_fusions;           /* the C back end's further fusions (passes/fuse.c): pooling into convolutions, MMTM gradient sums */
     IrGraph *fwd;             /* the model as written */
@@ -189,6 +209,7 @@ typedef struct {
 #define IR_INPUT(p, i) ((IrInput *)(p)->inputs.v[i])
 #define IR_BRANCH(p, i) ((IrBranch *)(p)->branches.v[i])
 #define IR_FUSION(p, i) ((IrFusion *)(p)->fusions.v[i])
+#define IR_HEAD(p, i) ((IrHead *)(p)->heads.v[i])
 #define IR_NODE(g, i) ((IrNode *)(g)->nodes.v[i])
 
 /* ---- graph construction ------------------------------------------------ */

@@ -74,6 +74,7 @@ struct Item {
     const char *label;   /* IT_LABEL */
     SrcLoc call;         /* IT_LABEL: the outermost block call that placed it (or its own loc) */
     int pending;         /* IT_LABEL: fusions still waiting here */
+    IrNode *node;        /* IT_LABEL on a branch's main line: the tensor there, once built */
 };
 
 static void items_push(Items *s, Item *it) {
@@ -416,7 +417,7 @@ static IrNode *build_se(Build *B, const Item *it, IrNode *x) {
 static IrNode *build_item(Build *B, const Item *it, IrNode *x) {
     B->b.loc = it->loc;
     switch (it->kind) {
-    case IT_LABEL: return x;
+    case IT_LABEL: ((Item *)it)->node = x; return x;
     case IT_RESIDUAL: {
         IrNode *main = build_seq(B, &it->body, x, 0, it->body.n);
         IrNode *sc = it->has_shortcut && it->shortcut.n ? build_seq(B, &it->shortcut, x, 0, it->shortcut.n) : x;
@@ -635,11 +636,169 @@ static void build_mmtm(Build *B, PendingFusion *pf, int index, IrNode **cur) {
     B->b.role = NULL;
 }
 
+/* ---- late-fusion heads ---------------------------------------------------------- */
+/* fuse NAME { COMB(refs) layers }: the combiner joins branch features (a
+ * branch's output, or the tensor at one of its labels) from primitive ops,
+ * as the fusion modules of the OGM-GE and PMR code bases do:
+ *   concat(a, b)  [a, b] along features
+ *   sum(a, b)     a + b (one width)
+ *   film(a by b)  gamma(b) * a + beta(b), gamma and beta linear maps of b to a's width
+ *   gated(a, b)   W_a a * sigmoid(W_b b), both to a's width (the gate comes from b)
+ * and the layers after it (usually linear(classes)) end in the head's logits.
+ * Its parameters belong to no branch's group. */
+static const char *const fuse_combs[] = {"concat", "sum", "film", "gated"};
+
+static IrNode *fuse_ref(IrProgram *p, const AstExpr *e, Items *items, PtrVec *nested, const char **text, int *branch) {
+    if (e->kind == AX_CALL) {
+        int b = find_branch(p, e->s, e->loc);
+        *branch = b;
+        *text = IR_BRANCH(p, b)->name;
+        return IR_BRANCH(p, b)->out;
+    }
+    int b = find_branch(p, e->s, e->loc);
+    *branch = b;
+    *text = arena_printf(mm_arena, "%s.%s", e->s, e->s2);
+    for (int j = 0; j < items[b].n; j++)
+        if (items[b].v[j]->kind == IT_LABEL && strcmp(items[b].v[j]->label, e->s2) == 0) return items[b].v[j]->node;
+    for (int j = 0; j < nested[b].n; j++) {
+        Item *it = nested[b].v[j];
+        if (strcmp(it->label, e->s2) == 0) {
+            diag_note_later(it->loc, "'@%s' is defined here", it->label);
+            error_at(e->loc2, "'%s.%s' is inside a residual or concat path; a fusion head reads a point on a branch's main line",
+                     e->s, e->s2);
+        }
+    }
+    const char *names[256];
+    int n = 0;
+    for (int j = 0; j < items[b].n && n < 256; j++)
+        if (items[b].v[j]->kind == IT_LABEL) names[n++] = items[b].v[j]->label;
+    const char *near = nearest_name(e->s2, names, n);
+    if (near) error_at(e->loc2, "branch '%s' has no label '@%s'; did you mean '@%s'?", e->s, e->s2, near);
+    if (n == 0)
+        error_at(e->loc2, "branch '%s' has no label '@%s'; mark the point with @%s after a layer (e.g. gap @%s)", e->s, e->s2,
+                 e->s2, e->s2);
+    error_at(e->loc2, "branch '%s' has no label '@%s' (labels: %s)", e->s, e->s2, join_names(names, n, " and "));
+}
+
+static void build_fuse(Build *B, const AstModel *m, const AstFuse *af, Items *items, PtrVec *nested) {
+    IrProgram *p = B->p;
+    for (int i = 0; i < p->branches.n; i++)
+        if (strcmp(IR_BRANCH(p, i)->name, af->name) == 0) {
+            diag_note_later(IR_BRANCH(p, i)->loc, "branch '%s' is here", af->name);
+            error_at(af->loc, "'%s' is already a branch; give the fusion head another name", af->name);
+        }
+    for (int i = 0; i < p->heads.n; i++)
+        if (strcmp(IR_HEAD(p, i)->name, af->name) == 0) {
+            diag_note_later(IR_HEAD(p, i)->loc, "the first fusion head '%s' is here", af->name);
+            error_at(af->loc, "fusion head '%s' is defined twice", af->name);
+        }
+    const AstExpr *c = af->comb;
+    int kind = -1;
+    for (int i = 0; i < ARRAY_LEN(fuse_combs); i++)
+        if (strcmp(c->s, fuse_combs[i]) == 0) kind = i;
+    if (kind < 0) {
+        const char *near = nearest_name(c->s, fuse_combs, ARRAY_LEN(fuse_combs));
+        if (near) error_at(c->loc, "unknown fusion '%s'; did you mean '%s'?", c->s, near);
+        error_at(c->loc, "unknown fusion '%s' (fusions: %s)", c->s, join_names(fuse_combs, ARRAY_LEN(fuse_combs), " and "));
+    }
+    if (kind == 2 && !af->by) error_at(c->loc, "'film' modulates one branch by another: film(a by b) is gamma(b) * a + beta(b)");
+    if (kind != 2 && af->by) error_at(c->loc, "'%s' takes its branches separated by commas: %s(a, b)", c->s, c->s);
+    if (c->args.n < 2)
+        error_at(c->loc, "'%s' fuses two or more branches, e.g. %s(a, b)%s", c->s, c->s, c->args.n ? "; a head over one branch is a branch layer" : "");
+    if (kind >= 2 && c->args.n != 2) error_at(c->args.v[2].loc, "'%s' fuses exactly two branches", c->s);
+    if (c->args.n > RT_MAXB) error_at(c->args.v[RT_MAXB].loc, "'%s' fuses at most %d branches", c->s, RT_MAXB);
+
+    IrHead *h = NEW(IrHead);
+    h->name = af->name;
+    h->comb = fuse_combs[kind];
+    h->loc = af->loc;
+    h->comb_loc = c->loc;
+    int hi = p->heads.n;
+    vec_push(&p->heads, h);
+    int br[RT_MAXB];
+    const char *text = "";
+    for (int i = 0; i < c->args.n; i++) {
+        h->in[i] = fuse_ref(p, c->args.v[i].val, items, nested, &h->in_text[i], &br[i]);
+        h->in_branch[i] = br[i];
+        for (int j = 0; j < i; j++)
+            if (br[j] == br[i])
+                error_at(c->args.v[i].loc, "'%s' reads branch '%s' twice; it fuses different branches", c->s, IR_BRANCH(p, br[i])->name);
+        text = arena_printf(mm_arena, "%s%s%s", text, i ? (af->by ? " by " : ", ") : "", h->in_text[i]);
+    }
+    h->nin = c->args.n;
+    h->text = arena_printf(mm_arena, "%s(%s)", c->s, text);
+
+    B->b.branch = -1;
+    B->b.fusion = -1;
+    B->b.loc = c->loc;
+    B->b.role = "fuse";
+    int first = B->b.g->nodes.n;
+    IrNode *x;
+    const char *pre = af->name;
+    switch (kind) {
+    case 0: x = ir_node(&B->b, OP_CONCAT, h->nin, h->in); break;
+    case 1: x = ir_node(&B->b, OP_ADD, h->nin, h->in); break;
+    case 2: { /* gamma(b) * a + beta(b) */
+        IrNode *gamma = build_linear(B, h->in[1], 0, true, arena_printf(mm_arena, "%s.film.gamma", pre), 0, c->loc);
+        IrNode *beta = build_linear(B, h->in[1], 0, true, arena_printf(mm_arena, "%s.film.beta", pre), 0, c->loc);
+        gamma->a.n = beta->a.n = hi;
+        IrNode *y = ir_node2(&B->b, OP_MUL, gamma, h->in[0]);
+        x = ir_node2(&B->b, OP_ADD, y, beta);
+        break;
+    }
+    default: { /* W_a a * sigmoid(W_b b) */
+        IrNode *fa = build_linear(B, h->in[0], 0, true, arena_printf(mm_arena, "%s.gated.in", pre), 0, c->loc);
+        IrNode *fb = build_linear(B, h->in[1], 0, true, arena_printf(mm_arena, "%s.gated.gate", pre), 0, c->loc);
+        fa->a.n = fb->a.n = hi;
+        IrNode *g = ir_node1(&B->b, OP_SIGMOID, fb);
+        g->a.f = 1.0f;
+        x = ir_node2(&B->b, OP_MUL, fa, g);
+        break;
+    }
+    }
+    for (int i = first; i < B->b.g->nodes.n; i++)
+        if (IR_NODE(B->b.g, i)->op != OP_PARAM) IR_NODE(B->b.g, i)->a.n = hi;
+    B->b.role = NULL;
+    /* The layers after the combiner, named under the head: fused.linear1. */
+    Elab E = {m, p, {0}, {0}, 0, 0, {0}, {0}};
+    Scope sc = {af->name, {0}, {0}};
+    Items body = {0};
+    elab_seq(&E, &af->body, NULL, &sc, &body, true);
+    if (E.labels.n) error_at(((Item *)E.labels.v[0])->loc, "a fusion head's layers cannot carry labels");
+    if (body.n == 0) error_at(af->loc, "fusion head '%s' needs layers after its fusion that end in class logits, e.g. linear(10)", af->name);
+    h->out = build_seq(B, &body, x, 0, body.n);
+    h->out->flags |= IRF_OUTPUT;
+    h->out->name = af->name;
+}
+
 /* ---- prediction and loss ---------------------------------------------------- */
-static int branch_arg(IrProgram *p, const AstExpr *e, const char *what) {
+/* A branch or a fusion head, by name: its logits. *head is its index among
+ * the heads, or -1 for a branch (then *branch is the branch). */
+static IrNode *logits_arg(IrProgram *p, const AstExpr *e, const char *what, int *branch, int *head) {
     if (e->kind != AX_CALL || e->parens)
-        error_at(e->loc, "%s expects a branch name here", what);
-    return find_branch(p, e->s, e->loc);
+        error_at(e->loc, "%s expects a branch or fusion head name here", what);
+    *head = -1;
+    for (int i = 0; i < p->heads.n; i++)
+        if (strcmp(IR_HEAD(p, i)->name, e->s) == 0) {
+            *head = i;
+            *branch = -1;
+            return IR_HEAD(p, i)->out;
+        }
+    if (p->heads.n) {
+        const char *names[2 * RT_MAXB + 16];
+        int n = 0;
+        for (int i = 0; i < p->branches.n; i++) names[n++] = IR_BRANCH(p, i)->name;
+        for (int i = 0; i < p->heads.n && n < ARRAY_LEN(names); i++) names[n++] = IR_HEAD(p, i)->name;
+        bool known = false;
+        for (int i = 0; i < p->branches.n; i++) known |= strcmp(names[i], e->s) == 0;
+        if (!known) {
+            const char *near = nearest_name(e->s, names, n);
+            if (near) error_at(e->loc, "no branch or fusion head named '%s'; did you mean '%s'?", e->s, near);
+            error_at(e->loc, "no branch or fusion head named '%s' (%s)", e->s, join_names(names, n, " and "));
+        }
+    }
+    *branch = find_branch(p, e->s, e->loc);
+    return IR_BRANCH(p, *branch)->out;
 }
 
 static void build_predict(Build *B, const AstItem *it) {
@@ -651,21 +810,21 @@ static void build_predict(Build *B, const AstItem *it) {
     B->b.loc = it->loc;
     B->b.branch = -1;
     if (e->kind == AX_CALL && !e->parens) {
-        int b = branch_arg(p, e, "'predict'");
-        outs[n++] = IR_BRANCH(p, b)->out;
-        text = IR_BRANCH(p, b)->name;
+        int b, h;
+        outs[n++] = logits_arg(p, e, "'predict'", &b, &h);
+        text = e->s;
     } else if (e->kind == AX_CALL && strcmp(e->s, "mean") == 0) {
         if (e->args.n == 0) error_at(e->loc, "'mean' needs the branches to average, e.g. mean(a, b)");
         for (int i = 0; i < e->args.n; i++) {
             if (e->args.v[i].key) error_at(e->args.v[i].loc, "'mean' takes branch names, not options");
             if (n == IR_MAXSRC) error_at(e->args.v[i].loc, "too many branches");
-            int b = branch_arg(p, e->args.v[i].val, "'mean'");
-            outs[n++] = IR_BRANCH(p, b)->out;
-            text = arena_printf(mm_arena, "%s%s%s", text, i ? ", " : "mean(", IR_BRANCH(p, b)->name);
+            int b, h;
+            outs[n++] = logits_arg(p, e->args.v[i].val, "'mean'", &b, &h);
+            text = arena_printf(mm_arena, "%s%s%s", text, i ? ", " : "mean(", e->args.v[i].val->s);
         }
         text = arena_printf(mm_arena, "%s)", text);
     } else {
-        error_at(e->loc, "'predict' is a branch name or mean(branch, ...) — the mean of the branch logits");
+        error_at(e->loc, "'predict' is a branch or fusion head name, or mean(branch, ...) — the mean of the branch logits");
     }
     IrNode *pred = ir_node(&B->b, OP_MEAN, n, outs);
     pred->flags |= IRF_OUTPUT;
@@ -674,47 +833,122 @@ static void build_predict(Build *B, const AstItem *it) {
     p->predict_text = text;
 }
 
-static void collect_ce(IrProgram *p, const AstExpr *e, int *terms, int *n) {
+/* loss: a sum of terms [w *] ce(NAME), NAME a branch or a fusion head, w a
+ * positive number (1 when not written). */
+typedef struct {
+    int branch, head;
+    double w;
+    IrNode *logits;
+    SrcLoc loc;
+} LossTerm;
+
+static double loss_weight(const AstExpr *e) {
+    if (e->kind == AX_INT) return (double)e->ival;
+    if (e->kind == AX_FLOAT) return e->fval;
+    if (e->kind == AX_NEG) error_at(e->loc, "a loss weight must be positive");
+    error_at(e->loc, "a loss weight is a number, as in 0.5 * ce(a)");
+}
+
+static void collect_ce(IrProgram *p, const AstExpr *e, double w, LossTerm *terms, int *n) {
     if (e->kind == AX_BINOP && e->op == '+') {
-        collect_ce(p, e->l, terms, n);
-        collect_ce(p, e->r, terms, n);
+        collect_ce(p, e->l, 1, terms, n);
+        collect_ce(p, e->r, 1, terms, n);
+        return;
+    }
+    if (e->kind == AX_BINOP && e->op == '*') {
+        bool left = !(e->l->kind == AX_CALL && e->l->parens);
+        const AstExpr *num = left ? e->l : e->r, *term = left ? e->r : e->l;
+        double v = loss_weight(num);
+        if (!(v > 0) || !isfinite(v) || v > 1e6) error_at(num->loc, "a loss weight must be positive and at most 1e6, not %g", v);
+        if (term->kind != AX_CALL) error_at(term->loc, "a loss weight multiplies one cross-entropy: 0.5 * ce(a)");
+        collect_ce(p, term, w * v, terms, n);
         return;
     }
     if (e->kind != AX_CALL || strcmp(e->s, "ce") != 0 || e->args.n != 1 || e->args.v[0].key)
-        error_at(e->loc, "'loss' is a sum of per-branch cross-entropies: ce(a) + ce(b) + ...");
-    int b = branch_arg(p, e->args.v[0].val, "'ce'");
+        error_at(e->loc, "'loss' is a weighted sum of cross-entropies: ce(a) + ce(b), or ce(fused) + 0.5 * ce(a) + 0.5 * ce(b)");
+    LossTerm t = {0};
+    t.logits = logits_arg(p, e->args.v[0].val, "'ce'", &t.branch, &t.head);
+    t.w = w;
+    t.loc = e->loc;
     for (int i = 0; i < *n; i++)
-        if (terms[i] == b) error_at(e->loc, "ce(%s) appears twice in the loss", IR_BRANCH(p, b)->name);
+        if (terms[i].logits == t.logits) error_at(e->loc, "ce(%s) appears twice in the loss", e->args.v[0].val->s);
     if (*n == IR_MAXSRC) error_at(e->loc, "too many loss terms");
-    terms[(*n)++] = b;
+    terms[(*n)++] = t;
 }
 
 static void build_loss(Build *B, const AstItem *it) {
     IrProgram *p = B->p;
-    int terms[IR_MAXSRC], n = 0;
-    collect_ce(p, it->val, terms, &n);
+    LossTerm terms[IR_MAXSRC];
+    int n = 0;
+    collect_ce(p, it->val, 1, terms, &n);
     B->b.loc = it->loc;
     IrNode *ce[IR_MAXSRC];
+    const char *text = "";
+    /* A loss with weights or fusion heads keeps each term's weight in a state
+     * tensor of its own, which the runtime may rewrite between steps; the
+     * paper's plain sum of branch terms stays a plain sum. */
+    bool weighted = p->heads.n > 0;
+    for (int i = 0; i < n; i++) weighted |= terms[i].w != 1;
     for (int i = 0; i < n; i++) {
-        B->b.branch = terms[i];
-        ce[i] = ir_node2(&B->b, OP_CE, IR_BRANCH(p, terms[i])->out, B->labels_node);
+        const char *name = terms[i].head >= 0 ? IR_HEAD(p, terms[i].head)->name : IR_BRANCH(p, terms[i].branch)->name;
+        B->b.branch = terms[i].branch;
+        ce[i] = ir_node2(&B->b, OP_CE, terms[i].logits, B->labels_node);
+        if (weighted) {
+            int st = add_state(p, arena_printf(mm_arena, "loss.weight.%s", name), RT_STATE_LOSS_WEIGHT, (float)terms[i].w,
+                               terms[i].branch, -1);
+            IrState *is = IR_STATE(p, st);
+            int one = 1;
+            is->ndim = 1;
+            is->shape[0] = 1;
+            is->numel = 1;
+            IrNode *wn = state_node(B, st);
+            ir_set_shape(wn, false, 1, &one);
+            ce[i] = ir_node2(&B->b, OP_MUL, ce[i], wn);
+        }
+        text = arena_printf(mm_arena, "%s%s", text, i ? " + " : "");
+        if (terms[i].w != 1) text = arena_printf(mm_arena, "%s%g * ", text, terms[i].w);
+        text = arena_printf(mm_arena, "%sce(%s)", text, name);
+        p->loss_weight[i] = (float)terms[i].w;
     }
+    p->nloss_terms = n;
     B->b.branch = -1;
     IrNode *loss = ir_node(&B->b, OP_ADD, n, ce);
-    const char *text = "";
-    for (int i = 0; i < n; i++) text = arena_printf(mm_arena, "%s%sce(%s)", text, i ? " + " : "", IR_BRANCH(p, terms[i])->name);
     p->loss_text = text;
     loss->flags |= IRF_LOSS | IRF_OUTPUT;
     loss->name = "loss";
     p->fwd->loss = loss;
-    if (n != p->branches.n)
-        for (int b = 0; b < p->branches.n; b++) {
-            bool in = false;
-            for (int i = 0; i < n; i++) in |= terms[i] == b;
-            if (!in)
-                error_at(it->loc, "the loss has no ce(%s); every branch is trained by its own cross-entropy (ALGORITHMS §1)",
+    /* Every branch has its own term (ALGORITHMS §1), unless a fusion head
+     * reads it: then a branch without a term has no head of its own, and
+     * its output is features for the fusion head. */
+    for (int b = 0; b < p->branches.n; b++) {
+        bool in = false, read = false;
+        for (int i = 0; i < n; i++) in |= terms[i].branch == b;
+        for (int h = 0; h < p->heads.n; h++)
+            for (int j = 0; j < IR_HEAD(p, h)->nin; j++) read |= IR_HEAD(p, h)->in[j] == IR_BRANCH(p, b)->out;
+        if (!in && !read && p->heads.n)
+            error_at(it->loc, "the loss has no ce(%s), and no fusion head reads the end of branch '%s': its last layers would "
+                     "learn nothing; add ce(%s) to the loss (it may have a small weight: 0.5 * ce(%s)), or end the branch where the "
+                     "fusion head reads it", IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name, IR_BRANCH(p, b)->name);
+        if (!in && !read)
+            error_at(it->loc, "the loss has no ce(%s); every branch is trained by its own cross-entropy (ALGORITHMS §1)",
+                     IR_BRANCH(p, b)->name);
+        if (!in) IR_BRANCH(p, b)->headless = true;
+    }
+    for (int i = 0; i < p->fwd->pred->nsrc; i++)
+        for (int b = 0; b < p->branches.n; b++)
+            if (IR_BRANCH(p, b)->headless && p->fwd->pred->src[i] == IR_BRANCH(p, b)->out) {
+                diag_note_later(it->loc, "the loss has no ce(%s)", IR_BRANCH(p, b)->name);
+                error_at(p->fwd->pred->loc, "'predict' reads branch '%s', which has no head of its own (no loss term): predict the fusion head",
                          IR_BRANCH(p, b)->name);
+            }
+    for (int h = 0; h < p->heads.n; h++) {
+        bool in = false;
+        for (int i = 0; i < n; i++) in |= terms[i].head == h;
+        if (!in) {
+            diag_note_later(IR_HEAD(p, h)->loc, "fusion head '%s' is defined here", IR_HEAD(p, h)->name);
+            error_at(it->loc, "the loss has no ce(%s); a fusion head learns only from its own cross-entropy", IR_HEAD(p, h)->name);
         }
+    }
 }
 
 /* ---- the pass ------------------------------------------------------------------ */
@@ -877,7 +1111,10 @@ IrProgram *pass_lower(const AstFile *f) {
             f->done = true;
             progress = true;
             for (int j = 0; j < f->nb; j++)
-                if (--f->label[j]->pending == 0) cursor[f->branch[j]]++;
+                if (--f->label[j]->pending == 0) {
+                    f->label[j]->node = cur[f->branch[j]]; /* a late-fusion head there reads the gated map */
+                    cursor[f->branch[j]]++;
+                }
         }
         bool all = applied == m->fusions.n;
         for (int b = 0; b < p->branches.n; b++) all &= cursor[b] == items[b].n;
@@ -904,9 +1141,14 @@ IrProgram *pass_lower(const AstFile *f) {
         IR_BRANCH(p, b)->nlayers = items[b].n;
         if (cur[b]->op == OP_LINEAR) IR_BRANCH(p, b)->head = cur[b];
     }
+    for (int i = 0; i < m->fuses.n; i++) build_fuse(&B, m, m->fuses.v[i], items, nested);
     build_predict(&B, m->predict);
     build_loss(&B, m->loss);
     for (int b = 0; b < p->branches.n; b++) {
+        if (IR_BRANCH(p, b)->headless) {
+            IR_BRANCH(p, b)->head = NULL;
+            continue;
+        }
         IR_BRANCH(p, b)->out->flags |= IRF_OUTPUT;
         p->fwd->logits[b] = IR_BRANCH(p, b)->out;
     }

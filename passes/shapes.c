@@ -89,21 +89,53 @@ static size_t check_size(const IrNode *n) {
 
 /* Every branch ends in logits, and all in the same number of them. */
 static void check_classes(IrProgram *p) {
+    int first = -1;
     for (int b = 0; b < p->branches.n; b++) {
         IrNode *out = IR_BRANCH(p, b)->out;
+        if (IR_BRANCH(p, b)->headless) continue; /* features for a fusion head */
         if (out->ndim != 2)
             error_at(IR_BRANCH(p, b)->loc, "branch '%s' must end in class logits [B,classes] (e.g. gap then linear), but it ends in %s",
                      IR_BRANCH(p, b)->name, ir_shape_str(out));
-        if (b == 0) p->nclasses = out->shape[1];
-        else if (out->shape[1] != p->nclasses)
+        if (first < 0) {
+            first = b;
+            p->nclasses = out->shape[1];
+        } else if (out->shape[1] != p->nclasses)
             error_at(IR_BRANCH(p, b)->loc, "branch '%s' ends in %d logits but branch '%s' in %d; the branches predict the same classes",
-                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, 0)->name, p->nclasses);
+                     IR_BRANCH(p, b)->name, out->shape[1], IR_BRANCH(p, first)->name, p->nclasses);
     }
+    if (first < 0 && p->heads.n) { /* no branch has a head: the first fusion head's logits */
+        IrHead *h = IR_HEAD(p, 0);
+        if (h->out->ndim != 2)
+            error_at(h->loc, "fuse '%s' must end in class logits [B,classes] (e.g. linear(10)), but it ends in %s", h->name,
+                     ir_shape_str(h->out));
+        p->nclasses = h->out->shape[1];
+    }
+    for (int i = 0; i < p->heads.n; i++) {
+        IrHead *h = IR_HEAD(p, i);
+        if (h->out->ndim != 2 || h->out->shape[1] != p->nclasses)
+            error_at(h->loc, "fuse '%s' must end in the %d class logits the branches predict [B,%d] (e.g. linear(%d)), but it ends in %s",
+                     h->name, p->nclasses, p->nclasses, p->nclasses, ir_shape_str(h->out));
+    }
+}
+
+/* A fusion head's features: vectors [B,F], of one width for 'sum'. */
+static void check_head(IrProgram *p, IrHead *h) {
+    h->checked = true;
+    for (int i = 0; i < h->nin; i++)
+        if (h->in[i]->ndim != 2)
+            error_at(h->comb_loc, "fuse '%s': %s is %s, but a fusion head takes feature vectors [B,F]: read the point after gap (gap @feat)",
+                     h->name, h->in_text[i], ir_shape_str(h->in[i]));
+    if (strcmp(h->comb, "sum") == 0)
+        for (int i = 1; i < h->nin; i++)
+            if (h->in[i]->shape[1] != h->in[0]->shape[1])
+                error_at(h->comb_loc, "fuse '%s': 'sum' adds features of one width, but %s has %d and %s has %d", h->name,
+                         h->in_text[0], h->in[0]->shape[1], h->in_text[i], h->in[i]->shape[1]);
 }
 
 static void infer(IrProgram *p, IrNode *n) {
     int s[IR_MAXDIM] = {0};
     IrNode *x = n->nsrc ? n->src[0] : NULL;
+    if (n->role && strcmp(n->role, "fuse") == 0 && !IR_HEAD(p, n->a.n)->checked) check_head(p, IR_HEAD(p, n->a.n));
     switch (n->op) {
     case OP_INPUT: case OP_LABELS: case OP_PARAM: case OP_STATE: case OP_ONE: return;
     case OP_CONV: {
@@ -158,7 +190,9 @@ static void infer(IrProgram *p, IrNode *n) {
     case OP_LINEAR: {
         if (x->ndim != 2)
             error_at(n->loc, "linear needs a vector per example [B,F]; its input is %s: add gap or flatten before it", ir_shape_str(x));
-        if (n->a.cout == 0) { /* inside a fusion module: sized by the module */
+        if (n->a.cout == 0 && n->fusion < 0) { /* film's gamma and beta, gated's maps: the first input's width */
+            n->a.cout = IR_HEAD(p, n->a.n)->in[0]->shape[1];
+        } else if (n->a.cout == 0) { /* inside a fusion module: sized by the module */
             IrFusion *f = IR_FUSION(p, n->fusion);
             if (strcmp(n->role, "hidden") == 0) {
                 long sum = 0;

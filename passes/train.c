@@ -367,6 +367,9 @@ void lower_train(const AstTrain *t, IrProgram *p) {
         if (key->choices == rt_policies) {
             if (ci == RT_POLICY_RUBI) p->rubi_branch = c->rubi_branch;
             if (ch->variant == RT_VAR_RUBI && p->branches.n < 2) error_at(v->loc, "'%s' needs two or more branches", ch->name);
+            if (ci == RT_POLICY_RUBI && c->rubi_branch >= 0 && IR_BRANCH(p, c->rubi_branch)->headless)
+                error_at(v->loc, "rubi masks the prediction with the bias branch's logits, and branch '%s' has no head of its own (no loss term)",
+                         IR_BRANCH(p, c->rubi_branch)->name);
             if (ch->variant == RT_VAR_REBALANCE && !has_mmtm(p))
                 error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", ch->name);
         }

@@ -161,12 +161,13 @@ static IrGraph *derive(IrProgram *p, const char *name, IrVariant kind, int k) {
         n->clone = derive_node(&D, n);
     }
     IrGraph *g = D.b.g;
-    for (int b = 0; b < p->branches.n; b++) g->logits[b] = cloned(fwd->logits[b]);
+    for (int b = 0; b < p->branches.n; b++) g->logits[b] = fwd->logits[b] ? cloned(fwd->logits[b]) : NULL;
     g->pred = cloned(fwd->pred);
     g->loss = cloned(fwd->loss);
     if (kind == VAR_SQUEEZE) {
         /* Only the state updates matter. */
-        for (int b = 0; b < p->branches.n; b++) g->logits[b]->flags &= ~IRF_OUTPUT;
+        for (int b = 0; b < p->branches.n; b++)
+            if (g->logits[b]) g->logits[b]->flags &= ~IRF_OUTPUT;
         g->pred->flags &= ~IRF_OUTPUT;
         g->loss->flags &= ~(IRF_OUTPUT | IRF_LOSS);
         g->pred = g->loss = NULL;
@@ -224,7 +225,8 @@ void pass_variants(IrProgram *p) {
         }
     if (p->branches.n >= 2)
         for (int b = 0; b < p->branches.n; b++)
-            derive(p, arena_printf(mm_arena, "rubi-%s", IR_BRANCH(p, b)->name), VAR_RUBI, b);
+            if (!IR_BRANCH(p, b)->headless) /* the bias branch's logits mask the prediction */
+                derive(p, arena_printf(mm_arena, "rubi-%s", IR_BRANCH(p, b)->name), VAR_RUBI, b);
     derive(p, "eval", VAR_EVAL, -1);
     if (mmtm) {
         derive(p, "cut", VAR_CUT, -1);

@@ -350,6 +350,7 @@ Score rt_evaluate(Trainer *T, int split, int v) {
     const rt_model *m = T->m;
     Score s = {0};
     long right = 0, rb[RT_MAXB] = {0};
+    bool seen[RT_MAXB] = {0};
     double loss = 0;
     rt_hyper h = {0};
     const int n = T->split[split].n;
@@ -361,14 +362,18 @@ Score rt_evaluate(Trainer *T, int split, int v) {
         loss += r.loss * b.B;
         for (int k = 0; k < b.B; k++) {
             if (r.pred && argmax(r.pred + (size_t)k * m->classes, m->classes) == b.y[k]) right++;
-            for (int br = 0; br < m->nbranches; br++)
+            for (int br = 0; br < m->nbranches; br++) {
+                seen[br] |= r.logits[br] != NULL;
                 if (r.logits[br] && argmax(r.logits[br] + (size_t)k * m->classes, m->classes) == b.y[k]) rb[br]++;
+            }
         }
     }
     if (n > 0) {
         s.acc = (double)right / n;
         s.loss = loss / n;
-        for (int br = 0; br < m->nbranches; br++) s.branch[br] = (double)rb[br] / n;
+        /* A branch without a head of its own (its features feed a fusion
+         * head) has no accuracy: NaN, written null in JSON and '-' in text. */
+        for (int br = 0; br < m->nbranches; br++) s.branch[br] = seen[br] ? (double)rb[br] / n : NAN;
     }
     return s;
 }
@@ -465,7 +470,9 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
     if (!util) {
         Score s = rt_evaluate(&T, RT_SPLIT_TEST, rt_find_variant(m, RT_VAR_EVAL, -1));
         printf("test accuracy %.4f  (%d examples)\n", s.acc, T.split[RT_SPLIT_TEST].n);
-        for (int k = 0; k < m->nbranches; k++) printf("  branch %-10s %.4f\n", m->branches[k], s.branch[k]);
+        for (int k = 0; k < m->nbranches; k++)
+            if (isnan(s.branch[k])) printf("  branch %-10s -  (no head of its own)\n", m->branches[k]);
+            else printf("  branch %-10s %.4f\n", m->branches[k], s.branch[k]);
     } else {
         Util u = rt_utilization(&T);
         if (!u.ok) rt_die("the conditional utilization rate needs a model with MMTMs between two or more branches");

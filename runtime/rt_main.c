@@ -307,9 +307,13 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     const rt_choice *pol = &rt_policies[o.cfg.policy];
     if (rt_find_variant(m, pol->variant, -1) < 0) {
         if (pol->variant == RT_VAR_REBALANCE) bad("policy %s re-balances through MMTM gates, and model '%s' has none", pol->name, m->name);
-        if (pol->variant == RT_VAR_RUBI) bad("policy %s needs two or more branches; model '%s' has one", pol->name, m->name);
+        if (pol->variant == RT_VAR_RUBI && m->nbranches < 2) bad("policy %s needs two or more branches; model '%s' has one", pol->name, m->name);
+        if (pol->variant == RT_VAR_RUBI) bad("policy %s needs a bias branch with a head of its own; model '%s' has none", pol->name, m->name);
         bad("policy %s: model '%s' lacks the graphs its steps run", pol->name, m->name);
     }
+    if (pol->variant == RT_VAR_RUBI && o.cfg.rubi_branch >= 0 && rt_find_variant(m, RT_VAR_RUBI, o.cfg.rubi_branch) < 0)
+        bad("policy %s: branch '%s' has no head of its own, and RUBi masks the prediction with the bias branch's logits", pol->name,
+            m->branches[o.cfg.rubi_branch]);
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     /* One warm-up length: the one the command line gives replaces the .mmnet's. */
     if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;

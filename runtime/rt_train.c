@@ -258,8 +258,9 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     return r;
 }
 
-/* Training accuracy of the prediction, the mean of the branch logits: the
- * examples of batch b it gets right. */
+/* Training accuracy of the prediction (a fusion head's logits, or the mean
+ * of the branch logits when the step does not return it): the examples of
+ * batch b it gets right. */
 static long count_right(const rt_model *m, const rt_result *r, const rt_batch *b) {
     long right = 0;
     for (int k = 0; k < b->B; k++) {
@@ -267,7 +268,8 @@ static long count_right(const rt_model *m, const rt_result *r, const rt_batch *b
         double bv = -INFINITY;
         for (int c = 0; c < m->classes; c++) {
             double z = 0;
-            for (int br = 0; br < m->nbranches; br++) z += r->logits[br][(size_t)k * m->classes + c];
+            if (r->pred) z = r->pred[(size_t)k * m->classes + c];
+            else for (int br = 0; br < m->nbranches; br++) z += r->logits[br][(size_t)k * m->classes + c];
             if (z > bv) { bv = z; best = c; }
         }
         right += best == b->y[k];
@@ -394,7 +396,9 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
 
     fprintf(stderr, "epoch %d/%d: loss %.4f  train %.4f  val %.4f  test %.4f  (", T->epoch, T->cfg.epochs, st->loss, st->acc,
             val->acc, test->acc);
-    for (int k = 0; k < m->nbranches; k++) fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
+    for (int k = 0; k < m->nbranches; k++)
+        if (isnan(test->branch[k])) fprintf(stderr, "%s%s -", k ? ", " : "", m->branches[k]);
+        else fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
     fprintf(stderr, ")  %.0f samples/s%s\n", sps, best ? "  *best" : "");
 }
 
