@@ -315,10 +315,14 @@ static _Noreturn void no_kernel(const char *name, const IrGraph *g, PtrVec *ks) 
 /* ---- C: the vectorizer's remarks and the assembly ---------------------------- */
 static const char *march_flag(const InspectArgs *a) { return arena_printf(mm_arena, "-march=%s", a->arch ? a->arch : "native"); }
 
+static bool is_clang(const char *cc) {
+    const char *base = strrchr(cc, '/') ? strrchr(cc, '/') + 1 : cc;
+    return strstr(base, "clang") != NULL;
+}
+
 static const char *c_compiler(const InspectArgs *a) {
     const char *cc = cg_c_compiler(a->cc);
-    const char *base = strrchr(cc, '/') ? strrchr(cc, '/') + 1 : cc;
-    if (!strstr(base, "clang")) {
+    if (!is_clang(cc)) {
         fprintf(stderr, "mmc: error: the vectorizer's remarks and --asm need clang, and the C compiler is '%s' "
                         "(give --cc clang, or set MMNET_CC)\n", cc);
         exit(1);
@@ -330,6 +334,12 @@ static const char *c_compiler(const InspectArgs *a) {
  * each remark to the kernel whose lines hold it. Remarks about code of
  * the runtime's headers inlined into a file are counted in *inlined. */
 static void c_remarks(const InspectArgs *a, const char *dir, const char *const *files, int nfiles, PtrVec *ks, int *inlined) {
+    if (!is_clang(cg_c_compiler(a->cc))) {
+        fprintf(stderr, "mmc: note: no vectorizer remarks: they come from clang, and the C compiler is '%s' "
+                        "(give --cc clang, or set MMNET_CC)\n", cg_c_compiler(a->cc));
+        *inlined = -1;
+        return;
+    }
     const char *cc = c_compiler(a);
     char inc[PATH_MAX + 2], com[PATH_MAX + 2];
     if (!cg_include_flags(inc, com, sizeof inc)) {
@@ -621,9 +631,10 @@ int mmc_inspect(int argc, char **argv) {
         if (!cuda) c_remarks(&a, dir, names, gen.n, &ks, &inlined);
         double flops = 0, bytes = 0;
         for (int i = 0; i < ks.n; i++) flops += ((Kernel *)ks.v[i])->flops, bytes += ((Kernel *)ks.v[i])->bytes;
+        bool remarks = !cuda && inlined >= 0;
         printf("graph %s of model %s: %d kernel%s%s, batch %ld, back end %s%s%s\n", g->name, p->name, ks.n, ks.n == 1 ? "" : "s",
-               a.kernel ? " (--kernel)" : "", B, be->name, cuda ? "" : ", remarks from ",
-               cuda ? "" : arena_printf(mm_arena, "%s %s -O3 -fopenmp", cg_c_compiler(a.cc), march_flag(&a)));
+               a.kernel ? " (--kernel)" : "", B, be->name, remarks ? ", remarks from " : "",
+               remarks ? arena_printf(mm_arena, "%s %s -O3 -fopenmp", cg_c_compiler(a.cc), march_flag(&a)) : "");
         printf("  %s, %s moved\n", human(flops, "FLOP"), human(bytes, "B"));
         for (int i = 0; i < ks.n; i++) {
             Kernel *k = ks.v[i];
@@ -649,14 +660,14 @@ int mmc_inspect(int argc, char **argv) {
             printf("  FLOPs %.0f (%s), bytes %.0f (%s)", k->flops, human(k->flops, "FLOP"), k->bytes, human(k->bytes, "B"));
             if (k->bytes > 0 && k->flops > 0) printf(", %.2f FLOP/byte", k->flops / k->bytes);
             printf("\n");
-            if (cuda) continue;
+            if (!remarks) continue;
             printf("  loops: %d vectorized, %d not\n", vec, miss);
             for (int r = 0; r < k->remarks.n; r++) {
                 const Remark *m = k->remarks.v[r];
                 printf("    %d:%d: %s\n", m->line, m->col, m->text);
             }
         }
-        if (inlined)
+        if (inlined > 0)
             printf("\n(%d remarks about loops of the runtime's headers inlined into these files, e.g. the GEMM micro-kernels of "
                    "mmrt_cpu_gemm.h, are not attributed: --asm shows their code in a kernel)\n", inlined);
     }

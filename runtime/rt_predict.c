@@ -25,6 +25,8 @@ typedef struct {
     long rows;
 } Writer;
 
+static const char *const split_name[3] = {[RT_SPLIT_TRAIN] = "train", [RT_SPLIT_VAL] = "val", [RT_SPLIT_TEST] = "test"};
+
 /* The temporary file being written, removed if the program dies first. */
 static char tmp_path[4200];
 static void remove_tmp(void) {
@@ -73,8 +75,8 @@ static void json_string(FILE *f, const char *s) {
 static void head(Writer *w, const mm_real *z, int pos, const char *what) {
     const int C = w->m->classes;
     if (!softmax(z, C, w->p))
-        rt_die("example %d of the %s split: %s's scores are not finite numbers (%g, ...)", pos,
-               w->o->split == 0 ? "train" : w->o->split == 1 ? "val" : "test", what, (double)z[0]);
+        rt_die("example %d of the %s split: %s's scores are not finite numbers (%g, ...)", pos, split_name[w->o->split], what,
+               (double)z[0]);
     FILE *f = w->f;
     if (w->o->format == RT_PREDICT_CSV) {
         fprintf(f, ",%d", rt_argmax(z, C));
@@ -112,6 +114,7 @@ static void header(Writer *w) {
 
 static void rows(void *user, const rt_batch *b, const rt_result *r, int first) {
     Writer *w = user;
+    if (!r->pred) rt_die("internal: the eval graph of model '%s' gives no prediction", w->m->name);
     const rt_model *m = w->m;
     const size_t C = (size_t)m->classes;
     FILE *f = w->f;
@@ -148,7 +151,6 @@ static void rows(void *user, const rt_batch *b, const rt_result *r, int first) {
 }
 
 int rt_predict(const rt_model *m, const rt_predict_opts *o) {
-    static const char *const split_name[3] = {"train", "val", "test"};
     Trainer T;
     rt_checkpoint_open(&T, m, o->ckpt, o->data_dir, o->batch);
     int v = rt_find_variant(m, RT_VAR_EVAL, -1);

@@ -70,7 +70,8 @@ expect 2 "\-\-asm prints one kernel's code: add --kernel NAME" "$MMC" inspect "$
 expect 2 "\-\-ptx is for the CUDA back end: add --target cuda" "$MMC" inspect "$CG" --kernel cgmnist_k2_conv --ptx
 expect 2 "no variant 'nope'" "$MMC" inspect "$CG" --variant nope
 expect 2 "unknown option '--kernal' of inspect" "$MMC" inspect "$CG" --kernal x
-expect 1 "error: the vectorizer's remarks and --asm need clang" "$MMC" inspect "$CG" --cc gcc
+expect 0 "note: no vectorizer remarks: they come from clang, and the C compiler is 'gcc'" "$MMC" inspect "$CG" --cc gcc --kernel %11
+expect 1 "error: the vectorizer's remarks and --asm need clang" "$MMC" inspect "$CG" --cc gcc --kernel %11 --asm
 expect 1 "cannot read 'absent.mmnet'" "$MMC" inspect absent.mmnet
 
 [ $fail = 0 ] && say "PASS"
