@@ -9,7 +9,9 @@
  * reads and writes. For the C back end, clang compiles the emitted kernel
  * files with the flags mmc build uses plus -Rpass=loop-vectorize
  * -Rpass-missed=loop-vectorize -Rpass-analysis=loop-vectorize, and each
- * remark goes to the kernel whose lines hold it; --asm prints a kernel's
+ * remark goes to the kernel whose lines hold it (a remark on a runtime
+ * header's loop inlined into a kernel, through clang's optimization record,
+ * which names the function it is in); --asm prints a kernel's
  * assembly (clang -S), its OpenMP regions included. For CUDA, --ptx and
  * --sass print a kernel's device functions through nvcc and cuobjdump.
  *
@@ -37,6 +39,7 @@ typedef struct {
 } InspectArgs;
 
 typedef struct {
+    const char *file;        /* NULL: the kernel's own file; else a runtime header inlined into it */
     int line, col;
     const char *text;        /* "vectorized loop (vectorization width: 16, ...) [-Rpass=loop-vectorize]" */
 } Remark;
@@ -330,9 +333,132 @@ static const char *c_compiler(const InspectArgs *a) {
     return cc;
 }
 
+/* r to kernel K, unless K has it already: a loop in an OpenMP region with
+ * an if() clause is compiled twice, and remarked on twice. */
+static void add_remark(Kernel *K, Remark *m) {
+    for (int j = 0; j < K->remarks.n; j++) {
+        const Remark *o = K->remarks.v[j];
+        if (o->line == m->line && o->col == m->col && !strcmp(o->text, m->text) &&
+            (o->file == m->file || (o->file && m->file && !strcmp(o->file, m->file))))
+            return;
+    }
+    vec_push(&K->remarks, m);
+}
+
+static Kernel *kernel_at(PtrVec *ks, const char *file, int line) {
+    for (int k = 0; k < ks->n; k++) {
+        Kernel *K = ks->v[k];
+        if (K->src == file && line >= K->first && line <= K->last) return K;
+    }
+    return NULL;
+}
+
+/* A YAML scalar as clang's optimization record writes it: 'quoted', with '' for '. */
+static const char *yaml_scalar(const char *v) {
+    while (*v == ' ') v++;
+    if (*v != '\'') return arena_strdup(mm_arena, v);
+    Buf b = {0};
+    for (v++; *v; v++) {
+        if (*v == '\'' && v[1] == '\'') v++;
+        else if (*v == '\'') break;
+        buf_printf(&b, "%c", *v);
+    }
+    char *r = arena_strdup(mm_arena, b.s ? b.s : "");
+    buf_free(&b);
+    return r;
+}
+
+/* Remarks about loops of the runtime's headers (mmk_sum, the GEMMs)
+ * inlined into a kernel carry the header's line, not the kernel's: clang's
+ * optimization record (YAML) names the function each remark is in. The
+ * kernel function's or its OpenMP regions' (.omp_outlined..N), whose
+ * kernel is the one whose lines hold the record's other remarks about that
+ * function. Returns the header remarks it could not attribute. */
+static int header_remarks(const char *yaml_path, const char *file, PtrVec *ks) {
+    char *text = slurp(yaml_path);
+    if (!text) return 0;
+    int n;
+    char **lines = split_lines(text, &n);
+    typedef struct { const char *kind, *pass, *file, *fn, *msg; int line, col; } Doc;
+    PtrVec docs = {0};
+    Doc *d = NULL;
+    Buf msg = {0};
+    for (int i = 0; i <= n; i++) {
+        const char *l = i < n ? lines[i] : "--- ";
+        if (!strncmp(l, "--- ", 4) || !strcmp(l, "...")) {
+            if (d) {
+                d->msg = arena_strdup(mm_arena, msg.s ? msg.s : "");
+                vec_push(&docs, d);
+                d = NULL;
+            }
+            buf_free(&msg);
+            msg = (Buf){0};
+            if (!strncmp(l, "--- !", 5) && i < n) {
+                d = NEW(Doc);
+                d->kind = arena_strdup(mm_arena, l + 5);
+            }
+            continue;
+        }
+        if (!d) continue;
+        if (!strncmp(l, "Pass:", 5)) d->pass = yaml_scalar(l + 5);
+        else if (!strncmp(l, "Function:", 9)) d->fn = yaml_scalar(l + 9);
+        else if (!strncmp(l, "DebugLoc:", 9)) {
+            const char *loc = l;
+            if (!strchr(l, '}') && i + 1 < n) loc = arena_printf(mm_arena, "%s %s", l, lines[i + 1]);
+            const char *f = strstr(loc, "File: "), *ln = strstr(loc, "Line: "), *c = strstr(loc, "Column: ");
+            if (f) {
+                const char *v = yaml_scalar(f + 6);
+                d->file = arena_printf(mm_arena, "%.*s", (int)strcspn(v, ","), v);
+            }
+            d->line = ln ? atoi(ln + 6) : 0;
+            d->col = c ? atoi(c + 8) : 0;
+        } else if (!strncmp(l, "  - ", 4)) {
+            const char *colon = strchr(l + 4, ':');
+            if (colon && strncmp(l + 4, "Caller", 6) && strncmp(l + 4, "Callee", 6)) buf_puts(&msg, yaml_scalar(colon + 1));
+        }
+    }
+    buf_free(&msg);
+    /* Which kernel each function is part of. */
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    PtrVec fns = {0}, owners = {0};
+    for (int i = 0; i < docs.n; i++) {
+        const Doc *e = docs.v[i];
+        if (!e->fn || !e->file) continue;
+        const char *fb = strrchr(e->file, '/') ? strrchr(e->file, '/') + 1 : e->file;
+        Kernel *K = strcmp(fb, base) ? NULL : kernel_at(ks, file, e->line);
+        if (!K) continue;
+        bool known = false;
+        for (int j = 0; j < fns.n && !known; j++) known = !strcmp(fns.v[j], e->fn);
+        if (!known) vec_push(&fns, (void *)e->fn), vec_push(&owners, K);
+    }
+    int lost = 0;
+    for (int i = 0; i < docs.n; i++) {
+        const Doc *e = docs.v[i];
+        if (!e->pass || strcmp(e->pass, "loop-vectorize") || !e->file) continue;
+        const char *fb = strrchr(e->file, '/') ? strrchr(e->file, '/') + 1 : e->file;
+        if (!strcmp(fb, base)) continue; /* the kernel's own lines: the -R remarks have it */
+        Kernel *K = NULL;
+        for (int j = 0; j < fns.n && !K; j++)
+            if (e->fn && !strcmp(fns.v[j], e->fn)) K = owners.v[j];
+        if (!K) {
+            lost++;
+            continue;
+        }
+        Remark *m = NEW(Remark);
+        m->file = fb;
+        m->line = e->line;
+        m->col = e->col;
+        const char *flag = !strcmp(e->kind, "Passed") ? "-Rpass" : !strcmp(e->kind, "Missed") ? "-Rpass-missed" : "-Rpass-analysis";
+        m->text = arena_printf(mm_arena, "%s [%s=loop-vectorize]", e->msg, flag);
+        add_remark(K, m);
+    }
+    return lost;
+}
+
 /* Compile the kernel files that hold the kernels ks with the remark flags;
- * each remark to the kernel whose lines hold it. Remarks about code of
- * the runtime's headers inlined into a file are counted in *inlined. */
+ * each remark to the kernel whose lines hold it, and those about the
+ * runtime's headers inlined into a kernel to that kernel (header_remarks).
+ * The header remarks that could not be attributed are counted in *inlined. */
 static void c_remarks(const InspectArgs *a, const char *dir, const char *const *files, int nfiles, PtrVec *ks, int *inlined) {
     if (!is_clang(cg_c_compiler(a->cc))) {
         fprintf(stderr, "mmc: note: no vectorizer remarks: they come from clang, and the C compiler is '%s' "
@@ -351,8 +477,10 @@ static void c_remarks(const InspectArgs *a, const char *dir, const char *const *
         for (int i = 0; i < ks->n; i++) used |= ((Kernel *)ks->v[i])->src == files[f];
         if (!used) continue;
         const char *src = arena_printf(mm_arena, "%s/%s", dir, files[f]), *err = arena_printf(mm_arena, "%s/%s.remarks", dir, files[f]);
+        const char *yaml = arena_printf(mm_arena, "%s/%s.opt.yaml", dir, files[f]);
         char *argv[] = {(char *)cc, (char *)march_flag(a), CG_C_FLAGS, "-w", inc, com, "-c", (char *)src, "-o", "/dev/null",
-                        "-Rpass=loop-vectorize", "-Rpass-missed=loop-vectorize", "-Rpass-analysis=loop-vectorize", NULL};
+                        "-Rpass=loop-vectorize", "-Rpass-missed=loop-vectorize", "-Rpass-analysis=loop-vectorize",
+                        "-fsave-optimization-record", (char *)arena_printf(mm_arena, "-foptimization-record-file=%s", yaml), NULL};
         if (run_to(argv, NULL, err) != 0) {
             fprintf(stderr, "mmc: error: %s failed on the generated %s:\n%s", cc, files[f], slurp(err) ? slurp(err) : "");
             exit(1);
@@ -363,27 +491,16 @@ static void c_remarks(const InspectArgs *a, const char *dir, const char *const *
         for (int i = 0; i < n; i++) {
             const char *r = strstr(lines[i], ": remark: ");
             if (!r) continue;
-            if (strncmp(lines[i], src, sl) || lines[i][sl] != ':') {
-                (*inlined)++;
-                continue;
-            }
+            if (strncmp(lines[i], src, sl) || lines[i][sl] != ':') continue; /* a header's: below */
             Remark *m = NEW(Remark);
             m->line = atoi(lines[i] + sl + 1);
             const char *c = strchr(lines[i] + sl + 1, ':');
             m->col = c ? atoi(c + 1) : 0;
             m->text = r + 10;
-            for (int k = 0; k < ks->n; k++) {
-                Kernel *K = ks->v[k];
-                if (K->src != files[f] || m->line < K->first || m->line > K->last) continue;
-                /* A loop in an OpenMP region with an if() clause is compiled twice: one remark of each. */
-                bool dup = false;
-                for (int j = 0; j < K->remarks.n && !dup; j++) {
-                    const Remark *o = K->remarks.v[j];
-                    dup = o->line == m->line && o->col == m->col && !strcmp(o->text, m->text);
-                }
-                if (!dup) vec_push(&K->remarks, m);
-            }
+            Kernel *K = kernel_at(ks, files[f], m->line);
+            if (K) add_remark(K, m);
         }
+        *inlined += header_remarks(yaml, files[f], ks);
     }
 }
 
@@ -642,7 +759,8 @@ int mmc_inspect(int argc, char **argv) {
             for (int r = 1; r < k->remarks.n; r++)
                 for (int j = r; j > 0; j--) {
                     Remark *x = k->remarks.v[j - 1], *y = k->remarks.v[j];
-                    if (x->line < y->line || (x->line == y->line && x->col <= y->col)) break;
+                    int fc = !x->file != !y->file ? (x->file ? 1 : -1) : x->file ? strcmp(x->file, y->file) : 0;
+                    if (fc < 0 || (fc == 0 && (x->line < y->line || (x->line == y->line && x->col <= y->col)))) break;
                     k->remarks.v[j - 1] = y, k->remarks.v[j] = x;
                 }
             int vec = 0, miss = 0;
@@ -664,12 +782,12 @@ int mmc_inspect(int argc, char **argv) {
             printf("  loops: %d vectorized, %d not\n", vec, miss);
             for (int r = 0; r < k->remarks.n; r++) {
                 const Remark *m = k->remarks.v[r];
-                printf("    %d:%d: %s\n", m->line, m->col, m->text);
+                printf("    %s%s%d:%d: %s\n", m->file ? m->file : "", m->file ? ":" : "", m->line, m->col, m->text);
             }
         }
         if (inlined > 0)
-            printf("\n(%d remarks about loops of the runtime's headers inlined into these files, e.g. the GEMM micro-kernels of "
-                   "mmrt_cpu_gemm.h, are not attributed: --asm shows their code in a kernel)\n", inlined);
+            printf("\n(%d remarks about loops of the runtime's headers are in functions of their own, not inlined into one "
+                   "kernel, e.g. the GEMMs of mmrt_cpu_gemm.h: --asm shows them with a kernel that calls them)\n", inlined);
     }
     for (int i = 0; i < gen.n; i++) buf_free(&gen.files[i].text);
     arena_free(&arena);

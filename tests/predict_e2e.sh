@@ -58,13 +58,13 @@ sed -e 's|data multiview([^)]*)|data arrays(root="mva", val=0.25, mean=[0.5], st
 "$W/mva_prog" train --data "$W/mva" --epochs 2 --out "$W/mva_run" --quiet > /dev/null 2>&1 || bad "arrays: train"
 check "$W/mva_prog" "$W/mva_run/best.ckpt" test --data "$W/mva"
 
-# 3. Colored-and-gray digits from IDX files (when Fashion-MNIST is installed): the 10,000 test images.
+# 3. Colored-and-gray digits from IDX files (when Fashion-MNIST is installed): the 200 held-out ones.
 DATA=${MMNET_TEST_DATA:-/usr/share/datasets/fashion-mnist}
 if [ -d "$DATA" ]; then
     "$MMC" build "$ROOT/examples/cgmnist.mmnet" -o "$W/cg" || { bad "mmc build cgmnist"; exit 1; }
     "$W/cg" train --data "$DATA" --epochs 1 --limit-train 1000 --val 200 --limit-test 500 --quiet --out "$W/cg_run" \
         > /dev/null 2>&1 || bad "cgmnist: train"
-    check "$W/cg" "$W/cg_run/best.ckpt" test --data "$DATA"
+    check "$W/cg" "$W/cg_run/best.ckpt" val --data "$DATA"
 else
     say "SKIP (colored_gray): no Fashion-MNIST in $DATA"
 fi
