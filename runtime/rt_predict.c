@@ -152,12 +152,8 @@ static void rows(void *user, const rt_batch *b, const rt_result *r, int first) {
 
 int rt_predict(const rt_model *m, const rt_predict_opts *o) {
     Trainer T;
-    rt_checkpoint_open(&T, m, o->ckpt, o->data_dir, o->batch);
-    int v = rt_find_variant(m, RT_VAR_EVAL, -1);
-    if (v < 0) rt_die("internal: model '%s' has no eval graph", m->name);
-
-    Writer w = {.m = m, .o = o, .sp = &T.split[o->split], .f = stdout};
-    w.p = rt_alloc(sizeof(double) * (size_t)m->classes);
+    Writer w = {.m = m, .o = o, .f = stdout};
+    /* An output that cannot be written is told before the data is read. */
     if (o->out) {
         int n = snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", o->out, (long)getpid());
         if (n < 0 || (size_t)n >= sizeof tmp_path) rt_die("%s: the file name is too long", o->out);
@@ -169,6 +165,11 @@ int rt_predict(const rt_model *m, const rt_predict_opts *o) {
             rt_die("cannot write %s: %s", o->out, strerror(e));
         }
     }
+    rt_checkpoint_open(&T, m, o->ckpt, o->data_dir, o->batch);
+    int v = rt_find_variant(m, RT_VAR_EVAL, -1);
+    if (v < 0) rt_die("internal: model '%s' has no eval graph", m->name);
+    w.sp = &T.split[o->split];
+    w.p = rt_alloc(sizeof(double) * (size_t)m->classes);
     header(&w);
     Score s = rt_evaluate_each(&T, o->split, v, rows, &w);
     bool failed = fflush(w.f) != 0 || ferror(w.f);
