@@ -128,6 +128,30 @@ static void find_runtime(char *inc, char *common, char *lib, char *culib, size_t
     snprintf(culib, n, "%s", MMNET_BUILD_RUNTIME_CUDA_LIB);
 }
 
+const char *cg_c_compiler(const char *cc) {
+    const char *env = getenv("MMNET_CC");
+    /* By default the compiler that built the runtime: its OpenMP is the
+     * one the runtime links, and kernels compiled against another
+     * (clang's libomp with gcc's libgomp) run two thread pools on the
+     * same cores: cgmnist's bench, measured by hand on the 2-core VM,
+     * gave 1190-1290 samples/s against 1720-1780 with one runtime. */
+    const char *built = MMNET_BUILD_CC;
+    return cc                                   ? cc
+           : env                                ? env
+           : built[0] && access(built, X_OK) == 0 ? built
+           : on_path("clang")                   ? "clang"
+           : on_path("gcc")                     ? "gcc"
+                                                : "cc";
+}
+
+bool cg_include_flags(char *inc, char *common, size_t n) {
+    char i[PATH_MAX], c[PATH_MAX], lib[PATH_MAX], culib[PATH_MAX];
+    find_runtime(i, c, lib, culib, sizeof i);
+    snprintf(inc, n, "-I%s", i);
+    snprintf(common, n, "-I%s", c);
+    return exists(i) && exists(c);
+}
+
 /* Start argv; its pid, or -1. */
 static pid_t spawn(char *const argv[], bool show) {
     if (show) {
@@ -235,19 +259,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         snprintf(src1, sizeof src1, "%s/%s", dir, gen.files[gen.n - 1].name);
         bool show = getenv("MMNET_VERBOSE") != NULL;
         if (!cuda) {
-            const char *env = getenv("MMNET_CC");
-            /* By default the compiler that built the runtime: its OpenMP is the
-             * one the runtime links, and kernels compiled against another
-             * (clang's libomp with gcc's libgomp) run two thread pools on the
-             * same cores: cgmnist's bench, measured by hand on the 2-core VM,
-             * gave 1190-1290 samples/s against 1720-1780 with one runtime. */
-            const char *built = MMNET_BUILD_CC;
-            const char *compiler = cc                                   ? cc
-                                   : env                                ? env
-                                   : built[0] && access(built, X_OK) == 0 ? built
-                                   : on_path("clang")                   ? "clang"
-                                   : on_path("gcc")                     ? "gcc"
-                                                                        : "cc";
+            const char *compiler = cg_c_compiler(cc);
             char march[96];
             snprintf(march, sizeof march, "-march=%s", arch ? arch : "native");
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp\"", compiler, march);
@@ -260,8 +272,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                     char src[PATH_MAX];
                     snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
                     snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
-                    char *argv[] = {(char *)compiler, "-O3", march, "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
-                                    "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], NULL};
+                    char *argv[] = {(char *)compiler, march, CG_C_FLAGS, "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], NULL};
                     if (spawn(argv, show) < 0) failed = 1;
                     else running++;
                 }

@@ -57,6 +57,14 @@ bool cg_has_kernel(const IrNode *n);      /* false for leaves, views, fused ops 
 const char *cg_kernel_label(const IrNode *n);
 const char *cg_float(double x);           /* a C float literal: 1.0f, 1e-05f */
 
+/* build.c: the C compiler mmc build compiles kernels with (cc, else
+ * $MMNET_CC, else the one that built the runtime, else clang or gcc), and
+ * the -I flags of the runtime's headers and common/ (false when absent). */
+const char *cg_c_compiler(const char *cc);
+bool cg_include_flags(char *inc, char *common, size_t n);
+/* The flags mmc build compiles C kernels with, after -march (NULL-terminated). */
+#define CG_C_FLAGS "-O3", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno"
+
 /* Helpers both emitters write kernels with. Feature maps (batched, rank 3
  * and more) are stored channel-major, [C][B][positions]; vectors [B][F]. */
 const char *cg_ident(const char *s);          /* a C identifier from a name */

@@ -40,6 +40,9 @@ static const char usage[] =
     "      --conv gemm|cudnn    CUDA convolutions as im2col and GEMM (default) or by cuDNN\n"
     "      --keep DIR        keep the generated sources in DIR\n"
     "      --cc COMPILER     C compiler (default: $MMNET_CC, else the one mmnet was built with)\n"
+    "  inspect FILE          every generated kernel of a graph: its IR nodes, FLOPs, bytes, and clang's\n"
+    "                        vectorizer remarks; --kernel NAME --asm its assembly, --target cuda --ptx/--sass\n"
+    "                        its device code (see mmc inspect --help)\n"
     "  sweep FILE [options]  the greediness study (see mmc sweep --help)\n"
     "\n"
     "  mmc --help | --version\n"
@@ -164,20 +167,23 @@ static Args parse_args(int argc, char **argv) {
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
                    const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn);
 int mmc_sweep(int argc, char **argv);
+int mmc_inspect(int argc, char **argv);
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "sweep") == 0) return mmc_sweep(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0) return mmc_inspect(argc - 1, argv + 1);
     Args a = parse_args(argc, argv);
-    static const char *const cmds[] = {"check", "info", "dump-ir", "emit", "build"};
+    static const char *const cmds[] = {"check", "info", "dump-ir", "emit", "build", "inspect", "sweep"};
     int cmd = -1;
     for (int i = 0; i < ARRAY_LEN(cmds); i++)
         if (strcmp(cmds[i], a.cmd) == 0) cmd = i;
     if (cmd < 0) {
         const char *near = nearest_name(a.cmd, cmds, ARRAY_LEN(cmds));
         if (near) fprintf(stderr, "mmc: unknown command '%s'; did you mean '%s'?\n", a.cmd, near);
-        else fprintf(stderr, "mmc: unknown command '%s' (commands: check, info, dump-ir, emit, build, sweep)\n", a.cmd);
+        else fprintf(stderr, "mmc: unknown command '%s' (commands: check, info, dump-ir, emit, build, inspect, sweep)\n", a.cmd);
         return 2;
     }
+    if (cmd >= 5) bad_usage("'%s' comes first: mmc %s FILE [options]", a.cmd);
     if (!a.file) bad_usage("'%s' needs a .mmnet file", a.cmd);
     if ((cmd == 3 || cmd == 4) && !a.out) bad_usage("'%s' needs -o (the output)", a.cmd);
     if (a.dot && cmd != 2) bad_usage("--dot is an option of dump-ir, not of '%s'", a.cmd);

@@ -712,6 +712,13 @@ fail:
     return -1;
 }
 
+/* The clip's directory (its first video's), as the list names it under the root. */
+static void clips_name(const rt_source *s, int i, char *buf, size_t n) {
+    const clips_impl *im = s->impl;
+    const char *path = im->clips[i].video[0].path, *slash = strrchr(path, '/');
+    snprintf(buf, n, "%.*s", slash ? (int)(slash - path) : (int)strlen(path), path);
+}
+
 static void clips_close(rt_source *s) {
     clips_impl *im = s->impl;
     for (int i = 0; i < im->nclips; i++) {
@@ -777,6 +784,7 @@ rt_source *rt_clips_open(const char *list, const char *root, const char *const *
     s->ninputs = nmod;
     s->read = clips_read;
     s->close = clips_close;
+    s->name = clips_name;
     s->impl = im;
 
     int cap = 0, lineno = 0;

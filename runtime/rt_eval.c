@@ -339,14 +339,15 @@ bool rt_next(Trainer *T, rt_batch *b) {
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */
-static int argmax(const float *z, int k) {
+/* The first maximum wins, as in the kernels and PyTorch's argmax. */
+int rt_argmax(const mm_real *z, int k) {
     int a = 0;
     for (int i = 1; i < k; i++)
         if (z[i] > z[a]) a = i;
     return a;
 }
 
-Score rt_evaluate(Trainer *T, int split, int v) {
+Score rt_evaluate_each(Trainer *T, int split, int v, rt_eval_fn fn, void *user) {
     const rt_model *m = T->m;
     Score s = {0};
     long right = 0, rb[RT_MAXB] = {0};
@@ -356,17 +357,18 @@ Score rt_evaluate(Trainer *T, int split, int v) {
     const int n = T->split[split].n;
     rt_pass(T, split, NULL, n, false, 0);
     rt_batch b;
-    while (rt_next(T, &b)) {
+    for (int first = 0; rt_next(T, &b); first += b.B) {
         rt_result r;
         T->be->eval(T->e, v, &b, &h, &r);
         loss += r.loss * b.B;
         for (int k = 0; k < b.B; k++) {
-            if (r.pred && argmax(r.pred + (size_t)k * m->classes, m->classes) == b.y[k]) right++;
+            if (r.pred && rt_argmax(r.pred + (size_t)k * m->classes, m->classes) == b.y[k]) right++;
             for (int br = 0; br < m->nbranches; br++) {
                 seen[br] |= r.logits[br] != NULL;
-                if (r.logits[br] && argmax(r.logits[br] + (size_t)k * m->classes, m->classes) == b.y[k]) rb[br]++;
+                if (r.logits[br] && rt_argmax(r.logits[br] + (size_t)k * m->classes, m->classes) == b.y[k]) rb[br]++;
             }
         }
+        if (fn) fn(user, &b, &r, first);
     }
     if (n > 0) {
         s.acc = (double)right / n;
@@ -377,6 +379,8 @@ Score rt_evaluate(Trainer *T, int split, int v) {
     }
     return s;
 }
+
+Score rt_evaluate(Trainer *T, int split, int v) { return rt_evaluate_each(T, split, v, NULL, NULL); }
 
 /* The conditional utilization rate (§3) of the network now in the back end:
  * the squeeze means over the training set (evaluation mode), then each
@@ -443,33 +447,53 @@ static void print_util(const rt_model *m, const Util *u) {
     printf("d_util %.4f\n", u->d_util);
 }
 
-/* ./prog eval / ./prog util */
-int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util) {
-    Trainer T = {0};
-    T.m = m;
-    T.be = m->backend;
-    T.cfg = m->cfg;
-    T.batch = batch;
+int rt_split_index(const char *name) {
+    static const char *const names[3] = {[RT_SPLIT_TRAIN] = "train", [RT_SPLIT_VAL] = "val", [RT_SPLIT_TEST] = "test"};
+    for (int s = 0; s < 3; s++)
+        if (strcmp(name, names[s]) == 0) return s;
+    return -1;
+}
+
+void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch) {
+    memset(T, 0, sizeof *T);
+    T->m = m;
+    T->be = m->backend;
+    T->cfg = m->cfg;
+    T->batch = batch;
     size_t np = m->params_floats, ns = m->states_floats + 1;
-    T.params = rt_alloc(sizeof(float) * np);
-    T.states = rt_alloc(sizeof(float) * ns);
-    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T.params, T.states);
+    T->params = rt_alloc(sizeof(float) * np);
+    T->states = rt_alloc(sizeof(float) * ns);
+    rt_ckpt *c = rt_run_load_tensors(m, ckpt, T->params, T->states);
     /* The data as the run made it: its source, seed, colours and split
      * (the checkpoint's configuration); the machine's settings are this
      * program's. */
-    rt_run_read_config(m, c, ckpt, &T.cfg);
-    T.cfg.workers = m->cfg.workers;
-    if (!data_dir) data_dir = T.cfg.data_dir[0] ? T.cfg.data_dir : RT_DEFAULT_DATA;
+    rt_run_read_config(m, c, ckpt, &T->cfg);
+    T->cfg.workers = m->cfg.workers;
+    if (!data_dir) data_dir = T->cfg.data_dir[0] ? T->cfg.data_dir : RT_DEFAULT_DATA;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", data_dir);
     rt_ckpt_free(c);
-    rt_open_data(&T, dir, 0);
-    T.e = T.be->create(m, T.batch);
-    T.be->write(T.e, RT_ARENA_PARAMS, T.params);
-    T.be->write(T.e, RT_ARENA_STATES, T.states);
+    rt_open_data(T, dir, 0);
+    T->e = T->be->create(m, T->batch);
+    T->be->write(T->e, RT_ARENA_PARAMS, T->params);
+    T->be->write(T->e, RT_ARENA_STATES, T->states);
+}
+
+void rt_checkpoint_close(Trainer *T) {
+    T->be->destroy(T->e);
+    rt_close_data(T);
+    free(T->params);
+    free(T->states);
+}
+
+/* ./prog eval / ./prog util */
+int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int split, bool util) {
+    Trainer T;
+    rt_checkpoint_open(&T, m, ckpt, data_dir, batch);
     if (!util) {
-        Score s = rt_evaluate(&T, RT_SPLIT_TEST, rt_find_variant(m, RT_VAR_EVAL, -1));
-        printf("test accuracy %.4f  (%d examples)\n", s.acc, T.split[RT_SPLIT_TEST].n);
+        static const char *const names[3] = {"train", "val", "test"};
+        Score s = rt_evaluate(&T, split, rt_find_variant(m, RT_VAR_EVAL, -1));
+        printf("%s accuracy %.4f  (%d examples)\n", names[split], s.acc, T.split[split].n);
         for (int k = 0; k < m->nbranches; k++)
             if (isnan(s.branch[k])) printf("  branch %-10s -  (no head of its own)\n", m->branches[k]);
             else printf("  branch %-10s %.4f\n", m->branches[k], s.branch[k]);
@@ -478,9 +502,6 @@ int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir
         if (!u.ok) rt_die("the conditional utilization rate needs a model with MMTMs between two or more branches");
         print_util(m, &u);
     }
-    T.be->destroy(T.e);
-    rt_close_data(&T);
-    free(T.params);
-    free(T.states);
+    rt_checkpoint_close(&T);
     return 0;
 }

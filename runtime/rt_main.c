@@ -3,6 +3,7 @@
  *   prog train [options]     train with the .mmnet's policy (flags override it)
  *   prog eval --checkpoint F test accuracy of the prediction and of each branch
  *   prog util --checkpoint F the conditional utilization rates (ALGORITHMS §3)
+ *   prog predict --checkpoint F  per example: the prediction, each branch's class and probabilities
  *   prog info                what was compiled in
  *   prog report RUNDIR       the run as one HTML page with its curves
  *
@@ -74,6 +75,8 @@ static void usage(const rt_model *m, FILE *f) {
             "  train                  train the model (the .mmnet's train section, overridden by the options)\n"
             "  eval --checkpoint F    test accuracy of the prediction and of each branch\n"
             "  util --checkpoint F    the conditional utilization rates A(f_k), A(f_k'), u, d_util\n"
+            "  predict --checkpoint F per example of a split: the label, the fused prediction and each branch's class,\n"
+            "                         with their probabilities (CSV or JSON Lines)\n"
             "  info                   the model, its defaults and the back end\n"
             "  bench                  training and evaluation samples/s on random batches (--batch, --steps, --reps, --threads,\n"
             "                         and the optimizer's options)\n"
@@ -89,8 +92,16 @@ static void usage(const rt_model *m, FILE *f) {
     fprintf(f, "  --threads N            CPU threads (default: all cores)\n"
                "  --profile              print time and GFLOP/s of every kernel for one step first\n"
                "  --quiet                no progress line\n"
-               "eval/util options:\n"
-               "  --checkpoint F  --data DIR  --batch B\n");
+               "eval/util/predict options:\n"
+               "  --checkpoint F         the checkpoint to evaluate (required)\n"
+               "  --data DIR             the data set's directory (default: the run's)\n"
+               "  --batch B              examples per evaluation step (default 128)\n"
+               "  --split test|val|train the split eval and predict read (default test; val and train as the run cut them)\n"
+               "predict options:\n"
+               "  -o FILE                write to FILE (default: the standard output), in the format of its extension,\n"
+               "                         .csv or .jsonl\n"
+               "  --format csv|jsonl     the format (default: from -o's extension, else csv)\n"
+               "  --logits               also write the logits of the prediction and of each branch\n");
 }
 
 static _Noreturn void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -232,16 +243,17 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         return rt_report(dir, out);
     }
     bool train = strcmp(cmd, "train") == 0, eval = strcmp(cmd, "eval") == 0, util = strcmp(cmd, "util") == 0;
-    bool bench = strcmp(cmd, "bench") == 0;
-    if (!train && !eval && !util && !bench) bad("unknown command '%s'%s (commands: train, eval, util, bench, report, info)", cmd, "");
+    bool bench = strcmp(cmd, "bench") == 0, predict = strcmp(cmd, "predict") == 0;
+    if (!train && !eval && !util && !bench && !predict)
+        bad("unknown command '%s'%s (commands: train, eval, util, predict, bench, report, info)", cmd, "");
     int steps = 10, reps = 5;
 
     rt_train_opts o = {0};
     o.cfg = m->cfg;
     bool given[RT_CFG_COUNT] = {0};
     const char *ckpt = NULL, *out = NULL, *resume = NULL, *init = NULL;
-    bool init_partial = false;
-    int threads = 0;
+    bool init_partial = false, logits = false;
+    int threads = 0, split = -1, format = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -258,6 +270,17 @@ int rt_main(const rt_model *m, int argc, char **argv) {
             /* bench's training steps take the optimizer's settings too. */
             t_only = !rt_config_fields[fi].any_command && !(bench && rt_config_fields[fi].optim);
         } else if (strcmp(a, "--checkpoint") == 0) { ckpt = value(argc, argv, &i); t_only = false; }
+        else if ((eval || predict) && strcmp(a, "--split") == 0) {
+            const char *v = value(argc, argv, &i);
+            if ((split = rt_split_index(v)) < 0) bad("--split is 'test', 'val' or 'train', not '%s'", v);
+            t_only = false;
+        } else if (predict && (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0)) { out = value(argc, argv, &i); t_only = false; }
+        else if (predict && strcmp(a, "--format") == 0) {
+            const char *v = value(argc, argv, &i);
+            if ((format = strcmp(v, "csv") == 0 ? RT_PREDICT_CSV : strcmp(v, "jsonl") == 0 ? RT_PREDICT_JSONL : -1) < 0)
+                bad("--format is 'csv' or 'jsonl', not '%s'", v);
+            t_only = false;
+        } else if (predict && strcmp(a, "--logits") == 0) { logits = true; t_only = false; }
         else if (strcmp(a, "--threads") == 0) { threads = (int)int_arg(a, value(argc, argv, &i), 1, 4096); t_only = false; }
         else if (bench && strcmp(a, "--steps") == 0) { steps = (int)int_arg(a, value(argc, argv, &i), 1, 1000000); t_only = false; }
         else if (bench && strcmp(a, "--reps") == 0) { reps = (int)int_arg(a, value(argc, argv, &i), 1, 1000); t_only = false; }
@@ -279,9 +302,18 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     }
     if (bench) return rt_bench(m, &o.cfg.opt, o.cfg.batch > 0 ? o.cfg.batch : 128, steps, reps, o.profile);
     const char *data = given[RT_CFG_data_dir] ? o.cfg.data_dir : NULL;
-    if (eval || util) {
+    if (eval || util || predict) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");
-        return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, util);
+        if (split < 0) split = rt_split_index("test");
+        if (!predict) return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, split, util);
+        if (format < 0 && out) {
+            const char *dot = strrchr(base(out), '.');
+            format = dot && strcmp(dot, ".csv") == 0 ? RT_PREDICT_CSV : dot && strcmp(dot, ".jsonl") == 0 ? RT_PREDICT_JSONL : -1;
+            if (format < 0) bad("-o %s: cannot tell the format from the name (.csv or .jsonl); give --format csv or jsonl", out);
+        }
+        rt_predict_opts po = {.ckpt = ckpt, .data_dir = data, .batch = o.cfg.batch > 0 ? o.cfg.batch : 128, .split = split,
+                              .out = out, .format = format < 0 ? RT_PREDICT_CSV : format, .logits = logits};
+        return rt_predict(m, &po);
     }
     if (ckpt) bad("--checkpoint is for eval and util; to continue a run use --resume RUNDIR%s%s", "", "");
     if (resume && out && strcmp(resume, out) != 0) bad("--resume %s and --out %s name different runs", resume, out);

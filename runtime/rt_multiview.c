@@ -177,6 +177,12 @@ static const char *parse_view(mv_file *f) {
 }
 
 /* Objects: files with the same prefix and suffix. */
+/* The object's first view's file, from the root: "chair/test/chair_0890_001.png". */
+static void mv_name(const rt_source *s, int i, char *buf, size_t n) {
+    const mv_impl *m = s->impl;
+    snprintf(buf, n, "%s/%s/%s", m->classes[s->y[i]], m->split, m->names.p + m->file[(size_t)i * (size_t)s->ninputs]);
+}
+
 static int cmp_object(const mv_file *a, const mv_file *b) {
     size_t n = a->pre < b->pre ? a->pre : b->pre;
     int r = memcmp(a->name, b->name, n);
@@ -296,6 +302,7 @@ rt_source *rt_multiview_open(const char *root, const char *split, const int *vie
     s->impl = m;
     s->read = mv_read;
     s->close = mv_close;
+    s->name = mv_name;
     s->ninputs = nviews;
     snprintf(s->what, sizeof s->what, "%s (%s)", root, split);
     m->root = strdup(root);

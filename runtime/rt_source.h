@@ -42,6 +42,10 @@ struct rt_source {
      * once on distinct dst. 0, or -1 with err naming the file. */
     int (*read)(rt_source *s, int i, int in, float *dst, char *err, size_t errlen);
     void (*close)(rt_source *s);   /* frees everything, s included */
+    /* What the data calls example i, into buf (for ./prog predict): its
+     * image file, its clip's directory. NULL: a source whose examples have
+     * no name but their number. */
+    void (*name)(const rt_source *s, int i, char *buf, size_t n);
     void *impl;
 };
 

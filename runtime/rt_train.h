@@ -27,8 +27,23 @@ int rt_train(const rt_model *m, const rt_train_opts *o);
  * that cannot be read dies naming the file. */
 int rt_run_resume_config(const rt_model *m, const char *dir, rt_config *cfg, const bool *given, char *err, size_t errlen);
 
-/* Accuracy of the prediction and of each branch on the test set. */
-int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, bool util);
+/* Accuracy of the prediction and of each branch on a split (RT_SPLIT_*,
+ * rt_split_index), or the conditional utilization rates. */
+int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int split, bool util);
+/* "train", "val", "test" -> RT_SPLIT_*, else -1. */
+int rt_split_index(const char *name);
+
+/* ./prog predict: per example of a split, the prediction and each branch's
+ * class and probabilities (rt_predict.c). */
+typedef struct {
+    const char *ckpt, *data_dir;   /* data_dir NULL: the run's */
+    int batch, split;              /* RT_SPLIT_* */
+    const char *out;               /* NULL: stdout */
+    int format;                    /* RT_PREDICT_* */
+    bool logits;                   /* also the logits */
+} rt_predict_opts;
+enum { RT_PREDICT_CSV, RT_PREDICT_JSONL };
+int rt_predict(const rt_model *m, const rt_predict_opts *o);
 
 /* Training (with the optimizer opt) and evaluation throughput on random
  * batches (./prog bench). */

@@ -2,6 +2,7 @@
  * of a checkpoint's evaluation), shared by the files that handle it:
  *
  *   rt_train.c    the training loop, in steps
+ *   rt_predict.c  ./prog predict, from rt_eval.c's evaluation pass
  *   rt_eval.c     a run's data and batches, evaluation of a split, the
  *                 conditional utilization rate, ./prog eval and util
  *   rt_runckpt.c  a run's parameters and checkpoints: fresh, saved,
@@ -87,6 +88,17 @@ void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t se
 bool rt_next(Trainer *T, rt_batch *b);
 /* Accuracy of the prediction and of each branch with variant v (eval or cut). */
 Score rt_evaluate(Trainer *T, int split, int v);
+/* The same, calling fn after each batch with its results: the batch holds
+ * the examples at positions first .. first + b->B - 1 of the split. */
+typedef void (*rt_eval_fn)(void *user, const rt_batch *b, const rt_result *r, int first);
+Score rt_evaluate_each(Trainer *T, int split, int v, rt_eval_fn fn, void *user);
+/* The class with the highest score (the first, on ties), as accuracy counts it. */
+int rt_argmax(const mm_real *z, int k);
+/* A checkpoint's weights into a new back end, and the data as its run read
+ * it (dir NULL: the run's directory), for ./prog eval, util and predict;
+ * dies naming the file on any failure. */
+void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch);
+void rt_checkpoint_close(Trainer *T);
 /* Of the network now in the back end; u.ok is false without MMTMs between
  * two or more branches. */
 Util rt_utilization(Trainer *T);
