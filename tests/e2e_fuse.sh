@@ -45,6 +45,17 @@ json "$W/late_headless_run/summary.json" "d['branch_test_acc'] == [None, None] o
     bad "late_headless: branch_test_acc is not [null, null]"
 expect 0 "branch c  *-  (no head of its own)" "$W/late_headless" eval --checkpoint "$W/late_headless_run/best.ckpt" --data "$DATA"
 expect 2 "head of its own" "$W/late_headless" train $COMMON --epochs 1 --policy rubi:c --out "$W/rubi_headless"
+# predict: the fused head's class and probabilities, empty fields (null) for the headless branches.
+"$W/late_headless" predict --checkpoint "$W/late_headless_run/best.ckpt" --data "$DATA" -o "$W/hl.csv" 2> "$W/hl.err" || { bad "predict (headless)"; cat "$W/hl.err"; }
+"$W/late_headless" predict --checkpoint "$W/late_headless_run/best.ckpt" --data "$DATA" -o "$W/hl.jsonl" 2> "$W/hl.err" || { bad "predict (headless, jsonl)"; cat "$W/hl.err"; }
+python3 - "$W/hl.csv" "$W/hl.jsonl" <<'PY' || bad "predict on a net with headless branches"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert rows and all(r["c_pred"] == "" and r["g_pred"] == "" and r["pred"] != "" for r in rows), rows[:2]
+assert all(abs(sum(float(r["p%d" % c]) for c in range(10)) - 1) < 1e-4 for r in rows)
+j = [json.loads(l) for l in open(sys.argv[2])]
+assert len(j) == len(rows) and all(x["branches"]["c"]["pred"] is None and x["pred"] == int(r["pred"]) for x, r in zip(j, rows))
+PY
 
 # The weights are in the checkpoint as written, and the program reads them
 # from there: all set to 0, the resumed epoch's loss is 0.
