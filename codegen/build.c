@@ -28,6 +28,12 @@
 #ifndef MMNET_BUILD_RUNTIME_LIBS
 #define MMNET_BUILD_RUNTIME_LIBS "-lz -lcjson -lspng -lturbojpeg -lavformat -lavcodec -lswscale -lavutil -lpthread"
 #endif
+/* What `mmc build --mpi` links besides libmmrt_mpi.a (next to libmmrt.a):
+ * the MPI library CMake's find_package(MPI) found, blank-separated; empty
+ * when mmnet was built without MPI. */
+#ifndef MMNET_BUILD_MPI_LIBS
+#define MMNET_BUILD_MPI_LIBS ""
+#endif
 #ifndef MMNET_BUILD_OMP_LIB
 #define MMNET_BUILD_OMP_LIB "-lgomp"
 #endif
@@ -82,6 +88,13 @@ static bool on_path(const char *prog) {
 }
 
 /* Appends MMNET_BUILD_RUNTIME_LIBS's words to argv at k; returns the new k. */
+/* The words of `text` (a copy) at argv[k..], at most up to max. */
+static int add_words(char **argv, int k, int max, const char *text) {
+    char *t = arena_printf(mm_arena, "%s", text);
+    for (char *w = strtok(t, " "); w && k < max; w = strtok(NULL, " ")) argv[k++] = w;
+    return k;
+}
+
 static int add_runtime_libs(char **argv, int k, int max) {
     static char libs[] = MMNET_BUILD_RUNTIME_LIBS;
     static char *words[64];
@@ -178,7 +191,7 @@ static const char *detect_arch(void) {
 /* For `build`, frees the compilation's arena (p with it) once the sources
  * are written. */
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn) {
+                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn, bool mpi) {
     const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
     bool cuda = be == &cg_cuda_backend;
     CgOptions o = {profile, p->src->path, use_cublas, use_cudnn};
@@ -228,6 +241,22 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             rc = 1;
             goto done;
         }
+        /* --mpi: libmmrt_mpi.a beside libmmrt.a, and MPI's own library. */
+        char mpilib[PATH_MAX];
+        snprintf(mpilib, sizeof mpilib, "%s", lib);
+        char *slash = strrchr(mpilib, '/');
+        snprintf(slash ? slash + 1 : mpilib, sizeof mpilib - (size_t)(slash ? slash + 1 - mpilib : 0), "libmmrt_mpi.a");
+        if (mpi && cuda) {
+            fprintf(stderr, "mmc: error: --mpi builds CPU programs only so far (--target c); the CUDA back end's NCCL path is not there yet\n");
+            rc = 1;
+            goto done;
+        }
+        if (mpi && (!exists(mpilib) || !MMNET_BUILD_MPI_LIBS[0])) {
+            fprintf(stderr, "mmc: error: this mmc was built without MPI (no %s); install openmpi-bin and libopenmpi-dev "
+                            "(tools/install-deps.sh) and build mmnet again\n", mpilib);
+            rc = 1;
+            goto done;
+        }
         char incflag[PATH_MAX + 2], comflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
         snprintf(incflag, sizeof incflag, "-I%s", inc);
         snprintf(comflag, sizeof comflag, "-I%s", common);
@@ -250,7 +279,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                                                                         : "cc";
             char march[96];
             snprintf(march, sizeof march, "-march=%s", arch ? arch : "native");
-            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp\"", compiler, march);
+            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp%s\"", compiler, march, mpi ? " -DMMNET_MPI" : "");
             /* Each source to an object, as many compilers at a time as cores. */
             long cores = sysconf(_SC_NPROCESSORS_ONLN);
             int running = 0, failed = 0;
@@ -261,7 +290,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                     snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
                     snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
                     char *argv[] = {(char *)compiler, "-O3", march, "-fopenmp", "-ffp-contract=fast", "-fno-math-errno",
-                                    "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], NULL};
+                                    "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], mpi ? "-DMMNET_MPI" : NULL, NULL};
                     if (spawn(argv, show) < 0) failed = 1;
                     else running++;
                 }
@@ -276,8 +305,10 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                 char *argv[96] = {(char *)compiler, "-fopenmp"};
                 int k = 2;
                 for (int i = 0; i < gen.n; i++) argv[k++] = objs[i];
+                if (mpi) argv[k++] = mpilib;
                 argv[k++] = lib;
                 k = add_runtime_libs(argv, k, 88);
+                if (mpi) k = add_words(argv, k, 88, MMNET_BUILD_MPI_LIBS);
                 argv[k++] = MMNET_BUILD_OMP_LIB;
                 argv[k++] = "-lm";
                 argv[k++] = "-o";

@@ -9,17 +9,22 @@
 #include <unistd.h>
 
 #include "mmrt.h"
+#include "rt_dist.h"
 
 const char *rt_prog = "mmnet";
+const rt_dist_ops *rt_dist = NULL;
 
 void rt_die(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: error: ", rt_prog);
+    if (rt_dist && rt_dist->size > 1) fprintf(stderr, "rank %d of %d: ", rt_dist->rank, rt_dist->size);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    /* The other ranks may be waiting for this one in a collective: stop them too. */
+    if (rt_dist && rt_dist->size > 1) rt_dist->abort(1);
     exit(1);
 }
 

@@ -1,0 +1,52 @@
+/* rt_dist.h — data-parallel training across processes (mmc build --mpi).
+ *
+ * The runtime talks to the other processes of a run only through this
+ * table of collectives, so libmmrt itself links no MPI: a program built
+ * with --mpi links libmmrt_mpi (rt_mpi.c), whose rt_mpi_start, called by
+ * the generated main before rt_main, starts MPI and sets rt_dist. Without
+ * it rt_dist stays NULL and a run is the one process it always was.
+ *
+ * What a run of N ranks does (docs/training.md, "Data-parallel training"):
+ * every rank holds the whole model and the same run state; each global
+ * batch of B examples is cut into N consecutive shards, rank r taking
+ * positions [r*Bg/N, (r+1)*Bg/N) of it (Bg: the batch's size, the last one
+ * smaller); after the backward pass the gradients, the loss and the model
+ * state (BatchNorm running statistics, gate means) are averaged across the
+ * ranks weighted by each shard's size, which is the one-process mean over
+ * the global batch. The update, the norms of the conditional learning
+ * speed and the policy's decision then see the same numbers on every rank. */
+#ifndef RT_DIST_H
+#define RT_DIST_H
+
+#include <stddef.h>
+
+typedef struct {
+    int rank, size;
+    const char *name;                                  /* "mpi" */
+    void (*sum_f)(float *buf, size_t n);               /* in place, every rank gets the sum */
+    void (*sum_d)(double *buf, size_t n);
+    void (*bcast)(void *buf, size_t bytes, int root);
+    void (*barrier)(void);
+    /* Stop every rank of the run with status `code` (the message is
+     * already printed): an error on one rank must not leave the others
+     * waiting in a collective. */
+    _Noreturn void (*abort)(int code);
+} rt_dist_ops;
+
+/* NULL: one process. */
+extern const rt_dist_ops *rt_dist;
+
+static inline int rt_rank(void) { return rt_dist ? rt_dist->rank : 0; }
+static inline int rt_nranks(void) { return rt_dist ? rt_dist->size : 1; }
+static inline int rt_is_root(void) { return rt_rank() == 0; }
+
+/* The examples of a global batch of Bg that rank r of n reads: [lo, hi). */
+static inline void rt_shard(int Bg, int r, int n, int *lo, int *hi) {
+    *lo = (int)((long)Bg * r / n);
+    *hi = (int)((long)Bg * (r + 1) / n);
+}
+
+/* rt_mpi.c: MPI_Init, rt_dist set, MPI_Finalize at exit. */
+void rt_mpi_start(int *argc, char ***argv);
+
+#endif
