@@ -46,6 +46,13 @@ static inline void rt_shard(int Bg, int r, int n, int *lo, int *hi) {
     *hi = (int)((long)Bg * (r + 1) / n);
 }
 
+/* After a training step on B of the global batch's examples (rt_util.c):
+ * the loss (the mean over this rank's B), the gradients (likewise) and the
+ * model state replaced on every rank by their means over the global batch,
+ * each rank weighted by its share B / sum(B). Returns the global batch's
+ * size. */
+int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates);
+
 /* rt_mpi.c: MPI_Init, rt_dist set, MPI_Finalize at exit. */
 void rt_mpi_start(int *argc, char ***argv);
 

@@ -305,7 +305,7 @@ void rt_close_data(Trainer *T) {
     rt_data_free(&T->mem);
 }
 
-void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) {
+static void pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed, bool shard) {
     const rt_split *sp = &T->split[s];
     int *idx = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
     for (int k = 0; k < n; k++) {
@@ -315,9 +315,13 @@ void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t se
     /* A batch copied ahead belongs to the pass that ends here. */
     if (T->e && T->be->stage) T->be->stage(T->e, NULL);
     T->ahead_ok = false;
-    rt_loader_start(T->loader, sp->src, idx, n, T->batch, train, seed);
+    rt_loader_start_shard(T->loader, sp->src, idx, n, T->batch, train, seed, shard ? rt_rank() : 0, shard ? rt_nranks() : 1);
     free(idx);
 }
+
+void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) { pass(T, s, order, n, train, seed, false); }
+
+void rt_pass_shard(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) { pass(T, s, order, n, train, seed, true); }
 
 static bool fetch(Trainer *T, rt_batch *b) {
     char err[2048];
@@ -353,9 +357,11 @@ Score rt_evaluate(Trainer *T, int split, int v) {
     double loss = 0;
     rt_hyper h = {0};
     const int n = T->split[split].n;
-    rt_pass(T, split, NULL, n, false, 0);
+    /* Each rank evaluates its shard; the counts are summed. */
+    rt_pass_shard(T, split, NULL, n, false, 0);
     rt_batch b;
     while (rt_next(T, &b)) {
+        if (b.B == 0) continue;
         rt_result r;
         T->be->eval(T->e, v, &b, &h, &r);
         loss += r.loss * b.B;
@@ -364,6 +370,13 @@ Score rt_evaluate(Trainer *T, int split, int v) {
             for (int br = 0; br < m->nbranches; br++)
                 if (r.logits[br] && argmax(r.logits[br] + (size_t)k * m->classes, m->classes) == b.y[k]) rb[br]++;
         }
+    }
+    if (rt_nranks() > 1) {
+        double t[2 + RT_MAXB] = {(double)right, loss};
+        for (int br = 0; br < m->nbranches; br++) t[2 + br] = (double)rb[br];
+        rt_dist->sum_d(t, 2 + (size_t)m->nbranches);
+        right = (long)t[0], loss = t[1];
+        for (int br = 0; br < m->nbranches; br++) rb[br] = (long)t[2 + br];
     }
     if (n > 0) {
         s.acc = (double)right / n;

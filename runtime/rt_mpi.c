@@ -8,6 +8,7 @@
  * an int). */
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "mmrt.h"
@@ -71,4 +72,9 @@ void rt_mpi_start(int *argc, char ***argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &ops.size);
     rt_dist = &ops;
     atexit(finish);
+    /* Rank 0 speaks for the run; the others keep stderr for their errors only. */
+    if (ops.rank != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "error: cannot silence rank %d's output\n", ops.rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
 }

@@ -28,6 +28,18 @@ void rt_die(const char *fmt, ...) {
     exit(1);
 }
 
+int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates) {
+    double t[2] = {B > 0 ? *loss * B : 0.0, (double)B};
+    rt_dist->sum_d(t, 2);
+    const float w = (float)(B / t[1]);
+    for (size_t i = 0; i < ngrads; i++) grads[i] *= w;
+    for (size_t i = 0; i < nstates; i++) states[i] *= w;
+    rt_dist->sum_f(grads, ngrads);
+    rt_dist->sum_f(states, nstates);
+    *loss = t[0] / t[1];
+    return (int)t[1];
+}
+
 void rt_warn(const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "%s: warning: ", rt_prog);
