@@ -52,6 +52,8 @@ static inline void rt_shard(int Bg, int r, int n, int *lo, int *hi) {
  * each rank weighted by its share B / sum(B). Returns the global batch's
  * size. */
 int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates);
+/* Seconds spent in rt_dist_average so far (waits for slower ranks included). */
+extern double rt_dist_seconds;
 
 /* rt_mpi.c: MPI_Init, rt_dist set, MPI_Finalize at exit. */
 void rt_mpi_start(int *argc, char ***argv);

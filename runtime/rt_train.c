@@ -54,6 +54,7 @@ typedef struct {
     double loop_time;              /* the training loop by the clock: steps, waits for batches, bookkeeping */
     double data_wait;              /* of which waiting for the loader's batches */
     double data_cpu;               /* CPU time the loader spent on the epoch's examples */
+    double allreduce;              /* of train_time, in the ranks' averaging (rank 0's) */
     double t0;                     /* when the epoch began */
 } EpochStats;
 
@@ -299,7 +300,7 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     long right = 0, seen = 0;
     /* The augmentation's draws depend on the seed and the epoch only, so a
      * resumed run makes the same ones. */
-    double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader);
+    double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader), t_ar = rt_dist_seconds;
     rt_pass_shard(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
     double t_wait = rt_now() - t_loop;
     for (int s = 0; s < L->steps_per_epoch; s++) {
@@ -333,7 +334,7 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
         right = (long)t[0], c_data = t[1];
     }
     if (L->tty && rt_is_root()) fputc('\n', stderr);
-    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, t_epoch};
+    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, rt_dist_seconds - t_ar, t_epoch};
 }
 
 /* Best validation accuracy: keep its test accuracy (its weights are kept
@@ -397,6 +398,7 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     cJSON_AddNumberToObject(j, "wall_samples_per_s", st->seen / (st->loop_time > 0 ? st->loop_time : 1e-9));
     cJSON_AddNumberToObject(j, "data_wait_s", st->data_wait);
     cJSON_AddNumberToObject(j, "data_cpu_s", st->data_cpu);
+    if (rt_nranks() > 1) cJSON_AddNumberToObject(j, "allreduce_s", st->allreduce);
     cJSON_AddNumberToObject(j, "epoch_time_s", rt_now() - st->t0);
     char *line = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -28,7 +28,10 @@ void rt_die(const char *fmt, ...) {
     exit(1);
 }
 
+double rt_dist_seconds;
+
 int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates) {
+    double t0 = rt_now();
     double t[2] = {B > 0 ? *loss * B : 0.0, (double)B};
     rt_dist->sum_d(t, 2);
     const float w = (float)(B / t[1]);
@@ -37,6 +40,7 @@ int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *sta
     rt_dist->sum_f(grads, ngrads);
     rt_dist->sum_f(states, nstates);
     *loss = t[0] / t[1];
+    rt_dist_seconds += rt_now() - t0;
     return (int)t[1];
 }
 

@@ -13,7 +13,8 @@
 #    parameters rank 0 writes;
 #  - --resume with another number of ranks continues the same run;
 #  - an error on one rank (a missing directory) stops every rank, naming it;
-#  - rank 0 alone writes the run directory.
+#  - rank 0 alone writes the run directory;
+#  - mmc sweep spreads its runs over the processes mpirun starts.
 # Skipped (77) without mpirun or an mmc built with MPI.
 set -u
 MMC=$1; ROOT=$2; W=$3
@@ -79,7 +80,18 @@ st=$?
 [ $st = 0 ] && bad "an error on rank 1: status 0"
 grep -q "rank 1 of 2: .*$W/nowhere" "$W/err.out" || { bad "rank 1's error does not name the directory"; tail -5 "$W/err.out"; }
 
-# 6. Rank 0 alone writes: one line per step, no leftovers.
+# 6. mmc sweep spread over 2 processes: each trains its share, process 0
+#    gathers the same sweep.csv as one process; --mpi alone is refused.
+SW="--lrs 2 --seeds 2 --jobs 1 --program $W/rs"
+timeout 200 $MPI -np 2 "$MMC" sweep "$ROOT/tests/e2e/resume.mmnet" --out "$W/sw2" $SW --mpi -- --epochs 1 > /dev/null 2> "$W/sw2.err" \
+    || { bad "mmc sweep on 2 processes"; tail -5 "$W/sw2.err"; }
+"$MMC" sweep "$ROOT/tests/e2e/resume.mmnet" --out "$W/sw1" $SW -- --epochs 1 > /dev/null 2>&1 || bad "mmc sweep, one process"
+[ "$(grep -c 'process 1 of 2' "$W/sw2.err")" = 1 ] || bad "mmc sweep --mpi: process 1 did not take part"
+cmp -s "$W/sw1/sweep.csv" "$W/sw2/sweep.csv" || { bad "sweep.csv of 2 processes differs from one process's"; diff "$W/sw1/sweep.csv" "$W/sw2/sweep.csv"; }
+[ -s "$W/sw2/sweep.svg" ] || bad "no sweep.svg from 2 processes"
+expect 2 "not started by mpirun" "$MMC" sweep "$ROOT/tests/e2e/resume.mmnet" --out "$W/sw0" --mpi
+
+# 7. Rank 0 alone writes: one line per step, no leftovers.
 [ "$(ls "$W/guided.3" | tr '\n' ' ')" = "best.ckpt last.ckpt metrics.jsonl steps.csv summary.json " ] || bad "run directory of 3 ranks: $(ls "$W/guided.3")"
 [ "$(wc -l < "$W/guided.3/steps.csv")" = "$(wc -l < "$W/guided.1/steps.csv")" ] || bad "steps.csv of 3 ranks has another number of lines"
 exit $fail
