@@ -91,6 +91,9 @@ cmp -s "$W/sw1/sweep.csv" "$W/sw2/sweep.csv" || { bad "sweep.csv of 2 processes 
 [ -s "$W/sw2/sweep.svg" ] || bad "no sweep.svg from 2 processes"
 expect 2 "not started by mpirun" "$MMC" sweep "$ROOT/tests/e2e/resume.mmnet" --out "$W/sw0" --mpi
 
+# The CUDA back end has no data-parallel path yet: refused, saying so.
+expect 1 "\-\-mpi builds CPU programs only" "$MMC" build "$ROOT/tests/e2e/resume.mmnet" -o "$W/rs_cuda" --target cuda --mpi
+
 # 7. Rank 0 alone writes: one line per step, no leftovers.
 [ "$(ls "$W/guided.3" | tr '\n' ' ')" = "best.ckpt last.ckpt metrics.jsonl steps.csv summary.json " ] || bad "run directory of 3 ranks: $(ls "$W/guided.3")"
 [ "$(wc -l < "$W/guided.3/steps.csv")" = "$(wc -l < "$W/guided.1/steps.csv")" ] || bad "steps.csv of 3 ranks has another number of lines"
