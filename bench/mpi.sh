@@ -37,3 +37,26 @@ a, b, c = ([float(x) for x in s.split()] for s in sys.argv[1:4])
 print("median: 1 rank x 1 thread %.0f samples/s, 2 ranks x 1 thread %.0f samples/s: %.2fx; all-reduce %.1f%% of a step"
       % (st.median(a), st.median(b), st.median(b) / st.median(a), 100 * st.median(c)))
 PY
+
+# RESNET=1: the two-branch ResNet-18 (23.8M parameters, a 95 MB gradient
+# arena) on synthetic inputs of its shape (the .mmnet's data line replaced),
+# batch 16, 2 steps, one round.
+[ "${RESNET:-0}" = 1 ] || exit 0
+python3 - "$ROOT/examples/modelnet40_resnet18.mmnet" "$W/resnet.mmnet" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+t = re.sub(r"data multiview\([^)]*\)", "data synthetic(train=32, test=16)", t, flags=re.S).replace("augment [flip]", "")
+open(sys.argv[2], "w").write(t)
+PY
+"$MMC" build "$W/resnet.mmnet" -o "$W/rn" --mpi
+RUN="train --quiet --threads 1 --wait passive --epochs 1 --batch 16 --val 0 --limit-test 16"
+rm -rf "$W/n1" "$W/n2"
+"$W/rn" $RUN --out "$W/n1" > /dev/null
+$MPI -np 2 "$W/rn" $RUN --out "$W/n2" > /dev/null
+python3 - "$W/n1" "$W/n2" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(d + "/metrics.jsonl")][-1] for d in sys.argv[1:3])
+t2 = 32 / b["samples_per_s"]
+print("resnet18 x2: 1 rank x 1 thread %.3f samples/s, 2 ranks x 1 thread %.3f samples/s: %.2fx; all-reduce %.1f%% of a step (%.0f ms a step)"
+      % (a["samples_per_s"], b["samples_per_s"], b["samples_per_s"] / a["samples_per_s"], 100 * b["allreduce_s"] / t2, b["allreduce_s"] / 2 * 1e3))
+PY
