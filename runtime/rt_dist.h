@@ -22,6 +22,7 @@
 
 typedef struct {
     int rank, size;
+    int local_size;                                    /* ranks on this machine */
     const char *name;                                  /* "mpi" */
     void (*sum_f)(float *buf, size_t n);               /* in place, every rank gets the sum */
     void (*sum_d)(double *buf, size_t n);

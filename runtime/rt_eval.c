@@ -290,7 +290,8 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
     rt_memory_check(m, T->cfg.opt.optimizer, T->batch);
     /* Decoding files runs ahead of the steps on worker threads; copying
      * from memory does not need them. */
-    int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
+    int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() / (rt_dist ? rt_dist->local_size : 1) : 0;
+    if (cfg->workers < 0 && files && workers < 1) workers = 1;
     T->loader = rt_loader_new(m, T->batch, workers, &aug, T->be);
 }
 
