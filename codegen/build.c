@@ -246,8 +246,14 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
         snprintf(mpilib, sizeof mpilib, "%s", lib);
         char *slash = strrchr(mpilib, '/');
         snprintf(slash ? slash + 1 : mpilib, sizeof mpilib - (size_t)(slash ? slash + 1 - mpilib : 0), "libmmrt_mpi.a");
-        if (mpi && cuda) {
-            fprintf(stderr, "mmc: error: --mpi builds CPU programs only so far (--target c); the CUDA back end's NCCL path is not there yet\n");
+        /* --target cuda --mpi: libmmrt_nccl.a beside libmmrt_cuda.a. */
+        char nccllib[PATH_MAX];
+        snprintf(nccllib, sizeof nccllib, "%s", culib);
+        slash = strrchr(nccllib, '/');
+        snprintf(slash ? slash + 1 : nccllib, sizeof nccllib - (size_t)(slash ? slash + 1 - nccllib : 0), "libmmrt_nccl.a");
+        if (mpi && cuda && !exists(nccllib)) {
+            fprintf(stderr, "mmc: error: this mmc was built without NCCL (no %s): --target cuda --mpi needs the CUDA toolkit's NCCL "
+                            "and MPI when mmnet is built\n", nccllib);
             rc = 1;
             goto done;
         }
@@ -334,10 +340,21 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, comflag, src0, src1, culib, lib, "-lcublas"};
-            int k = 13;
+            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, comflag, src0, src1};
+            int k = 10;
+            if (mpi) {
+                argv[k++] = "-DMMNET_MPI";
+                argv[k++] = "-DMMNET_NCCL";
+                argv[k++] = nccllib;
+                argv[k++] = mpilib;
+            }
+            argv[k++] = culib;
+            argv[k++] = lib;
+            argv[k++] = "-lcublas";
             if (use_cudnn) argv[k++] = "-lcudnn";
+            if (mpi) argv[k++] = "-lnccl";
             k = add_runtime_libs(argv, k, 88);
+            if (mpi) k = add_words(argv, k, 88, MMNET_BUILD_MPI_LIBS);
             const char *tail[] = {MMNET_BUILD_OMP_LIB, "-lm", "-o", out};
             for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) argv[k++] = (char *)tail[i];
             argv[k] = NULL;

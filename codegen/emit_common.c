@@ -376,5 +376,8 @@ void cg_main(Buf *b, const IrProgram *p, const CgOptions *o) {
                 "#ifdef MMNET_MPI\n"
                 "    rt_mpi_start(&argc, &argv); /* mmc build --mpi: one of the run's ranks */\n"
                 "#endif\n"
+                "#ifdef MMNET_NCCL\n"
+                "    rt_nccl_start(); /* --target cuda --mpi: the gradients over NCCL */\n"
+                "#endif\n"
                 "    return rt_main(&mm_model, argc, argv);\n}\n");
 }

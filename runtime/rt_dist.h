@@ -22,7 +22,7 @@
 
 typedef struct {
     int rank, size;
-    int local_size;                                    /* ranks on this machine */
+    int local_size, local_rank;                        /* ranks on this machine, and this one's place among them */
     const char *name;                                  /* "mpi" */
     void (*sum_f)(float *buf, size_t n);               /* in place, every rank gets the sum */
     void (*sum_d)(double *buf, size_t n);
@@ -31,11 +31,26 @@ typedef struct {
     /* Stop every rank of the run with status `code` (the message is
      * already printed): an error on one rank must not leave the others
      * waiting in a collective. */
-    _Noreturn void (*abort)(int code);
+    void (*abort)(int code);                           /* does not return */
 } rt_dist_ops;
 
 /* NULL: one process. */
 extern const rt_dist_ops *rt_dist;
+
+/* The GPU side (mmc build --target cuda --mpi, rt_nccl.cu): the same
+ * weighted average on device arenas, enqueued on a CUDA stream (and so
+ * captured in the step's CUDA graph): each buffer scaled by the weight at
+ * w (device memory), then summed across the ranks by NCCL. NULL: none. */
+typedef struct {
+    const char *name;                                  /* "nccl" */
+    void (*average)(float *const *bufs, const size_t *n, int nbufs, const float *w, void *stream);
+} rt_dist_dev_ops;
+extern const rt_dist_dev_ops *rt_dist_dev;
+
+/* rt_nccl.cu: with more than one rank, this rank's GPU (its place among
+ * the machine's ranks), and a NCCL communicator over every rank, its id
+ * sent from rank 0 over rt_dist; sets rt_dist_dev. */
+void rt_nccl_start(void);
 
 static inline int rt_rank(void) { return rt_dist ? rt_dist->rank : 0; }
 static inline int rt_nranks(void) { return rt_dist ? rt_dist->size : 1; }

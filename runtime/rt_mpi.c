@@ -52,7 +52,7 @@ static _Noreturn void stop_all(int code) {
     exit(code);
 }
 
-static rt_dist_ops ops = {0, 1, 1, "mpi", sum_f, sum_d, bcast, barrier, stop_all};
+static rt_dist_ops ops = {0, 1, 1, 0, "mpi", sum_f, sum_d, bcast, barrier, stop_all};
 
 static void finish(void) {
     int done = 0;
@@ -73,6 +73,7 @@ void rt_mpi_start(int *argc, char ***argv) {
     MPI_Comm local;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
         MPI_Comm_size(local, &ops.local_size);
+        MPI_Comm_rank(local, &ops.local_rank);
         MPI_Comm_free(&local);
     }
     rt_dist = &ops;

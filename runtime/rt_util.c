@@ -13,6 +13,7 @@
 
 const char *rt_prog = "mmnet";
 const rt_dist_ops *rt_dist = NULL;
+const rt_dist_dev_ops *rt_dist_dev = NULL;
 
 void rt_die(const char *fmt, ...) {
     va_list ap;
