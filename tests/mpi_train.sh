@@ -13,6 +13,7 @@
 #    parameters rank 0 writes;
 #  - --resume with another number of ranks continues the same run;
 #  - an error on one rank (a missing directory) stops every rank, naming it;
+#  - eval and util on 3 and 2 ranks print what one process prints;
 #  - rank 0 alone writes the run directory;
 #  - mmc sweep spreads its runs over the processes mpirun starts.
 # Skipped (77) without mpirun or an mmc built with MPI.
@@ -101,6 +102,15 @@ if command -v nvcc > /dev/null; then
         bad "mmc build --target cuda --mpi"; tail -3 "$W/cuda.err"
     fi
 fi
+
+# eval and util under mpirun: each rank evaluates its shard, the counts
+# are summed; the same lines as one process.
+"$W/rs" eval --checkpoint "$W/guided.1/best.ckpt" > "$W/eval.1" 2>&1 || bad "eval, one process"
+mpi 3 "$W/rs" eval --checkpoint "$W/guided.1/best.ckpt" > "$W/eval.3" 2>&1 || bad "eval, 3 ranks"
+cmp -s "$W/eval.1" "$W/eval.3" || { bad "eval on 3 ranks differs from one process"; diff "$W/eval.1" "$W/eval.3"; }
+"$W/rs" util --checkpoint "$W/guided.1/best.ckpt" > "$W/util.1" 2>&1 || bad "util, one process"
+mpi 2 "$W/rs" util --checkpoint "$W/guided.1/best.ckpt" > "$W/util.2" 2>&1 || bad "util, 2 ranks"
+cmp -s "$W/util.1" "$W/util.2" || { bad "util on 2 ranks differs from one process"; diff "$W/util.1" "$W/util.2"; }
 
 # 7. Rank 0 alone writes: one line per step, no leftovers.
 [ "$(ls "$W/guided.3" | tr '\n' ' ')" = "best.ckpt last.ckpt metrics.jsonl steps.csv summary.json " ] || bad "run directory of 3 ranks: $(ls "$W/guided.3")"
