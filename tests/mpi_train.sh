@@ -15,7 +15,8 @@
 #  - an error on one rank (a missing directory) stops every rank, naming it;
 #  - eval and util on 3 and 2 ranks print what one process prints;
 #  - rank 0 alone writes the run directory;
-#  - mmc sweep spreads its runs over the processes mpirun starts.
+#  - mmc sweep spreads its runs over the processes mpirun starts;
+#  - only --mpi programs link MPI.
 # Skipped (77) without mpirun or an mmc built with MPI.
 set -u
 MMC=$1; ROOT=$2; W=$3
@@ -27,6 +28,10 @@ if ! "$MMC" build "$ROOT/tests/e2e/resume.mmnet" -o "$W/rs" --mpi 2> "$W/build.e
     cat "$W/build.err"; bad "mmc build --mpi"; exit 1
 fi
 "$MMC" build "$ROOT/tests/e2e/mpi.mmnet" -o "$W/mp" --mpi || { bad "mmc build mpi.mmnet --mpi"; exit 1; }
+# Without --mpi nothing of MPI is linked.
+"$MMC" build "$ROOT/tests/e2e/resume.mmnet" -o "$W/plain" || bad "mmc build without --mpi"
+ldd "$W/plain" | grep -q libmpi && bad "a program built without --mpi links MPI"
+ldd "$W/rs" | grep -q libmpi || bad "a program built with --mpi does not link MPI"
 MPI="mpirun --oversubscribe --allow-run-as-root"
 # One thread per rank: the 2-core machine is not oversubscribed further.
 mpi() { local np=$1; shift; timeout 120 $MPI -np "$np" "$@"; }
