@@ -28,6 +28,12 @@
 #ifndef MMNET_BUILD_RUNTIME_LIBS
 #define MMNET_BUILD_RUNTIME_LIBS "-lz -lcjson -lspng -lturbojpeg -lavformat -lavcodec -lswscale -lavutil -lpthread"
 #endif
+/* What `mmc build --mpi` links besides libmmrt_mpi.a (next to libmmrt.a):
+ * the MPI library CMake's find_package(MPI) found, blank-separated; empty
+ * when mmnet was built without MPI. */
+#ifndef MMNET_BUILD_MPI_LIBS
+#define MMNET_BUILD_MPI_LIBS ""
+#endif
 #ifndef MMNET_BUILD_OMP_LIB
 #define MMNET_BUILD_OMP_LIB "-lgomp"
 #endif
@@ -82,6 +88,13 @@ static bool on_path(const char *prog) {
 }
 
 /* Appends MMNET_BUILD_RUNTIME_LIBS's words to argv at k; returns the new k. */
+/* The words of `text` (a copy) at argv[k..], at most up to max. */
+static int add_words(char **argv, int k, int max, const char *text) {
+    char *t = arena_printf(mm_arena, "%s", text);
+    for (char *w = strtok(t, " "); w && k < max; w = strtok(NULL, " ")) argv[k++] = w;
+    return k;
+}
+
 static int add_runtime_libs(char **argv, int k, int max) {
     static char libs[] = MMNET_BUILD_RUNTIME_LIBS;
     static char *words[64];
@@ -202,7 +215,7 @@ static const char *detect_arch(void) {
 /* For `build`, frees the compilation's arena (p with it) once the sources
  * are written. */
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn) {
+                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn, bool mpi) {
     const CgBackend *be = strcmp(target, "cuda") == 0 ? &cg_cuda_backend : &cg_c_backend;
     bool cuda = be == &cg_cuda_backend;
     CgOptions o = {profile, p->src->path, use_cublas, use_cudnn};
@@ -252,6 +265,28 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             rc = 1;
             goto done;
         }
+        /* --mpi: libmmrt_mpi.a beside libmmrt.a, and MPI's own library. */
+        char mpilib[PATH_MAX];
+        snprintf(mpilib, sizeof mpilib, "%s", lib);
+        char *slash = strrchr(mpilib, '/');
+        snprintf(slash ? slash + 1 : mpilib, sizeof mpilib - (size_t)(slash ? slash + 1 - mpilib : 0), "libmmrt_mpi.a");
+        /* --target cuda --mpi: libmmrt_nccl.a beside libmmrt_cuda.a. */
+        char nccllib[PATH_MAX];
+        snprintf(nccllib, sizeof nccllib, "%s", culib);
+        slash = strrchr(nccllib, '/');
+        snprintf(slash ? slash + 1 : nccllib, sizeof nccllib - (size_t)(slash ? slash + 1 - nccllib : 0), "libmmrt_nccl.a");
+        if (mpi && cuda && !exists(nccllib)) {
+            fprintf(stderr, "mmc: error: this mmc was built without NCCL (no %s): --target cuda --mpi needs the CUDA toolkit's NCCL "
+                            "and MPI when mmnet is built\n", nccllib);
+            rc = 1;
+            goto done;
+        }
+        if (mpi && (!exists(mpilib) || !MMNET_BUILD_MPI_LIBS[0])) {
+            fprintf(stderr, "mmc: error: this mmc was built without MPI (no %s); install openmpi-bin and libopenmpi-dev "
+                            "(tools/install-deps.sh) and build mmnet again\n", mpilib);
+            rc = 1;
+            goto done;
+        }
         char incflag[PATH_MAX + 2], comflag[PATH_MAX + 2], src0[PATH_MAX], src1[PATH_MAX], flags[PATH_MAX + 64];
         snprintf(incflag, sizeof incflag, "-I%s", inc);
         snprintf(comflag, sizeof comflag, "-I%s", common);
@@ -262,7 +297,7 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             const char *compiler = cg_c_compiler(cc);
             char march[96];
             snprintf(march, sizeof march, "-march=%s", arch ? arch : "native");
-            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp\"", compiler, march);
+            snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"%s -O3 %s -fopenmp%s\"", compiler, march, mpi ? " -DMMNET_MPI" : "");
             /* Each source to an object, as many compilers at a time as cores. */
             long cores = sysconf(_SC_NPROCESSORS_ONLN);
             int running = 0, failed = 0;
@@ -272,7 +307,8 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                     char src[PATH_MAX];
                     snprintf(src, sizeof src, "%s/%s", dir, gen.files[i].name);
                     snprintf(objs[i], sizeof objs[i], "%s/%.*s.o", dir, (int)(strlen(gen.files[i].name) - 2), gen.files[i].name);
-                    char *argv[] = {(char *)compiler, march, CG_C_FLAGS, "-w", flags, incflag, comflag, "-c", src, "-o", objs[i], NULL};
+                    char *argv[] = {(char *)compiler, march, CG_C_FLAGS, "-w", flags, incflag, comflag, "-c", src, "-o", objs[i],
+                                    mpi ? "-DMMNET_MPI" : NULL, NULL};
                     if (spawn(argv, show) < 0) failed = 1;
                     else running++;
                 }
@@ -287,8 +323,10 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
                 char *argv[96] = {(char *)compiler, "-fopenmp"};
                 int k = 2;
                 for (int i = 0; i < gen.n; i++) argv[k++] = objs[i];
+                if (mpi) argv[k++] = mpilib;
                 argv[k++] = lib;
                 k = add_runtime_libs(argv, k, 88);
+                if (mpi) k = add_words(argv, k, 88, MMNET_BUILD_MPI_LIBS);
                 argv[k++] = MMNET_BUILD_OMP_LIB;
                 argv[k++] = "-lm";
                 argv[k++] = "-o";
@@ -314,10 +352,21 @@ int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const c
             char archflag[64];
             snprintf(archflag, sizeof archflag, "-arch=%s", a);
             snprintf(flags, sizeof flags, "-DMMNET_BUILD_FLAGS=\"nvcc -O3 %s\"", archflag);
-            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, comflag, src0, src1, culib, lib, "-lcublas"};
-            int k = 13;
+            char *argv[96] = {"nvcc", "-O3", archflag, "-std=c++20", "-w", flags, incflag, comflag, src0, src1};
+            int k = 10;
+            if (mpi) {
+                argv[k++] = "-DMMNET_MPI";
+                argv[k++] = "-DMMNET_NCCL";
+                argv[k++] = nccllib;
+                argv[k++] = mpilib;
+            }
+            argv[k++] = culib;
+            argv[k++] = lib;
+            argv[k++] = "-lcublas";
             if (use_cudnn) argv[k++] = "-lcudnn";
+            if (mpi) argv[k++] = "-lnccl";
             k = add_runtime_libs(argv, k, 88);
+            if (mpi) k = add_words(argv, k, 88, MMNET_BUILD_MPI_LIBS);
             const char *tail[] = {MMNET_BUILD_OMP_LIB, "-lm", "-o", out};
             for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) argv[k++] = (char *)tail[i];
             argv[k] = NULL;

@@ -371,6 +371,13 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
 
 void cg_main(Buf *b, const IrProgram *p, const CgOptions *o) {
     cg_header(b, p, o, "the program's entry point");
-    buf_puts(b, "#include \"mmrt.h\"\n\nextern const rt_model mm_model;\n\n"
-                "int main(int argc, char **argv) { return rt_main(&mm_model, argc, argv); }\n");
+    buf_puts(b, "#include \"mmrt.h\"\n#ifdef MMNET_MPI\n#include \"rt_dist.h\"\n#endif\n\nextern const rt_model mm_model;\n\n"
+                "int main(int argc, char **argv) {\n"
+                "#ifdef MMNET_MPI\n"
+                "    rt_mpi_start(&argc, &argv); /* mmc build --mpi: one of the run's ranks */\n"
+                "#endif\n"
+                "#ifdef MMNET_NCCL\n"
+                "    rt_nccl_start(); /* --target cuda --mpi: the gradients over NCCL */\n"
+                "#endif\n"
+                "    return rt_main(&mm_model, argc, argv);\n}\n");
 }

@@ -38,6 +38,8 @@ static const char usage[] =
     "      --profile         the program prints time and GFLOP/s per kernel for one step\n"
     "      --gemm cublas|tiled  CUDA GEMMs by cuBLAS (default) or by a generated tiled kernel\n"
     "      --conv gemm|cudnn    CUDA convolutions as im2col and GEMM (default) or by cuDNN\n"
+    "      --mpi             a program for data-parallel training under mpirun (MPI; with --target cuda\n"
+    "                        NCCL for the gradients): mpirun -np N PROG train ...\n"
     "      --keep DIR        keep the generated sources in DIR\n"
     "      --cc COMPILER     C compiler (default: $MMNET_CC, else the one mmnet was built with)\n"
     "  inspect FILE          every generated kernel of a graph: its IR nodes, FLOPs, bytes, and clang's\n"
@@ -54,7 +56,7 @@ typedef struct {
     int after;
     long batch;   /* info --batch: the memory plan for it */
     int threads;
-    bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot, params;
+    bool after_given, profile, no_fuse, tiled_gemm, cudnn, dot, params, mpi;
     const char *cuda_only;  /* an option given that only the CUDA back end takes */
 } Args;
 
@@ -119,6 +121,8 @@ static Args parse_args(int argc, char **argv) {
             a.cc = need_value(argc, argv, &i);
         } else if (strcmp(s, "--profile") == 0) {
             a.profile = true;
+        } else if (strcmp(s, "--mpi") == 0) {
+            a.mpi = true;
         } else if (strcmp(s, "--gemm") == 0) {
             const char *v = need_value(argc, argv, &i);
             if (strcmp(v, "cublas") != 0 && strcmp(v, "tiled") != 0) bad_usage("unknown GEMM '%s' (--gemm cublas or tiled)", v);
@@ -165,7 +169,7 @@ static Args parse_args(int argc, char **argv) {
 }
 
 int mmc_emit_build(const IrProgram *p, const char *cmd, const char *out, const char *target, const char *arch,
-                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn);
+                   const char *keep, const char *cc, bool profile, bool use_cublas, bool use_cudnn, bool mpi);
 int mmc_sweep(int argc, char **argv);
 int mmc_inspect(int argc, char **argv);
 
@@ -255,7 +259,7 @@ int main(int argc, char **argv) {
         break;
     }
     default:
-        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile, !a.tiled_gemm, a.cudnn);
+        rc = mmc_emit_build(p, a.cmd, a.out, a.target, a.arch, a.keep, a.cc, a.profile, !a.tiled_gemm, a.cudnn, a.mpi);
     }
     arena_free(&arena);
     return rc;

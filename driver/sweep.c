@@ -9,7 +9,15 @@
  * picture: histograms of d_util and of d_speed, and d_speed against d_util.
  * Sweeps of several models (the real modalities and the identical-modality
  * control) are drawn together with --plot. A sweep that was interrupted
- * continues where it stopped (runs with a summary.json are kept). */
+ * continues where it stopped (runs with a summary.json are kept).
+ *
+ * Started as N processes by mpirun (or srun), the sweep spreads its runs
+ * over them: process r trains runs r, r + N, ...; each finished run leaves
+ * RUN.done beside its directory, and process 0 waits for all of them and
+ * writes the CSV and the picture. The processes find their rank in the
+ * launcher's environment, so mmc itself links no MPI; they share DIR (one
+ * machine, or a shared file system). Process 0 builds the program and
+ * signals the others with DIR/prog.ready, which names the job. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -17,9 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "driver.h"
 
@@ -38,6 +50,9 @@ static const char sweep_usage_tail[] =
     "  --threads T        threads per run (default 1)\n"
     "  --label NAME       the sweep's name in the CSV and the picture (default: the model's)\n"
     "  --program PROG     a program already built from FILE.mmnet (default: build one into DIR)\n"
+    "  --mpi              spread the runs over the processes of `mpirun -np N mmc sweep ...` (or srun);\n"
+    "                     --jobs runs at a time in each, process 0 writes the CSV (started so,\n"
+    "                     the sweep spreads its runs even without --mpi)\n"
     "  --seed S           seed of the learning-rate sampling (default 1)\n"
     "  -- ...             options passed to every `PROG train` (e.g. --epochs 3 --limit-train 20000)\n";
 
@@ -380,12 +395,61 @@ static void run_dir(char *buf, size_t n, const char *runs, const Row *r) {
     for (int j = 0; j < naxes; j++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%s", j ? "_" : "", axes[j].f->name, axis_text(&axes[j], r->axis[j], "%.6g", t, sizeof t));
 }
+/* This process's rank among the sweep's processes and their number, from
+ * the launcher's environment (Open MPI, MPICH/PMI, Slurm); the job's name,
+ * the same in every process. 0 and 1 when started alone. */
+static int sweep_rank(int *size, char *job, size_t n) {
+    static const char *const env[][4] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_NAMESPACE", "OMPI_MCA_orte_ess_jobid"},
+                                         {"PMI_RANK", "PMI_SIZE", "PMI_KVSNAME", "PMIX_NAMESPACE"},
+                                         {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID"}};
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+        const char *r = getenv(env[i][0]), *s = getenv(env[i][1]);
+        if (!r || !s || atoi(s) < 1) continue;
+        const char *j1 = getenv(env[i][2]), *j2 = getenv(env[i][3]);
+        snprintf(job, n, "%s.%s", j1 ? j1 : "", j2 ? j2 : "");
+        *size = atoi(s);
+        return atoi(r);
+    }
+    *size = 1;
+    snprintf(job, n, "%ld", (long)getpid());
+    return 0;
+}
+
+/* Write text to path (a marker between the sweep's processes). */
+static void put_marker(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static bool marker_is(const char *path, const char *text) {
+    char *t = read_all(path);
+    bool same = t && strcmp(t, text) == 0;
+    free(t);
+    return same;
+}
+
 static pid_t launch(char *const argv[], const char *log) {
     fflush(stdout); /* or the child's freopen writes our buffered lines again */
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* A run is a process of its own, not one of the launcher's ranks
+         * (an mmc build --mpi program would otherwise join the sweep's job). */
+        for (int again = 1; again;) {
+            again = 0;
+            for (char **e = environ; *e; e++)
+                if (strncmp(*e, "OMPI_", 5) == 0 || strncmp(*e, "PMIX_", 5) == 0 || strncmp(*e, "PMI_", 4) == 0) {
+                    char name[256];
+                    snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
+                    unsetenv(name);
+                    again = 1;
+                    break;
+                }
+        }
         FILE *l = freopen(log, "w", stderr);
         (void)l;
         if (!freopen("/dev/null", "w", stdout)) _exit(127);
@@ -508,7 +572,7 @@ static int write_report(const char *out, const char *file, const char *label, co
 int mmc_sweep(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *program = NULL, *label = NULL, *plot_out = NULL;
     find_axes();
-    int jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = 1, plot_mode = 0;
+    int jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), threads = 1, plot_mode = 0, want_mpi = 0;
     unsigned long long sample_seed = 1;
     int extra = argc;
     const char *csvs[64];
@@ -547,6 +611,7 @@ int mmc_sweep(int argc, char **argv) {
         else if (strcmp(a, "--seed") == 0) sample_seed = (unsigned long long)num(a, VAL(), 0, 1e15);
         else if (strcmp(a, "--label") == 0) label = VAL();
         else if (strcmp(a, "--program") == 0) program = VAL();
+        else if (strcmp(a, "--mpi") == 0) want_mpi = 1;
         else if (a[0] == '-') usage_error("unknown option '%s'", a);
         else if (plot_mode) {
             if (ncsv == 64) usage_error("too many CSV files (the limit is 64)%s", "");
@@ -572,6 +637,31 @@ int mmc_sweep(int argc, char **argv) {
             fprintf(stderr, "mmc sweep: %s-min is above %s-max\nrun 'mmc sweep --help' for the options\n", axes[j].f->flag, axes[j].f->flag);
             exit(2);
         }
+    int nproc;
+    char job[256], ready[4300], failed[4300];
+    const int rank = sweep_rank(&nproc, job, sizeof job);
+    if (want_mpi && nproc < 2) {
+        fprintf(stderr, "mmc sweep: --mpi, but this process was not started by mpirun or srun with several processes "
+                        "(no OMPI_COMM_WORLD_SIZE, PMI_SIZE or SLURM_NTASKS above 1): run mpirun -np N mmc sweep ... --mpi\n");
+        return 2;
+    }
+    snprintf(ready, sizeof ready, "%s/prog.ready", out);
+    snprintf(failed, sizeof failed, "%s/prog.failed", out);
+    if (rank > 0) {
+        /* Process 0 prepares DIR (markers of earlier sweeps cleared, the
+         * program built); wait for its word for this job. */
+        for (;;) {
+            if (marker_is(failed, job)) return 1;
+            if (marker_is(ready, job)) break;
+            usleep(200000);
+        }
+        if (!program) {
+            static char p[4200];
+            snprintf(p, sizeof p, "%s/prog", out);
+            program = p;
+        }
+        goto prepared;
+    }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "mmc sweep: cannot create %s: %s\n", out, strerror(errno));
         return 1;
@@ -597,9 +687,30 @@ int mmc_sweep(int argc, char **argv) {
         }
         int st;
         waitpid(pid, &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            if (nproc > 1) put_marker(failed, job);
+            return 1;
+        }
         program = prog;
     }
+    if (nproc > 1) {
+        /* The .done markers of an earlier sweep's runs go before any run starts. */
+        char cmd[4400];
+        snprintf(cmd, sizeof cmd, "%s/runs", out);
+        DIR *d = opendir(cmd);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            size_t l = strlen(e->d_name);
+            if (l > 5 && strcmp(e->d_name + l - 5, ".done") == 0) {
+                snprintf(cmd, sizeof cmd, "%s/runs/%s", out, e->d_name);
+                unlink(cmd);
+            }
+        }
+        if (d) closedir(d);
+        put_marker(ready, job);
+    }
+prepared:;
+    snprintf(runs, sizeof runs, "%s/runs", out);
     if (!label) {
         const char *b = strrchr(file, '/');
         b = b ? b + 1 : file;
@@ -642,10 +753,19 @@ int mmc_sweep(int argc, char **argv) {
         if (axes[j].f->sweep == RT_SWEEP_LOG)
             snprintf(what + strlen(what), sizeof what - strlen(what), " in [%g, %g]", axes[j].lo, axes[j].hi);
     }
-    fprintf(stderr, "mmc sweep: %d runs (%s), %d at a time, %d thread%s each\n", total, what, jobs, threads, threads == 1 ? "" : "s");
+    if (nproc > 1)
+        fprintf(stderr, "mmc sweep: process %d of %d: %d runs (%s) over %d processes, %d at a time in each, %d thread%s each\n", rank,
+                nproc, total, what, nproc, jobs, threads, threads == 1 ? "" : "s");
+    else
+        fprintf(stderr, "mmc sweep: %d runs (%s), %d at a time, %d thread%s each\n", total, what, jobs, threads, threads == 1 ? "" : "s");
     while (done < total) {
         while (running < jobs && next < total) {
             Row *r = &rows[next];
+            if (next % nproc != rank) { /* another process's run */
+                next++;
+                done++;
+                continue;
+            }
             char dir[4400], val[MAXAXES][32], thr_s[32], log[4500];
             run_dir(dir, sizeof dir, runs, r);
             read_summary(dir, r);
@@ -688,6 +808,11 @@ int mmc_sweep(int argc, char **argv) {
                 char dir[4400], t[64];
                 run_dir(dir, sizeof dir, runs, &rows[i]);
                 read_summary(dir, &rows[i]);
+                if (nproc > 1) {
+                    char mark[4500];
+                    snprintf(mark, sizeof mark, "%s.done", dir);
+                    put_marker(mark, rows[i].ok ? "ok\n" : "failed\n");
+                }
                 running--;
                 done++;
                 fprintf(stderr, "mmc sweep: [%d/%d] ", done, total);
@@ -697,6 +822,24 @@ int mmc_sweep(int argc, char **argv) {
                 if (rows[i].ok) fprintf(stderr, "test %.4f  d_util %.3f  d_speed %.3f", rows[i].test_acc, rows[i].d_util, rows[i].d_speed);
                 fputc('\n', stderr);
             }
+    }
+    if (nproc > 1) {
+        if (rank > 0) {
+            free(rows);
+            free(pids);
+            return 0;
+        }
+        /* Process 0 gathers: every run finished now, or marked done by its process. */
+        for (int i = 0; i < total; i++) {
+            char dir[4400], mark[4500];
+            run_dir(dir, sizeof dir, runs, &rows[i]);
+            snprintf(mark, sizeof mark, "%s.done", dir);
+            for (;;) {
+                read_summary(dir, &rows[i]);
+                if (rows[i].ok || access(mark, F_OK) == 0) break;
+                usleep(200000);
+            }
+        }
     }
     char csv[4200], svg[4200];
     snprintf(csv, sizeof csv, "%s/sweep.csv", out);

@@ -20,6 +20,7 @@
 
 extern "C" {
 #include "mmrt.h"
+#include "rt_dist.h"
 }
 #include "mmrt_ewise.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     rt_optim opt;
     long long acc_n;
     unsigned long long seed, step;
+    float dist_w;                  /* data-parallel: this rank's share of the global batch (rt_dist.h) */
 } rt_dev_hyper;
 
 typedef struct rt_cuda_impl rt_cuda_impl;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mmrt_cpu.h"
+#include "rt_dist.h"
 #include "rt_optim.h"
 
 #define UPDATE_CHUNK 65536  /* elements per work item of the update */
@@ -138,7 +139,13 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
 
 static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
     memset(r, 0, sizeof *r);
-    e->impl->run[v](e, b, h, r);
+    /* A rank of a data-parallel run may have no example of a (last, small)
+     * batch: it contributes nothing but takes part in the averages. */
+    if (!b || b->B > 0) e->impl->run[v](e, b, h, r); /* b NULL: a test's own tensors, set by hand */
+    else memset(e->grads, 0, sizeof(mm_real) * e->m->params_floats);
+#ifndef MMNET_F64 /* the double-precision test build runs in one process */
+    if (rt_dist && rt_dist->size > 1) rt_dist_average(b ? b->B : 0, &r->loss, e->grads, e->m->params_floats, e->states, e->m->states_floats);
+#endif
     update(e, e->m->variants[v].has_grad, h);
     r->norms = e->norms;
 }

@@ -224,7 +224,8 @@ static void cuda_stage(rt_exec *e, const rt_batch *b) {
         for (int s = 0; s < 2; s++) e->staged[s].from_x = e->staged[s].from_y = NULL;
         return;
     }
-    if (b->B < 1 || b->B > e->max_batch) rt_die("internal: batch of %d outside 1..%d", b->B, e->max_batch);
+    /* 0: a data-parallel rank's empty shard of a small last batch. */
+    if (b->B < 0 || b->B > e->max_batch) rt_die("internal: batch of %d outside 0..%d", b->B, e->max_batch);
     /* The other buffer may hold the batch of the coming step; this one's
      * last reader was a step that has finished. */
     auto *s = &e->staged[e->stage_next];
@@ -268,7 +269,22 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
     if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
     if (train)
         CUDA_CHECK(cudaMemcpyAsync(e->bias, e->h_bias, sizeof(float[2]) * (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
-    e->impl->run[v](e, B);
+    if (B > 0) e->impl->run[v](e, B);
+    else if (train) /* a rank with no example of a (last, small) batch: it adds nothing */
+        CUDA_CHECK(cudaMemsetAsync(e->grads, 0, sizeof(float) * m->params_floats, e->stream));
+    const rt_cuda_outputs *o = &e->impl->outputs[v];
+    const size_t MB = (size_t)e->max_batch;
+    if (train && rt_dist_dev) {
+        /* The loss, the gradients and the state: their means over the global batch (rt_nccl.cu). */
+        float *bufs[3] = {e->grads, e->states, NULL};
+        size_t n[3] = {m->params_floats, m->states_floats, 0};
+        if (o->buf[0] >= 0) {
+            bufs[2] = o->buf[0] == 0 ? e->fixed + o->off[0] : e->act + o->off[0] * MB;
+            n[2] = 1;
+            if (B == 0) CUDA_CHECK(cudaMemsetAsync(bufs[2], 0, sizeof(float), e->stream));
+        }
+        rt_dist_dev->average(bufs, n, 3, &e->hyper->dist_w, e->stream);
+    }
     if (train) {
         update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->mom2, e->items, e->param_off,
                                                               e->has_grad + (size_t)v * m->nparams, e->update_mask, e->bias,
@@ -278,9 +294,7 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
                                    e->stream));
     }
     /* Outputs: the loss, each branch's logits, the prediction. */
-    const rt_cuda_outputs *o = &e->impl->outputs[v];
     float *dst = e->h_out;
-    const size_t MB = (size_t)e->max_batch;
     for (int i = 0; i < m->nbranches + 2; i++) {
         if (o->buf[i] < 0) continue;
         size_t n = i == 0 ? 1 : (size_t)B * m->classes;
@@ -294,7 +308,12 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     const rt_model *m = e->m;
     const int B = b->B;
     load_batch(e, b);
-    *e->h_hyper = (rt_dev_hyper){h->opt, h->acc_n, h->seed, h->step};
+    *e->h_hyper = (rt_dev_hyper){h->opt, h->acc_n, h->seed, h->step, 1.0f};
+    if (train && rt_dist_dev) {
+        double total = B;
+        rt_dist->sum_d(&total, 1);
+        e->h_hyper->dist_w = (float)(B / total);
+    }
     int use_mask = train && h->update != NULL;
     if (use_mask) memcpy(e->h_mask, h->update, (size_t)m->nparams);
     /* Without per-parameter corrections: none (1 - beta^t = 1). */
@@ -304,7 +323,7 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     }
     /* cuDNN's plans for this batch size, made outside any capture. */
     if (e->impl->plan) e->impl->plan[v](e, B);
-    if (!e->use_graphs || e->prof_on || e->trace) {
+    if (!e->use_graphs || e->prof_on || e->trace || B == 0) {
         enqueue_step(e, v, B, train, use_mask);
     } else {
         /* The graph for (v, B, mask or not); captured on first use. */

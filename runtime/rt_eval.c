@@ -290,7 +290,8 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
     rt_memory_check(m, T->cfg.opt.optimizer, T->batch);
     /* Decoding files runs ahead of the steps on worker threads; copying
      * from memory does not need them. */
-    int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() : 0;
+    int workers = cfg->workers >= 0 ? cfg->workers : files ? rt_cpu_count() / (rt_dist ? rt_dist->local_size : 1) : 0;
+    if (cfg->workers < 0 && files && workers < 1) workers = 1;
     T->loader = rt_loader_new(m, T->batch, workers, &aug, T->be);
 }
 
@@ -305,7 +306,7 @@ void rt_close_data(Trainer *T) {
     rt_data_free(&T->mem);
 }
 
-void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) {
+static void pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed, bool shard) {
     const rt_split *sp = &T->split[s];
     int *idx = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
     for (int k = 0; k < n; k++) {
@@ -315,9 +316,13 @@ void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t se
     /* A batch copied ahead belongs to the pass that ends here. */
     if (T->e && T->be->stage) T->be->stage(T->e, NULL);
     T->ahead_ok = false;
-    rt_loader_start(T->loader, sp->src, idx, n, T->batch, train, seed);
+    rt_loader_start_shard(T->loader, sp->src, idx, n, T->batch, train, seed, shard ? rt_rank() : 0, shard ? rt_nranks() : 1);
     free(idx);
 }
+
+void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) { pass(T, s, order, n, train, seed, false); }
+
+void rt_pass_shard(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed) { pass(T, s, order, n, train, seed, true); }
 
 static bool fetch(Trainer *T, rt_batch *b) {
     char err[2048];
@@ -355,9 +360,11 @@ Score rt_evaluate_each(Trainer *T, int split, int v, rt_eval_fn fn, void *user) 
     double loss = 0;
     rt_hyper h = {0};
     const int n = T->split[split].n;
-    rt_pass(T, split, NULL, n, false, 0);
+    /* Each rank evaluates its shard; the counts are summed. */
+    rt_pass_shard(T, split, NULL, n, false, 0);
     rt_batch b;
     for (int first = 0; rt_next(T, &b); first += b.B) {
+        if (b.B == 0) continue; /* a rank whose shard of the batch is empty */
         rt_result r;
         T->be->eval(T->e, v, &b, &h, &r);
         loss += r.loss * b.B;
@@ -369,6 +376,13 @@ Score rt_evaluate_each(Trainer *T, int split, int v, rt_eval_fn fn, void *user) 
             }
         }
         if (fn) fn(user, &b, &r, first);
+    }
+    if (rt_nranks() > 1) {
+        double t[2 + 2 * RT_MAXB] = {(double)right, loss};
+        for (int br = 0; br < m->nbranches; br++) t[2 + br] = (double)rb[br], t[2 + m->nbranches + br] = seen[br];
+        rt_dist->sum_d(t, 2 + 2 * (size_t)m->nbranches);
+        right = (long)t[0], loss = t[1];
+        for (int br = 0; br < m->nbranches; br++) rb[br] = (long)t[2 + br], seen[br] = t[2 + m->nbranches + br] > 0;
     }
     if (n > 0) {
         s.acc = (double)right / n;

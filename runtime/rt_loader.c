@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rt_dist.h"
 #include "rt_loader.h"
 
 #define NSLOT RT_LOADER_SLOTS /* the memory plan counts them (mmnet_shared.h) */
@@ -43,6 +44,14 @@ struct rt_loader {
     int *idx;                      /* NULL: 0..n-1 */
     long n;
     int B;
+    /* A shard of the pass (rt_loader_start_shard): the batches' first
+     * positions (nb + 1 of them), each position's batch, and its position in
+     * the whole pass, from which its random draws come. NULL: batches of B,
+     * positions as they are. */
+    long *bfirst;
+    int *bof;
+    long *gpos;
+    long nb;
     bool train;
     uint64_t seed;
     long next;                     /* next position to hand out */
@@ -75,18 +84,27 @@ static size_t shape_numel(const rt_source_input *s) {
     return n;
 }
 
+/* The batch that position j belongs to, and the first position of batch b
+ * (b = the number of batches: the end of the pass). */
+static long batch_of(const rt_loader *L, long j) { return L->bof ? L->bof[j] : j / L->B; }
+static long first_of(const rt_loader *L, long b) {
+    if (L->bfirst) return L->bfirst[b];
+    return b * L->B < L->n ? b * L->B : L->n;
+}
+
 /* Example at position j of the pass into its slot. 0, or -1 with err. */
 static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *err, size_t errlen) {
     const rt_model *m = L->m;
     const rt_augment *a = &L->aug;
     const int i = L->idx ? L->idx[j] : (int)j;
-    const int k = (int)(j % L->B), Bb = sl->B;
+    const int k = (int)(j - first_of(L, batch_of(L, j))), Bb = sl->B;
     /* The same draws in the same order whatever the options, so that a
      * flip does not shift the crops of later examples: where to cut (as
      * fractions, the same for every input), one flip for all inputs, one
      * for each. */
     rt_rng r;
-    rt_rng_seed(&r, L->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(j + 1)));
+    const long g = L->gpos ? L->gpos[j] : j;
+    rt_rng_seed(&r, L->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(g + 1)));
     const double ut = rt_rng_uniform(&r), uy = rt_rng_uniform(&r), ux = rt_rng_uniform(&r);
     const bool flip_all = rt_rng_below(&r, 2);
     for (int in = 0; in < m->ninputs; in++) {
@@ -133,11 +151,11 @@ static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *er
 
 /* Under the lock: the slot of position j, set up by the batch's first example. */
 static Slot *slot_for(rt_loader *L, long j) {
-    long b = j / L->B;
+    long b = batch_of(L, j);
     Slot *sl = &L->slot[b % NSLOT];
-    if (j % L->B == 0) {
+    if (j == first_of(L, b)) {
         sl->batch = b;
-        sl->B = (int)(L->n - j < L->B ? L->n - j : L->B);
+        sl->B = (int)(first_of(L, b + 1) - j);
         sl->left = sl->B;
         sl->failed = false;
     }
@@ -151,7 +169,7 @@ static void *worker(void *arg) {
     char err[1024];
     pthread_mutex_lock(&L->mu);
     for (;;) {
-        while (!L->stop && !(L->src && L->next < L->n && L->next / L->B < L->released + NSLOT))
+        while (!L->stop && !(L->src && L->next < L->n && batch_of(L, L->next) < L->released + NSLOT))
             pthread_cond_wait(&L->work, &L->mu);
         if (L->stop) break;
         long j = L->next++;
@@ -226,16 +244,45 @@ static void drain(rt_loader *L) {
 }
 
 void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B, bool train, uint64_t seed) {
+    rt_loader_start_shard(L, src, idx, n, B, train, seed, 0, 1);
+}
+
+void rt_loader_start_shard(rt_loader *L, rt_source *src, const int *idx, int n, int B, bool train, uint64_t seed, int rank,
+                           int nranks) {
     if (B < 1 || B > L->max_batch) rt_die("internal: batch %d outside 1..%d", B, L->max_batch);
     pthread_mutex_lock(&L->mu);
     drain(L);
     free(L->idx);
-    L->idx = NULL;
-    if (idx) {
-        L->idx = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-        memcpy(L->idx, idx, sizeof(int) * (size_t)n);
+    free(L->bfirst);
+    free(L->bof);
+    free(L->gpos);
+    L->idx = NULL, L->bfirst = NULL, L->bof = NULL, L->gpos = NULL;
+    long nl = n;
+    if (nranks > 1) {
+        /* Rank r's part of each batch g of the whole pass: positions
+         * [g*B + lo, g*B + hi) (rt_shard), kept in order. */
+        long nb = ((long)n + B - 1) / B;
+        L->bfirst = rt_alloc(sizeof(long) * (size_t)(nb + 1));
+        L->gpos = rt_alloc(sizeof(long) * (size_t)(n > 0 ? n : 1));
+        L->bof = rt_alloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+        nl = 0;
+        for (long g = 0; g < nb; g++) {
+            int Bg = (int)((long)n - g * B < B ? (long)n - g * B : B), lo, hi;
+            rt_shard(Bg, rank, nranks, &lo, &hi);
+            L->bfirst[g] = nl;
+            for (int k = lo; k < hi; k++, nl++) {
+                L->gpos[nl] = g * B + k;
+                L->bof[nl] = (int)g;
+            }
+        }
+        L->bfirst[nb] = nl;
+        L->nb = nb;
     }
-    L->src = src, L->n = n, L->B = B, L->train = train, L->seed = seed;
+    if (idx) {
+        L->idx = rt_alloc(sizeof(int) * (size_t)(nl > 0 ? nl : 1));
+        for (long j = 0; j < nl; j++) L->idx[j] = idx[L->gpos ? L->gpos[j] : j];
+    }
+    L->src = src, L->n = nl, L->B = B, L->train = train, L->seed = seed;
     L->next = 0, L->cur = 0, L->released = 0;
     for (int s = 0; s < NSLOT; s++) L->slot[s].batch = -1;
     pthread_cond_broadcast(&L->work);
@@ -244,18 +291,28 @@ void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B,
 
 int rt_loader_next(rt_loader *L, rt_batch *b, char *err, size_t errlen) {
     if (!L->src) return 0;
-    long first = L->cur * L->B;
-    if (first >= L->n) return 0;
+    if (L->bfirst ? L->cur >= L->nb : L->cur * L->B >= L->n) return 0;
+    long first = first_of(L, L->cur), end = first_of(L, L->cur + 1);
     Slot *sl;
+    if (first == end) {
+        /* A shard with no example of this batch (a last batch smaller
+         * than the number of ranks): an empty batch, still a step. */
+        sl = &L->slot[L->cur % NSLOT];
+        L->cur++;
+        b->B = 0;
+        for (int i = 0; i < L->m->ninputs; i++) b->x[i] = sl->x[i];
+        b->y = sl->y;
+        return 1;
+    }
     if (L->nworkers == 0) {
         /* In the calling thread: no lock is needed. */
         double c0 = thread_cpu();
-        for (long j = first; j < first + L->B && j < L->n; j++) {
+        for (long j = first; j < end; j++) {
             sl = slot_for(L, j);
             if (load_example(L, L->scratch[0], j, sl, err, errlen) != 0) return -1;
         }
         L->cpu += thread_cpu() - c0;
-        L->next = first + sl->B;
+        L->next = end;
         sl = &L->slot[L->cur % NSLOT];
     } else {
         pthread_mutex_lock(&L->mu);
@@ -304,6 +361,9 @@ void rt_loader_free(rt_loader *L) {
     free(L->scratch);
     free(L->th);
     free(L->idx);
+    free(L->bfirst);
+    free(L->bof);
+    free(L->gpos);
     free(L);
 }
 

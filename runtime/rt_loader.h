@@ -48,6 +48,14 @@ void rt_loader_free(rt_loader *L);
  * drawn from seed. Any pass still running is finished first. */
 void rt_loader_start(rt_loader *L, rt_source *src, const int *idx, int n, int B, bool train, uint64_t seed);
 
+/* The same pass cut across nranks processes: of each batch of B (the last
+ * one smaller) this one reads the positions rt_shard gives rank `rank`,
+ * in order, as a batch of its own (possibly empty, B 0). Each example's
+ * crop and flip are drawn from its position in the whole pass, so the
+ * ranks together read exactly the batches one process would. */
+void rt_loader_start_shard(rt_loader *L, rt_source *src, const int *idx, int n, int B, bool train, uint64_t seed, int rank,
+                           int nranks);
+
 /* The next batch of the pass into *b, 1; 0 at the end of the pass; -1
  * when reading failed (message in err). The batch stays valid until the
  * call after next, so that a caller can hold it while it uses the one

@@ -21,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "rt_dist.h"
 #include "rt_train.h"
 
 /* The policies, as --policy takes them: "vanilla, guided, random, or rubi:BRANCH". */
@@ -89,7 +90,7 @@ static void usage(const rt_model *m, FILE *f) {
             "  --init-partial         with --init: skip the file's tensors of another shape instead of stopping\n",
             rt_prog, m->name, m->source, m->name);
     config_usage(f);
-    fprintf(f, "  --threads N            CPU threads (default: all cores)\n"
+    fprintf(f, "  --threads N            CPU threads (default: all cores; under mpirun, the machine's cores over its ranks)\n"
                "  --profile              print time and GFLOP/s of every kernel for one step first\n"
                "  --quiet                no progress line\n"
                "eval/util/predict options:\n"
@@ -295,6 +296,11 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     }
     /* Before the first OpenMP call. */
     rt_wait_policy(o.cfg.wait, given[RT_CFG_wait]);
+    /* Ranks of a data-parallel run that share a machine share its cores. */
+    if (threads == 0 && rt_dist && rt_dist->local_size > 1) {
+        threads = rt_cpu_count() / rt_dist->local_size;
+        if (threads < 1) threads = 1;
+    }
     if (threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);

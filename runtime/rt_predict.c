@@ -159,6 +159,8 @@ static void rows(void *user, const rt_batch *b, const rt_result *r, int first) {
 int rt_predict(const rt_model *m, const rt_predict_opts *o) {
     Trainer T;
     Writer w = {.m = m, .o = o, .f = stdout};
+    /* Evaluation is sharded across ranks; the rows are one process's to write. */
+    if (rt_nranks() > 1) rt_die("predict runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     /* An output that cannot be written is told before the data is read. */
     if (o->out) {
         int n = snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", o->out, (long)getpid());

@@ -300,6 +300,7 @@ void rt_run_read_config(const rt_model *m, const rt_ckpt *c, const char *path, r
  * optimizer.<buffer>.<parameter>, rt_optim_buffer_name, and Adam's count of
  * each parameter's updates as optimizer.step), and the run state. */
 void rt_run_save(Trainer *T, const char *name, const float *params, const float *states) {
+    if (!rt_is_root()) return; /* every rank holds the same state: rank 0 writes it */
     const rt_model *m = T->m;
     const int opt = T->cfg.opt.optimizer, nbuf = rt_optim_buffer_name(opt, 1) ? 2 : 1;
     int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 5;
@@ -651,6 +652,12 @@ static bool keep_epoch(const char *line, long limit) {
 
 void rt_run_open_logs(Trainer *T, const char *steps_header) {
     const rt_train_opts *o = T->o;
+    if (!rt_is_root()) {
+        /* Rank 0 alone keeps the run's logs. */
+        T->steps = rt_fopen("/dev/null", "w");
+        T->metrics = rt_fopen("/dev/null", "w");
+        return;
+    }
     T->steps = reopen_log(o->out_dir, "steps.csv", o->resume, keep_step, T->step, steps_header);
     T->metrics = reopen_log(o->out_dir, "metrics.jsonl", o->resume, keep_epoch, T->epoch, NULL);
 }

@@ -54,6 +54,7 @@ typedef struct {
     double loop_time;              /* the training loop by the clock: steps, waits for batches, bookkeeping */
     double data_wait;              /* of which waiting for the loader's batches */
     double data_cpu;               /* CPU time the loader spent on the epoch's examples */
+    double allreduce;              /* of train_time, in the ranks' averaging (rank 0's) */
     double t0;                     /* when the epoch began */
 } EpochStats;
 
@@ -95,8 +96,10 @@ static void setup(Trainer *T, const rt_model *m, const rt_train_opts *o) {
     T->o = o;
     T->batch = T->cfg.batch;
     const rt_config *cfg = &T->cfg;
-    rt_run_mkdir(o->out_dir);
-    rt_run_remove_stale_temps(o->out_dir);
+    if (rt_is_root()) {
+        rt_run_mkdir(o->out_dir);
+        rt_run_remove_stale_temps(o->out_dir);
+    }
 
     size_t np = m->params_floats, ns = m->states_floats + 1;
     T->params = rt_alloc(sizeof(float) * np);
@@ -212,11 +215,15 @@ static void profile(Trainer *T, Loop *L) {
 
 static void announce(const Trainer *T) {
     const rt_model *m = T->m;
+    if (!rt_is_root()) return;
     const rt_config *cfg = &T->cfg;
     fprintf(stderr, "%s: training %s on %s (%d train, %d val, %d test), batch %d, %d epochs, policy %s, back end %s\n", rt_prog,
             m->name, strcmp(cfg->data, "synthetic") == 0 ? "synthetic data" : T->o->data_dir, T->split[RT_SPLIT_TRAIN].n,
             T->split[RT_SPLIT_VAL].n, T->split[RT_SPLIT_TEST].n,
             T->batch, cfg->epochs, rt_policy_name(cfg->policy), T->be->target);
+    if (rt_nranks() > 1)
+        fprintf(stderr, "%s: data-parallel over %d ranks (%s): each reads about %d of every batch of %d\n", rt_prog, rt_nranks(),
+                rt_dist->name, (T->batch + rt_nranks() - 1) / rt_nranks(), T->batch);
 }
 
 /* One step of epoch ep on batch b: its kind (the controller's, or RUBi's),
@@ -295,20 +302,22 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     long right = 0, seen = 0;
     /* The augmentation's draws depend on the seed and the epoch only, so a
      * resumed run makes the same ones. */
-    double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader);
-    rt_pass(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
+    double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader), t_ar = rt_dist_seconds;
+    rt_pass_shard(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
     double t_wait = rt_now() - t_loop;
     for (int s = 0; s < L->steps_per_epoch; s++) {
         rt_batch b;
         double tw = rt_now();
         if (!rt_next(T, &b)) rt_die("internal: the epoch's batches ended at step %d of %d", s, L->steps_per_epoch);
         t_wait += rt_now() - tw;
-        const int B = b.B;
+        /* The global batch's size: in a data-parallel run b holds this
+         * rank's shard, and the step's loss is already the global mean. */
+        const int B = n - s * T->batch < T->batch ? n - s * T->batch : T->batch;
         rt_result r = train_step(T, L, ep, &b, &t_train);
         loss_sum += r.loss * B;
         seen += B;
         right += count_right(T->m, &r, &b);
-        if (L->tty && (rt_now() - last_print > 0.25 || s == L->steps_per_epoch - 1)) {
+        if (L->tty && rt_is_root() && (rt_now() - last_print > 0.25 || s == L->steps_per_epoch - 1)) {
             last_print = rt_now();
             double sps = seen / (t_train > 0 ? t_train : 1e-9);
             double left = (double)(L->steps_per_epoch - s - 1) * T->batch + (double)(cfg->epochs - ep - 1) * n;
@@ -320,8 +329,14 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     }
     t_loop = rt_now() - t_loop;
     c_data = rt_loader_cpu_s(T->loader) - c_data;
-    if (L->tty) fputc('\n', stderr);
-    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, t_epoch};
+    if (rt_nranks() > 1) {
+        /* The training accuracy over every rank's examples; the loader's CPU time of all ranks. */
+        double t[2] = {(double)right, c_data};
+        rt_dist->sum_d(t, 2);
+        right = (long)t[0], c_data = t[1];
+    }
+    if (L->tty && rt_is_root()) fputc('\n', stderr);
+    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, rt_dist_seconds - t_ar, t_epoch};
 }
 
 /* Best validation accuracy: keep its test accuracy (its weights are kept
@@ -385,6 +400,7 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     cJSON_AddNumberToObject(j, "wall_samples_per_s", st->seen / (st->loop_time > 0 ? st->loop_time : 1e-9));
     cJSON_AddNumberToObject(j, "data_wait_s", st->data_wait);
     cJSON_AddNumberToObject(j, "data_cpu_s", st->data_cpu);
+    if (rt_nranks() > 1) cJSON_AddNumberToObject(j, "allreduce_s", st->allreduce);
     cJSON_AddNumberToObject(j, "epoch_time_s", rt_now() - st->t0);
     char *line = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -394,12 +410,31 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     log_flush(T, L, T->metrics, "metrics.jsonl");
     log_flush(T, L, T->steps, "steps.csv");
 
+    if (!rt_is_root()) return;
     fprintf(stderr, "epoch %d/%d: loss %.4f  train %.4f  val %.4f  test %.4f  (", T->epoch, T->cfg.epochs, st->loss, st->acc,
             val->acc, test->acc);
     for (int k = 0; k < m->nbranches; k++)
         if (isnan(test->branch[k])) fprintf(stderr, "%s%s -", k ? ", " : "", m->branches[k]);
         else fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
     fprintf(stderr, ")  %.0f samples/s%s\n", sps, best ? "  *best" : "");
+}
+
+/* A data-parallel run: every rank must hold the same parameters and state
+ * (the averaged gradients make the same update everywhere). A 20-bit hash
+ * of each rank's arenas, summed with its square across the ranks: all
+ * equal exactly when N * sum(h^2) = sum(h)^2 (exact in doubles). */
+static void check_ranks_agree(const Trainer *T) {
+    if (rt_nranks() < 2) return;
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p[2] = {(const unsigned char *)T->params, (const unsigned char *)T->states};
+    size_t n[2] = {sizeof(float) * T->m->params_floats, sizeof(float) * T->m->states_floats};
+    for (int a = 0; a < 2; a++)
+        for (size_t i = 0; i < n[a]; i++) h = (h ^ p[a][i]) * 1099511628211ULL;
+    double x = (double)(h >> 44), t[2] = {x, x * x};
+    rt_dist->sum_d(t, 2);
+    if (t[1] * rt_nranks() != t[0] * t[0])
+        rt_die("the ranks' parameters differ after epoch %d (their averaged updates should be identical): "
+               "the MPI library's reductions are not deterministic across ranks", T->epoch);
 }
 
 /* last.ckpt, and best.ckpt with a copy of the weights for the final
@@ -410,6 +445,7 @@ static void save_epoch(Trainer *T, bool best) {
     T->be->read(T->e, RT_ARENA_MOMENTUM, T->mom);
     T->be->read(T->e, RT_ARENA_MOMENT2, T->mom2);
     T->be->read(T->e, RT_ARENA_STATES, T->states);
+    check_ranks_agree(T);
     if (best) {
         memcpy(T->best_params, T->params, sizeof(float) * m->params_floats);
         memcpy(T->best_states, T->states, sizeof(float) * (m->states_floats + 1));
@@ -441,6 +477,7 @@ static bool end_epoch(Trainer *T, Loop *L, const EpochStats *st) {
  * learning speeds and the run's configuration. */
 static void write_summary(const Trainer *T, const Loop *L, const Util *u) {
     const rt_model *m = T->m;
+    if (!rt_is_root()) return;
     const rt_config *cfg = &T->cfg;
     cJSON *sj = cJSON_CreateObject();
     cJSON_AddStringToObject(sj, "model", m->name);

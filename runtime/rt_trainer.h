@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "rt_dist.h"
 #include "rt_loader.h"
 #include "rt_policy.h"
 #include "rt_schedule.h"
@@ -83,6 +84,10 @@ void rt_close_data(Trainer *T);
 /* Start a pass over positions order[0..n) of split s (order NULL: all of
  * it in order); `train`: with the training augmentation drawn from seed. */
 void rt_pass(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed);
+/* The same, cut across the ranks of a data-parallel run: this rank reads
+ * its shard of every batch (rt_loader_start_shard); the whole pass in one
+ * process. */
+void rt_pass_shard(Trainer *T, int s, const int *order, int n, bool train, uint64_t seed);
 /* The pass's next batch into *b, or false at its end; dies when a file
  * cannot be read. */
 bool rt_next(Trainer *T, rt_batch *b);

@@ -9,18 +9,40 @@
 #include <unistd.h>
 
 #include "mmrt.h"
+#include "rt_dist.h"
 
 const char *rt_prog = "mmnet";
+const rt_dist_ops *rt_dist = NULL;
+const rt_dist_dev_ops *rt_dist_dev = NULL;
 
 void rt_die(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
     fprintf(stderr, "%s: error: ", rt_prog);
+    if (rt_dist && rt_dist->size > 1) fprintf(stderr, "rank %d of %d: ", rt_dist->rank, rt_dist->size);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    /* The other ranks may be waiting for this one in a collective: stop them too. */
+    if (rt_dist && rt_dist->size > 1) rt_dist->abort(1);
     exit(1);
+}
+
+double rt_dist_seconds;
+
+int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates) {
+    double t0 = rt_now();
+    double t[2] = {B > 0 ? *loss * B : 0.0, (double)B};
+    rt_dist->sum_d(t, 2);
+    const float w = (float)(B / t[1]);
+    for (size_t i = 0; i < ngrads; i++) grads[i] *= w;
+    for (size_t i = 0; i < nstates; i++) states[i] *= w;
+    rt_dist->sum_f(grads, ngrads);
+    rt_dist->sum_f(states, nstates);
+    *loss = t[0] / t[1];
+    rt_dist_seconds += rt_now() - t0;
+    return (int)t[1];
 }
 
 void rt_warn(const char *fmt, ...) {

@@ -10,7 +10,7 @@
 set -e
 pkgs="cmake make pkg-config clang llvm flex bison zlib1g-dev libcjson-dev libomp-dev dataset-fashion-mnist python3
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-      libspng-dev libturbojpeg0-dev"
+      libspng-dev libturbojpeg0-dev openmpi-bin libopenmpi-dev"
 [ "${1:-}" = --test ] && pkgs="$pkgs graphviz chromium"
 missing=""
 for p in $pkgs; do

@@ -80,7 +80,19 @@ static void check_copy(void *d, const void *s, size_t n, cudaMemcpyKind k, bool 
 }
 
 extern "C" {
-cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+/* One device, or MMNET_EMU_DEVICES of them (the data-parallel test runs a
+ * rank per device); they are all the same host memory. */
+cudaError_t cudaGetDeviceCount(int *n) {
+    const char *e = getenv("MMNET_EMU_DEVICES");
+    *n = e && atoi(e) > 0 ? atoi(e) : 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) {
+    int n;
+    cudaGetDeviceCount(&n);
+    if (d < 0 || d >= n) die("cudaSetDevice: no such device");
+    return cudaSuccess;
+}
 const char *cudaGetErrorString(cudaError_t) { return "emu error"; }
 cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
@@ -132,6 +144,10 @@ static void enqueue(cudaStream_t st, std::function<void()> f) {
     else if (st && st->late) st->pending.push_back(std::move(f));
     else f();
 }
+} /* extern "C" */
+/* For the emulated libraries beside this one (nccl_emu.cpp). */
+void emu_enqueue(cudaStream_t st, std::function<void()> f) { enqueue(st, std::move(f)); }
+extern "C" {
 /* Run a late stream's first n pending operations. */
 static void run_late(cudaStream_t st, size_t n) {
     if (n > st->pending.size()) n = st->pending.size();
@@ -141,6 +157,11 @@ static void run_late(cudaStream_t st, size_t n) {
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st) {
     check_copy(d, s, n, k, st && st->cap);
     enqueue(st, [=]() { memcpy(d, s, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
+    if (n && kind_of(p, n) != 0) die("cudaMemsetAsync on non-device memory");
+    enqueue(st, [=]() { memset(p, v, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, cudaMemcpyKind k, cudaStream_t st) {

@@ -14,6 +14,7 @@ typedef struct emu_graph *cudaGraph_t;
 typedef struct emu_graph *cudaGraphExec_t;
 typedef struct { char name[256]; } cudaDeviceProp;
 cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int d);
 const char *cudaGetErrorString(cudaError_t e);
 cudaError_t cudaPeekAtLastError(void);
 cudaError_t cudaGetLastError(void);
@@ -26,6 +27,7 @@ cudaError_t cudaFreeHost(void *p);
 cudaError_t cudaMemset(void *p, int v, size_t n);
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k);
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st);
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st);
 cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, cudaMemcpyKind k, cudaStream_t st);
 #define cudaStreamNonBlocking 0x01
 #define cudaEventDisableTiming 0x02
