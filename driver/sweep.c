@@ -850,10 +850,10 @@ prepared:;
     int *has = calloc((size_t)total, sizeof(int));
     run_reports(program, runs, rows, total, has);
     rc |= write_report(out, file, label, rows, total, has, argv + extra, argc - extra);
-    int failed = 0;
-    for (int i = 0; i < total; i++) failed += !rows[i].ok;
-    if (failed) {
-        fprintf(stderr, "mmc sweep: %d of %d runs failed (their .log files in %s say why)\n", failed, total, runs);
+    int nfailed = 0;
+    for (int i = 0; i < total; i++) nfailed += !rows[i].ok;
+    if (nfailed) {
+        fprintf(stderr, "mmc sweep: %d of %d runs failed (their .log files in %s say why)\n", nfailed, total, runs);
         rc = 1;
     }
     free(has);
