@@ -310,6 +310,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
         if (pol->variant == RT_VAR_RUBI) bad("policy %s needs two or more branches; model '%s' has one", pol->name, m->name);
         bad("policy %s: model '%s' lacks the graphs its steps run", pol->name, m->name);
     }
+    if (o.cfg.policy == RT_POLICY_MODALITY_DROPOUT && m->ninputs < 2)
+        bad("policy %s zeroes one of the inputs of each example; model '%s' has only one", pol->name, m->name);
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     /* One warm-up length: the one the command line gives replaces the .mmnet's. */
     if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;

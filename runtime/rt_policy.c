@@ -1,5 +1,5 @@
-/* rt_policy.c — conditional learning speed and the guided/random
- * controllers (ALGORITHMS §4-§6). */
+/* rt_policy.c — conditional learning speed, the guided/random
+ * controllers (ALGORITHMS §4-§6) and modality dropout's draw. */
 #include <math.h>
 #include <string.h>
 
@@ -85,4 +85,12 @@ void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp
             if (sp->s[j] > sp->s[k]) k = j;
     c->mode = k;
     c->left = c->window;
+}
+
+int rt_modality_drop(uint64_t seed, long j, int n, float p) {
+    if (n < 2 || !(p > 0)) return -1;
+    rt_rng r;
+    rt_rng_seed(&r, seed ^ 0x6d6f64726f70ULL ^ (0xD1B54A32D192ED03ULL * (uint64_t)(j + 1)));
+    if (rt_rng_uniform(&r) >= (double)p) return -1;
+    return (int)rt_rng_below(&r, (uint32_t)n);
 }

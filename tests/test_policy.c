@@ -98,9 +98,34 @@ static void test_speed(void) {
     CHECK_CLOSE(s.d_speed, s0 - s1, 1e-12, 0);
 }
 
+/* Modality dropout's draw: none at p = 0 or with one input; one input at
+ * p = 1, each as often; a share p of the examples otherwise; the same
+ * for the same (seed, example), another for another seed. */
+static void test_modality_drop(void) {
+    const int n = 40000;
+    int none = 0, count[3] = {0}, same = 0;
+    for (long j = 0; j < n; j++) {
+        CHECK(rt_modality_drop(7, j, 2, 0) == -1);
+        CHECK(rt_modality_drop(7, j, 1, 1) == -1);
+        int k = rt_modality_drop(7, j, 3, 1);
+        REQUIRE(k >= 0 && k < 3, "example %ld: input %d", j, k);
+        count[k]++;
+        int d = rt_modality_drop(7, j, 2, 0.3f);
+        REQUIRE(d >= -1 && d < 2, "example %ld: input %d", j, d);
+        none += d == -1;
+        CHECK(d == rt_modality_drop(7, j, 2, 0.3f));
+        same += d == rt_modality_drop(8, j, 2, 0.3f);
+    }
+    for (int k = 0; k < 3; k++) CHECK_CLOSE(count[k] / (double)n, 1.0 / 3, 0.01, 0, "the share of input %d dropped", k);
+    CHECK_CLOSE(none / (double)n, 0.7, 0.01, 0, "the share of examples kept whole at p = 0.3");
+    /* Independent draws for seeds 7 and 8 agree with probability 0.7^2 + 2 * 0.15^2 = 0.535. */
+    CHECK_CLOSE(same / (double)n, 0.535, 0.015, 0, "draws shared by two seeds");
+}
+
 int main(void) {
     test_guided();
     test_random();
     test_speed();
-    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed)");
+    test_modality_drop();
+    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout)");
 }
