@@ -3,8 +3,9 @@
 # paper's in a built program (tests/optim/tiny.mmnet, synthetic data):
 #  - modality_dropout: mmc info shows it; --drop-p 0 is the vanilla run,
 #    bit for bit; a run with p > 0 trains, differs from vanilla, and is the
-#    same with any number of loader threads (which examples lose which
-#    input, and the zeroed batches themselves: tests/runtime/test_loader.c);
+#    same with any number of loader threads and when resumed, which keeps
+#    its p (which examples lose which input, and the zeroed batches
+#    themselves: tests/runtime/test_loader.c);
 #  - bad probabilities and a one-input model give clear errors.
 set -u
 MMC=$1; T=$2; W=$3
@@ -19,6 +20,10 @@ P="$W/drop"
 "$P" train --quiet --workers 0 --out "$W/p5" > /dev/null 2> "$W/p5.err" || { bad "train"; cat "$W/p5.err"; }
 "$P" train --quiet --workers 3 --out "$W/p5w3" > /dev/null 2>&1 || bad "train --workers 3"
 python3 "$T/same_run.py" "$W/p5" "$W/p5w3" 3 || bad "modality dropout: another run with 3 loader threads"
+"$P" train --quiet --epochs 2 --out "$W/part" > /dev/null 2>&1 || bad "train --epochs 2"
+"$P" train --quiet --resume "$W/part" --epochs 3 > /dev/null 2>&1 || bad "--resume"
+python3 "$T/same_run.py" "$W/p5" "$W/part" 3 || bad "modality dropout: a resumed run is not the uninterrupted one"
+expect 2 "contradicts the run in .*, which has --drop-p 0.5" "$P" train --resume "$W/part" --drop-p 0.2 --epochs 4
 "$P" train --quiet --policy vanilla --out "$W/van" > /dev/null 2>&1 || bad "train --policy vanilla"
 "$P" train --quiet --drop-p 0 --out "$W/p0" > /dev/null 2>&1 || bad "train --drop-p 0"
 python3 "$T/same_run.py" "$W/van" "$W/p0" 3 || bad "modality_dropout with p 0 is not the vanilla run"
