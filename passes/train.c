@@ -369,6 +369,8 @@ void lower_train(const AstTrain *t, IrProgram *p) {
             if (ch->variant == RT_VAR_RUBI && p->branches.n < 2) error_at(v->loc, "'%s' needs two or more branches", ch->name);
             if (ch->variant == RT_VAR_REBALANCE && !has_mmtm(p))
                 error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", ch->name);
+            if (ci == RT_POLICY_OGM_GE && p->branches.n != 2)
+                error_at(v->loc, "'%s' needs exactly two branches (it compares two modalities); this model has %d", ch->name, p->branches.n);
             if (ci == RT_POLICY_MODALITY_DROPOUT && p->inputs.n < 2)
                 error_at(v->loc, "'%s' zeroes one of the inputs of each example, and this model has only one", ch->name);
         }

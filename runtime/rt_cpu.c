@@ -139,6 +139,7 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
 static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
     memset(r, 0, sizeof *r);
     e->impl->run[v](e, b, h, r);
+    if (h->modulate) h->modulate(h->ctx, r, e->grads);
     update(e, e->m->variants[v].has_grad, h);
     r->norms = e->norms;
 }

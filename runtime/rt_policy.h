@@ -49,4 +49,15 @@ void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp
  * the same with any number of loader threads. */
 int rt_modality_drop(uint64_t seed, long j, int n, float p);
 
+/* OGM-GE (Peng et al., CVPR 2022; docs/methods.md), two modalities: the
+ * scores s_k = sum over the batch of softmax(logits_k)[label], rho = s_0 /
+ * s_1, and the coefficients: the dominant modality's 1 - tanh(alpha *
+ * relu(rho)) (rho > 1: modality 0; else 1 / rho for modality 1), the
+ * other's 1. Returns rho. */
+double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]);
+/* One parameter's gradient g[0..n): g *= coeff, then the generalisation
+ * enhancement g += N(0, sd^2) per element, sd = the (n - 1) standard
+ * deviation of the scaled g, + 1e-8. */
+void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r);
+
 #endif

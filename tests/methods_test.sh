@@ -14,7 +14,7 @@ python3 - "$W/methods.md" <<'PY' || bad "methods.md: not a row per method with i
 import sys
 rows = [l.split("|")[1:-1] for l in open(sys.argv[1]) if l.startswith("| ") and not l.startswith("| method")]
 names = [r[0].strip() for r in rows]
-assert names == ["vanilla", "guided", "random", "rubi", "modality_dropout"], names
+assert names == ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge"], names
 for r in rows:
     acc, a0, a1 = (float(x) for x in r[3:6])
     assert all(0 <= x <= 1 for x in (acc, a0, a1)), r

@@ -1,7 +1,7 @@
 #!/bin/sh
 # methods.sh — the balancing methods side by side on colored-and-gray
-# Fashion-MNIST (docs/methods.md): vanilla, guided, random, RUBi and
-# modality dropout on the cgmnist net, SEEDS seeds each, then one table
+# Fashion-MNIST (docs/methods.md): vanilla, guided, random, RUBi, modality
+# dropout and OGM-GE (their default options) on the cgmnist net, SEEDS seeds each, then one table
 # (tools/methods_table.py): test accuracy of the prediction and of each
 # branch, u(m0|m1), u(m1|m0), d_util, the mean d_speed over the run and the
 # time per epoch, mean ± sd over the seeds.
@@ -17,7 +17,7 @@
 # Every run is `PROG train --seed S --threads 1 --policy P --out
 # OUTDIR/METHOD_sS [TRAIN-OPTIONS]`; a finished run (with its summary.json)
 # is not redone. METHODS (environment) replaces the list of methods:
-# "vanilla guided random rubi:c modality_dropout" by default (RUBi with the
+# "vanilla guided random rubi:c modality_dropout ogm_ge" by default (RUBi with the
 # colour branch, the one that learns fastest, as its bias branch).
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if [ $QUICK = 1 ]; then
     EPOCHS=1; SEEDS=1
     set -- --limit-train 512 --val 256 --limit-test 256 "$@"
 fi
-METHODS=${METHODS:-"vanilla guided random rubi:c modality_dropout"}
+METHODS=${METHODS:-"vanilla guided random rubi:c modality_dropout ogm_ge"}
 MMC=${MMC:-build/mmc}
 mkdir -p "$OUT"
 [ -x "$OUT/cgmnist" ] || $MMC build examples/cgmnist.mmnet -o "$OUT/cgmnist"
