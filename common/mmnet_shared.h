@@ -191,7 +191,17 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
                                     .choices = "'all' (every parameter, the default) or 'own' (only the re-balanced "     \
                                                "branch's own parameters)",                                                \
                                     .flag = "--rebalance-update",                                                         \
-                                    .help = "what a re-balancing step updates: every parameter, or the branch's own"))
+                                    .help = "what a re-balancing step updates: every parameter, or the branch's own"))   \
+    /* modality_dropout(p): the probability that a training example loses one input (docs/methods.md) */                 \
+    X(RUN, drop_p, FLOAT, (.key = "p", .dflt = 0.5, .lo = 0, .hi = 1, .flag = "--drop-p", .meta = "X",                    \
+                           .help = "modality_dropout(p): the probability that a training example has one input zeroed"))  \
+    /* ogm_ge(alpha, start, end): OGM-GE's modulation strength and its epochs, from 0 (docs/methods.md) */              \
+    X(RUN, ogm_alpha, FLOAT, (.key = "alpha", .dflt = 0.5, .lo = 0, .hi = 1e6, .flag = "--ogm-alpha", .meta = "X",        \
+                              .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs")) \
+    X(RUN, ogm_start, INT, (.key = "start", .lo = 0, .hi = 1000000, .flag = "--ogm-start", .meta = "E",                   \
+                            .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs"))   \
+    X(RUN, ogm_end, INT, (.key = "end", .dflt = 50, .lo = 0, .hi = 1000000, .flag = "--ogm-end", .meta = "E",             \
+                          .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs"))
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
@@ -286,7 +296,9 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(VANILLA, "vanilla", RT_VAR_TRAIN, ())                                                                         \
     X(GUIDED, "guided", RT_VAR_REBALANCE, (RT_CFG_alpha, RT_CFG_window, RT_CFG_warmup, RT_CFG_rebalance_update))   \
     X(RANDOM, "random", RT_VAR_REBALANCE, (RT_CFG_warmup, RT_CFG_rebalance_update))                                 \
-    X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))
+    X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))                                                              \
+    X(MODALITY_DROPOUT, "modality_dropout", RT_VAR_TRAIN, (RT_CFG_drop_p))                                          \
+    X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end))
 
 #define RT_DATA_SOURCES(X)                                                                                          \
     X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val))                                 \

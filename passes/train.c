@@ -372,6 +372,10 @@ void lower_train(const AstTrain *t, IrProgram *p) {
                          IR_BRANCH(p, c->rubi_branch)->name);
             if (ch->variant == RT_VAR_REBALANCE && !has_mmtm(p))
                 error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", ch->name);
+            if (ci == RT_POLICY_OGM_GE && p->branches.n != 2)
+                error_at(v->loc, "'%s' needs exactly two branches (it compares two modalities); this model has %d", ch->name, p->branches.n);
+            if (ci == RT_POLICY_MODALITY_DROPOUT && p->inputs.n < 2)
+                error_at(v->loc, "'%s' zeroes one of the inputs of each example, and this model has only one", ch->name);
         }
     }
     for (int k = 0; k < ARRAY_LEN(train_keys); k++)

@@ -75,20 +75,26 @@ typedef struct {
     const int32_t *y;              /* [B] */
 } rt_batch;
 
+typedef struct rt_result rt_result;
 typedef struct {
     rt_optim opt;                  /* the optimizer's settings for this step */
     long acc_n;                    /* regular steps (gate means) or examples (squeeze means) accumulated so far */
     unsigned long long seed, step; /* dropout masks */
     const unsigned char *update;   /* per parameter: update it (NULL: all) */
     const float (*bias)[2];        /* per parameter: Adam's bias corrections for this update (rt_optim_bias; NULL: none) */
+    /* Between the backward pass and the update: modulate(ctx, r, grads)
+     * may change the gradients (host, in the parameter arena's layout)
+     * from the step's logits (OGM-GE). NULL: none. The C back end only. */
+    void (*modulate)(void *ctx, const rt_result *r, mm_real *grads);
+    void *ctx;
 } rt_hyper;
 
-typedef struct {
+struct rt_result {
     double loss;                   /* the step's loss, mean over the batch */
     const mm_real *logits[RT_MAXB]; /* host [B, classes]; valid until the next call */
     const mm_real *pred;           /* host [B, classes]: the prediction (mean of the branch logits) */
     double (*norms)[2];            /* training: per parameter |grad|^2 and |param|^2, before the update (ALGORITHMS §4) */
-} rt_result;
+};
 
 /* The arenas: parameters, the optimizer's buffers (the momentum or Adam's
  * first moment; Adam's second moment), model state. */

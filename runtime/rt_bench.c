@@ -47,7 +47,7 @@ int rt_bench(const rt_model *m, const rt_optim *opt, int batch, int steps, int r
     int32_t *y = rt_alloc(sizeof(int32_t) * (size_t)batch);
     for (int k = 0; k < batch; k++) y[k] = (int32_t)rt_rng_below(&r, (uint32_t)m->classes);
     b.y = y;
-    rt_hyper h = {*opt, 0, 1, 0, NULL, NULL};
+    rt_hyper h = {*opt, 0, 1, 0, NULL, NULL, NULL, NULL};
     long long *count = rt_alloc(sizeof(long long) * (size_t)m->nparams);
     float(*bias)[2] = rt_alloc(sizeof(float[2]) * (size_t)m->nparams);
     rt_optim_count(&h.opt, m->nparams, NULL, count, bias);

@@ -99,6 +99,7 @@ static rt_augment run_augment(const rt_model *m, const rt_config *cfg) {
     a.flip_same = cfg->flip == RT_FLIP_SAME;
     a.crop = cfg->crop;
     a.frames = cfg->frames;
+    a.drop = cfg->policy == RT_POLICY_MODALITY_DROPOUT ? cfg->drop_p : 0;
     parse_norm(m, cfg->mean, cfg->std, &a);
     return a;
 }

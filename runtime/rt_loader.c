@@ -15,6 +15,7 @@
 
 #include "rt_dist.h"
 #include "rt_loader.h"
+#include "rt_policy.h"
 
 #define NSLOT RT_LOADER_SLOTS /* the memory plan counts them (mmnet_shared.h) */
 
@@ -107,10 +108,16 @@ static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *er
     rt_rng_seed(&r, L->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(g + 1)));
     const double ut = rt_rng_uniform(&r), uy = rt_rng_uniform(&r), ux = rt_rng_uniform(&r);
     const bool flip_all = rt_rng_below(&r, 2);
+    const int dropped = L->train ? rt_modality_drop(L->seed, j, m->ninputs, a->drop) : -1;
     for (int in = 0; in < m->ninputs; in++) {
         const bool flip_own = rt_rng_below(&r, 2);
-        if (L->src->read(L->src, i, in, scratch, err, errlen) != 0) return -1;
         const rt_input_info *ii = &m->inputs[in];
+        if (in == dropped) { /* the input's planes, all zero; not read at all */
+            const size_t C = (size_t)ii->shape[0], P = ii->numel / C;
+            for (size_t c = 0; c < C; c++) memset(sl->x[in] + (c * (size_t)Bb + (size_t)k) * P, 0, P * sizeof(float));
+            continue;
+        }
+        if (L->src->read(L->src, i, in, scratch, err, errlen) != 0) return -1;
         const rt_source_input *rs = &L->rs[in];
         const size_t C = (size_t)ii->shape[0], P = ii->numel / C;
         /* Spatial inputs: [C][T][H][W] (T = 1 for images), read at Tl x Hl x Wl. */

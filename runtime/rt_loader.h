@@ -9,7 +9,8 @@
  * space, at the same place in every input, as NVGesture's static
  * cropping), a random horizontal flip (each input independently, as for
  * the views of an object, or all together), then normalisation
- * (x - mean) / std per channel. Random choices
+ * (x - mean) / std per channel, and in training, modality dropout: one
+ * input of the example set to zero. Random choices
  * come from the example's position in the sequence and a seed, never from
  * which thread ran first, so a run is the same with any number of workers. */
 #ifndef RT_LOADER_H
@@ -31,6 +32,8 @@ typedef struct {
                               from them, at random in training, the centre in evaluation */
     int frames;            /* > 0: read clips (4-D inputs) with this many frames and cut the
                               input's T consecutive ones likewise */
+    float drop;            /* training: the probability that an example has one of its inputs,
+                              chosen at random, zeroed (modality dropout, rt_modality_drop) */
 } rt_augment;
 
 typedef struct rt_loader rt_loader;

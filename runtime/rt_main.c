@@ -352,6 +352,8 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     if (pol->variant == RT_VAR_RUBI && o.cfg.rubi_branch >= 0 && rt_find_variant(m, RT_VAR_RUBI, o.cfg.rubi_branch) < 0)
         bad("policy %s: branch '%s' has no head of its own, and RUBi masks the prediction with the bias branch's logits", pol->name,
             m->branches[o.cfg.rubi_branch]);
+    if (o.cfg.policy == RT_POLICY_MODALITY_DROPOUT && m->ninputs < 2)
+        bad("policy %s zeroes one of the inputs of each example; model '%s' has only one", pol->name, m->name);
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     /* One warm-up length: the one the command line gives replaces the .mmnet's. */
     if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;

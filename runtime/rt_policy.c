@@ -1,5 +1,6 @@
-/* rt_policy.c — conditional learning speed and the guided/random
- * controllers (ALGORITHMS §4-§6). */
+/* rt_policy.c — conditional learning speed, the guided/random
+ * controllers (ALGORITHMS §4-§6), modality dropout's draw and OGM-GE's
+ * gradient modulation. */
 #include <math.h>
 #include <string.h>
 
@@ -85,4 +86,43 @@ void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp
             if (sp->s[j] > sp->s[k]) k = j;
     c->mode = k;
     c->left = c->window;
+}
+
+int rt_modality_drop(uint64_t seed, long j, int n, float p) {
+    if (n < 2 || !(p > 0)) return -1;
+    rt_rng r;
+    rt_rng_seed(&r, seed ^ 0x6d6f64726f70ULL ^ (0xD1B54A32D192ED03ULL * (uint64_t)(j + 1)));
+    if (rt_rng_uniform(&r) >= (double)p) return -1;
+    return (int)rt_rng_below(&r, (uint32_t)n);
+}
+
+double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]) {
+    double score[2] = {0, 0};
+    const mm_real *l[2] = {l0, l1};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < B; i++) {
+            const mm_real *z = l[k] + (size_t)i * C;
+            double mx = z[0], sum = 0;
+            for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+            for (int c = 0; c < C; c++) sum += exp(z[c] - mx);
+            score[k] += exp(z[y[i]] - mx) / sum;
+        }
+    double rho = score[0] / score[1];
+    coeff[0] = coeff[1] = 1;
+    if (rho > 1) coeff[0] = 1 - tanh(alpha * fmax(rho, 0));
+    else coeff[1] = 1 - tanh(alpha * fmax(1 / rho, 0));
+    return rho;
+}
+
+void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r) {
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (mm_real)(g[i] * coeff);
+        sum += g[i];
+    }
+    double mean = n ? sum / (double)n : 0;
+    for (size_t i = 0; i < n; i++) sq += (g[i] - mean) * (g[i] - mean);
+    double sd = (n > 1 ? sqrt(sq / (double)(n - 1)) : NAN) + 1e-8;
+    if (!isfinite(sd)) return; /* torch's std of one element is NaN: no noise */
+    for (size_t i = 0; i < n; i++) g[i] += (mm_real)(sd * rt_rng_normal(r));
 }

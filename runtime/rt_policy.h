@@ -8,7 +8,7 @@
 
 #define RT_STEP_REGULAR (-1)   /* otherwise: the branch re-balanced */
 
-/* "vanilla", "guided", "random", "rubi" for RT_POLICY_*; "?" otherwise. */
+/* The policy's name (RT_POLICIES) for RT_POLICY_*; "?" otherwise. */
 const char *rt_policy_name(int policy);
 
 /* Conditional learning speed (§4): sums of mu = |grad|^2 / |param|^2 per
@@ -41,5 +41,23 @@ int rt_controller_next(rt_controller *c, int epoch);
 /* After a regular step: the guided test |d_speed| > alpha opens a window of
  * `window` re-balancing steps for the branch whose s is largest. */
 void rt_controller_after_regular(rt_controller *c, int epoch, const rt_speed *sp);
+
+/* Modality dropout (docs/methods.md): the input that training example j
+ * of a pass drawn from seed loses, or -1 for none. With probability p one
+ * of the n inputs, each as likely, is zeroed; never more than one, so
+ * every example keeps a modality. Depends on (seed, j) only, so a run is
+ * the same with any number of loader threads. */
+int rt_modality_drop(uint64_t seed, long j, int n, float p);
+
+/* OGM-GE (Peng et al., CVPR 2022; docs/methods.md), two modalities: the
+ * scores s_k = sum over the batch of softmax(logits_k)[label], rho = s_0 /
+ * s_1, and the coefficients: the dominant modality's 1 - tanh(alpha *
+ * relu(rho)) (rho > 1: modality 0; else 1 / rho for modality 1), the
+ * other's 1. Returns rho. */
+double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]);
+/* One parameter's gradient g[0..n): g *= coeff, then the generalisation
+ * enhancement g += N(0, sd^2) per element, sd = the (n - 1) standard
+ * deviation of the scaled g, + 1e-8. */
+void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r);
 
 #endif

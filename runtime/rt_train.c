@@ -165,7 +165,7 @@ static void start(Trainer *T, Loop *L) {
 
     char header[512] = "step,epoch,kind,loss";
     for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",s_%d", k);
-    strcat(header, ",d_speed,lr\n");
+    strcat(header, cfg->policy == RT_POLICY_OGM_GE ? ",d_speed,lr,ogm_ratio,ogm_coeff_0,ogm_coeff_1\n" : ",d_speed,lr\n");
     rt_run_open_logs(T, header);
 
     L->v_train = rt_find_variant(m, RT_VAR_TRAIN, -1);
@@ -176,6 +176,13 @@ static void start(Trainer *T, Loop *L) {
     if ((cfg->policy == RT_POLICY_GUIDED || cfg->policy == RT_POLICY_RANDOM))
         for (int k = 0; k < m->nbranches; k++)
             if (L->v_rebal[k] < 0) rt_die("policy %s needs MMTMs on every branch; branch '%s' has none", rt_policy_name(cfg->policy), m->branches[k]);
+
+    if (cfg->policy == RT_POLICY_OGM_GE && strcmp(T->be->target, "c") != 0)
+        rt_die("policy ogm_ge runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
+    if (cfg->policy == RT_POLICY_OGM_GE && rt_nranks() > 1) /* its scores are the batch's, its noise one stream */
+        rt_die("policy ogm_ge runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
+    if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)
+        rt_die("policy ogm_ge needs exactly two branches (it compares two modalities); model '%s' has %d", m->name, m->nbranches);
 
     if (cfg->rebalance_update == RT_REBAL_BRANCH)
         for (int k = 0; k < m->nbranches; k++) {
@@ -209,7 +216,7 @@ static void profile(Trainer *T, Loop *L) {
     rt_batch b;
     rt_pass(T, RT_SPLIT_TRAIN, L->perm, T->batch, true, cfg->seed);
     rt_next(T, &b);
-    rt_hyper h = {optim_now(T, L), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL, NULL};
+    rt_hyper h = {optim_now(T, L), T->regular_steps, cfg->seed, (unsigned long long)T->step, NULL, NULL, NULL, NULL};
     if (T->be->profile) T->be->profile(T->e, L->v_train, &b, &h, stderr);
 }
 
@@ -226,6 +233,32 @@ static void announce(const Trainer *T) {
                 rt_dist->name, (T->batch + rt_nranks() - 1) / rt_nranks(), T->batch);
 }
 
+/* OGM-GE (docs/methods.md), between the backward pass and the update:
+ * within epochs [ogm_start, ogm_end], the coefficients from the branch
+ * heads' logits, and every parameter of branch k's own group (main_k)
+ * scaled by k's coefficient, with the Gaussian noise of its gradient's
+ * standard deviation. */
+static void ogm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
+    Trainer *T = ctx;
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    const rt_batch *b = T->ogm_batch;
+    T->ogm_rho = rt_ogm_coeffs(r->logits[0], r->logits[1], b->y, b->B, m->classes, cfg->ogm_alpha, T->ogm_coeff);
+    if (T->epoch < cfg->ogm_start || T->epoch > cfg->ogm_end) {
+        T->ogm_coeff[0] = T->ogm_coeff[1] = 1;
+        return;
+    }
+    for (int p = 0; p < m->nparams; p++)
+        for (int k = 0; k < 2; k++)
+            if (m->params[p].groups & RT_GROUP_MAIN(k)) {
+                rt_rng rng;
+                rt_rng_seed(&rng, cfg->seed ^ 0x6f676d6765ULL ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(T->step + 1)) ^
+                                      (0xD1B54A32D192ED03ULL * (uint64_t)(p + 1)));
+                rt_ogm_ge(grads + m->params[p].off, m->params[p].numel, T->ogm_coeff[k], &rng);
+                break;
+            }
+}
+
 /* One step of epoch ep on batch b: its kind (the controller's, or RUBi's),
  * the back end's train call, the conditional learning speed and the
  * controller after a regular step, and the step's line in steps.csv. */
@@ -235,9 +268,13 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     int kind = cfg->policy == RT_POLICY_RUBI ? RT_STEP_REGULAR : rt_controller_next(&T->ctl, ep);
     int v = cfg->policy == RT_POLICY_RUBI ? L->v_rubi : kind == RT_STEP_REGULAR ? L->v_train : L->v_rebal[kind];
     rt_hyper h = {optim_now(T, L), T->regular_steps, cfg->seed, (unsigned long long)T->step,
-                  kind == RT_STEP_REGULAR ? NULL : L->mask[kind], NULL};
+                  kind == RT_STEP_REGULAR ? NULL : L->mask[kind], NULL, NULL, NULL};
     rt_optim_count(&h.opt, m->nparams, h.update, T->opt_steps, T->bias);
     h.bias = (const float(*)[2])T->bias;
+    if (cfg->policy == RT_POLICY_OGM_GE) {
+        h.modulate = ogm_modulate, h.ctx = T;
+        T->ogm_batch = b;
+    }
     rt_result r;
     double t0 = rt_now();
     T->be->train(T->e, v, b, &h, &r);
@@ -256,10 +293,13 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->regular_steps++;
         if (cfg->policy != RT_POLICY_RUBI) rt_controller_after_regular(&T->ctl, ep, &T->speed);
     }
-    char kb[32], line[64 + 16 * (RT_MAXB + 1)];
+    char kb[32], line[64 + 16 * (RT_MAXB + 4)];
     int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
     for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
-    snprintf(line + n, sizeof line - n, ",%.6g,%.6g\n", T->speed.d_speed, h.opt.lr);
+    n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g", T->speed.d_speed, h.opt.lr);
+    if (cfg->policy == RT_POLICY_OGM_GE)
+        n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g,%.6g", T->ogm_rho, T->ogm_coeff[0], T->ogm_coeff[1]);
+    snprintf(line + n, sizeof line - n, "\n");
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
     return r;

@@ -62,6 +62,9 @@ typedef struct {
     long kind_count[RT_MAXB + 1];  /* steps of each kind: [0] regular, [1 + k] re-balance k */
     double samples_per_s;
     FILE *steps, *metrics;
+    /* OGM-GE: the batch of the step in progress, and its ratio and coefficients */
+    const rt_batch *ogm_batch;
+    double ogm_rho, ogm_coeff[2];
 } Trainer;
 
 typedef struct {

@@ -60,7 +60,7 @@ int main(void) {
     /* 1. Fused norms against the buffers (with an L1 term in the gradient). */
     be->write(e, RT_ARENA_PARAMS, w0);
     be->write(e, RT_ARENA_STATES, s0);
-    rt_hyper h = {{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-3f, .l1 = 1e-4f}, 0, 1, 0, NULL, NULL};
+    rt_hyper h = {{.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-3f, .l1 = 1e-4f}, 0, 1, 0, NULL, NULL, NULL, NULL};
     be->train(e, vt, &b, &h, &res);
     int worst = -1;
     double we = 0;

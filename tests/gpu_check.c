@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
         mg->backend->write(eg, RT_ARENA_STATES, s0);                                                       \
     } while (0)
     NEW_BATCH();
-    rt_hyper h = {{.lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f}, 3, 11, 5, NULL, NULL};
+    rt_hyper h = {{.lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f}, 3, 11, 5, NULL, NULL, NULL, NULL};
 
     /* 1. Kernel by kernel, every variant. */
     Trace tc = {0}, tg = {0};
@@ -258,7 +258,7 @@ int main(int argc, char **argv) {
      * corrections differ from the others'. */
     for (int opt = RT_OPTIMIZER_ADAM; opt <= RT_OPTIMIZER_ADAMW; opt++) {
         rt_hyper ha = {{.optimizer = opt, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-2f}, 3, 11, 5,
-                       NULL, NULL};
+                       NULL, NULL, NULL, NULL};
         unsigned char *mask = calloc((size_t)mc->nparams, 1);
         long long *count = calloc((size_t)mc->nparams, sizeof(long long));
         float(*bias)[2] = calloc((size_t)mc->nparams, sizeof(float[2]));

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B);
     for (int k = 0; k < B; k++) y[k] = (int32_t)rt_rng_below(&r, (uint32_t)m->classes);
     b.y = y;
-    rt_hyper h = {{.lr = 0.01f, .momentum = 0.9f}, 3, 77, 5, NULL, NULL};
+    rt_hyper h = {{.lr = 0.01f, .momentum = 0.9f}, 3, 77, 5, NULL, NULL, NULL, NULL};
 
     int checked_variants = 0;
     for (int v = 0; v < m->nvariants; v++) {

@@ -131,7 +131,7 @@ static void optimizer_case(const char *name, rt_optim o) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "%s.grad.%d", name, t);
         grad_prefix = prefix;
-        rt_hyper h = {o, 0, 1, (unsigned long long)t, t == MASKED ? first_layer : NULL, NULL};
+        rt_hyper h = {o, 0, 1, (unsigned long long)t, t == MASKED ? first_layer : NULL, NULL, NULL, NULL};
         if (s) {
             h.opt.lr = (float)rt_schedule_lr(&sc, o.lr, t, s->steps_per_epoch);
             snprintf(prefix, sizeof prefix, "%s.lr", name);

@@ -98,9 +98,76 @@ static void test_speed(void) {
     CHECK_CLOSE(s.d_speed, s0 - s1, 1e-12, 0);
 }
 
+/* Modality dropout's draw: none at p = 0 or with one input; one input at
+ * p = 1, each as often; a share p of the examples otherwise; the same
+ * for the same (seed, example), another for another seed. */
+static void test_modality_drop(void) {
+    const int n = 40000;
+    int none = 0, count[3] = {0}, same = 0;
+    for (long j = 0; j < n; j++) {
+        CHECK(rt_modality_drop(7, j, 2, 0) == -1);
+        CHECK(rt_modality_drop(7, j, 1, 1) == -1);
+        int k = rt_modality_drop(7, j, 3, 1);
+        REQUIRE(k >= 0 && k < 3, "example %ld: input %d", j, k);
+        count[k]++;
+        int d = rt_modality_drop(7, j, 2, 0.3f);
+        REQUIRE(d >= -1 && d < 2, "example %ld: input %d", j, d);
+        none += d == -1;
+        CHECK(d == rt_modality_drop(7, j, 2, 0.3f));
+        same += d == rt_modality_drop(8, j, 2, 0.3f);
+    }
+    for (int k = 0; k < 3; k++) CHECK_CLOSE(count[k] / (double)n, 1.0 / 3, 0.01, 0, "the share of input %d dropped", k);
+    CHECK_CLOSE(none / (double)n, 0.7, 0.01, 0, "the share of examples kept whole at p = 0.3");
+    /* Independent draws for seeds 7 and 8 agree with probability 0.7^2 + 2 * 0.15^2 = 0.535. */
+    CHECK_CLOSE(same / (double)n, 0.535, 0.015, 0, "draws shared by two seeds");
+}
+
+/* OGM-GE's coefficients on a batch whose scores were computed by hand
+ * (Python's math): s_0 = softmax(2,0,0)[0] + softmax(0,1,0)[1] = 1.36310,
+ * s_1 = 1/3 + softmax(0,0,1)[1] = 0.54527, rho = 2.49985; modality 0
+ * dominates and gets 1 - tanh(0.3 rho), modality 1 keeps 1; swapped, the
+ * other way round with 1 - tanh(0.3 / rho) (as the authors' code: ratio_a
+ * = 1 / ratio_v, no "- 1"). Then the GE step: the gradient scaled, plus
+ * noise of the scaled gradient's standard deviation. */
+static void test_ogm(void) {
+    const mm_real a[6] = {2, 0, 0, 0, 1, 0}, b[6] = {0, 0, 0, 0, 0, 1};
+    const int32_t y[2] = {0, 1};
+    double c[2];
+    double rho = rt_ogm_coeffs(a, b, y, 2, 3, 0.3, c);
+    CHECK_CLOSE(rho, 2.4998453982568822, 1e-6, 0);
+    CHECK_CLOSE(c[0], 0.3648787183895974, 1e-6, 0);
+    CHECK(c[1] == 1);
+    rho = rt_ogm_coeffs(b, a, y, 2, 3, 0.3, c);
+    CHECK_CLOSE(rho, 1 / 2.4998453982568822, 1e-6, 0);
+    CHECK(c[0] == 1);
+    CHECK_CLOSE(c[1], 1 - tanh(0.3 * 2.4998453982568822), 1e-6, 0);
+    rt_ogm_coeffs(a, a, y, 2, 3, 0.3, c); /* equal scores: rho = 1, not above 1: modality 1 is damped */
+    CHECK(c[0] == 1);
+    CHECK_CLOSE(c[1], 1 - tanh(0.3), 1e-6, 0);
+
+    const size_t n = 200000;
+    mm_real *g = malloc(sizeof *g * n), *g0 = malloc(sizeof *g0 * n);
+    for (size_t i = 0; i < n; i++) g[i] = g0[i] = (mm_real)((double)(i % 7) - 3); /* sd 2.0000 */
+    rt_rng r;
+    rt_rng_seed(&r, 5);
+    rt_ogm_ge(g, n, 0.25, &r);
+    double sum = 0, sq = 0, sd = 0;
+    for (size_t i = 0; i < n; i++) sd += (0.25 * g0[i]) * (0.25 * g0[i]);
+    sd = sqrt(sd / (double)(n - 1));
+    for (size_t i = 0; i < n; i++) {
+        double e = g[i] - 0.25 * g0[i];
+        sum += e, sq += e * e;
+    }
+    CHECK_CLOSE(sum / (double)n, 0, 0.01, 0, "the noise's mean");
+    CHECK_CLOSE(sqrt(sq / (double)n), sd, 0, 0.01, "the noise's sd against the scaled gradient's, %g", sd);
+    free(g), free(g0);
+}
+
 int main(void) {
     test_guided();
     test_random();
     test_speed();
-    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed)");
+    test_modality_drop();
+    test_ogm();
+    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE)");
 }

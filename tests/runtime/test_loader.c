@@ -1,7 +1,7 @@
 /* test_loader.c — the batch loader (runtime/rt_loader.c) over a source whose
  * every value says where it came from: batches in the pass's order and in
  * the back ends' channel-major layout, crops and flips, normalisation,
- * the same batches with 0, 1 or 3 worker threads, and a read error that
+ * modality dropout, the same batches with 0, 1 or 3 worker threads, and a read error that
  * reaches the caller with its message. Exit 0 when every check passes
  * (tests/check.h). */
 #include <math.h>
@@ -175,6 +175,36 @@ int main(void) {
                 bad += fabsf(ev.img[k * 96 + 48 + y * 8 + x] - ((float)(idx[k] * 1000 + 100 + (2 + y) * 10 + 1 + x) - 2) / 4) > 1e-2f;
     CHECK(bad == 0);
     pass_free(&ev);
+
+    /* Modality dropout: with p = 1 every training example has exactly one
+     * input zeroed and the other as it was (the same crops and flips);
+     * both inputs are dropped about equally often; with p = 0.5 about half
+     * the examples lose one; the same batches with any number of workers;
+     * evaluation passes untouched. */
+    for (int pi = 0; pi < 2; pi++) {
+        rt_augment ad = aug;
+        ad.drop = pi == 0 ? 1.0f : 0.5f;
+        Pass d = run_pass(&m, &ad, 0, idx, 23, 4, true);
+        int lost[2] = {0}, kept = 0;
+        bad = 0;
+        for (int k = 0; k < 23; k++) {
+            int zi = 1, zv = 1;
+            for (int q = 0; q < 96; q++) zi &= d.img[k * 96 + q] == 0;
+            for (int q = 0; q < 5; q++) zv &= d.vec[k * 5 + q] == 0;
+            bad += zi && zv; /* never both */
+            if (!zi) bad += memcmp(d.img + k * 96, ref.img + k * 96, 96 * sizeof(float)) != 0;
+            if (!zv) bad += memcmp(d.vec + k * 5, ref.vec + k * 5, 5 * sizeof(float)) != 0;
+            lost[0] += zi, lost[1] += zv, kept += !zi && !zv;
+        }
+        CHECK(bad == 0, "p %g: %d examples wrong", ad.drop, bad);
+        if (pi == 0) CHECK(kept == 0 && lost[0] >= 5 && lost[1] >= 5, "p 1: %d kept, %d/%d lost", kept, lost[0], lost[1]);
+        else CHECK(kept >= 5 && kept <= 18 && lost[0] + lost[1] >= 5, "p 0.5: %d kept, %d/%d lost", kept, lost[0], lost[1]);
+        Pass w3 = run_pass(&m, &ad, 3, idx, 23, 4, true);
+        CHECK(memcmp(w3.img, d.img, sizeof(float) * 96 * 23) == 0 && memcmp(w3.vec, d.vec, sizeof(float) * 5 * 23) == 0);
+        Pass de = run_pass(&m, &ad, 0, idx, 23, 6, false), e0 = run_pass(&m, &aug, 0, idx, 23, 6, false);
+        CHECK(memcmp(de.img, e0.img, sizeof(float) * 96 * 23) == 0 && memcmp(de.vec, e0.vec, sizeof(float) * 5 * 23) == 0);
+        pass_free(&d), pass_free(&w3), pass_free(&de), pass_free(&e0);
+    }
     pass_free(&ref);
 
     /* A read error reaches the caller, with any number of workers; a new
