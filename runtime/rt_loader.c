@@ -108,7 +108,7 @@ static int load_example(rt_loader *L, float *scratch, long j, Slot *sl, char *er
     rt_rng_seed(&r, L->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(g + 1)));
     const double ut = rt_rng_uniform(&r), uy = rt_rng_uniform(&r), ux = rt_rng_uniform(&r);
     const bool flip_all = rt_rng_below(&r, 2);
-    const int dropped = L->train ? rt_modality_drop(L->seed, j, m->ninputs, a->drop) : -1;
+    const int dropped = L->train ? rt_modality_drop(L->seed, g, m->ninputs, a->drop) : -1; /* by the global position, as the crops */
     for (int in = 0; in < m->ninputs; in++) {
         const bool flip_own = rt_rng_below(&r, 2);
         const rt_input_info *ii = &m->inputs[in];
