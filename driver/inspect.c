@@ -650,17 +650,20 @@ int mmc_inspect(int argc, char **argv) {
     bool cuda = !strcmp(a.target, "cuda");
     Arena arena = {0};
     mm_arena = &arena;
+    CgOutput gen = {0};
+    int rc = 0; /* every exit below frees the arena and the sources: goto out */
     mm_diag_color = isatty(2) && !getenv("NO_COLOR");
     SrcFile *srcf = mm_read_source(a.file);
     if (!srcf) {
         fprintf(stderr, "mmc: error: cannot read '%s': %s\n", a.file, strerror(errno));
-        return 1;
+        rc = 1;
+        goto out;
     }
     CompileOptions opt = {0};
     opt.target_cuda = cuda;
     opt.stop_after = PASS_PLAN;
     IrProgram *p = mm_compile(srcf, &opt);
-    if (!p) return 1;
+    if (!p) { rc = 1; goto out; }
     const char *vname = a.variant ? a.variant : "train";
     IrGraph *g = ir_find_graph(p, vname);
     if (!g) {
@@ -668,25 +671,27 @@ int mmc_inspect(int argc, char **argv) {
         int n = 0;
         for (int i = 0; i < p->graphs.n && n < 64; i++) names[n++] = ((IrGraph *)p->graphs.v[i])->name;
         fprintf(stderr, "mmc: no variant '%s' (variants: %s)\n", vname, join_names(names, n, " and "));
-        return 2;
+        rc = 2;
+        goto out;
     }
     long B = a.batch ? a.batch : p->cfg.batch > 0 ? p->cfg.batch : 1;
 
     /* The sources, written to a temporary directory for the compilers. */
     const CgBackend *be = cuda ? &cg_cuda_backend : &cg_c_backend;
     CgOptions o = {false, p->src->path, true, false};
-    CgOutput gen = {0};
     be->emit(p, &o, &gen);
     const char *dir = a.keep;
     if (a.keep) {
         if (mkdir(a.keep, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "mmc: error: cannot create '%s': %s\n", a.keep, strerror(errno));
-            return 1;
+            rc = 1;
+            goto out;
         }
     } else {
         if (!mkdtemp(tmp_dir)) {
             fprintf(stderr, "mmc: error: cannot create a temporary directory: %s\n", strerror(errno));
-            return 1;
+            rc = 1;
+            goto out;
         }
         tmp_made = true;
         atexit(remove_tmp);
@@ -701,7 +706,8 @@ int mmc_inspect(int argc, char **argv) {
         FILE *f = fopen(path, "w");
         if (!f || fwrite(gen.files[i].text.s, 1, gen.files[i].text.n, f) != gen.files[i].text.n || fclose(f) != 0) {
             fprintf(stderr, "mmc: error: cannot write '%s': %s\n", path, strerror(errno));
-            return 1;
+            rc = 1;
+            goto out;
         }
         lines[i] = split_lines(arena_strdup(mm_arena, gen.files[i].text.s), &nlines[i]);
     }
@@ -740,7 +746,6 @@ int mmc_inspect(int argc, char **argv) {
         vec_push(&ks, k);
     }
 
-    int rc = 0;
     if (a.asm_) c_asm(&a, dir, ks.v[0]);
     else if (a.ptx || a.sass) cuda_code(&a, dir, ks.v[0]);
     else {
@@ -789,6 +794,7 @@ int mmc_inspect(int argc, char **argv) {
             printf("\n(%d remarks about loops of the runtime's headers are in functions of their own, not inlined into one "
                    "kernel, e.g. the GEMMs of mmrt_cpu_gemm.h: --asm shows them with a kernel that calls them)\n", inlined);
     }
+out:
     for (int i = 0; i < gen.n; i++) buf_free(&gen.files[i].text);
     arena_free(&arena);
     return rc;
