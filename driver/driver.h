@@ -12,4 +12,7 @@ void print_memory(FILE *out, const IrProgram *p, long batch, int threads);
 /* mmc info --params: one line per parameter and state tensor, "NAME [shape]". */
 void print_params(FILE *out, const IrProgram *p);
 
+/* The whole file at path, NUL-terminated (free it), or NULL with errno set. */
+char *mmc_read_all(const char *path);
+
 #endif

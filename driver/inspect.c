@@ -164,15 +164,10 @@ static int run_to(char *const argv[], const char *out_path, const char *err_path
 }
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    Buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_printf(&b, "%.*s", (int)n, chunk);
-    fclose(f);
-    char *s = arena_strdup(mm_arena, b.s ? b.s : "");
-    buf_free(&b);
+    char *t = mmc_read_all(path);
+    if (!t) return NULL;
+    char *s = arena_strdup(mm_arena, t);
+    free(t);
     return s;
 }
 

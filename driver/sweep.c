@@ -143,7 +143,8 @@ static double axis_num(const char *flag, const char *v, const rt_field *f) {
     return x;
 }
 
-static char *read_all(const char *path) {
+/* The whole file, NUL-terminated (malloc), or NULL with errno. */
+char *mmc_read_all(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     Buf b = {0};
@@ -163,7 +164,7 @@ static double jnum(const cJSON *o, const char *key) {
 static void read_summary(const char *dir, Row *r) {
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *text = read_all(path);
+    char *text = mmc_read_all(path);
     r->ok = 0;
     if (!text) return;
     cJSON *j = cJSON_Parse(text);
@@ -214,7 +215,7 @@ static void write_csv(const char *path, const Row *rows, int n) {
 }
 
 static int read_csv(const char *path, Row **rows, int *n, int *cap) {
-    char *text = read_all(path);
+    char *text = mmc_read_all(path);
     if (!text) {
         fprintf(stderr, "mmc sweep: cannot read %s: %s\n", path, strerror(errno));
         return -1;
@@ -425,7 +426,7 @@ static void put_marker(const char *path, const char *text) {
 }
 
 static bool marker_is(const char *path, const char *text) {
-    char *t = read_all(path);
+    char *t = mmc_read_all(path);
     bool same = t && strcmp(t, text) == 0;
     free(t);
     return same;
