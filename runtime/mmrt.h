@@ -84,7 +84,8 @@ typedef struct {
     const float (*bias)[2];        /* per parameter: Adam's bias corrections for this update (rt_optim_bias; NULL: none) */
     /* Between the backward pass and the update: modulate(ctx, r, grads)
      * may change the gradients (host, in the parameter arena's layout)
-     * from the step's logits (OGM-GE). NULL: none. The C back end only. */
+     * from the step's logits (OGM-GE). NULL: none. The CUDA back end
+     * copies the gradients to the host and back for it. */
     void (*modulate)(void *ctx, const rt_result *r, mm_real *grads);
     void *ctx;
 } rt_hyper;

@@ -88,6 +88,7 @@ struct rt_exec {
     float (*h_bias)[2];
     double *h_norm_parts;
     float *h_out;                             /* loss, logits, prediction */
+    float *h_grads;                           /* the gradients on the host, for rt_hyper.modulate (made on first use) */
     double (*norms)[2];
     /* CUDA graphs, per variant and batch size */
     cudaGraphExec_t *graphs;

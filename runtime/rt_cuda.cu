@@ -176,6 +176,7 @@ static void cuda_destroy(rt_exec *e) {
     cudaFree(e->norm_parts);
     cudaFreeHost(e->h_norm_parts);
     cudaFreeHost(e->h_out);
+    if (e->h_grads) cudaFreeHost(e->h_grads);
     cudaFree(e->items);
     cudaFree(e->param_off);
     cudaFree(e->has_grad);
@@ -260,10 +261,13 @@ static void load_batch(rt_exec *e, const rt_batch *b) {
     CUDA_CHECK(cudaMemcpyAsync(e->y, b->y, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice, e->stream));
 }
 
-/* Everything a step does on the stream after its batch is on the device,
- * to the staged outputs. Captured into a graph once per (variant, batch
- * size). */
-static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
+/* What a step does on the stream after its batch is on the device, in
+ * three parts: the forward and backward passes (with a data-parallel run's
+ * averages), the update with the norms, and the copies of the outputs to
+ * the host. enqueue_step puts all three in a graph, captured once per
+ * (variant, batch size); a step with a host hook between its backward
+ * pass and its update (rt_hyper.modulate) runs them one by one. */
+static void enqueue_backward(rt_exec *e, int v, int B, int train) {
     const rt_model *m = e->m;
     CUDA_CHECK(cudaMemcpyAsync(e->hyper, e->h_hyper, sizeof(rt_dev_hyper), cudaMemcpyHostToDevice, e->stream));
     if (train) CUDA_CHECK(cudaMemcpyAsync(e->update_mask, e->h_mask, (size_t)m->nparams, cudaMemcpyHostToDevice, e->stream));
@@ -285,15 +289,22 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
         }
         rt_dist_dev->average(bufs, n, 3, &e->hyper->dist_w, e->stream);
     }
-    if (train) {
-        update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->mom2, e->items, e->param_off,
-                                                              e->has_grad + (size_t)v * m->nparams, e->update_mask, e->bias,
-                                                              e->hyper, e->norm_parts, use_mask);
-        MMK_CHECK_LAUNCH();
-        CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)e->nitems, cudaMemcpyDeviceToHost,
-                                   e->stream));
-    }
-    /* Outputs: the loss, each branch's logits, the prediction. */
+}
+
+static void enqueue_update(rt_exec *e, int v, int use_mask) {
+    update_kernel<<<e->nitems, MMK_THREADS, 0, e->stream>>>(e->params, e->grads, e->mom, e->mom2, e->items, e->param_off,
+                                                          e->has_grad + (size_t)v * e->m->nparams, e->update_mask, e->bias,
+                                                          e->hyper, e->norm_parts, use_mask);
+    MMK_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpyAsync(e->h_norm_parts, e->norm_parts, sizeof(double) * 2 * (size_t)e->nitems, cudaMemcpyDeviceToHost,
+                               e->stream));
+}
+
+/* Outputs: the loss, each branch's logits, the prediction. */
+static void enqueue_outputs(rt_exec *e, int v, int B) {
+    const rt_model *m = e->m;
+    const rt_cuda_outputs *o = &e->impl->outputs[v];
+    const size_t MB = (size_t)e->max_batch;
     float *dst = e->h_out;
     for (int i = 0; i < m->nbranches + 2; i++) {
         if (o->buf[i] < 0) continue;
@@ -302,6 +313,45 @@ static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
         CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToHost, e->stream));
         dst += i == 0 ? 1 : MB * m->classes;
     }
+}
+
+static void enqueue_step(rt_exec *e, int v, int B, int train, int use_mask) {
+    enqueue_backward(e, v, B, train);
+    if (train) enqueue_update(e, v, use_mask);
+    enqueue_outputs(e, v, B);
+}
+
+/* The loss, logits and prediction of the outputs copied to the host. */
+static void read_outputs(rt_exec *e, int v, rt_result *r) {
+    const rt_model *m = e->m;
+    const rt_cuda_outputs *o = &e->impl->outputs[v];
+    const float *src = e->h_out;
+    const size_t MB = (size_t)e->max_batch;
+    for (int i = 0; i < m->nbranches + 2; i++) {
+        if (o->buf[i] < 0) continue;
+        if (i == 0) r->loss = src[0];
+        else if (i <= m->nbranches) r->logits[i - 1] = src;
+        else r->pred = src;
+        src += i == 0 ? 1 : MB * m->classes;
+    }
+}
+
+/* A step whose gradients go through a host hook before the update: the
+ * backward pass, the gradients and outputs to the host, the hook, the
+ * gradients back, the update. Outside graphs; a copy of the gradients each
+ * way is the hook's price (a policy that modulates gradients, as OGM-GE). */
+static void step_with_hook(rt_exec *e, int v, int B, const rt_hyper *h, rt_result *r, int use_mask) {
+    const rt_model *m = e->m;
+    const size_t bytes = sizeof(float) * m->params_floats;
+    if (!e->h_grads) e->h_grads = (float *)host_alloc(bytes);
+    enqueue_backward(e, v, B, 1);
+    enqueue_outputs(e, v, B);
+    CUDA_CHECK(cudaMemcpyAsync(e->h_grads, e->grads, bytes, cudaMemcpyDeviceToHost, e->stream));
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    read_outputs(e, v, r);
+    h->modulate(h->ctx, r, e->h_grads);
+    CUDA_CHECK(cudaMemcpyAsync(e->grads, e->h_grads, bytes, cudaMemcpyHostToDevice, e->stream));
+    enqueue_update(e, v, use_mask);
 }
 
 static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r, int train) {
@@ -323,7 +373,10 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
     }
     /* cuDNN's plans for this batch size, made outside any capture. */
     if (e->impl->plan) e->impl->plan[v](e, B);
-    if (!e->use_graphs || e->prof_on || e->trace || B == 0) {
+    memset(r, 0, sizeof *r);
+    if (train && h->modulate) {
+        step_with_hook(e, v, B, h, r, use_mask);
+    } else if (!e->use_graphs || e->prof_on || e->trace || B == 0) {
         enqueue_step(e, v, B, train, use_mask);
     } else {
         /* The graph for (v, B, mask or not); captured on first use. */
@@ -350,17 +403,7 @@ static void step(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_res
         CUDA_CHECK(cudaGraphLaunch(e->graphs[key], e->stream));
     }
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
-    memset(r, 0, sizeof *r);
-    const rt_cuda_outputs *o = &e->impl->outputs[v];
-    const float *src = e->h_out;
-    const size_t MB = (size_t)e->max_batch;
-    for (int i = 0; i < m->nbranches + 2; i++) {
-        if (o->buf[i] < 0) continue;
-        if (i == 0) r->loss = src[0];
-        else if (i <= m->nbranches) r->logits[i - 1] = src;
-        else r->pred = src;
-        src += i == 0 ? 1 : MB * m->classes;
-    }
+    read_outputs(e, v, r);
     if (train) {
         /* Per-parameter norms: the work items' sums, in order. */
         int it = 0;

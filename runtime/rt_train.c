@@ -177,8 +177,6 @@ static void start(Trainer *T, Loop *L) {
         for (int k = 0; k < m->nbranches; k++)
             if (L->v_rebal[k] < 0) rt_die("policy %s needs MMTMs on every branch; branch '%s' has none", rt_policy_name(cfg->policy), m->branches[k]);
 
-    if (cfg->policy == RT_POLICY_OGM_GE && strcmp(T->be->target, "c") != 0)
-        rt_die("policy ogm_ge runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
     if (cfg->policy == RT_POLICY_OGM_GE && rt_nranks() > 1) /* its scores are the batch's, its noise one stream */
         rt_die("policy ogm_ge runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)

@@ -7,7 +7,8 @@
 # on a copy stream while the step before runs; the emulation runs that
 # stream's copies only when a step waits for them, so a step that took its
 # batch before the copy, or a batch buffer reused before its copy ran,
-# shows here as different losses.
+# shows here as different losses. Then the same with ogm_ge, whose steps
+# take the gradients through the host.
 set -u
 MMC=$1; EMU=$2; MMNET=$3; W=$4
 rm -rf "$W"; mkdir -p "$W"
@@ -32,6 +33,24 @@ assert len(kinds) > 1, "no re-balancing step was taken: %s" % kinds
 ma, mb = (json.loads(open(d + "/metrics.jsonl").readlines()[-1]) for d in sys.argv[1:])
 assert abs(ma["test_acc"] - mb["test_acc"]) <= 1.5 / 16, (ma["test_acc"], mb["test_acc"])
 print("steps", len(a), "kinds", sorted(kinds), "final loss", a[-1]["loss"], b[-1]["loss"])
+PY
+# A policy with a host hook between the backward pass and the update
+# (ogm_ge: gradients to the host, modulated, noise added, and back): the same
+# ratios, coefficients and losses as the C program's.
+for p in c emu; do
+    prog=$W/cprog; [ $p = emu ] && prog=$EMU
+    "$prog" train --quiet --policy ogm_ge --ogm-alpha 0.5 --out "$W/ogm_$p" > "$W/ogm_$p.out" 2>&1 || { bad "$p train ogm_ge"; tail -5 "$W/ogm_$p.out"; }
+done
+python3 - "$W/ogm_c" "$W/ogm_emu" <<'PY' || bad "ogm_ge: the CUDA program's run differs from the C program's"
+import csv, sys
+a, b = (list(csv.DictReader(open(d + "/steps.csv"))) for d in sys.argv[1:])
+assert len(a) == len(b) >= 12, (len(a), len(b))
+for r, s in zip(a, b):
+    for k in ("loss", "ogm_ratio", "ogm_coeff_0", "ogm_coeff_1"):
+        x, y = float(r[k]), float(s[k])
+        assert abs(x - y) <= 2e-3 * max(1.0, abs(x)), (r["step"], k, x, y)
+assert any(float(r["ogm_coeff_0"]) < 1 for r in a) and any(float(r["ogm_coeff_1"]) < 1 for r in a), "one branch was never modulated"
+print("ogm_ge: steps", len(a), "final loss", a[-1]["loss"], b[-1]["loss"])
 PY
 # eval reads batches through the same path.
 "$EMU" eval --checkpoint "$W/emu/last.ckpt" > "$W/eval.out" 2>&1 || { bad "emu eval"; tail -5 "$W/eval.out"; }
