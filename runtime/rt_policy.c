@@ -96,10 +96,10 @@ int rt_modality_drop(uint64_t seed, long j, int n, float p) {
     return (int)rt_rng_below(&r, (uint32_t)n);
 }
 
-double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]) {
-    double score[2] = {0, 0};
+void rt_ogm_scores(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double score[2]) {
     const mm_real *l[2] = {l0, l1};
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
+        score[k] = 0;
         for (int i = 0; i < B; i++) {
             const mm_real *z = l[k] + (size_t)i * C;
             double mx = z[0], sum = 0;
@@ -107,11 +107,21 @@ double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int
             for (int c = 0; c < C; c++) sum += exp(z[c] - mx);
             score[k] += exp(z[y[i]] - mx) / sum;
         }
+    }
+}
+
+double rt_ogm_from_scores(const double score[2], double alpha, double coeff[2]) {
     double rho = score[0] / score[1];
     coeff[0] = coeff[1] = 1;
     if (rho > 1) coeff[0] = 1 - tanh(alpha * fmax(rho, 0));
     else coeff[1] = 1 - tanh(alpha * fmax(1 / rho, 0));
     return rho;
+}
+
+double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]) {
+    double score[2];
+    rt_ogm_scores(l0, l1, y, B, C, score);
+    return rt_ogm_from_scores(score, alpha, coeff);
 }
 
 void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r) {

@@ -55,6 +55,11 @@ int rt_modality_drop(uint64_t seed, long j, int n, float p);
  * relu(rho)) (rho > 1: modality 0; else 1 / rho for modality 1), the
  * other's 1. Returns rho. */
 double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]);
+/* The same in two halves, for a batch cut across data-parallel ranks: each
+ * rank's scores (summed over the ranks before the second), and the ratio
+ * and coefficients from the whole batch's. */
+void rt_ogm_scores(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double score[2]);
+double rt_ogm_from_scores(const double score[2], double alpha, double coeff[2]);
 /* One parameter's gradient g[0..n): g *= coeff, then the generalisation
  * enhancement g += N(0, sd^2) per element, sd = the (n - 1) standard
  * deviation of the scaled g, + 1e-8, times ge (0: no noise, OGM alone). */

@@ -177,8 +177,6 @@ static void start(Trainer *T, Loop *L) {
         for (int k = 0; k < m->nbranches; k++)
             if (L->v_rebal[k] < 0) rt_die("policy %s needs MMTMs on every branch; branch '%s' has none", rt_policy_name(cfg->policy), m->branches[k]);
 
-    if (cfg->policy == RT_POLICY_OGM_GE && rt_nranks() > 1) /* its scores are the batch's, its noise one stream */
-        rt_die("policy ogm_ge runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)
         rt_die("policy ogm_ge needs exactly two branches (it compares two modalities); model '%s' has %d", m->name, m->nbranches);
 
@@ -241,7 +239,10 @@ static void ogm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
     const rt_batch *b = T->ogm_batch;
-    T->ogm_rho = rt_ogm_coeffs(r->logits[0], r->logits[1], b->y, b->B, m->classes, cfg->ogm_alpha, T->ogm_coeff);
+    double score[2];
+    rt_ogm_scores(r->logits[0], r->logits[1], b->y, b->B, m->classes, score);
+    if (rt_nranks() > 1) rt_dist->sum_d(score, 2); /* the global batch's; the gradients are already its mean */
+    T->ogm_rho = rt_ogm_from_scores(score, cfg->ogm_alpha, T->ogm_coeff);
     if (T->epoch < cfg->ogm_start || T->epoch > cfg->ogm_end) {
         T->ogm_coeff[0] = T->ogm_coeff[1] = 1;
         return;

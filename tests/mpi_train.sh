@@ -2,7 +2,7 @@
 # mpi_train.sh MMC ROOT WORKDIR — data-parallel training (mmc build --mpi)
 # under mpirun with 2 and 3 ranks, against one process at the same global
 # batch:
-#  - vanilla, guided and random: the same step kinds, and losses, learning
+#  - vanilla, guided, random, modality_dropout and ogm_ge: the same step kinds, and losses, learning
 #    speeds, d_speed and every tensor of last.ckpt within 1e-5 relative
 #    (tests/mpi_close.py): the ranks' gradients are averaged in another
 #    order than one process sums them, which changes the last bits of a
@@ -53,7 +53,19 @@ RUN="train --quiet --threads 1 --epochs 2 --batch 14 --policy modality_dropout -
 "$W/rs" $RUN --out "$W/drop.1" > /dev/null 2>&1 || bad "modality_dropout: one process"
 mpi 3 "$W/rs" $RUN --out "$W/drop.3" > /dev/null 2> "$W/drop.3.err" || { bad "modality_dropout: 3 ranks"; cat "$W/drop.3.err"; }
 say "modality_dropout, 3 ranks: $(close "$W/drop.1" "$W/drop.3" "modality_dropout: 3 ranks differ from one process")"
-expect 1 "ogm_ge runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy ogm_ge --out "$W/ogm.2"
+# OGM-GE's scores are summed over the ranks (the whole batch's), its noise
+# drawn from the same stream on every rank, on the averaged gradients.
+RUN="train --quiet --threads 1 --epochs 2 --batch 14 --policy ogm_ge --ogm-alpha 0.5"
+"$W/rs" $RUN --out "$W/ogm.1" > /dev/null 2>&1 || bad "ogm_ge: one process"
+mpi 2 "$W/rs" $RUN --out "$W/ogm.2" > /dev/null 2> "$W/ogm.2.err" || { bad "ogm_ge: 2 ranks"; cat "$W/ogm.2.err"; }
+say "ogm_ge, 2 ranks: $(close "$W/ogm.1" "$W/ogm.2" "ogm_ge: 2 ranks differ from one process")"
+python3 - "$W/ogm.1/steps.csv" "$W/ogm.2/steps.csv" <<'PY' || bad "ogm_ge: 2 ranks log other ratios than one process"
+import csv, sys
+a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:])
+assert len(a) == len(b) > 0
+for r, s in zip(a, b):
+    assert abs(float(r["ogm_ratio"]) - float(s["ogm_ratio"])) <= 1e-5 * float(r["ogm_ratio"]), (r, s)
+PY
 kinds=$(cut -d, -f3 "$W/random.3/steps.csv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 say "random's step kinds: $kinds"
 grep -q rebalance "$W/guided.3/steps.csv" || bad "guided took no re-balancing step: the test does not cover the controller"
