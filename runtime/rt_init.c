@@ -9,6 +9,7 @@
  * stops the program, naming both shapes, unless --init-partial, which
  * skips it (a head with another number of classes). What was loaded,
  * skipped, missing from the file or unused in it is reported on stderr. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,15 @@ void rt_run_init(Trainer *T, const char *path, bool partial) {
         const void *src = rt_ckpt_get(c, name, dtype, NULL, NULL);
         if (dtype == RT_F32) memcpy(dst, src, sizeof(float) * numel);
         else for (size_t k = 0; k < numel; k++) dst[k] = (float)((const double *)src)[k];
+        /* A NaN or infinite weight would train on silently where a ReLU
+         * hides it from the loss (max(NaN, 0) is 0 in SIMD), or stop the run
+         * at its first step far from its cause; a float64 value beyond
+         * float32's range is refused the same way. */
+        for (size_t k = 0; k < numel; k++)
+            if (!isfinite(dst[k])) {
+                double v = dtype == RT_F32 ? (double)((const float *)src)[k] : ((const double *)src)[k];
+                rt_die("--init: %s: tensor '%s' holds a non-finite value as float32 (%g at element %zu of %zu)", path, name, v, k, numel);
+            }
         loaded[param ? 0 : 1]++;
     }
     /* Our own checkpoints' optimizer and run state is not the model's. */

@@ -79,6 +79,19 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"\0\0\0\0")
 PY
 expect 1 "holds none of the model's 14 parameters under their names (mmc info --params" \
     "$W/tiny" train --quiet --init "$W/other.safetensors" --out "$W/e2"
+# A NaN weight, and a float64 one beyond float32's range, are refused, naming the tensor and element.
+cp "$W/src/last.ckpt" "$W/nan.safetensors"
+python3 "$T/ckpt_edit.py" "$W/nan.safetensors" "x.net1.conv1.weight@3=nan"
+expect 1 "nan.safetensors: tensor 'x.net1.conv1.weight' holds a non-finite value as float32 (nan at element 3 of" \
+    "$W/tiny" train --quiet --init "$W/nan.safetensors" --out "$W/e4"
+python3 - "$W/big.safetensors" <<'PY'
+import json, struct, sys
+h = json.dumps({"x.net1.linear1.bias": {"dtype": "F64", "shape": [3], "data_offsets": [0, 24]}}).encode()
+h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + struct.pack("<3d", 0.5, 1e300, 0))
+PY
+expect 1 "tensor 'x.net1.linear1.bias' holds a non-finite value as float32 (1e+300 at element 1 of 3)" \
+    "$W/tiny" train --quiet --init "$W/big.safetensors" --out "$W/e5"
 printf 'not a checkpoint' > "$W/junk.safetensors"
 expect 1 "junk.safetensors" "$W/tiny" train --quiet --init "$W/junk.safetensors" --out "$W/e3"
 expect 2 "\-\-init .* starts a new run from its weights; --resume .* continues a run" "$W/tiny" train --init "$W/src/last.ckpt" --resume "$W/src"
