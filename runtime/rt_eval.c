@@ -469,7 +469,7 @@ int rt_split_index(const char *name) {
     return -1;
 }
 
-void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch) {
+void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch, int workers) {
     memset(T, 0, sizeof *T);
     T->m = m;
     T->be = m->backend;
@@ -483,7 +483,7 @@ void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const c
      * (the checkpoint's configuration); the machine's settings are this
      * program's. */
     rt_run_read_config(m, c, ckpt, &T->cfg);
-    T->cfg.workers = m->cfg.workers;
+    T->cfg.workers = workers;
     if (!data_dir) data_dir = T->cfg.data_dir[0] ? T->cfg.data_dir : RT_DEFAULT_DATA;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", data_dir);
@@ -502,9 +502,9 @@ void rt_checkpoint_close(Trainer *T) {
 }
 
 /* ./prog eval / ./prog util */
-int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int split, bool util) {
+int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int workers, int split, bool util) {
     Trainer T;
-    rt_checkpoint_open(&T, m, ckpt, data_dir, batch);
+    rt_checkpoint_open(&T, m, ckpt, data_dir, batch, workers);
     if (!util) {
         static const char *const names[3] = {"train", "val", "test"};
         Score s = rt_evaluate(&T, split, rt_find_variant(m, RT_VAR_EVAL, -1));

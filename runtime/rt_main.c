@@ -311,13 +311,13 @@ int rt_main(const rt_model *m, int argc, char **argv) {
     if (eval || util || predict) {
         if (!ckpt) bad("'%s' needs --checkpoint FILE%s", cmd, "");
         if (split < 0) split = rt_split_index("test");
-        if (!predict) return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, split, util);
+        if (!predict) return rt_eval_checkpoint(m, ckpt, data, o.cfg.batch > 0 ? o.cfg.batch : 128, o.cfg.workers, split, util);
         if (format < 0 && out) {
             const char *dot = strrchr(base(out), '.');
             format = dot && strcmp(dot, ".csv") == 0 ? RT_PREDICT_CSV : dot && strcmp(dot, ".jsonl") == 0 ? RT_PREDICT_JSONL : -1;
             if (format < 0) bad("-o %s: cannot tell the format from the name (.csv or .jsonl); give --format csv or jsonl", out);
         }
-        rt_predict_opts po = {.ckpt = ckpt, .data_dir = data, .batch = o.cfg.batch > 0 ? o.cfg.batch : 128, .split = split,
+        rt_predict_opts po = {.ckpt = ckpt, .data_dir = data, .batch = o.cfg.batch > 0 ? o.cfg.batch : 128, .workers = o.cfg.workers, .split = split,
                               .out = out, .format = format < 0 ? RT_PREDICT_CSV : format, .logits = logits};
         return rt_predict(m, &po);
     }

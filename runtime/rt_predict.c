@@ -173,7 +173,7 @@ int rt_predict(const rt_model *m, const rt_predict_opts *o) {
             rt_die("cannot write %s: %s", o->out, strerror(e));
         }
     }
-    rt_checkpoint_open(&T, m, o->ckpt, o->data_dir, o->batch);
+    rt_checkpoint_open(&T, m, o->ckpt, o->data_dir, o->batch, o->workers);
     int v = rt_find_variant(m, RT_VAR_EVAL, -1);
     if (v < 0) rt_die("internal: model '%s' has no eval graph", m->name);
     w.sp = &T.split[o->split];

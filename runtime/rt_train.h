@@ -29,7 +29,7 @@ int rt_run_resume_config(const rt_model *m, const char *dir, rt_config *cfg, con
 
 /* Accuracy of the prediction and of each branch on a split (RT_SPLIT_*,
  * rt_split_index), or the conditional utilization rates. */
-int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int split, bool util);
+int rt_eval_checkpoint(const rt_model *m, const char *ckpt, const char *data_dir, int batch, int workers, int split, bool util);
 /* "train", "val", "test" -> RT_SPLIT_*, else -1. */
 int rt_split_index(const char *name);
 
@@ -38,6 +38,7 @@ int rt_split_index(const char *name);
 typedef struct {
     const char *ckpt, *data_dir;   /* data_dir NULL: the run's */
     int batch, split;              /* RT_SPLIT_* */
+    int workers;                   /* the loader's threads; -1: the default */
     const char *out;               /* NULL: stdout */
     int format;                    /* RT_PREDICT_* */
     bool logits;                   /* also the logits */

@@ -104,8 +104,9 @@ Score rt_evaluate_each(Trainer *T, int split, int v, rt_eval_fn fn, void *user);
 int rt_argmax(const mm_real *z, int k);
 /* A checkpoint's weights into a new back end, and the data as its run read
  * it (dir NULL: the run's directory), for ./prog eval, util and predict;
- * dies naming the file on any failure. */
-void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch);
+ * dies naming the file on any failure. workers: the loader's threads
+ * (--workers; -1: the default). */
+void rt_checkpoint_open(Trainer *T, const rt_model *m, const char *ckpt, const char *data_dir, int batch, int workers);
 void rt_checkpoint_close(Trainer *T);
 /* Of the network now in the back end; u.ok is false without MMTMs between
  * two or more branches. */

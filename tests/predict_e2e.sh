@@ -41,6 +41,11 @@ grep -q "^index,id,label,pred,p0,p1,p2,logit0,logit1,logit2,x_pred,x_p0,x_p1,x_p
 "$W/mv_prog" train --data "$W/mv" --epochs 2 --out "$W/mv_run" --quiet > /dev/null 2>&1 || bad "multiview: train"
 check "$W/mv_prog" "$W/mv_run/best.ckpt" test --data "$W/mv"
 check "$W/mv_prog" "$W/mv_run/best.ckpt" val --data "$W/mv"
+# --workers reaches eval and predict's loaders: none, or three threads decoding, the same rows
+check "$W/mv_prog" "$W/mv_run/best.ckpt" val --data "$W/mv" --workers 3
+cp "$W/eval.txt" "$W/eval_w3.txt"
+"$W/mv_prog" eval --checkpoint "$W/mv_run/best.ckpt" --split val --data "$W/mv" --workers 0 > "$W/eval_w0.txt" 2>&1 || bad "eval --workers 0"
+cmp -s "$W/eval_w0.txt" "$W/eval_w3.txt" || { bad "eval with --workers 0 and 3 differ"; diff "$W/eval_w0.txt" "$W/eval_w3.txt"; }
 # the ids are the objects' first views, under their class's directory
 python3 - "$W/p.csv" <<'PY' || bad "multiview: ids are not the objects' files"
 import csv, sys
