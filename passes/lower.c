@@ -891,13 +891,13 @@ static const AstItem *gblend_policy(const AstTrain *t) {
  * the prediction: a fusion head's term must be the prediction. */
 static void check_gblend_terms(const IrProgram *p, const AstItem *pol, const LossTerm *terms, int n) {
     if (n < 2)
-        error_at(pol->loc, "gblend weighs the terms of the loss, and this loss has one; give each modality a head of its "
+        error_at(pol->val->loc, "gblend weighs the terms of the loss, and this loss has one; give each modality a head of its "
                  "own and a term: loss ce(fused) + ce(a) + ce(b)");
     const IrNode *pred = p->fwd->pred;
     for (int i = 0; i < n; i++)
         if (terms[i].head >= 0 && !(pred->nsrc == 1 && pred->src[0] == terms[i].logits)) {
             diag_note_later(terms[i].loc, "ce(%s) is here", IR_HEAD(p, terms[i].head)->name);
-            error_at(pol->loc, "gblend measures each loss term on the validation set, and fusion head '%s' is not the "
+            error_at(pol->val->loc, "gblend measures each loss term on the validation set, and fusion head '%s' is not the "
                      "prediction: write 'predict %s' (a model has one fused head under gblend)",
                      IR_HEAD(p, terms[i].head)->name, IR_HEAD(p, terms[i].head)->name);
         }
