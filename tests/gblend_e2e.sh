@@ -10,6 +10,7 @@
 #    same program run with --policy vanilla is the vanilla program's run,
 #    bit for bit (the weight states multiply by 1);
 #  - a resumed run is the uninterrupted one, in and at the end of a super-epoch;
+#  - two data-parallel ranks train as one process does (when MPI is there);
 #  - errors: no validation split, a program whose loss keeps no weights,
 #    a bad --gblend-every.
 set -u
@@ -94,6 +95,13 @@ sed 's/gap$/gap @f/; s/^  mmtm.*/  fuse both { concat(x.f, y.f) linear(3) }/; s/
 "$W/late" train --quiet --out "$W/l1" > /dev/null 2>&1 || bad "train (late fusion)"
 head -1 "$W/l1/steps.csv" | grep -q ",w_both,w_x,w_y$" || bad "late fusion: steps.csv's weight columns"
 python3 "$W/check.py" "$W/l1" 0.5,0.25,0.25 > /dev/null || bad "late fusion: the logged weights are not the rule's"
+
+# Data-parallel: two ranks measure their shards and sum them, and train as one process does.
+if command -v mpirun > /dev/null && "$MMC" build "$W/gb.mmnet" -o "$W/gbmpi" --mpi > /dev/null 2>&1; then
+    OMP_NUM_THREADS=1 timeout 120 mpirun --oversubscribe --allow-run-as-root -np 2 "$W/gbmpi" train --quiet --threads 1 --epochs 4 \
+        --out "$W/mpi2" > /dev/null 2>&1 || bad "gblend under mpirun -np 2"
+    python3 "$T/mpi_close.py" "$W/g1" "$W/mpi2" 1e-5 > /dev/null || bad "gblend: 2 ranks are not the one-process run"
+fi
 
 # Errors.
 DATA=${MMNET_TEST_DATA:-/usr/share/datasets/fashion-mnist}
