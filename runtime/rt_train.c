@@ -180,6 +180,11 @@ static void gblend_setup(Trainer *T) {
                ".mmnet whose train section says 'policy gblend' (mmc build), or whose loss has weights or a fusion head",
                T->gb.n ? "it has one term" : "a plain sum of cross-entropies");
     if (heads > 1) rt_die("policy gblend measures one fusion head, the prediction; model '%s' has %d in its loss", m->name, heads);
+    for (int k = 0; k < T->gb.n; k++)
+        if (T->gb.branch[k] < 0 && (!m->predict || strcmp(m->predict, T->gb.name[k]) != 0))
+            rt_die("policy gblend measures each loss term on the validation set, and fusion head '%s' is not the prediction "
+                   "(model '%s' predicts %s): build it with 'predict %s'", T->gb.name[k], m->name, m->predict ? m->predict : "?",
+                   T->gb.name[k]);
     const int nv = T->split[RT_SPLIT_VAL].n, nt = T->split[RT_SPLIT_TRAIN].n;
     if (nv <= 0)
         rt_die("policy gblend sets the loss weights from the losses on the validation split, and this run has none "

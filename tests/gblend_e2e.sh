@@ -12,7 +12,7 @@
 #  - a resumed run is the uninterrupted one, in and at the end of a super-epoch;
 #  - two data-parallel ranks train as one process does (when MPI is there);
 #  - errors: no validation split, a program whose loss keeps no weights,
-#    a bad --gblend-every.
+#    a bad --gblend-every, a fused head's term that is not the prediction.
 set -u
 MMC=$1; T=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
@@ -113,4 +113,7 @@ if [ -d "$DATA" ]; then   # synthetic data always has its validation split: the 
 fi
 expect 1 "loss keeps none.*policy gblend" "$W/van" train --policy gblend --out "$W/bad"
 expect 2 "gblend-every" "$W/gb" train --gblend-every 0 --out "$W/bad"
+sed 's/^  policy .*/  policy vanilla/; s/predict both/predict mean(x, y)/' "$W/late.mmnet" > "$W/late_mean.mmnet"
+"$MMC" build "$W/late_mean.mmnet" -o "$W/late_mean" > /dev/null || bad "mmc build (late fusion, predict mean)"
+expect 1 "fusion head 'both' is not the prediction (model 'tiny' predicts mean(x, y))" "$W/late_mean" train --policy gblend --out "$W/bad"
 exit $fail
