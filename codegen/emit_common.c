@@ -346,6 +346,9 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
     buf_printf(b, "    .nbranches = %d, .branches = branches, .classes = %d,\n", p->branches.n, p->nclasses);
     buf_printf(b, "    .nfusions = %d, .fusions = fusions,\n", nm);
     buf_printf(b, "    .nvariants = %d, .variants = variants,\n", p->graphs.n);
+    buf_puts(b, "    .predict = ");
+    cstr(b, p->predict_text);
+    buf_puts(b, ",\n");
     /* The configuration, field by field (RT_CONFIG_FIELDS) in the structs'
      * order, as C++ (model.cu) wants designated initialisers: rt_optim's
      * fields first, in .opt. */

@@ -203,7 +203,10 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, ogm_end, INT, (.key = "end", .dflt = 50, .lo = 0, .hi = 1000000, .flag = "--ogm-end", .meta = "E",             \
                           .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs")) \
     X(RUN, ogm_ge, FLOAT, (.key = "ge", .dflt = 1, .lo = 0, .hi = 1e6, .flag = "--ogm-ge", .meta = "X",                    \
-                           .help = "ogm_ge(ge): the noise's standard deviation over the gradient's (0: OGM without GE)"))
+                           .help = "ogm_ge(ge): the noise's standard deviation over the gradient's (0: OGM without GE)"))   \
+    /* gblend(every): G-Blend's super-epoch, the epochs between two re-estimates of the loss weights (docs/methods.md) */ \
+    X(RUN, gblend_every, INT, (.key = "every", .dflt = 1, .lo = 1, .hi = 1000000, .flag = "--gblend-every", .meta = "E",  \
+                               .help = "gblend(every): epochs between two estimates of the loss weights"))
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
@@ -300,7 +303,8 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(RANDOM, "random", RT_VAR_REBALANCE, (RT_CFG_warmup, RT_CFG_rebalance_update))                                 \
     X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))                                                              \
     X(MODALITY_DROPOUT, "modality_dropout", RT_VAR_TRAIN, (RT_CFG_drop_p))                                          \
-    X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end, RT_CFG_ogm_ge))
+    X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end, RT_CFG_ogm_ge))          \
+    X(GBLEND, "gblend", RT_VAR_TRAIN, (RT_CFG_gblend_every))
 
 #define RT_DATA_SOURCES(X)                                                                                          \
     X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val))                                 \

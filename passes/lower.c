@@ -876,18 +876,47 @@ static void collect_ce(IrProgram *p, const AstExpr *e, double w, LossTerm *terms
     terms[(*n)++] = t;
 }
 
-static void build_loss(Build *B, const AstItem *it) {
+/* The train section's `policy gblend(...)` item, or NULL: G-Blend sets the
+ * loss weights, so the loss must keep them even when written as a plain sum. */
+static const AstItem *gblend_policy(const AstTrain *t) {
+    for (int i = 0; t && i < t->items.n; i++) {
+        const AstItem *it = t->items.v[i];
+        if (strcmp(it->key, "policy") == 0 && it->val->kind == AX_CALL && strcmp(it->val->s, "gblend") == 0) return it;
+    }
+    return NULL;
+}
+
+/* G-Blend measures each term's cross-entropy on the training and validation
+ * sets from the evaluation pass, which returns the branch heads' logits and
+ * the prediction: a fusion head's term must be the prediction. */
+static void check_gblend_terms(const IrProgram *p, const AstItem *pol, const LossTerm *terms, int n) {
+    if (n < 2)
+        error_at(pol->val->loc, "gblend weighs the terms of the loss, and this loss has one; give each modality a head of its "
+                 "own and a term: loss ce(fused) + ce(a) + ce(b)");
+    const IrNode *pred = p->fwd->pred;
+    for (int i = 0; i < n; i++)
+        if (terms[i].head >= 0 && !(pred->nsrc == 1 && pred->src[0] == terms[i].logits)) {
+            diag_note_later(terms[i].loc, "ce(%s) is here", IR_HEAD(p, terms[i].head)->name);
+            error_at(pol->val->loc, "gblend measures each loss term on the validation set, and fusion head '%s' is not the "
+                     "prediction: write 'predict %s' (a model has one fused head under gblend)",
+                     IR_HEAD(p, terms[i].head)->name, IR_HEAD(p, terms[i].head)->name);
+        }
+}
+
+static void build_loss(Build *B, const AstItem *it, const AstItem *gblend) {
     IrProgram *p = B->p;
     LossTerm terms[IR_MAXSRC];
     int n = 0;
     collect_ce(p, it->val, 1, terms, &n);
+    if (gblend) check_gblend_terms(p, gblend, terms, n);
     B->b.loc = it->loc;
     IrNode *ce[IR_MAXSRC];
     const char *text = "";
     /* A loss with weights or fusion heads keeps each term's weight in a state
      * tensor of its own, which the runtime may rewrite between steps; the
-     * paper's plain sum of branch terms stays a plain sum. */
-    bool weighted = p->heads.n > 0;
+     * paper's plain sum of branch terms stays a plain sum, unless G-Blend
+     * sets the weights. */
+    bool weighted = p->heads.n > 0 || gblend;
     for (int i = 0; i < n; i++) weighted |= terms[i].w != 1;
     for (int i = 0; i < n; i++) {
         const char *name = terms[i].head >= 0 ? IR_HEAD(p, terms[i].head)->name : IR_BRANCH(p, terms[i].branch)->name;
@@ -1143,7 +1172,7 @@ IrProgram *pass_lower(const AstFile *f) {
     }
     for (int i = 0; i < m->fuses.n; i++) build_fuse(&B, m, m->fuses.v[i], items, nested);
     build_predict(&B, m->predict);
-    build_loss(&B, m->loss);
+    build_loss(&B, m->loss, gblend_policy(f->train));
     for (int b = 0; b < p->branches.n; b++) {
         if (IR_BRANCH(p, b)->headless) {
             IR_BRANCH(p, b)->head = NULL;

@@ -382,6 +382,17 @@ void lower_train(const AstTrain *t, IrProgram *p) {
         if (train_keys[k].required && !seen[k])
             error_at(t->loc, "the train section has no '%s'; add e.g.: %s", train_keys[k].key, train_keys[k].form);
     check_data_shapes(p, seen[0], seen[ARRAY_LEN(train_keys) - 1]);
+    /* G-Blend's weights come from the losses on the held-out split. */
+    if (c->policy == RT_POLICY_GBLEND && !(c->val > 0)) {
+        const AstItem *data = NULL, *pol = NULL;
+        for (int k = 0; k < ARRAY_LEN(train_keys); k++) {
+            if (strcmp(train_keys[k].key, "data") == 0) data = seen[k];
+            if (strcmp(train_keys[k].key, "policy") == 0) pol = seen[k];
+        }
+        diag_note_later(data->loc, "the data is read here");
+        error_at(pol->val->loc, "gblend sets the loss weights from the losses on the validation split, and this run "
+                 "holds out none (val=0); hold some out: data %s(val=5000)", c->data);
+    }
     for (int k = 0; k < ARRAY_LEN(train_keys); k++)
         if (train_keys[k].choices == rt_schedules && seen[k]) check_schedule(p, seen[k]);
 }

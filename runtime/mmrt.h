@@ -154,6 +154,7 @@ struct rt_model {
     const rt_fusion_info *fusions;
     int nvariants;
     const rt_variant_info *variants;
+    const char *predict;           /* the .mmnet's predict: a head's name, or mean(a, b) */
     rt_config cfg;                 /* the .mmnet train section */
     const rt_backend *backend;
     const void *impl;              /* the back end's tables (generated) */

@@ -1,6 +1,6 @@
 /* rt_policy.c — conditional learning speed, the guided/random
- * controllers (ALGORITHMS §4-§6), modality dropout's draw and OGM-GE's
- * gradient modulation. */
+ * controllers (ALGORITHMS §4-§6), modality dropout's draw, OGM-GE's
+ * gradient modulation and G-Blend's loss weights. */
 #include <math.h>
 #include <string.h>
 
@@ -135,4 +135,22 @@ void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r) {
     double sd = ge * ((n > 1 ? sqrt(sq / (double)(n - 1)) : NAN) + 1e-8);
     if (!isfinite(sd) || ge == 0) return; /* torch's std of one element is NaN: no noise */
     for (size_t i = 0; i < n; i++) g[i] += (mm_real)(sd * rt_rng_normal(r));
+}
+
+int rt_gblend_weights(int n, const double *lt0, const double *lv0, const double *lt1, const double *lv1, double *w, double *dG,
+                      double *dO) {
+    double raw[RT_GBLEND_MAX], sum = 0;
+    if (n > RT_GBLEND_MAX) rt_die("internal: gblend with %d loss terms (at most %d)", n, RT_GBLEND_MAX);
+    for (int k = 0; k < n; k++) {
+        double g = lv0[k] - lv1[k], o = (lv1[k] - lt1[k]) - (lv0[k] - lt0[k]);
+        if (dG) dG[k] = g;
+        if (dO) dO[k] = o;
+        /* The paper's w ~ dG / dO^2 assumes a term that generalised (dG > 0);
+         * one whose held-out loss rose teaches nothing that carries over. */
+        raw[k] = g > 0 && isfinite(o) ? g / fmax(o * o, RT_GBLEND_EPS) : 0;
+        sum += raw[k];
+    }
+    if (!(sum > 0) || !isfinite(sum)) return 0;
+    for (int k = 0; k < n; k++) w[k] = raw[k] / sum;
+    return 1;
 }

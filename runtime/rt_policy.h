@@ -65,4 +65,18 @@ double rt_ogm_from_scores(const double score[2], double alpha, double coeff[2]);
  * deviation of the scaled g, + 1e-8, times ge (0: no noise, OGM alone). */
 void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r);
 
+/* G-Blend (Wang, Tran, Feiszli, CVPR 2020; docs/methods.md): the weights
+ * of n loss terms from each term's training and validation losses at the
+ * start (lt0, lv0) and the end (lt1, lv1) of a super-epoch:
+ *   dG_k = lv0_k - lv1_k                               generalisation gained
+ *   dO_k = (lv1_k - lt1_k) - (lv0_k - lt0_k)           overfitting gained
+ *   w_k  = max(dG_k, 0) / max(dO_k^2, RT_GBLEND_EPS)   then divided by their sum.
+ * A term whose validation loss did not fall gets 0. When no term's did,
+ * w keeps its values and 0 is returned; else 1. dG, dO (NULL: not wanted)
+ * receive each term's values. */
+#define RT_GBLEND_EPS 1e-8
+#define RT_GBLEND_MAX (2 * RT_MAXB) /* loss terms */
+int rt_gblend_weights(int n, const double *lt0, const double *lv0, const double *lt1, const double *lv1, double *w, double *dG,
+                      double *dO);
+
 #endif

@@ -303,7 +303,7 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     if (!rt_is_root()) return; /* every rank holds the same state: rank 0 writes it */
     const rt_model *m = T->m;
     const int opt = T->cfg.opt.optimizer, nbuf = rt_optim_buffer_name(opt, 1) ? 2 : 1;
-    int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 5;
+    int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 6;
     rt_tensor *t = rt_alloc(sizeof(rt_tensor) * (size_t)cap);
     char **names = rt_alloc(sizeof(char *) * (size_t)cap);
     for (int i = 0; i < m->nparams; i++) {
@@ -339,6 +339,10 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     for (int k = 0; k <= m->nbranches; k++) kinds[k] = T->kind_count[k];
     t[n++] = (rt_tensor){"train.step_kinds", 1, {m->nbranches + 1}, RT_I64, kinds};
     t[n++] = (rt_tensor){"train.best_branch_test", 1, {m->nbranches}, RT_F64, T->best_branch_test};
+    /* G-Blend: each term's training and validation loss at the start of the super-epoch in progress. */
+    double gb[2 * RT_GBLEND_MAX];
+    for (int k = 0; k < T->gb.n; k++) gb[k] = T->gb.lt[k], gb[T->gb.n + k] = T->gb.lv[k];
+    if (T->cfg.policy == RT_POLICY_GBLEND) t[n++] = (rt_tensor){"train.gblend_losses", 1, {2 * T->gb.n}, RT_F64, gb};
 
     Meta *mt = rt_alloc(sizeof *mt);
     mt->n = 0;
@@ -496,6 +500,17 @@ void rt_run_resume(Trainer *T) {
         rt_die("%s: corrupt checkpoint: train.step_kinds (%ld steps, %ld regular) disagree with metadata 'step' %ld and "
                "'regular_steps' %ld",
                path, total, T->kind_count[0], T->step, T->regular_steps);
+    if (T->cfg.policy == RT_POLICY_GBLEND) {
+        int nt = 0;
+        for (int i = 0; i < m->nstates; i++) nt += m->states[i].kind == RT_STATE_LOSS_WEIGHT;
+        const double *gb = train_tensor(c, path, "train.gblend_losses", RT_F64, 2 * nt);
+        for (int k = 0; k < nt && k < RT_GBLEND_MAX; k++) {
+            if (!(isfinite(gb[k]) && gb[k] >= 0 && isfinite(gb[nt + k]) && gb[nt + k] >= 0))
+                rt_die("%s: corrupt checkpoint: train.gblend_losses of term %d are %g and %g, not cross-entropies", path, k, gb[k],
+                       gb[nt + k]);
+            T->gb.lt[k] = gb[k], T->gb.lv[k] = gb[nt + k];
+        }
+    }
     /* The best checkpoint, for the final diagnostic. */
     snprintf(path, sizeof path, "%s/best.ckpt", T->o->out_dir);
     if (T->best_epoch >= 0) {

@@ -152,11 +152,148 @@ static void open_data(Trainer *T) {
     if (T->o->resume) rt_run_check_steps(T);
 }
 
+/* ---- G-Blend (docs/methods.md) ---------------------------------------------- */
+/* The loss terms: every loss.weight.NAME state, NAME a branch (its head's
+ * logits) or the fusion head that is the prediction. A fresh run starts
+ * from the .mmnet's weights divided by their sum; the training examples
+ * measured are a fixed random sample as large as the validation split. */
+static void gblend_setup(Trainer *T) {
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    int heads = 0;
+    double sum = 0;
+    T->gb.n = 0;
+    for (int i = 0; i < m->nstates; i++) {
+        if (m->states[i].kind != RT_STATE_LOSS_WEIGHT) continue;
+        if (T->gb.n == RT_GBLEND_MAX) rt_die("policy gblend weighs at most %d loss terms; model '%s' has more", RT_GBLEND_MAX, m->name);
+        const char *name = m->states[i].name + strlen("loss.weight.");
+        int b = -1;
+        for (int k = 0; k < m->nbranches; k++)
+            if (strcmp(m->branches[k], name) == 0) b = k;
+        heads += b < 0;
+        T->gb.state[T->gb.n] = i, T->gb.branch[T->gb.n] = b, T->gb.name[T->gb.n] = name;
+        sum += m->states[i].init;
+        T->gb.n++;
+    }
+    if (T->gb.n < 2)
+        rt_die("policy gblend sets the weights of the loss's terms, and this program's loss keeps none (%s): build it from a "
+               ".mmnet whose train section says 'policy gblend' (mmc build), or whose loss has weights or a fusion head",
+               T->gb.n ? "it has one term" : "a plain sum of cross-entropies");
+    if (heads > 1) rt_die("policy gblend measures one fusion head, the prediction; model '%s' has %d in its loss", m->name, heads);
+    for (int k = 0; k < T->gb.n; k++)
+        if (T->gb.branch[k] < 0 && (!m->predict || strcmp(m->predict, T->gb.name[k]) != 0))
+            rt_die("policy gblend measures each loss term on the validation set, and fusion head '%s' is not the prediction "
+                   "(model '%s' predicts %s): build it with 'predict %s'", T->gb.name[k], m->name, m->predict ? m->predict : "?",
+                   T->gb.name[k]);
+    const int nv = T->split[RT_SPLIT_VAL].n, nt = T->split[RT_SPLIT_TRAIN].n;
+    if (nv <= 0)
+        rt_die("policy gblend sets the loss weights from the losses on the validation split, and this run has none "
+               "(--val 0 or val=0): hold some training examples out, e.g. --val 5000");
+    /* A partial shuffle of the training positions, drawn from the seed. */
+    int *perm = rt_alloc(sizeof(int) * (size_t)nt);
+    for (int i = 0; i < nt; i++) perm[i] = i;
+    T->gb.nsample = nv < nt ? nv : nt;
+    rt_rng r;
+    rt_rng_seed(&r, cfg->seed ^ 0x67626c656e64ULL);
+    for (int i = 0; i < T->gb.nsample; i++) {
+        int j = i + (int)rt_rng_below(&r, (uint32_t)(nt - i));
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    T->gb.sample = perm;
+    for (int k = 0; k < T->gb.n; k++) {
+        float *st = T->states + m->states[T->gb.state[k]].off;
+        if (!T->o->resume) *st = (float)(m->states[T->gb.state[k]].init / sum);
+        T->gb.w[k] = *st;
+    }
+}
+
+/* Each term's mean cross-entropy over positions order[0..n) of a split
+ * (order NULL: all of it) in evaluation mode, into loss[]. */
+static void gblend_losses(Trainer *T, const Loop *L, int split, const int *order, int n, double *loss) {
+    const rt_model *m = T->m;
+    const int C = m->classes;
+    double sum[RT_GBLEND_MAX] = {0};
+    rt_hyper h = {0};
+    rt_pass_shard(T, split, order, n, false, 0);
+    rt_batch b;
+    while (rt_next(T, &b)) {
+        if (b.B == 0) continue;
+        rt_result r;
+        T->be->eval(T->e, L->v_eval, &b, &h, &r);
+        for (int k = 0; k < T->gb.n; k++) {
+            const mm_real *z0 = T->gb.branch[k] >= 0 ? r.logits[T->gb.branch[k]] : r.pred;
+            if (!z0) rt_die("internal: gblend: the evaluation returns no logits for ce(%s)", T->gb.name[k]);
+            for (int i = 0; i < b.B; i++) {
+                const mm_real *z = z0 + (size_t)i * C;
+                double mx = z[0], e = 0;
+                for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+                for (int c = 0; c < C; c++) e += exp(z[c] - mx);
+                sum[k] += mx + log(e) - z[b.y[i]];
+            }
+        }
+    }
+    if (rt_nranks() > 1) rt_dist->sum_d(sum, (size_t)T->gb.n);
+    for (int k = 0; k < T->gb.n; k++) {
+        loss[k] = sum[k] / n;
+        if (!isfinite(loss[k]))
+            rt_die("policy gblend: the %s loss of ce(%s) is %g after epoch %d; training stopped. Try a lower learning rate (--lr).",
+                   split == RT_SPLIT_VAL ? "validation" : "training", T->gb.name[k], loss[k], T->epoch);
+    }
+}
+
+static void gblend_measure(Trainer *T, const Loop *L, double *lt, double *lv) {
+    gblend_losses(T, L, RT_SPLIT_TRAIN, T->gb.sample, T->gb.nsample, lt);
+    gblend_losses(T, L, RT_SPLIT_VAL, NULL, T->split[RT_SPLIT_VAL].n, lv);
+}
+
+/* At the end of a super-epoch: the losses now, the weights from their
+ * change since its start (rt_gblend_weights), written into the loss's
+ * weight states for the next super-epoch. */
+static void gblend_estimate(Trainer *T, const Loop *L) {
+    const rt_model *m = T->m;
+    double lt[RT_GBLEND_MAX], lv[RT_GBLEND_MAX], w[RT_GBLEND_MAX];
+    gblend_measure(T, L, lt, lv);
+    memcpy(w, T->gb.w, sizeof w);
+    T->gb.estimated = true;
+    T->gb.updated = rt_gblend_weights(T->gb.n, T->gb.lt, T->gb.lv, lt, lv, w, T->gb.dG, T->gb.dO);
+    memcpy(T->gb.lt, lt, sizeof lt);
+    memcpy(T->gb.lv, lv, sizeof lv);
+    if (!T->gb.updated) return;
+    T->be->read(T->e, RT_ARENA_STATES, T->states);
+    for (int k = 0; k < T->gb.n; k++) {
+        float f = (float)w[k];
+        T->states[m->states[T->gb.state[k]].off] = f;
+        T->gb.w[k] = f;
+    }
+    T->be->write(T->e, RT_ARENA_STATES, T->states);
+}
+
+/* The estimate's record in the epoch's metrics.jsonl line. */
+static void gblend_json(const Trainer *T, cJSON *j) {
+    cJSON *w = cJSON_CreateObject();
+    for (int k = 0; k < T->gb.n; k++) cJSON_AddNumberToObject(w, T->gb.name[k], T->gb.w[k]);
+    cJSON_AddItemToObject(j, "loss_weights", w);
+    if (!T->gb.estimated) return;
+    const char *key[4] = {"train_loss", "val_loss", "dG", "dO"};
+    const double *val[4] = {T->gb.lt, T->gb.lv, T->gb.dG, T->gb.dO};
+    cJSON *g = cJSON_CreateObject();
+    for (int i = 0; i < 4; i++) {
+        cJSON *o = cJSON_CreateObject();
+        for (int k = 0; k < T->gb.n; k++) cJSON_AddNumberToObject(o, T->gb.name[k], val[i][k]);
+        cJSON_AddItemToObject(g, key[i], o);
+    }
+    cJSON_AddBoolToObject(g, "updated", T->gb.updated);
+    cJSON_AddItemToObject(j, "gblend", g);
+}
+
 /* The back end with the run's arenas, the logs, the graph of each kind of
  * step the policy takes, and the loop's buffers. */
 static void start(Trainer *T, Loop *L) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
+    if (cfg->policy == RT_POLICY_GBLEND) gblend_setup(T);
     T->e = T->be->create(m, T->batch);
     T->be->write(T->e, RT_ARENA_PARAMS, T->params);
     T->be->write(T->e, RT_ARENA_MOMENTUM, T->mom);
@@ -165,7 +302,10 @@ static void start(Trainer *T, Loop *L) {
 
     char header[512] = "step,epoch,kind,loss";
     for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",s_%d", k);
-    strcat(header, cfg->policy == RT_POLICY_OGM_GE ? ",d_speed,lr,ogm_ratio,ogm_coeff_0,ogm_coeff_1\n" : ",d_speed,lr\n");
+    strcat(header, cfg->policy == RT_POLICY_OGM_GE ? ",d_speed,lr,ogm_ratio,ogm_coeff_0,ogm_coeff_1" : ",d_speed,lr");
+    for (int k = 0; cfg->policy == RT_POLICY_GBLEND && k < T->gb.n; k++)
+        snprintf(header + strlen(header), sizeof header - strlen(header), ",w_%s", T->gb.name[k]);
+    strcat(header, "\n");
     rt_run_open_logs(T, header);
 
     L->v_train = rt_find_variant(m, RT_VAR_TRAIN, -1);
@@ -185,6 +325,10 @@ static void start(Trainer *T, Loop *L) {
             L->mask[k] = rt_alloc((size_t)m->nparams);
             for (int p = 0; p < m->nparams; p++) L->mask[k][p] = (m->params[p].groups & RT_GROUP_MAIN(k)) != 0;
         }
+
+    /* G-Blend: the losses at the start of the first super-epoch (a resumed
+     * run has those of the one in progress from last.ckpt). */
+    if (cfg->policy == RT_POLICY_GBLEND && !T->o->resume) gblend_measure(T, L, T->gb.lt, T->gb.lv);
 
     L->tty = isatty(2) && !T->o->quiet;
     const int n = T->split[RT_SPLIT_TRAIN].n;
@@ -292,12 +436,13 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->regular_steps++;
         if (cfg->policy != RT_POLICY_RUBI) rt_controller_after_regular(&T->ctl, ep, &T->speed);
     }
-    char kb[32], line[64 + 16 * (RT_MAXB + 4)];
+    char kb[32], line[64 + 16 * (RT_MAXB + 4 + RT_GBLEND_MAX)];
     int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
     for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
     n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g", T->speed.d_speed, h.opt.lr);
     if (cfg->policy == RT_POLICY_OGM_GE)
         n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g,%.6g", T->ogm_rho, T->ogm_coeff[0], T->ogm_coeff[1]);
+    for (int k = 0; cfg->policy == RT_POLICY_GBLEND && k < T->gb.n; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->gb.w[k]);
     snprintf(line + n, sizeof line - n, "\n");
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
@@ -434,6 +579,7 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     double kc[RT_MAXB + 1];
     for (int k = 0; k <= m->nbranches; k++) kc[k] = (double)T->kind_count[k];
     cJSON_AddItemToObject(j, "steps_by_kind", cJSON_CreateDoubleArray(kc, m->nbranches + 1));
+    if (T->cfg.policy == RT_POLICY_GBLEND) gblend_json(T, j);
     cJSON_AddNumberToObject(j, "lr", rt_schedule_lr(&T->cfg, T->lr, T->step - 1, L->steps_per_epoch)); /* its last step's */
     cJSON_AddNumberToObject(j, "samples_per_s", sps);
     cJSON_AddNumberToObject(j, "wall_samples_per_s", st->seen / (st->loop_time > 0 ? st->loop_time : 1e-9));
@@ -456,6 +602,11 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
         if (isnan(test->branch[k])) fprintf(stderr, "%s%s -", k ? ", " : "", m->branches[k]);
         else fprintf(stderr, "%s%s %.4f", k ? ", " : "", m->branches[k], test->branch[k]);
     fprintf(stderr, ")  %.0f samples/s%s\n", sps, best ? "  *best" : "");
+    if (T->cfg.policy == RT_POLICY_GBLEND && T->gb.estimated) {
+        fprintf(stderr, "gblend: loss weights");
+        for (int k = 0; k < T->gb.n; k++) fprintf(stderr, "%s %s %.4f", k ? "," : "", T->gb.name[k], T->gb.w[k]);
+        fprintf(stderr, "%s\n", T->gb.updated ? "" : " (kept: no held-out loss fell)");
+    }
 }
 
 /* A data-parallel run: every rank must hold the same parameters and state
@@ -503,6 +654,8 @@ static bool end_epoch(Trainer *T, Loop *L, const EpochStats *st) {
     T->epoch++;
     bool best = keep_best(T, &val, &test);
     bool stop = schedule(T, st);
+    T->gb.estimated = false;
+    if (T->cfg.policy == RT_POLICY_GBLEND && T->epoch % T->cfg.gblend_every == 0) gblend_estimate(T, L);
     T->samples_per_s = L->samples / (L->train_time > 0 ? L->train_time : 1e-9);
     log_epoch(T, L, st, &val, &test, sps, best);
     save_epoch(T, best);
@@ -581,6 +734,7 @@ static void finish(Trainer *T, Loop *L) {
     T->be->destroy(T->e);
     rt_close_data(T);
     for (int k = 0; k < m->nbranches; k++) free(L->mask[k]);
+    free(T->gb.sample);
     free(L->perm);
     free(T->params);
     free(T->mom);

@@ -65,6 +65,20 @@ typedef struct {
     /* OGM-GE: the batch of the step in progress, and its ratio and coefficients */
     const rt_batch *ogm_batch;
     double ogm_rho, ogm_coeff[2];
+    /* G-Blend (docs/methods.md): the loss terms, each a weight state
+     * loss.weight.NAME, measured on the logits of a branch head or (-1) on
+     * the prediction; the losses measured at the start of the super-epoch
+     * in progress (they go into last.ckpt) and the weights in force. */
+    struct {
+        int n;
+        int state[RT_GBLEND_MAX], branch[RT_GBLEND_MAX];
+        const char *name[RT_GBLEND_MAX];
+        double lt[RT_GBLEND_MAX], lv[RT_GBLEND_MAX];    /* training-sample and validation losses */
+        double w[RT_GBLEND_MAX];                        /* as the states hold them (floats) */
+        int *sample, nsample;                           /* the training examples measured */
+        bool estimated, updated;                        /* this epoch: an estimate was made, and it moved the weights */
+        double dG[RT_GBLEND_MAX], dO[RT_GBLEND_MAX];
+    } gb;
 } Trainer;
 
 typedef struct {

@@ -174,11 +174,50 @@ static void test_ogm(void) {
     free(g), free(g0);
 }
 
+/* G-Blend's weights from losses chosen so that the arithmetic is done by
+ * hand. Three terms (fused, c, g):
+ *   fused: dG = 2.05 - 1.25 = 0.8,  dO = (1.25 - 1.0) - (2.05 - 2.0) = 0.2,   0.8 / 0.04   = 20
+ *   c:     dG = 2.15 - 1.6 = 0.55,  dO = (1.6 - 1.5) - (2.15 - 2.1) = 0.05,  0.55 / 0.0025 = 220
+ *   g:     dG = 2.3 - 2.5 = -0.2:   its held-out loss rose, weight 0
+ * so w = (20, 220, 0) / 240. A term whose overfitting did not change (dO
+ * = 0) has its dO^2 floored at RT_GBLEND_EPS; when no term generalised
+ * the weights stay as they were. */
+static void test_gblend(void) {
+    const double lt0[3] = {2.0, 2.1, 2.2}, lv0[3] = {2.05, 2.15, 2.3}, lt1[3] = {1.0, 1.5, 0.8}, lv1[3] = {1.25, 1.6, 2.5};
+    double w[3] = {0.5, 0.25, 0.25}, dG[3], dO[3];
+    CHECK(rt_gblend_weights(3, lt0, lv0, lt1, lv1, w, dG, dO) == 1);
+    CHECK_CLOSE(dG[0], 0.8, 1e-12, 0);
+    CHECK_CLOSE(dG[1], 0.55, 1e-12, 0);
+    CHECK_CLOSE(dG[2], -0.2, 1e-12, 0);
+    CHECK_CLOSE(dO[0], 0.2, 1e-12, 0);
+    CHECK_CLOSE(dO[1], 0.05, 1e-12, 0);
+    CHECK_CLOSE(dO[2], 1.6, 1e-12, 0);
+    CHECK_CLOSE(w[0], 20.0 / 240, 1e-12, 0);
+    CHECK_CLOSE(w[1], 220.0 / 240, 1e-12, 0);
+    CHECK(w[2] == 0);
+
+    /* dO = 0: 0.5 / 1e-8 against 1 / 0.25. */
+    const double a0[2] = {1, 1}, b0[2] = {2, 2}, a1[2] = {0.5, 0.5}, b1[2] = {1.5, 1.0};
+    CHECK(rt_gblend_weights(2, a0, b0, a1, b1, w, NULL, NULL) == 1);
+    CHECK_CLOSE(w[0], 5e7 / (5e7 + 4), 1e-12, 0);
+    CHECK_CLOSE(w[1], 4 / (5e7 + 4), 1e-12, 0);
+
+    /* Every held-out loss rose (or stayed): the weights are kept. */
+    double keep[2] = {0.3, 0.7};
+    CHECK(rt_gblend_weights(2, a0, b1, a1, b0, keep, dG, NULL) == 0);
+    CHECK(keep[0] == 0.3 && keep[1] == 0.7);
+    CHECK_CLOSE(dG[0], -0.5, 1e-12, 0);
+    CHECK(rt_gblend_weights(2, a0, b0, a1, b0, keep, NULL, NULL) == 0);
+    CHECK(keep[0] == 0.3 && keep[1] == 0.7);
+}
+
 int main(void) {
     test_guided();
     test_random();
     test_speed();
     test_modality_drop();
     test_ogm();
-    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE)");
+    test_gblend();
+    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE, "
+                         "G-Blend)");
 }

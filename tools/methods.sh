@@ -37,7 +37,7 @@ if [ $QUICK = 1 ]; then
     set -- --limit-train 512 --val 256 --limit-test 256 "$@"
 fi
 NETS=${NETS:-"cgmnist cgmnist_late"}
-ALL="vanilla guided random rubi:c modality_dropout ogm_ge"
+ALL="vanilla guided random rubi:c modality_dropout ogm_ge gblend"
 MMC=${MMC:-build/mmc}
 # One job per line: NET NAME POLICY SEED (the train options go through the
 # environment: words without spaces)
@@ -48,6 +48,9 @@ mkdir -p "$OUT"
 for net in $NETS; do
     mkdir -p "$OUT/$net"
     [ -x "$OUT/$net/prog" ] || $MMC build "examples/$net.mmnet" -o "$OUT/$net/prog"
+    # gblend sets the loss's weights, which a plain ce(c) + ce(g) keeps only when built for it
+    [ -x "$OUT/$net/prog_gblend" ] || { sed 's/^  policy .*/  policy gblend/' "examples/$net.mmnet" > "$OUT/$net/gblend.mmnet" &&
+        $MMC build "$OUT/$net/gblend.mmnet" -o "$OUT/$net/prog_gblend"; }
 done
 for s in $(seq 1 "$SEEDS"); do
     for net in $NETS; do
@@ -62,7 +65,8 @@ done | xargs -P "$JOBS" -L 1 sh -c '
     net=$0; name=$1; policy=$2; seed=$3
     run='"$OUT"'/$net/${name}_s$seed
     [ -f "$run/summary.json" ] && exit 0
-    '"$OUT"'/$net/prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy --out $run --quiet $OPTS \
+    prog='"$OUT"'/$net/prog; [ -x ${prog}_$policy ] && prog=${prog}_$policy
+    $prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy --out $run --quiet $OPTS \
         > $run.log 2>&1 && echo "done: $run" || { echo "FAILED: $run (see $run.log)"; echo $run >> '"$fails"'; }
 '
 [ -s "$fails" ] && { echo "methods.sh: $(wc -l < "$fails") runs failed" >&2; exit 1; }

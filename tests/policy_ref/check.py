@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check.py -- the standard-library side of tests/policy_ref.sh:
 
-  check.py setup REF DIR          write DIR/data/{train,test}.safetensors and
+  check.py setup REF DIR          write DIR/data/{train,test,val}.safetensors and
                                   DIR/init.safetensors from REF, and print a
                                   line "POLICY<TAB>FLAGS" per policy
   check.py compare REF POLICY CKPT
@@ -22,8 +22,10 @@ TOL = 1e-4
 def setup(ref, out):
     t, meta = st.read(ref)
     os.makedirs(os.path.join(out, "data"), exist_ok=True)
-    for split in ("train", "test"):
+    for split in ("train", "test", "val"):
         part = {k.split(".", 2)[2]: v for k, v in t.items() if k.startswith("data.%s." % split)}
+        if not part:
+            continue
         st.write(os.path.join(out, "data", split + ".safetensors"), part)
     st.write(os.path.join(out, "init.safetensors"), {k[5:]: v for k, v in t.items() if k.startswith("init.")})
     for p in meta["policies"].split(","):

@@ -5,6 +5,7 @@ tiny.mmnet's net, in PyTorch (float64), written from the published formulas
 
   data.train.a, data.train.b, data.train.label    the batch (the whole training set)
   data.test.a, data.test.b, data.test.label       a test split, for the program's evaluation
+  data.val.a, data.val.b, data.val.label          a validation split (gblend measures on it)
   init.NAME                                       the weights every step starts from
   after.POLICY.NAME                               the weights after POLICY's step
 
@@ -104,10 +105,43 @@ def step_ogm(P, xs, y, alpha):
     return sgd(P, G)
 
 
+def step_gblend(P, xs, y, val):
+    """Online G-Blend (Wang, Tran, Feiszli, CVPR 2020, Algorithms 1-2 and
+    eq. 9: w_k = dG_k / dO_k^2, normalised to sum 1) with a super-epoch of
+    one epoch, here one step: the first step weighs the loss terms as the
+    .mmnet does, divided by their sum; the measurements before and after it
+    (each head's mean cross-entropy on the training batch and on the
+    validation split) give dG = L^V_0 - L^V_1 and dO = O_1 - O_0 with
+    O = L^V - L^T, and the weights of the second step, whose result is
+    compared. A head whose validation loss rose would get 0."""
+    def measure(P):
+        with torch.no_grad():
+            return loss_terms(forward(P, xs), y), loss_terms(forward(P, val[0]), val[1])
+    s = sum(LOSS_WEIGHTS.values())
+    w0 = {k: v / s for k, v in LOSS_WEIGHTS.items()}
+    lt0, lv0 = measure(P)
+    P1 = sgd(P, gradients(P, weighted_loss(forward(P, xs), y, w0)))
+    lt1, lv1 = measure(P1)
+    raw = {}
+    for k in w0:
+        dG = (lv0[k] - lv1[k]).item()
+        dO = ((lv1[k] - lt1[k]) - (lv0[k] - lt0[k])).item()
+        raw[k] = max(dG, 0.0) / max(dO * dO, 1e-8)
+    w1 = {k: raw[k] / sum(raw.values()) for k in raw}
+    assert all(0.01 < v < 0.99 for v in w1.values()), w1   # every term weighs in the compared step
+    P1 = {n: v.clone().requires_grad_(True) for n, v in P1.items()}
+    return sgd(P1, gradients(P1, weighted_loss(forward(P1, xs), y, w1)))
+
+
+VAL = []  # the validation split [[x_a, x_b], y], made in main()
+
 POLICIES = {
     "vanilla": (["--policy", "vanilla"], step_vanilla),
     "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
                lambda P, xs, y: step_ogm(P, xs, y, 0.8)),
+    # two epochs of one step: the second step's weights are the first estimate's
+    "gblend": (["--policy", "gblend", "--gblend-every", "1", "--epochs", "2"],
+               lambda P, xs, y: step_gblend(P, xs, y, VAL)),
 }
 
 
@@ -131,6 +165,13 @@ def main():
         for nm, x in zip(BRANCHES, xs):
             tensors["data.%s.%s" % (split, nm)] = ("F32", list(x.shape), flat(x.float().double()))
         tensors["data.%s.label" % split] = ("I64", [B], flat(y))
+    # A validation split (gblend measures on it), drawn after the rest so that they stay as they were.
+    xa, xb = torch.rand(B, 2, 6, 6, generator=g), torch.rand(B, 1, 6, 6, generator=g)
+    yv = torch.arange(B) % CLASSES
+    for nm, x in zip(BRANCHES, (xa, xb)):
+        tensors["data.val.%s" % nm] = ("F32", list(x.shape), flat(x.float()))
+    tensors["data.val.label"] = ("I64", [B], flat(yv))
+    VAL[:] = [[xa.float().double(), xb.float().double()], yv]
     P0 = {n: v.float().double() for n, v in init.items()}
     for n, v in P0.items():
         tensors["init." + n] = ("F32", list(v.shape), flat(v))
