@@ -276,6 +276,9 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         cstr(b, IR_BRANCH(p, i)->name);
     }
     buf_puts(b, "};\n");
+    buf_printf(b, "static const int branch_input[%d] = {", p->branches.n);
+    for (int i = 0; i < p->branches.n; i++) buf_printf(b, "%s%d", i ? ", " : "", IR_BRANCH(p, i)->input);
+    buf_puts(b, "};\n");
     int nm = 0;
     for (int i = 0; i < p->fusions.n; i++) nm += IR_FUSION(p, i)->kind == FUSE_MMTM;
     buf_printf(b, "static const rt_fusion_info fusions[%d] = {\n", nm ? nm : 1);
@@ -366,7 +369,8 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         }
         if (optim) buf_puts(b, "},\n");
     }
-    buf_printf(b, "    },\n    .backend = &%s,\n    .impl = &%s,\n    .build_flags = MMNET_BUILD_FLAGS,\n};\n", backend, impl);
+    buf_printf(b, "    },\n    .backend = &%s,\n    .impl = &%s,\n    .build_flags = MMNET_BUILD_FLAGS,\n"
+                  "    .branch_input = branch_input,\n};\n", backend, impl);
 }
 
 void cg_main(Buf *b, const IrProgram *p, const CgOptions *o) {

@@ -157,6 +157,7 @@ struct rt_model {
     const rt_backend *backend;
     const void *impl;              /* the back end's tables (generated) */
     const char *build_flags;       /* how the program was compiled, for logs */
+    const int *branch_input;       /* [nbranches]: the input each branch reads (NULL: branch k reads input k) */
 };
 
 /* Entry point called by the generated main(). */

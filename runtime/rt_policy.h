@@ -60,4 +60,22 @@ double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int
  * deviation of the scaled g, + 1e-8. */
 void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r);
 
+/* AGM (Li et al., ICCV 2023; docs/methods.md), two modalities. From the
+ * multi-modal output on the whole batch (total) and on the batch with
+ * modality 0 or 1 zeroed (pad0, pad1), n = B * C values each, the Shapley
+ * mono-modal responses
+ *     phi_0 = (total - pad0 + pad1) / 2,   phi_1 = (total - pad1 + pad0) / 2. */
+void rt_agm_responses(const mm_real *total, const mm_real *pad0, const mm_real *pad1, size_t n, mm_real *phi0, mm_real *phi1);
+/* A response's score: the mean over the batch of -log softmax(phi)[label],
+ * each term at most -log(1e-8) (a probability below 1e-8 counts as 1e-8). */
+double rt_agm_score(const mm_real *phi, const int32_t *y, int B, int C);
+/* The ratios and coefficients of a step from its scores s and the running
+ * means avg of the earlier steps' scores:
+ *     ratio_k   = exp(2 (mean(s) - s_k))        (two modalities: exp(s_other - s_k))
+ *     optimal_k = exp(2 (mean(avg) - avg_k))
+ *     coeff_k   = exp(alpha (optimal_k - ratio_k)) */
+void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double ratio[2], double coeff[2]);
+/* The running means after step i (counted from 0): avg = (avg i + s) / (i + 1). */
+void rt_agm_average(double avg[2], const double s[2], long i);
+
 #endif

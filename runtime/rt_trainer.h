@@ -65,6 +65,13 @@ typedef struct {
     /* OGM-GE: the batch of the step in progress, and its ratio and coefficients */
     const rt_batch *ogm_batch;
     double ogm_rho, ogm_coeff[2];
+    /* AGM: the running means of the two scores over the steps so far (they
+     * go into last.ckpt), the step's scores, ratios and coefficients and the
+     * means they were computed with, and buffers: a zero input, the
+     * multi-modal output with each modality zeroed, the responses. */
+    double agm_avg[2], agm_score[2], agm_ratio[2], agm_coeff[2], agm_avg_used[2];
+    const rt_batch *agm_batch;
+    mm_real *agm_zero, *agm_pad[2], *agm_phi[2];
 } Trainer;
 
 typedef struct {
