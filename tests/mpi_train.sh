@@ -54,6 +54,7 @@ RUN="train --quiet --threads 1 --epochs 2 --batch 14 --policy modality_dropout -
 mpi 3 "$W/rs" $RUN --out "$W/drop.3" > /dev/null 2> "$W/drop.3.err" || { bad "modality_dropout: 3 ranks"; cat "$W/drop.3.err"; }
 say "modality_dropout, 3 ranks: $(close "$W/drop.1" "$W/drop.3" "modality_dropout: 3 ranks differ from one process")"
 expect 1 "ogm_ge runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy ogm_ge --out "$W/ogm.2"
+expect 1 "agm runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy agm --out "$W/agm.2"
 kinds=$(cut -d, -f3 "$W/random.3/steps.csv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 say "random's step kinds: $kinds"
 grep -q rebalance "$W/guided.3/steps.csv" || bad "guided took no re-balancing step: the test does not cover the controller"
