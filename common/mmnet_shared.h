@@ -202,6 +202,8 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
                             .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs"))   \
     X(RUN, ogm_end, INT, (.key = "end", .dflt = 50, .lo = 0, .hi = 1000000, .flag = "--ogm-end", .meta = "E",             \
                           .help = "ogm_ge(alpha, start, end): the modulation's strength and first and last epochs")) \
+    X(RUN, ogm_ge, FLOAT, (.key = "ge", .dflt = 1, .lo = 0, .hi = 1e6, .flag = "--ogm-ge", .meta = "X",                    \
+                           .help = "ogm_ge(ge): the noise's standard deviation over the gradient's (0: OGM without GE)")) \
     /* agm(alpha, start, end): AGM's modulation strength and its epochs, from 0 (docs/methods.md) */                   \
     X(RUN, agm_alpha, FLOAT, (.key = "alpha", .dflt = 1, .lo = 0, .hi = 100, .flag = "--agm-alpha", .meta = "X",           \
                               .help = "agm(alpha, start, end): the modulation's strength and first and last epochs"))    \
@@ -305,7 +307,7 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(RANDOM, "random", RT_VAR_REBALANCE, (RT_CFG_warmup, RT_CFG_rebalance_update))                                 \
     X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))                                                              \
     X(MODALITY_DROPOUT, "modality_dropout", RT_VAR_TRAIN, (RT_CFG_drop_p))                                          \
-    X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end))                        \
+    X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end, RT_CFG_ogm_ge))          \
     X(AGM, "agm", RT_VAR_TRAIN, (RT_CFG_agm_alpha, RT_CFG_agm_start, RT_CFG_agm_end))
 
 #define RT_DATA_SOURCES(X)                                                                                          \

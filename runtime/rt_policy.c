@@ -114,7 +114,7 @@ double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int
     return rho;
 }
 
-void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r) {
+void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r) {
     double sum = 0, sq = 0;
     for (size_t i = 0; i < n; i++) {
         g[i] = (mm_real)(g[i] * coeff);
@@ -122,8 +122,8 @@ void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r) {
     }
     double mean = n ? sum / (double)n : 0;
     for (size_t i = 0; i < n; i++) sq += (g[i] - mean) * (g[i] - mean);
-    double sd = (n > 1 ? sqrt(sq / (double)(n - 1)) : NAN) + 1e-8;
-    if (!isfinite(sd)) return; /* torch's std of one element is NaN: no noise */
+    double sd = ge * ((n > 1 ? sqrt(sq / (double)(n - 1)) : NAN) + 1e-8);
+    if (!isfinite(sd) || ge == 0) return; /* torch's std of one element is NaN: no noise */
     for (size_t i = 0; i < n; i++) g[i] += (mm_real)(sd * rt_rng_normal(r));
 }
 

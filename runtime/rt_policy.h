@@ -57,8 +57,8 @@ int rt_modality_drop(uint64_t seed, long j, int n, float p);
 double rt_ogm_coeffs(const mm_real *l0, const mm_real *l1, const int32_t *y, int B, int C, double alpha, double coeff[2]);
 /* One parameter's gradient g[0..n): g *= coeff, then the generalisation
  * enhancement g += N(0, sd^2) per element, sd = the (n - 1) standard
- * deviation of the scaled g, + 1e-8. */
-void rt_ogm_ge(mm_real *g, size_t n, double coeff, rt_rng *r);
+ * deviation of the scaled g, + 1e-8, times ge (0: no noise, OGM alone). */
+void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r);
 
 /* AGM (Li et al., ICCV 2023; docs/methods.md), two modalities. From the
  * multi-modal output on the whole batch (total) and on the batch with

@@ -276,7 +276,7 @@ static void ogm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
                 rt_rng rng;
                 rt_rng_seed(&rng, cfg->seed ^ 0x6f676d6765ULL ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(T->step + 1)) ^
                                       (0xD1B54A32D192ED03ULL * (uint64_t)(p + 1)));
-                rt_ogm_ge(grads + m->params[p].off, m->params[p].numel, T->ogm_coeff[k], &rng);
+                rt_ogm_ge(grads + m->params[p].off, m->params[p].numel, T->ogm_coeff[k], cfg->ogm_ge, &rng);
                 break;
             }
 }

@@ -45,7 +45,7 @@ expect 2 "policy modality_dropout zeroes one of the inputs of each example; mode
     "$W/one" train --policy modality_dropout --out "$W/bad"
 
 sed 's/^  policy .*/  policy ogm_ge(alpha=0.3, start=1, end=1)/' "$W/drop.mmnet" > "$W/ogm.mmnet"
-"$MMC" info "$W/ogm.mmnet" | grep -qF "policy     ogm_ge(alpha=0.3, start=1, end=1)" || bad "mmc info: ogm_ge"
+"$MMC" info "$W/ogm.mmnet" | grep -qF "policy     ogm_ge(alpha=0.3, start=1, end=1, ge=1)" || bad "mmc info: ogm_ge"
 "$MMC" build "$W/ogm.mmnet" -o "$W/ogm" > /dev/null || { bad "mmc build ogm"; exit 1; }
 "$W/ogm" train --quiet --out "$W/ogm1" > /dev/null 2>&1 || bad "train ogm_ge"
 python3 - "$W/ogm1/steps.csv" <<'PY' || bad "ogm_ge: steps.csv's coefficients are not the rule's"

@@ -150,7 +150,7 @@ static void test_ogm(void) {
     for (size_t i = 0; i < n; i++) g[i] = g0[i] = (mm_real)((double)(i % 7) - 3); /* sd 2.0000 */
     rt_rng r;
     rt_rng_seed(&r, 5);
-    rt_ogm_ge(g, n, 0.25, &r);
+    rt_ogm_ge(g, n, 0.25, 1, &r);
     double sum = 0, sq = 0, sd = 0;
     for (size_t i = 0; i < n; i++) sd += (0.25 * g0[i]) * (0.25 * g0[i]);
     sd = sqrt(sd / (double)(n - 1));
@@ -160,6 +160,17 @@ static void test_ogm(void) {
     }
     CHECK_CLOSE(sum / (double)n, 0, 0.01, 0, "the noise's mean");
     CHECK_CLOSE(sqrt(sq / (double)n), sd, 0, 0.01, "the noise's sd against the scaled gradient's, %g", sd);
+    /* ge = 2 doubles the noise; ge = 0 leaves the scaled gradient exactly (OGM without GE) */
+    for (size_t i = 0; i < n; i++) g[i] = g0[i];
+    rt_ogm_ge(g, n, 0.25, 2, &r);
+    sq = 0;
+    for (size_t i = 0; i < n; i++) sq += (g[i] - 0.25 * g0[i]) * (g[i] - 0.25 * g0[i]);
+    CHECK_CLOSE(sqrt(sq / (double)n), 2 * sd, 0, 0.01, "ge = 2: the noise's sd against twice the scaled gradient's");
+    for (size_t i = 0; i < n; i++) g[i] = g0[i];
+    rt_ogm_ge(g, n, 0.25, 0, &r);
+    bool exact = true;
+    for (size_t i = 0; i < n; i++) exact &= g[i] == (mm_real)(g0[i] * 0.25);
+    CHECK(exact, "ge = 0: the gradient is only scaled");
     free(g), free(g0);
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""methods_table.py OUTDIR [RESULTS.md] — the table of tools/methods.sh.
+"""methods_table.py OUTDIR [RESULTS.md NET] — a table of tools/methods.sh.
 
 Reads every run OUTDIR/METHOD_sSEED: summary.json (the test accuracy of the
 prediction and of each branch at the best epoch, the conditional utilization
@@ -7,7 +7,7 @@ rates and d_util), steps.csv (d_speed after every step: its mean over the
 run's steps where it is defined) and metrics.jsonl (the time per epoch).
 Writes OUTDIR/methods.csv (a row per run) and OUTDIR/methods.md (mean ± sd
 per method), and with RESULTS.md replaces the text between its lines
-<!-- methods:begin --> and <!-- methods:end --> with the table."""
+<!-- methods:NET:begin --> and <!-- methods:NET:end --> with the table."""
 import csv, glob, json, math, os, re, sys
 
 out = sys.argv[1]
@@ -67,7 +67,8 @@ open(os.path.join(out, "methods.md"), "w").write(table)
 print(table, end="")
 if len(sys.argv) > 2:
     doc = open(sys.argv[2]).read()
-    a, z = "<!-- methods:begin -->\n", "<!-- methods:end -->"
+    net = sys.argv[3] if len(sys.argv) > 3 else os.path.basename(os.path.normpath(out))
+    a, z = "<!-- methods:%s:begin -->\n" % net, "<!-- methods:%s:end -->" % net
     if a not in doc or z not in doc:
         sys.exit("methods_table.py: %s has no %s ... %s section to replace" % (sys.argv[2], a.strip(), z))
     i, j = doc.index(a) + len(a), doc.index(z)

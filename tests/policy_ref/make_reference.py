@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""make_reference.py [OUT] -- one training step of each balancing policy on
+tiny.mmnet's net, in PyTorch (float64), written from the published formulas
+(docs/methods.md), into OUT (default: ref.safetensors beside this file):
+
+  data.train.a, data.train.b, data.train.label    the batch (the whole training set)
+  data.test.a, data.test.b, data.test.label       a test split, for the program's evaluation
+  init.NAME                                       the weights every step starts from
+  after.POLICY.NAME                               the weights after POLICY's step
+
+and the metadata "policies" (their names, in order) and "flags.POLICY"
+(the program's options that select POLICY with the reference's settings).
+tests/policy_ref.sh trains the generated program one step per policy from
+the same weights and data and compares its update with the reference's.
+
+A policy is a row of POLICIES: its flags and a function that takes the
+weights and the batch and returns the weights after one step. Anything
+random in a policy is switched off by its flags, so that the step is exact.
+Needs PyTorch; the file it writes is committed, so the test runs without."""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+LR = 0.5                                             # tiny.mmnet's sgd(lr=0.5), no momentum
+LOSS_WEIGHTS = {"fused": 1.0, "a": 0.5, "b": 0.5}    # ce(fused) + 0.5 * ce(a) + 0.5 * ce(b)
+B, CLASSES = 8, 3
+SHAPES = {
+    "a.net1.conv1.weight": (4, 2, 3, 3), "a.net1.conv1.bias": (4,),
+    "a.net1.linear1.weight": (3, 4), "a.net1.linear1.bias": (3,),
+    "b.net1.conv1.weight": (4, 1, 3, 3), "b.net1.conv1.bias": (4,),
+    "b.net1.linear1.weight": (3, 4), "b.net1.linear1.bias": (3,),
+    "fused.linear1.weight": (3, 8), "fused.linear1.bias": (3,),
+}
+# Each branch's own parameters (the group main_k of ALGORITHMS §4); the
+# fusion head's belong to neither.
+OWN = [[n for n in SHAPES if n.startswith("a.")], [n for n in SHAPES if n.startswith("b.")]]
+BRANCHES = ["a", "b"]
+
+
+def branch(P, k, x):
+    """Branch k's features (gap of relu(conv)) and its own head's logits."""
+    p = BRANCHES[k] + ".net1."
+    feat = F.relu(F.conv2d(x, P[p + "conv1.weight"], P[p + "conv1.bias"], padding=1)).mean((2, 3))
+    return feat, F.linear(feat, P[p + "linear1.weight"], P[p + "linear1.bias"])
+
+
+def forward(P, xs):
+    """{'fused': logits, 'a': logits, 'b': logits} for inputs xs = [x_a, x_b]."""
+    fa, la = branch(P, 0, xs[0])
+    fb, lb = branch(P, 1, xs[1])
+    lf = F.linear(torch.cat([fa, fb], 1), P["fused.linear1.weight"], P["fused.linear1.bias"])
+    return {"fused": lf, "a": la, "b": lb}
+
+
+def loss_terms(out, y):
+    """Each head's mean cross-entropy over the batch."""
+    return {k: F.cross_entropy(v, y) for k, v in out.items()}
+
+
+def gradients(P, loss):
+    """d loss / d P, as a dict (zero where the loss does not depend on P)."""
+    names = list(P)
+    g = torch.autograd.grad(loss, [P[n] for n in names], allow_unused=True)
+    return {n: (gi if gi is not None else torch.zeros_like(P[n])) for n, gi in zip(names, g)}
+
+
+def sgd(P, G):
+    return {n: (P[n] - LR * G[n]).detach() for n in P}
+
+
+def weighted_loss(out, y, w=LOSS_WEIGHTS):
+    t = loss_terms(out, y)
+    return sum(w[k] * t[k] for k in t)
+
+
+# ---- the policies' steps ------------------------------------------------------
+def step_vanilla(P, xs, y):
+    return sgd(P, gradients(P, weighted_loss(forward(P, xs), y)))
+
+
+def step_ogm(P, xs, y, alpha):
+    """OGM (Peng et al. CVPR 2022, GeWu-Lab/OGM-GE_CVPR2022 main.py
+    train_epoch) without the GE noise: the batch sums of each branch head's
+    softmax at the label, their ratio, 1 - tanh(alpha * relu(ratio)) on the
+    dominant branch's own gradients."""
+    out = forward(P, xs)
+    G = gradients(P, weighted_loss(out, y))
+    s = [F.softmax(out[BRANCHES[k]], 1).gather(1, y[:, None]).sum().item() for k in range(2)]
+    rho = s[0] / s[1]
+    coeff = [1.0, 1.0]
+    if rho > 1:
+        coeff[0] = 1 - torch.tanh(torch.tensor(alpha * max(rho, 0.0))).item()
+    else:
+        coeff[1] = 1 - torch.tanh(torch.tensor(alpha * max(1 / rho, 0.0))).item()
+    for k in range(2):
+        for n in OWN[k]:
+            G[n] = G[n] * coeff[k]
+    return sgd(P, G)
+
+
+POLICIES = {
+    "vanilla": (["--policy", "vanilla"], step_vanilla),
+    "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
+               lambda P, xs, y: step_ogm(P, xs, y, 0.8)),
+}
+
+
+def flat(t):
+    return t.detach().reshape(-1).tolist()
+
+
+def main():
+    out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref.safetensors")
+    g = torch.Generator().manual_seed(20261205)
+    data = {}
+    for split in ("train", "test"):
+        xa = torch.rand(B, 2, 6, 6, generator=g)
+        xb = torch.rand(B, 1, 6, 6, generator=g)
+        y = torch.arange(B) % CLASSES
+        data[split] = ([xa, xb], y)
+    init = {n: ((torch.rand(s, generator=g) * 2 - 1) * 0.6) for n, s in SHAPES.items()}
+    tensors = {}
+    for split, (xs, y) in data.items():
+        # float32 values, so that the program reads exactly the batch the reference uses
+        for nm, x in zip(BRANCHES, xs):
+            tensors["data.%s.%s" % (split, nm)] = ("F32", list(x.shape), flat(x.float().double()))
+        tensors["data.%s.label" % split] = ("I64", [B], flat(y))
+    P0 = {n: v.float().double() for n, v in init.items()}
+    for n, v in P0.items():
+        tensors["init." + n] = ("F32", list(v.shape), flat(v))
+    xs, y = data["train"]
+    xs = [x.float().double() for x in xs]
+    meta = {"policies": ",".join(POLICIES)}
+    for name, (flags, step) in POLICIES.items():
+        P = {n: v.clone().requires_grad_(True) for n, v in P0.items()}
+        after = step(P, xs, y)
+        for n in SHAPES:
+            tensors["after.%s.%s" % (name, n)] = ("F64", list(after[n].shape), flat(after[n]))
+        meta["flags." + name] = " ".join(flags)
+    st.write(out_path, tensors, meta)
+    print("wrote %s: %d policies" % (out_path, len(POLICIES)))
+
+
+if __name__ == "__main__":
+    main()
