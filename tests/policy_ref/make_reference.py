@@ -17,6 +17,7 @@ A policy is a row of POLICIES: its flags and a function that takes the
 weights and the batch and returns the weights after one step. Anything
 random in a policy is switched off by its flags, so that the step is exact.
 Needs PyTorch; the file it writes is committed, so the test runs without."""
+import math
 import os
 import sys
 
@@ -104,10 +105,44 @@ def step_ogm(P, xs, y, alpha):
     return sgd(P, G)
 
 
+def step_agm(P, xs, y, alpha):
+    """AGM (Li et al. ICCV 2023, lihong2303/AGM_ICCV2023 run/AVMNIST_main.py
+    train and model/AVMNIST_net.py GradMod), the first step of a run: the
+    multi-modal output (the fusion head's logits) on the batch and with
+    each modality zeroed, the Shapley responses phi_a = (total - pad_a +
+    pad_b) / 2 and phi_b = (total - pad_b + pad_a) / 2, their scores (mean
+    -log softmax at the label, each term at most -log 1e-8), the ratios
+    exp(2 (mean score - score_k)), against the running means of earlier
+    scores (0 before the first step, as the code starts them) the optimal
+    ratios exp(2 (mean avg - avg_k)) = 1, the coefficients exp(alpha
+    (optimal - ratio)), and each on its branch's own gradients."""
+    out = forward(P, xs)
+    G = gradients(P, weighted_loss(out, y))
+    with torch.no_grad():
+        total = out["fused"]
+        pad = [forward(P, [torch.zeros_like(xs[0]), xs[1]])["fused"],   # modality a zeroed
+               forward(P, [xs[0], torch.zeros_like(xs[1])])["fused"]]   # modality b zeroed
+        phi = [0.5 * (total - pad[0] + pad[1]), 0.5 * (total - pad[1] + pad[0])]
+        score = []
+        for k in range(2):
+            p = F.softmax(phi[k], 1).gather(1, y[:, None])[:, 0]
+            score.append(torch.where(p < 1e-8, torch.full_like(p, 1e-8), p).log().neg().mean().item())
+        mean = sum(score) / 2
+        avg = [0.0, 0.0]
+        mean_avg = sum(avg) / 2
+        coeff = [math.exp(alpha * (math.exp(2 * (mean_avg - avg[k])) - math.exp(2 * (mean - score[k])))) for k in range(2)]
+    for k in range(2):
+        for n in OWN[k]:
+            G[n] = G[n] * coeff[k]
+    return sgd(P, G)
+
+
 POLICIES = {
     "vanilla": (["--policy", "vanilla"], step_vanilla),
     "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
                lambda P, xs, y: step_ogm(P, xs, y, 0.8)),
+    "agm": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0"],
+            lambda P, xs, y: step_agm(P, xs, y, 4.0)),
 }
 
 
