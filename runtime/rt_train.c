@@ -355,13 +355,13 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         h.modulate = ogm_modulate, h.ctx = T;
         T->ogm_batch = b;
     }
+    double t0 = rt_now(); /* the step's time includes AGM's passes with a modality zeroed */
     if (cfg->policy == RT_POLICY_AGM) {
         agm_zeroed_passes(T, L, b);
         h.modulate = agm_modulate, h.ctx = T;
         T->agm_batch = b;
     }
     rt_result r;
-    double t0 = rt_now();
     T->be->train(T->e, v, b, &h, &r);
     *t_train += rt_now() - t0;
     if (!isfinite(r.loss)) {
