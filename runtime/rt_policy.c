@@ -159,3 +159,12 @@ void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double 
 void rt_agm_average(double avg[2], const double s[2], long i) {
     for (int k = 0; k < 2; k++) avg[k] = avg[k] * (double)i / (double)(i + 1) + s[k] / (double)(i + 1);
 }
+
+double rt_clip_norm(mm_real *g, size_t n, double max_norm) {
+    double sq = 0;
+    for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
+    double f = max_norm / (sqrt(sq) + 1e-6);
+    if (!(f < 1)) return 1;
+    for (size_t i = 0; i < n; i++) g[i] = (mm_real)(g[i] * f);
+    return f;
+}

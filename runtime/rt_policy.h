@@ -75,6 +75,10 @@ double rt_agm_score(const mm_real *phi, const int32_t *y, int B, int C);
  *     optimal_k = exp(2 (mean(avg) - avg_k))
  *     coeff_k   = exp(alpha (optimal_k - ratio_k)) */
 void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double ratio[2], double coeff[2]);
+/* torch.nn.utils.clip_grad_norm_(max_norm) over g[0..n): when the L2 norm of
+ * g exceeds max_norm, g *= max_norm / (norm + 1e-6). Returns the factor
+ * applied (1: none). */
+double rt_clip_norm(mm_real *g, size_t n, double max_norm);
 /* The running means after step i (counted from 0): avg = (avg i + s) / (i + 1). */
 void rt_agm_average(double avg[2], const double s[2], long i);
 

@@ -168,7 +168,7 @@ static void start(Trainer *T, Loop *L) {
     strcat(header, ",d_speed,lr");
     if (cfg->policy == RT_POLICY_OGM_GE) strcat(header, ",ogm_ratio,ogm_coeff_0,ogm_coeff_1");
     if (cfg->policy == RT_POLICY_AGM)
-        strcat(header, ",agm_score_0,agm_score_1,agm_ratio_0,agm_ratio_1,agm_avg_0,agm_avg_1,agm_coeff_0,agm_coeff_1");
+        strcat(header, ",agm_score_0,agm_score_1,agm_ratio_0,agm_ratio_1,agm_avg_0,agm_avg_1,agm_coeff_0,agm_coeff_1,agm_clip");
     strcat(header, "\n");
     rt_run_open_logs(T, header);
 
@@ -301,6 +301,22 @@ static void agm_zeroed_passes(Trainer *T, const Loop *L, const rt_batch *b) {
     }
 }
 
+/* AGM's safeguard, as the authors' code has it in every step: when an
+ * element of a prediction head's weight gradient leaves [-clip, clip], all
+ * gradients are scaled to an L2 norm of clip (clip_grad_norm_). */
+static void agm_clip(Trainer *T, mm_real *grads) {
+    const rt_model *m = T->m;
+    const double clip = T->cfg.agm_clip;
+    T->agm_clipped = 1;
+    if (!(clip > 0) || !m->head_weights) return;
+    double most = 0;
+    for (const int *h = m->head_weights; *h >= 0; h++) {
+        const mm_real *g = grads + m->params[*h].off;
+        for (size_t i = 0; i < m->params[*h].numel; i++) most = fabs((double)g[i]) > most ? fabs((double)g[i]) : most;
+    }
+    if (most > clip) T->agm_clipped = rt_clip_norm(grads, m->params_floats, clip);
+}
+
 /* AGM, between the backward pass and the update: the Shapley responses of
  * the two modalities, their scores, ratios and coefficients against the
  * running means of the earlier steps' scores (which every step updates),
@@ -322,6 +338,7 @@ static void agm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
     rt_agm_average(T->agm_avg, T->agm_score, T->step);
     if (T->epoch < cfg->agm_start || T->epoch > cfg->agm_end) {
         T->agm_coeff[0] = T->agm_coeff[1] = 1;
+        agm_clip(T, grads);
         return;
     }
     for (int k = 0; k < 2; k++)
@@ -337,6 +354,7 @@ static void agm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
                 for (size_t i = 0; i < m->params[p].numel; i++) g[i] = (mm_real)(g[i] * T->agm_coeff[k]);
                 break;
             }
+    agm_clip(T, grads);
 }
 
 /* One step of epoch ep on batch b: its kind (the controller's, or RUBi's),
@@ -385,8 +403,9 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     if (cfg->policy == RT_POLICY_OGM_GE)
         n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g,%.6g", T->ogm_rho, T->ogm_coeff[0], T->ogm_coeff[1]);
     if (cfg->policy == RT_POLICY_AGM)
-        n += snprintf(line + n, sizeof line - n, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", T->agm_score[0], T->agm_score[1],
-                      T->agm_ratio[0], T->agm_ratio[1], T->agm_avg_used[0], T->agm_avg_used[1], T->agm_coeff[0], T->agm_coeff[1]);
+        n += snprintf(line + n, sizeof line - n, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", T->agm_score[0], T->agm_score[1],
+                      T->agm_ratio[0], T->agm_ratio[1], T->agm_avg_used[0], T->agm_avg_used[1], T->agm_coeff[0], T->agm_coeff[1],
+                      T->agm_clipped);
     snprintf(line + n, sizeof line - n, "\n");
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;

@@ -12,7 +12,11 @@
 #    coefficient times the vanilla step, the shared ones (MMTM, fusion head)
 #    and the BatchNorm running statistics exactly as vanilla's (the passes
 #    with a modality zeroed change no state);
-#  - outside its epochs the run is the vanilla run, bit for bit;
+#  - the authors' safeguard: when a prediction head's weight gradient leaves
+#    [-clip, clip], every gradient is scaled to norm clip, by the logged
+#    factor;
+#  - outside its epochs (and without the safeguard) the run is the vanilla
+#    run, bit for bit;
 #  - a resumed run is the uninterrupted one (the running means are in
 #    last.ckpt), and a corrupt running mean in it is refused;
 #  - bad options give clear errors.
@@ -21,7 +25,7 @@ MMC=$1; T=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
 . "$T/lib.sh"
 
-"$MMC" info "$T/agm/mmtm.mmnet" | grep -qF "policy     agm(alpha=1, start=1, end=2)" || { bad "mmc info: the policy"; "$MMC" info "$T/agm/mmtm.mmnet"; }
+"$MMC" info "$T/agm/mmtm.mmnet" | grep -qF "policy     agm(alpha=1, start=1, end=2, clip=1)" || { bad "mmc info: the policy"; "$MMC" info "$T/agm/mmtm.mmnet"; }
 for net in mmtm late; do
     P=$W/$net
     "$MMC" build "$T/agm/$net.mmnet" -o "$P" > /dev/null || { bad "mmc build $net"; continue; }
@@ -53,7 +57,7 @@ PY
     "$P" train --quiet --resume "$W/$net.part" --epochs 3 > /dev/null 2>&1 || bad "$net: --resume"
     python3 "$T/same_run.py" "$W/$net.run" "$W/$net.part" 3 || bad "$net: a resumed run is not the uninterrupted one"
     # Outside its epochs: vanilla, bit for bit (the zeroed passes change nothing).
-    "$P" train --quiet --agm-start 5 --agm-end 9 --out "$W/$net.out" > /dev/null 2>&1 || bad "$net: train outside the epochs"
+    "$P" train --quiet --agm-start 5 --agm-end 9 --agm-clip 0 --out "$W/$net.out" > /dev/null 2>&1 || bad "$net: train outside the epochs"
     "$P" train --quiet --policy vanilla --out "$W/$net.van" > /dev/null 2>&1 || bad "$net: train vanilla"
     for d in out van; do cut -d, -f1-8 "$W/$net.$d/steps.csv" > "$W/$net.$d/s8"; done
     cmp -s "$W/$net.out/s8" "$W/$net.van/s8" || bad "$net: agm outside its epochs: other steps than vanilla's"
@@ -68,7 +72,27 @@ PY
     # One step of plain SGD from the same weights, agm against vanilla.
     ONE="train --quiet --init $W/$net.van/last.ckpt --batch 64 --epochs 1 --momentum 0"
     "$P" $ONE --policy vanilla --out "$W/$net.v1" > /dev/null 2>&1 || bad "$net: one vanilla step"
-    "$P" $ONE --agm-alpha 20 --agm-start 0 --out "$W/$net.a1" > /dev/null 2>&1 || bad "$net: one agm step"
+    "$P" $ONE --agm-alpha 20 --agm-start 0 --agm-clip 0 --out "$W/$net.a1" > /dev/null 2>&1 || bad "$net: one agm step"
+    "$P" $ONE --agm-alpha 20 --agm-start 0 --agm-clip 1e-4 --out "$W/$net.c1" > /dev/null 2>&1 || bad "$net: one clipped agm step"
+    python3 - "$W/$net.van/last.ckpt" "$W/$net.a1" "$W/$net.c1" <<'PY' || bad "$net: one step: the clipped update is not the logged factor times the unclipped one"
+import array, csv, json, struct, sys
+def t(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+w0, a, c = t(sys.argv[1]), t(sys.argv[2] + "/last.ckpt"), t(sys.argv[3] + "/last.ckpt")
+ra, rc = (list(csv.DictReader(open(d + "/steps.csv")))[0] for d in sys.argv[2:])
+assert float(ra["agm_clip"]) == 1, ra["agm_clip"]
+f = float(rc["agm_clip"])
+assert 0 < f < 0.5, f
+params = [k[len("optimizer.momentum."):] for k in a if k.startswith("optimizer.momentum.")]
+assert len(params) > 10, params
+for k in params:
+    f0, fa, fc = (array.array("f", x[k]) for x in (w0, a, c))
+    for i in range(len(f0)):
+        want = f * (fa[i] - f0[i])
+        assert abs((fc[i] - f0[i]) - want) <= 1e-4 * abs(want) + 2.5e-7 * max(1, abs(f0[i])), (k, i, fc[i] - f0[i], want)
+print("clipped by", f)
+PY
     python3 - "$W/$net.van/last.ckpt" "$W/$net.v1" "$W/$net.a1" <<'PY' || bad "$net: one step: the branches' updates are not the coefficients times vanilla's"
 import csv, json, struct, sys
 import array

@@ -219,6 +219,18 @@ static void test_agm(void) {
     CHECK_CLOSE(rt_agm_score(far, y0, 1, 3), 18.420680743952367, 1e-12, 0);
 }
 
+/* clip_grad_norm_: a gradient of norm 5 (3, 4) clipped to 1 becomes
+ * (3, 4) / (5 + 1e-6); one already within the limit is left alone. */
+static void test_clip_norm(void) {
+    mm_real g[2] = {3, 4};
+    double f = rt_clip_norm(g, 2, 1);
+    CHECK_CLOSE(f, 1 / (5 + 1e-6), 1e-12, 0);
+    CHECK_CLOSE(g[0], 3 / (5 + 1e-6), 1e-7, 0);
+    CHECK_CLOSE(g[1], 4 / (5 + 1e-6), 1e-7, 0);
+    mm_real h[2] = {0.3f, 0.4f};
+    CHECK(rt_clip_norm(h, 2, 1) == 1 && h[0] == 0.3f && h[1] == 0.4f);
+}
+
 int main(void) {
     test_guided();
     test_random();
@@ -226,5 +238,6 @@ int main(void) {
     test_modality_drop();
     test_ogm();
     test_agm();
+    test_clip_norm();
     return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE, AGM)");
 }

@@ -105,7 +105,7 @@ def step_ogm(P, xs, y, alpha):
     return sgd(P, G)
 
 
-def step_agm(P, xs, y, alpha):
+def step_agm(P, xs, y, alpha, clip=1.0):
     """AGM (Li et al. ICCV 2023, lihong2303/AGM_ICCV2023 run/AVMNIST_main.py
     train and model/AVMNIST_net.py GradMod), the first step of a run: the
     multi-modal output (the fusion head's logits) on the batch and with
@@ -115,7 +115,8 @@ def step_agm(P, xs, y, alpha):
     exp(2 (mean score - score_k)), against the running means of earlier
     scores (0 before the first step, as the code starts them) the optimal
     ratios exp(2 (mean avg - avg_k)) = 1, the coefficients exp(alpha
-    (optimal - ratio)), and each on its branch's own gradients."""
+    (optimal - ratio)), each on its branch's own gradients, then the code's
+    gradient clipping."""
     out = forward(P, xs)
     G = gradients(P, weighted_loss(out, y))
     with torch.no_grad():
@@ -134,6 +135,14 @@ def step_agm(P, xs, y, alpha):
     for k in range(2):
         for n in OWN[k]:
             G[n] = G[n] * coeff[k]
+    # The code's safeguard after every AGM backward pass: when the head's
+    # weight gradient leaves [-1, 1], clip_grad_norm_(all parameters, 1).
+    gw = G["fused.linear1.weight"]
+    if gw.max() > clip or gw.min() < -clip:
+        norm = math.sqrt(sum((g * g).sum().item() for g in G.values()))
+        f = clip / (norm + 1e-6)
+        if f < 1:
+            G = {n: g * f for n, g in G.items()}
     return sgd(P, G)
 
 
@@ -143,6 +152,8 @@ POLICIES = {
                lambda P, xs, y: step_ogm(P, xs, y, 0.8)),
     "agm": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0"],
             lambda P, xs, y: step_agm(P, xs, y, 4.0)),
+    "agm_clip": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0", "--agm-clip", "0.05"],
+                 lambda P, xs, y: step_agm(P, xs, y, 4.0, clip=0.05)),
 }
 
 
