@@ -276,6 +276,16 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         cstr(b, IR_BRANCH(p, i)->name);
     }
     buf_puts(b, "};\n");
+    buf_printf(b, "static const int branch_input[%d] = {", p->branches.n);
+    for (int i = 0; i < p->branches.n; i++) buf_printf(b, "%s%d", i ? ", " : "", IR_BRANCH(p, i)->input);
+    buf_puts(b, "};\n");
+    /* The prediction is the mean of logits; the weights of the linear layers that give them. */
+    buf_puts(b, "static const int head_weights[] = {");
+    for (int i = 0; p->fwd->pred && i < p->fwd->pred->nsrc; i++) {
+        const IrNode *l = p->fwd->pred->src[i];
+        if (l->op == OP_LINEAR && (l->src[1]->flags & IRF_PARAM)) buf_printf(b, "%d, ", l->src[1]->param);
+    }
+    buf_puts(b, "-1};\n");
     int nm = 0;
     for (int i = 0; i < p->fusions.n; i++) nm += IR_FUSION(p, i)->kind == FUSE_MMTM;
     buf_printf(b, "static const rt_fusion_info fusions[%d] = {\n", nm ? nm : 1);
@@ -369,7 +379,8 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         }
         if (optim) buf_puts(b, "},\n");
     }
-    buf_printf(b, "    },\n    .backend = &%s,\n    .impl = &%s,\n    .build_flags = MMNET_BUILD_FLAGS,\n};\n", backend, impl);
+    buf_printf(b, "    },\n    .backend = &%s,\n    .impl = &%s,\n    .build_flags = MMNET_BUILD_FLAGS,\n"
+                  "    .branch_input = branch_input,\n    .head_weights = head_weights,\n};\n", backend, impl);
 }
 
 void cg_main(Buf *b, const IrProgram *p, const CgOptions *o) {

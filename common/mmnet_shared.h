@@ -206,7 +206,16 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
                            .help = "ogm_ge(ge): the noise's standard deviation over the gradient's (0: OGM without GE)"))   \
     /* gblend(every): G-Blend's super-epoch, the epochs between two re-estimates of the loss weights (docs/methods.md) */ \
     X(RUN, gblend_every, INT, (.key = "every", .dflt = 1, .lo = 1, .hi = 1000000, .flag = "--gblend-every", .meta = "E",  \
-                               .help = "gblend(every): epochs between two estimates of the loss weights"))
+                               .help = "gblend(every): epochs between two estimates of the loss weights")) \
+    /* agm(alpha, start, end): AGM's modulation strength and its epochs, from 0 (docs/methods.md) */                   \
+    X(RUN, agm_alpha, FLOAT, (.key = "alpha", .dflt = 1, .lo = 0, .hi = 100, .flag = "--agm-alpha", .meta = "X",           \
+                              .help = "agm(alpha, start, end): the modulation's strength and first and last epochs"))    \
+    X(RUN, agm_start, INT, (.key = "start", .lo = 0, .hi = 1000000, .flag = "--agm-start", .meta = "E",                   \
+                            .help = "agm(alpha, start, end): the modulation's strength and first and last epochs"))      \
+    X(RUN, agm_end, INT, (.key = "end", .dflt = 19, .lo = 0, .hi = 1000000, .flag = "--agm-end", .meta = "E",             \
+                          .help = "agm(alpha, start, end): the modulation's strength and first and last epochs"))    \
+    X(RUN, agm_clip, FLOAT, (.key = "clip", .dflt = 1, .lo = 0, .hi = 1e6, .flag = "--agm-clip", .meta = "X",               \
+                             .help = "agm(clip): the gradients' norm limit when a prediction head's gradient leaves [-X, X] (0: none)"))
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
@@ -304,7 +313,8 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))                                                              \
     X(MODALITY_DROPOUT, "modality_dropout", RT_VAR_TRAIN, (RT_CFG_drop_p))                                          \
     X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end, RT_CFG_ogm_ge))          \
-    X(GBLEND, "gblend", RT_VAR_TRAIN, (RT_CFG_gblend_every))
+    X(GBLEND, "gblend", RT_VAR_TRAIN, (RT_CFG_gblend_every))                                                          \
+    X(AGM, "agm", RT_VAR_TRAIN, (RT_CFG_agm_alpha, RT_CFG_agm_start, RT_CFG_agm_end, RT_CFG_agm_clip))
 
 #define RT_DATA_SOURCES(X)                                                                                          \
     X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val))                                 \

@@ -374,6 +374,12 @@ void lower_train(const AstTrain *t, IrProgram *p) {
                 error_at(v->loc, "'%s' re-balances through MMTM gates, and this model has no mmtm", ch->name);
             if (ci == RT_POLICY_OGM_GE && p->branches.n != 2)
                 error_at(v->loc, "'%s' needs exactly two branches (it compares two modalities); this model has %d", ch->name, p->branches.n);
+            if (ci == RT_POLICY_AGM && p->branches.n != 2)
+                error_at(v->loc, "'%s' needs exactly two branches (its Shapley responses are those of two modalities); this model has %d",
+                         ch->name, p->branches.n);
+            if (ci == RT_POLICY_AGM && p->branches.n == 2 && IR_BRANCH(p, 0)->input == IR_BRANCH(p, 1)->input)
+                error_at(v->loc, "'%s' zeroes each branch's input in turn, and branches '%s' and '%s' read the same input", ch->name,
+                         IR_BRANCH(p, 0)->name, IR_BRANCH(p, 1)->name);
             if (ci == RT_POLICY_MODALITY_DROPOUT && p->inputs.n < 2)
                 error_at(v->loc, "'%s' zeroes one of the inputs of each example, and this model has only one", ch->name);
         }

@@ -159,6 +159,9 @@ struct rt_model {
     const rt_backend *backend;
     const void *impl;              /* the back end's tables (generated) */
     const char *build_flags;       /* how the program was compiled, for logs */
+    const int *branch_input;       /* [nbranches]: the input each branch reads (NULL: branch k reads input k) */
+    const int *head_weights;       /* the weights of the linear layers whose logits the prediction averages (parameter
+                                    * indices, ended by -1; NULL: none) */
 };
 
 /* Entry point called by the generated main(). */

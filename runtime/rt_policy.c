@@ -1,6 +1,7 @@
 /* rt_policy.c — conditional learning speed, the guided/random
  * controllers (ALGORITHMS §4-§6), modality dropout's draw, OGM-GE's
- * gradient modulation and G-Blend's loss weights. */
+ * gradient modulation, G-Blend's loss weights and AGM's scores and
+ * coefficients. */
 #include <math.h>
 #include <string.h>
 
@@ -153,4 +154,46 @@ int rt_gblend_weights(int n, const double *lt0, const double *lv0, const double 
     if (!(sum > 0) || !isfinite(sum)) return 0;
     for (int k = 0; k < n; k++) w[k] = raw[k] / sum;
     return 1;
+}
+
+void rt_agm_responses(const mm_real *total, const mm_real *pad0, const mm_real *pad1, size_t n, mm_real *phi0, mm_real *phi1) {
+    for (size_t i = 0; i < n; i++) {
+        phi0[i] = (mm_real)(0.5 * ((double)total[i] - pad0[i] + pad1[i]));
+        phi1[i] = (mm_real)(0.5 * ((double)total[i] - pad1[i] + pad0[i]));
+    }
+}
+
+double rt_agm_score(const mm_real *phi, const int32_t *y, int B, int C) {
+    double sum = 0;
+    for (int i = 0; i < B; i++) {
+        const mm_real *z = phi + (size_t)i * C;
+        double mx = z[0], se = 0;
+        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        for (int c = 0; c < C; c++) se += exp(z[c] - mx);
+        double p = exp(z[y[i]] - mx) / se;
+        sum += p < 1e-8 ? -log(1e-8) : -log(p);
+    }
+    return B > 0 ? sum / B : NAN;
+}
+
+void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double ratio[2], double coeff[2]) {
+    double mean = (s[0] + s[1]) / 2, mean_avg = (avg[0] + avg[1]) / 2;
+    for (int k = 0; k < 2; k++) {
+        ratio[k] = exp(2 * (mean - s[k]));
+        double optimal = exp(2 * (mean_avg - avg[k]));
+        coeff[k] = exp(alpha * (optimal - ratio[k]));
+    }
+}
+
+void rt_agm_average(double avg[2], const double s[2], long i) {
+    for (int k = 0; k < 2; k++) avg[k] = avg[k] * (double)i / (double)(i + 1) + s[k] / (double)(i + 1);
+}
+
+double rt_clip_norm(mm_real *g, size_t n, double max_norm) {
+    double sq = 0;
+    for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
+    double f = max_norm / (sqrt(sq) + 1e-6);
+    if (!(f < 1)) return 1;
+    for (size_t i = 0; i < n; i++) g[i] = (mm_real)(g[i] * f);
+    return f;
 }

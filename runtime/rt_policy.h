@@ -78,5 +78,26 @@ void rt_ogm_ge(mm_real *g, size_t n, double coeff, double ge, rt_rng *r);
 #define RT_GBLEND_MAX (2 * RT_MAXB) /* loss terms */
 int rt_gblend_weights(int n, const double *lt0, const double *lv0, const double *lt1, const double *lv1, double *w, double *dG,
                       double *dO);
+/* AGM (Li et al., ICCV 2023; docs/methods.md), two modalities. From the
+ * multi-modal output on the whole batch (total) and on the batch with
+ * modality 0 or 1 zeroed (pad0, pad1), n = B * C values each, the Shapley
+ * mono-modal responses
+ *     phi_0 = (total - pad0 + pad1) / 2,   phi_1 = (total - pad1 + pad0) / 2. */
+void rt_agm_responses(const mm_real *total, const mm_real *pad0, const mm_real *pad1, size_t n, mm_real *phi0, mm_real *phi1);
+/* A response's score: the mean over the batch of -log softmax(phi)[label],
+ * each term at most -log(1e-8) (a probability below 1e-8 counts as 1e-8). */
+double rt_agm_score(const mm_real *phi, const int32_t *y, int B, int C);
+/* The ratios and coefficients of a step from its scores s and the running
+ * means avg of the earlier steps' scores:
+ *     ratio_k   = exp(2 (mean(s) - s_k))        (two modalities: exp(s_other - s_k))
+ *     optimal_k = exp(2 (mean(avg) - avg_k))
+ *     coeff_k   = exp(alpha (optimal_k - ratio_k)) */
+void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double ratio[2], double coeff[2]);
+/* torch.nn.utils.clip_grad_norm_(max_norm) over g[0..n): when the L2 norm of
+ * g exceeds max_norm, g *= max_norm / (norm + 1e-6). Returns the factor
+ * applied (1: none). */
+double rt_clip_norm(mm_real *g, size_t n, double max_norm);
+/* The running means after step i (counted from 0): avg = (avg i + s) / (i + 1). */
+void rt_agm_average(double avg[2], const double s[2], long i);
 
 #endif

@@ -303,7 +303,7 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     if (!rt_is_root()) return; /* every rank holds the same state: rank 0 writes it */
     const rt_model *m = T->m;
     const int opt = T->cfg.opt.optimizer, nbuf = rt_optim_buffer_name(opt, 1) ? 2 : 1;
-    int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 6;
+    int n = 0, cap = (1 + nbuf) * m->nparams + m->nstates + 10;
     rt_tensor *t = rt_alloc(sizeof(rt_tensor) * (size_t)cap);
     char **names = rt_alloc(sizeof(char *) * (size_t)cap);
     for (int i = 0; i < m->nparams; i++) {
@@ -343,6 +343,7 @@ void rt_run_save(Trainer *T, const char *name, const float *params, const float 
     double gb[2 * RT_GBLEND_MAX];
     for (int k = 0; k < T->gb.n; k++) gb[k] = T->gb.lt[k], gb[T->gb.n + k] = T->gb.lv[k];
     if (T->cfg.policy == RT_POLICY_GBLEND) t[n++] = (rt_tensor){"train.gblend_losses", 1, {2 * T->gb.n}, RT_F64, gb};
+    if (T->cfg.policy == RT_POLICY_AGM) t[n++] = (rt_tensor){"train.agm_avg", 1, {2}, RT_F64, T->agm_avg};
 
     Meta *mt = rt_alloc(sizeof *mt);
     mt->n = 0;
@@ -509,6 +510,14 @@ void rt_run_resume(Trainer *T) {
                 rt_die("%s: corrupt checkpoint: train.gblend_losses of term %d are %g and %g, not cross-entropies", path, k, gb[k],
                        gb[nt + k]);
             T->gb.lt[k] = gb[k], T->gb.lv[k] = gb[nt + k];
+        }
+    }
+    if (T->cfg.policy == RT_POLICY_AGM) { /* AGM's running means of its scores, each in [0, -log(1e-8)] */
+        const double *a = train_tensor(c, path, "train.agm_avg", RT_F64, 2);
+        for (int k = 0; k < 2; k++) {
+            if (!(a[k] >= 0 && a[k] <= 18.5))
+                rt_die("%s: corrupt checkpoint: train.agm_avg[%d] is %g, not a mean of AGM's scores (0 to 18.42)", path, k, a[k]);
+            T->agm_avg[k] = a[k];
         }
     }
     /* The best checkpoint, for the final diagnostic. */

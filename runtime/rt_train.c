@@ -302,7 +302,10 @@ static void start(Trainer *T, Loop *L) {
 
     char header[512] = "step,epoch,kind,loss";
     for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",s_%d", k);
-    strcat(header, cfg->policy == RT_POLICY_OGM_GE ? ",d_speed,lr,ogm_ratio,ogm_coeff_0,ogm_coeff_1" : ",d_speed,lr");
+    strcat(header, ",d_speed,lr");
+    if (cfg->policy == RT_POLICY_OGM_GE) strcat(header, ",ogm_ratio,ogm_coeff_0,ogm_coeff_1");
+    if (cfg->policy == RT_POLICY_AGM)
+        strcat(header, ",agm_score_0,agm_score_1,agm_ratio_0,agm_ratio_1,agm_avg_0,agm_avg_1,agm_coeff_0,agm_coeff_1,agm_clip");
     for (int k = 0; cfg->policy == RT_POLICY_GBLEND && k < T->gb.n; k++)
         snprintf(header + strlen(header), sizeof header - strlen(header), ",w_%s", T->gb.name[k]);
     strcat(header, "\n");
@@ -319,6 +322,24 @@ static void start(Trainer *T, Loop *L) {
 
     if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)
         rt_die("policy ogm_ge needs exactly two branches (it compares two modalities); model '%s' has %d", m->name, m->nbranches);
+
+    if (cfg->policy == RT_POLICY_AGM && strcmp(T->be->target, "c") != 0)
+        rt_die("policy agm runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
+    if (cfg->policy == RT_POLICY_AGM && rt_nranks() > 1) /* its scores and running means are the whole batch's */
+        rt_die("policy agm runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
+    if (cfg->policy == RT_POLICY_AGM && m->nbranches != 2)
+        rt_die("policy agm needs exactly two branches (its Shapley responses are those of two modalities); model '%s' has %d",
+               m->name, m->nbranches);
+    if (cfg->policy == RT_POLICY_AGM) {
+        if (L->v_eval < 0) rt_die("policy agm: model '%s' has no evaluation graph", m->name);
+        size_t most = 0;
+        for (int i = 0; i < m->ninputs; i++) most = m->inputs[i].numel > most ? m->inputs[i].numel : most;
+        T->agm_zero = rt_alloc(sizeof(mm_real) * most * (size_t)T->batch);
+        for (int k = 0; k < 2; k++) {
+            T->agm_pad[k] = rt_alloc(sizeof(mm_real) * (size_t)T->batch * (size_t)m->classes);
+            T->agm_phi[k] = rt_alloc(sizeof(mm_real) * (size_t)T->batch * (size_t)m->classes);
+        }
+    }
 
     if (cfg->rebalance_update == RT_REBAL_BRANCH)
         for (int k = 0; k < m->nbranches; k++) {
@@ -402,6 +423,82 @@ static void ogm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
             }
 }
 
+/* AGM (docs/methods.md), before the training step: the multi-modal output
+ * (the prediction: a fusion head's logits, or the mean of the branch
+ * logits) with each modality zeroed in turn. As in the authors' code these
+ * passes run the evaluation graph: BatchNorm normalises with its running
+ * statistics and does not update them. The zero replaces the normalised
+ * input, as modality_dropout's does. */
+static void agm_zeroed_passes(Trainer *T, const Loop *L, const rt_batch *b) {
+    const rt_model *m = T->m;
+    const size_t n = (size_t)b->B * (size_t)m->classes;
+    for (int k = 0; k < 2; k++) {
+        rt_batch z = *b;
+        z.x[m->branch_input ? m->branch_input[k] : k] = T->agm_zero;
+        rt_hyper h = {0};
+        rt_result r;
+        T->be->eval(T->e, L->v_eval, &z, &h, &r);
+        if (!r.pred) rt_die("policy agm: model '%s' has no prediction to take the responses from", m->name);
+        memcpy(T->agm_pad[k], r.pred, sizeof(mm_real) * n);
+    }
+}
+
+/* AGM's safeguard, as the authors' code has it in every step: when an
+ * element of a prediction head's weight gradient leaves [-clip, clip], all
+ * gradients are scaled to an L2 norm of clip (clip_grad_norm_). */
+static void agm_clip(Trainer *T, mm_real *grads) {
+    const rt_model *m = T->m;
+    const double clip = T->cfg.agm_clip;
+    T->agm_clipped = 1;
+    if (!(clip > 0) || !m->head_weights) return;
+    double most = 0;
+    for (const int *h = m->head_weights; *h >= 0; h++) {
+        const mm_real *g = grads + m->params[*h].off;
+        for (size_t i = 0; i < m->params[*h].numel; i++) most = fabs((double)g[i]) > most ? fabs((double)g[i]) : most;
+    }
+    if (most > clip) T->agm_clipped = rt_clip_norm(grads, m->params_floats, clip);
+}
+
+/* AGM, between the backward pass and the update: the Shapley responses of
+ * the two modalities, their scores, ratios and coefficients against the
+ * running means of the earlier steps' scores (which every step updates),
+ * and, within epochs [agm_start, agm_end], every parameter of branch k's
+ * own group (main_k) scaled by k's coefficient. */
+static void agm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
+    Trainer *T = ctx;
+    const rt_model *m = T->m;
+    const rt_config *cfg = &T->cfg;
+    const rt_batch *b = T->agm_batch;
+    if (!r->pred) rt_die("policy agm: model '%s' has no prediction to take the responses from", m->name);
+    rt_agm_responses(r->pred, T->agm_pad[0], T->agm_pad[1], (size_t)b->B * (size_t)m->classes, T->agm_phi[0], T->agm_phi[1]);
+    for (int k = 0; k < 2; k++) T->agm_score[k] = rt_agm_score(T->agm_phi[k], b->y, b->B, m->classes);
+    if (!isfinite(T->agm_score[0]) || !isfinite(T->agm_score[1]))
+        rt_die("policy agm: the mono-modal responses are not finite at epoch %d, step %ld (scores %g, %g); training stopped. "
+               "Try a lower learning rate (--lr).", T->epoch + 1, T->step, T->agm_score[0], T->agm_score[1]);
+    memcpy(T->agm_avg_used, T->agm_avg, sizeof T->agm_avg);
+    rt_agm_coeffs(T->agm_score, T->agm_avg, cfg->agm_alpha, T->agm_ratio, T->agm_coeff);
+    rt_agm_average(T->agm_avg, T->agm_score, T->step);
+    if (T->epoch < cfg->agm_start || T->epoch > cfg->agm_end) {
+        T->agm_coeff[0] = T->agm_coeff[1] = 1;
+        agm_clip(T, grads);
+        return;
+    }
+    for (int k = 0; k < 2; k++)
+        if (!isfinite(T->agm_coeff[k]))
+            rt_die("policy agm: coefficient %d is %g at epoch %d, step %ld (scores %g, %g; running means %g, %g; alpha %g); "
+                   "training stopped. Try a lower --agm-alpha.",
+                   k, T->agm_coeff[k], T->epoch + 1, T->step, T->agm_score[0], T->agm_score[1], T->agm_avg_used[0],
+                   T->agm_avg_used[1], cfg->agm_alpha);
+    for (int p = 0; p < m->nparams; p++)
+        for (int k = 0; k < 2; k++)
+            if (m->params[p].groups & RT_GROUP_MAIN(k)) {
+                mm_real *g = grads + m->params[p].off;
+                for (size_t i = 0; i < m->params[p].numel; i++) g[i] = (mm_real)(g[i] * T->agm_coeff[k]);
+                break;
+            }
+    agm_clip(T, grads);
+}
+
 /* One step of epoch ep on batch b: its kind (the controller's, or RUBi's),
  * the back end's train call, the conditional learning speed and the
  * controller after a regular step, and the step's line in steps.csv. */
@@ -418,8 +515,13 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         h.modulate = ogm_modulate, h.ctx = T;
         T->ogm_batch = b;
     }
+    double t0 = rt_now(); /* the step's time includes AGM's passes with a modality zeroed */
+    if (cfg->policy == RT_POLICY_AGM) {
+        agm_zeroed_passes(T, L, b);
+        h.modulate = agm_modulate, h.ctx = T;
+        T->agm_batch = b;
+    }
     rt_result r;
-    double t0 = rt_now();
     T->be->train(T->e, v, b, &h, &r);
     *t_train += rt_now() - t0;
     if (!isfinite(r.loss)) {
@@ -436,13 +538,17 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->regular_steps++;
         if (cfg->policy != RT_POLICY_RUBI) rt_controller_after_regular(&T->ctl, ep, &T->speed);
     }
-    char kb[32], line[64 + 16 * (RT_MAXB + 4 + RT_GBLEND_MAX)];
+    char kb[32], line[64 + 24 * (RT_MAXB + 12 + RT_GBLEND_MAX)];
     int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
     for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
     n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g", T->speed.d_speed, h.opt.lr);
     if (cfg->policy == RT_POLICY_OGM_GE)
         n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g,%.6g", T->ogm_rho, T->ogm_coeff[0], T->ogm_coeff[1]);
     for (int k = 0; cfg->policy == RT_POLICY_GBLEND && k < T->gb.n; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->gb.w[k]);
+    if (cfg->policy == RT_POLICY_AGM)
+        n += snprintf(line + n, sizeof line - n, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", T->agm_score[0], T->agm_score[1],
+                      T->agm_ratio[0], T->agm_ratio[1], T->agm_avg_used[0], T->agm_avg_used[1], T->agm_coeff[0], T->agm_coeff[1],
+                      T->agm_clipped);
     snprintf(line + n, sizeof line - n, "\n");
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
@@ -744,6 +850,8 @@ static void finish(Trainer *T, Loop *L) {
     free(T->states);
     free(T->best_params);
     free(T->best_states);
+    free(T->agm_zero);
+    for (int k = 0; k < 2; k++) free(T->agm_pad[k]), free(T->agm_phi[k]);
 }
 
 int rt_train(const rt_model *m, const rt_train_opts *o) {

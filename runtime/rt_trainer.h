@@ -79,6 +79,14 @@ typedef struct {
         bool estimated, updated;                        /* this epoch: an estimate was made, and it moved the weights */
         double dG[RT_GBLEND_MAX], dO[RT_GBLEND_MAX];
     } gb;
+    /* AGM: the running means of the two scores over the steps so far (they
+     * go into last.ckpt), the step's scores, ratios and coefficients and the
+     * means they were computed with, and buffers: a zero input, the
+     * multi-modal output with each modality zeroed, the responses. */
+    double agm_avg[2], agm_score[2], agm_ratio[2], agm_coeff[2], agm_avg_used[2];
+    double agm_clipped;            /* the factor the step's gradients were clipped by (1: none) */
+    const rt_batch *agm_batch;
+    mm_real *agm_zero, *agm_pad[2], *agm_phi[2];
 } Trainer;
 
 typedef struct {

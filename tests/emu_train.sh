@@ -55,5 +55,7 @@ PY
 # eval reads batches through the same path.
 "$EMU" eval --checkpoint "$W/emu/last.ckpt" > "$W/eval.out" 2>&1 || { bad "emu eval"; tail -5 "$W/eval.out"; }
 grep -q "accuracy" "$W/eval.out" || { bad "emu eval printed no accuracy"; cat "$W/eval.out"; }
+# Policies with a hook between the backward pass and the update run on the C back end only.
+expect 1 "policy agm runs on the C back end only" "$EMU" train --quiet --policy agm --out "$W/agm"
 [ $fail = 0 ] && echo "emu_train: the CUDA program trains as the C program does"
 exit $fail

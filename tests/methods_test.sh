@@ -15,7 +15,7 @@ for net in cgmnist cgmnist_late; do
 import sys
 rows = [l.split("|")[1:-1] for l in open(sys.argv[1]) if l.startswith("| ") and not l.startswith("| method")]
 names = [r[0].strip() for r in rows]
-want = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend"]
+want = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend", "agm"]
 if sys.argv[2] == "cgmnist_late":  # no MMTMs: no guided or random re-balancing, no conditional utilization
     want = [w for w in want if w not in ("guided", "random")]
 assert names == want, names

@@ -66,6 +66,7 @@ assert len(a) == len(b) > 0
 for r, s in zip(a, b):
     assert abs(float(r["ogm_ratio"]) - float(s["ogm_ratio"])) <= 1e-5 * float(r["ogm_ratio"]), (r, s)
 PY
+expect 1 "agm runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy agm --out "$W/agm.2"
 kinds=$(cut -d, -f3 "$W/random.3/steps.csv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 say "random's step kinds: $kinds"
 grep -q rebalance "$W/guided.3/steps.csv" || bad "guided took no re-balancing step: the test does not cover the controller"

@@ -211,6 +211,63 @@ static void test_gblend(void) {
     CHECK(keep[0] == 0.3 && keep[1] == 0.7);
 }
 
+/* AGM's arithmetic against values computed by hand (Python's math) on a
+ * batch of 2 examples and 3 classes: the multi-modal output, the outputs
+ * with modality 0 and with modality 1 zeroed; the Shapley responses
+ * phi_0 = (total - pad0 + pad1) / 2, phi_1 = (total - pad1 + pad0) / 2;
+ * their scores (mean -log softmax at the label); against running means
+ * 0.9 and 1.3 with alpha 0.7, the ratios exp(s_other - s_k), the optimal
+ * ratios exp(avg_other - avg_k) and the coefficients exp(alpha (optimal -
+ * ratio)); the running means after step 5; a probability below 1e-8 counts
+ * as 1e-8. */
+static void test_agm(void) {
+    const mm_real total[6] = {1, 0, -1, 0.5f, 2, 0}, pad0[6] = {0, 0, 0, 0, 1, 0}, pad1[6] = {1, 1, 0, 0, 0, 0.5f};
+    const mm_real want0[6] = {1, 0.5f, -0.5f, 0.25f, 0.5f, 0.25f}, want1[6] = {0, -0.5f, -0.5f, 0.25f, 1.5f, -0.25f};
+    const int32_t y[2] = {0, 1};
+    mm_real phi0[6], phi1[6];
+    rt_agm_responses(total, pad0, pad1, 6, phi0, phi1);
+    for (int i = 0; i < 6; i++) {
+        CHECK(phi0[i] == want0[i], "phi_0[%d] = %g, not %g", i, (double)phi0[i], (double)want0[i]);
+        CHECK(phi1[i] == want1[i], "phi_1[%d] = %g, not %g", i, (double)phi1[i], (double)want1[i]);
+    }
+    double s[2] = {rt_agm_score(phi0, y, 2, 3), rt_agm_score(phi1, y, 2, 3)};
+    CHECK_CLOSE(s[0], 0.7716002682243236, 1e-12, 0);
+    CHECK_CLOSE(s[1], 0.5865020524681726, 1e-12, 0);
+    double avg[2] = {0.9, 1.3}, ratio[2], coeff[2];
+    rt_agm_coeffs(s, avg, 0.7, ratio, coeff);
+    CHECK_CLOSE(ratio[0], 0.8310226603248707, 1e-12, 0);
+    CHECK_CLOSE(ratio[1], 1.2033366209401215, 1e-12, 0);
+    CHECK_CLOSE(coeff[0], 1.5881366743961391, 1e-12, 0);
+    CHECK_CLOSE(coeff[1], 0.6885883804168919, 1e-12, 0);
+    rt_agm_average(avg, s, 5);
+    CHECK_CLOSE(avg[0], 0.878600044704054, 1e-12, 0);
+    CHECK_CLOSE(avg[1], 1.181083675411362, 1e-12, 0);
+    /* The first step: the means are the scores themselves; equal scores
+     * and equal means: every coefficient is 1. */
+    double a0[2] = {123, -4};
+    rt_agm_average(a0, s, 0);
+    CHECK(a0[0] == s[0] && a0[1] == s[1]);
+    const double eq[2] = {0.4, 0.4}, eqavg[2] = {2, 2};
+    rt_agm_coeffs(eq, eqavg, 3, ratio, coeff);
+    CHECK(ratio[0] == 1 && ratio[1] == 1 && coeff[0] == 1 && coeff[1] == 1);
+    /* softmax(0, 40, 0)[0] = 4.2e-18: the score is -log(1e-8) = 18.4207. */
+    const mm_real far[3] = {0, 40, 0};
+    const int32_t y0[1] = {0};
+    CHECK_CLOSE(rt_agm_score(far, y0, 1, 3), 18.420680743952367, 1e-12, 0);
+}
+
+/* clip_grad_norm_: a gradient of norm 5 (3, 4) clipped to 1 becomes
+ * (3, 4) / (5 + 1e-6); one already within the limit is left alone. */
+static void test_clip_norm(void) {
+    mm_real g[2] = {3, 4};
+    double f = rt_clip_norm(g, 2, 1);
+    CHECK_CLOSE(f, 1 / (5 + 1e-6), 1e-12, 0);
+    CHECK_CLOSE(g[0], 3 / (5 + 1e-6), 1e-7, 0);
+    CHECK_CLOSE(g[1], 4 / (5 + 1e-6), 1e-7, 0);
+    mm_real h[2] = {0.3f, 0.4f};
+    CHECK(rt_clip_norm(h, 2, 1) == 1 && h[0] == 0.3f && h[1] == 0.4f);
+}
+
 int main(void) {
     test_guided();
     test_random();
@@ -218,6 +275,8 @@ int main(void) {
     test_modality_drop();
     test_ogm();
     test_gblend();
+    test_agm();
+    test_clip_norm();
     return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE, "
-                         "G-Blend)");
+                         "G-Blend, AGM)");
 }

@@ -37,7 +37,7 @@ if [ $QUICK = 1 ]; then
     set -- --limit-train 512 --val 256 --limit-test 256 "$@"
 fi
 NETS=${NETS:-"cgmnist cgmnist_late"}
-ALL="vanilla guided random rubi:c modality_dropout ogm_ge gblend"
+ALL="vanilla guided random rubi:c modality_dropout ogm_ge gblend agm"
 MMC=${MMC:-build/mmc}
 # One job per line: NET NAME POLICY SEED (the train options go through the
 # environment: words without spaces)

@@ -18,6 +18,7 @@ A policy is a row of POLICIES: its flags and a function that takes the
 weights and the batch and returns the weights after one step. Anything
 random in a policy is switched off by its flags, so that the step is exact.
 Needs PyTorch; the file it writes is committed, so the test runs without."""
+import math
 import os
 import sys
 
@@ -135,6 +136,47 @@ def step_gblend(P, xs, y, val):
 
 VAL = []  # the validation split [[x_a, x_b], y], made in main()
 
+def step_agm(P, xs, y, alpha, clip=1.0):
+    """AGM (Li et al. ICCV 2023, lihong2303/AGM_ICCV2023 run/AVMNIST_main.py
+    train and model/AVMNIST_net.py GradMod), the first step of a run: the
+    multi-modal output (the fusion head's logits) on the batch and with
+    each modality zeroed, the Shapley responses phi_a = (total - pad_a +
+    pad_b) / 2 and phi_b = (total - pad_b + pad_a) / 2, their scores (mean
+    -log softmax at the label, each term at most -log 1e-8), the ratios
+    exp(2 (mean score - score_k)), against the running means of earlier
+    scores (0 before the first step, as the code starts them) the optimal
+    ratios exp(2 (mean avg - avg_k)) = 1, the coefficients exp(alpha
+    (optimal - ratio)), each on its branch's own gradients, then the code's
+    gradient clipping."""
+    out = forward(P, xs)
+    G = gradients(P, weighted_loss(out, y))
+    with torch.no_grad():
+        total = out["fused"]
+        pad = [forward(P, [torch.zeros_like(xs[0]), xs[1]])["fused"],   # modality a zeroed
+               forward(P, [xs[0], torch.zeros_like(xs[1])])["fused"]]   # modality b zeroed
+        phi = [0.5 * (total - pad[0] + pad[1]), 0.5 * (total - pad[1] + pad[0])]
+        score = []
+        for k in range(2):
+            p = F.softmax(phi[k], 1).gather(1, y[:, None])[:, 0]
+            score.append(torch.where(p < 1e-8, torch.full_like(p, 1e-8), p).log().neg().mean().item())
+        mean = sum(score) / 2
+        avg = [0.0, 0.0]
+        mean_avg = sum(avg) / 2
+        coeff = [math.exp(alpha * (math.exp(2 * (mean_avg - avg[k])) - math.exp(2 * (mean - score[k])))) for k in range(2)]
+    for k in range(2):
+        for n in OWN[k]:
+            G[n] = G[n] * coeff[k]
+    # The code's safeguard after every AGM backward pass: when the head's
+    # weight gradient leaves [-1, 1], clip_grad_norm_(all parameters, 1).
+    gw = G["fused.linear1.weight"]
+    if gw.max() > clip or gw.min() < -clip:
+        norm = math.sqrt(sum((g * g).sum().item() for g in G.values()))
+        f = clip / (norm + 1e-6)
+        if f < 1:
+            G = {n: g * f for n, g in G.items()}
+    return sgd(P, G)
+
+
 POLICIES = {
     "vanilla": (["--policy", "vanilla"], step_vanilla),
     "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
@@ -142,6 +184,10 @@ POLICIES = {
     # two epochs of one step: the second step's weights are the first estimate's
     "gblend": (["--policy", "gblend", "--gblend-every", "1", "--epochs", "2"],
                lambda P, xs, y: step_gblend(P, xs, y, VAL)),
+    "agm": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0"],
+            lambda P, xs, y: step_agm(P, xs, y, 4.0)),
+    "agm_clip": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0", "--agm-clip", "0.05"],
+                 lambda P, xs, y: step_agm(P, xs, y, 4.0, clip=0.05)),
 }
 
 
