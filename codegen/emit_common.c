@@ -246,7 +246,8 @@ void cg_tables(Buf *b, const IrProgram *p, const char *impl, const char *backend
         cstr(b, pr->name);
         buf_printf(b, ", %d, ", pr->ndim);
         ints(b, pr->shape, pr->ndim);
-        buf_printf(b, ", %zu, %zu, 0x%x, %d, %d, %s},\n", pr->numel, pr->off, pr->groups, pr->branch, pr->init, cg_float(pr->bound));
+        buf_printf(b, ", %zu, %zu, 0x%x, %d, %d, %s, 0x%x},\n", pr->numel, pr->off, pr->groups, pr->branch, pr->init,
+                   cg_float(pr->bound), pr->loss_terms);
     }
     buf_puts(b, "};\n");
     buf_printf(b, "static const rt_state_info states[%d] = {\n", p->states.n ? p->states.n : 1);

@@ -215,7 +215,10 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, agm_end, INT, (.key = "end", .dflt = 19, .lo = 0, .hi = 1000000, .flag = "--agm-end", .meta = "E",             \
                           .help = "agm(alpha, start, end): the modulation's strength and first and last epochs"))    \
     X(RUN, agm_clip, FLOAT, (.key = "clip", .dflt = 1, .lo = 0, .hi = 1e6, .flag = "--agm-clip", .meta = "X",               \
-                             .help = "agm(clip): the gradients' norm limit when a prediction head's gradient leaves [-X, X] (0: none)"))
+                             .help = "agm(clip): the gradients' norm limit when a prediction head's gradient leaves [-X, X] (0: none)")) \
+    /* mmpareto(gamma): the factor on the encoders' integrated gradients (docs/methods.md) */                          \
+    X(RUN, mmp_gamma, FLOAT, (.key = "gamma", .dflt = 1.5, .lo = 0, .lo_open = 1, .hi = 1000, .flag = "--mmp-gamma",     \
+                              .meta = "X", .help = "mmpareto(gamma): the factor on the encoders' integrated gradients"))
 
 /* What a re-balancing step updates (ALGORITHMS §5): rebalance_update's names. */
 enum { RT_REBAL_ALL, RT_REBAL_BRANCH };
@@ -313,8 +316,9 @@ extern const rt_field rt_config_fields[RT_CFG_COUNT]; /* [RT_CFG_NONE] is empty 
     X(RUBI, "rubi", RT_VAR_RUBI, (RT_CFG_rubi_branch))                                                              \
     X(MODALITY_DROPOUT, "modality_dropout", RT_VAR_TRAIN, (RT_CFG_drop_p))                                          \
     X(OGM_GE, "ogm_ge", RT_VAR_TRAIN, (RT_CFG_ogm_alpha, RT_CFG_ogm_start, RT_CFG_ogm_end, RT_CFG_ogm_ge))          \
-    X(GBLEND, "gblend", RT_VAR_TRAIN, (RT_CFG_gblend_every))                                                          \
-    X(AGM, "agm", RT_VAR_TRAIN, (RT_CFG_agm_alpha, RT_CFG_agm_start, RT_CFG_agm_end, RT_CFG_agm_clip))
+    X(GBLEND, "gblend", RT_VAR_TRAIN, (RT_CFG_gblend_every))                                                        \
+    X(AGM, "agm", RT_VAR_TRAIN, (RT_CFG_agm_alpha, RT_CFG_agm_start, RT_CFG_agm_end, RT_CFG_agm_clip))              \
+    X(MMPARETO, "mmpareto", RT_VAR_TRAIN, (RT_CFG_mmp_gamma))
 
 #define RT_DATA_SOURCES(X)                                                                                          \
     X(COLORED_GRAY, "colored_gray", (RT_CFG_data_dir, RT_CFG_variance, RT_CFG_val))                                 \

@@ -125,6 +125,7 @@ typedef struct {
     int branch, fusion;
     int init;             /* RT_INIT_* */
     float bound;          /* uniform bound for RT_INIT_UNIFORM */
+    unsigned loss_terms;  /* bit i: the loss's i-th term reads it (through any path) */
     SrcLoc loc;
 } IrParam;
 

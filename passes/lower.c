@@ -876,6 +876,26 @@ static void collect_ce(IrProgram *p, const AstExpr *e, double w, LossTerm *terms
     terms[(*n)++] = t;
 }
 
+/* Each parameter's loss_terms: the terms whose cross-entropy reads it, by
+ * a walk back from each term over the forward graph (sources precede their
+ * users, so one sweep down the node order suffices). Policies that need
+ * each term's gradient apart (mmpareto) tell an encoder shared by a fusion
+ * head and a branch head from the heads themselves by it. */
+static void mark_loss_terms(IrProgram *p, IrNode *const *ce, int n) {
+    const PtrVec *nodes = &p->fwd->nodes;
+    unsigned char *seen = NEWN(unsigned char, nodes->n);
+    for (int i = 0; i < n; i++) {
+        memset(seen, 0, (size_t)nodes->n);
+        seen[ce[i]->id] = 1;
+        for (int j = ce[i]->id; j >= 0; j--) {
+            IrNode *x = nodes->v[j];
+            if (!seen[j]) continue;
+            if (x->flags & IRF_PARAM) IR_PARAM(p, x->param)->loss_terms |= 1u << i;
+            for (int s = 0; s < x->nsrc; s++) seen[x->src[s]->id] = 1;
+        }
+    }
+}
+
 /* The train section's `policy gblend(...)` item, or NULL: G-Blend sets the
  * loss weights, so the loss must keep them even when written as a plain sum. */
 static const AstItem *gblend_policy(const AstTrain *t) {
@@ -940,6 +960,7 @@ static void build_loss(Build *B, const AstItem *it, const AstItem *gblend) {
         p->loss_weight[i] = (float)terms[i].w;
     }
     p->nloss_terms = n;
+    mark_loss_terms(p, ce, n);
     B->b.branch = -1;
     IrNode *loss = ir_node(&B->b, OP_ADD, n, ce);
     p->loss_text = text;

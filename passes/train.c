@@ -380,6 +380,15 @@ void lower_train(const AstTrain *t, IrProgram *p) {
             if (ci == RT_POLICY_AGM && p->branches.n == 2 && IR_BRANCH(p, 0)->input == IR_BRANCH(p, 1)->input)
                 error_at(v->loc, "'%s' zeroes each branch's input in turn, and branches '%s' and '%s' read the same input", ch->name,
                          IR_BRANCH(p, 0)->name, IR_BRANCH(p, 1)->name);
+            if (ci == RT_POLICY_MMPARETO && p->heads.n == 0)
+                error_at(v->loc, "'%s' integrates the gradient of a multi-modal loss (a fusion head's cross-entropy) with each "
+                         "branch's uni-modal one, and this model has no fusion head: add one and a loss such as "
+                         "ce(fused) + ce(a) + ce(b) (examples/cgmnist_late.mmnet)", ch->name);
+            if (ci == RT_POLICY_MMPARETO)
+                for (int b = 0; b < p->branches.n; b++)
+                    if (IR_BRANCH(p, b)->headless)
+                        error_at(v->loc, "'%s' needs every branch's own loss term, and the loss has no ce(%s) (a uni-modal head for it)",
+                                 ch->name, IR_BRANCH(p, b)->name);
             if (ci == RT_POLICY_MODALITY_DROPOUT && p->inputs.n < 2)
                 error_at(v->loc, "'%s' zeroes one of the inputs of each example, and this model has only one", ch->name);
         }

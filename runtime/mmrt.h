@@ -33,6 +33,7 @@ typedef struct {
     int branch;              /* -1: shared */
     int init;                /* RT_INIT_* */
     float bound;             /* RT_INIT_UNIFORM: U(-bound, bound) */
+    unsigned loss_terms;     /* bit i: the loss's i-th term (the i-th RT_STATE_LOSS_WEIGHT state) depends on it */
 } rt_param_info;
 
 typedef struct {

@@ -22,6 +22,7 @@
 #endif
 
 #include "rt_dist.h"
+#include "rt_policy.h"
 #include "rt_train.h"
 
 /* The policies, as --policy takes them: "vanilla, guided, random, or rubi:BRANCH". */
@@ -354,6 +355,12 @@ int rt_main(const rt_model *m, int argc, char **argv) {
             m->branches[o.cfg.rubi_branch]);
     if (o.cfg.policy == RT_POLICY_MODALITY_DROPOUT && m->ninputs < 2)
         bad("policy %s zeroes one of the inputs of each example; model '%s' has only one", pol->name, m->name);
+    if (o.cfg.policy == RT_POLICY_MMPARETO) {
+        rt_mmp_plan pl;
+        char err[1024];
+        if (rt_mmp_plan_make(m, &pl, err, sizeof err) != 0) bad("%s", err);
+        rt_mmp_plan_free(&pl);
+    }
     if (o.cfg.batch < 1 || o.cfg.epochs < 1 || !(o.cfg.opt.lr > 0)) bad("batch, epochs and lr must be set%s%s", "", "");
     /* One warm-up length: the one the command line gives replaces the .mmnet's. */
     if (given[RT_CFG_lr_warmup_steps] && !given[RT_CFG_lr_warmup_epochs]) o.cfg.lr_warmup_epochs = 0;

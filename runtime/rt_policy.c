@@ -1,8 +1,9 @@
 /* rt_policy.c — conditional learning speed, the guided/random
  * controllers (ALGORITHMS §4-§6), modality dropout's draw, OGM-GE's
- * gradient modulation, G-Blend's loss weights and AGM's scores and
- * coefficients. */
+ * gradient modulation, G-Blend's loss weights, AGM's scores and
+ * coefficients and MMPareto's gradient integration. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rt_policy.h"
@@ -196,4 +197,95 @@ double rt_clip_norm(mm_real *g, size_t n, double max_norm) {
     if (!(f < 1)) return 1;
     for (size_t i = 0; i < n; i++) g[i] = (mm_real)(g[i] * f);
     return f;
+}
+
+double rt_mmp_weights(double mm, double mu, double uu, double alpha[2]) {
+    double cos = mm > 0 && uu > 0 ? mu / sqrt(mm * uu) : 0;
+    if (cos > 0) {
+        alpha[0] = alpha[1] = 0.5;
+        return cos;
+    }
+    /* min over c in [0, 1] of |c g_m + (1 - c) g_u|^2; with mu <= 0 the ends
+     * are only reached when a gradient is zero. */
+    double c;
+    if (mu >= mm) c = 0.999;
+    else if (mu >= uu) c = 0.001;
+    else c = (uu - mu) / (mm + uu - 2 * mu);
+    alpha[0] = c;
+    alpha[1] = 1 - c;
+    return cos;
+}
+
+void rt_mmp_combine(const mm_real *gm, mm_real *gu, size_t n, const double alpha[2], double gamma) {
+    double sum2 = 0, h2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s = (double)gm[i] + gu[i], h = 2 * (alpha[0] * gm[i] + alpha[1] * gu[i]);
+        sum2 += s * s;
+        h2 += h * h;
+    }
+    double scale = h2 > 0 ? gamma * fmax(1, sqrt(sum2 / h2)) : 0;
+    for (size_t i = 0; i < n; i++) gu[i] = (mm_real)(scale * 2 * (alpha[0] * gm[i] + alpha[1] * gu[i]));
+}
+
+int rt_mmp_plan_make(const rt_model *m, rt_mmp_plan *pl, char *err, size_t errlen) {
+    memset(pl, 0, sizeof *pl);
+    int n = 0, heads = 0, own[RT_MAXB] = {0}, enc[RT_MAXB] = {0};
+    for (int s = 0; s < m->nstates; s++) {
+        if (m->states[s].kind != RT_STATE_LOSS_WEIGHT) continue;
+        if (n == RT_MMP_MAXTERMS) {
+            rt_set_err(err, errlen, "policy mmpareto: model '%s' has more than %d loss terms", m->name, RT_MMP_MAXTERMS);
+            return -1;
+        }
+        const char *name = m->states[s].name + strlen("loss.weight.");
+        int br = -1;
+        for (int k = 0; k < m->nbranches; k++)
+            if (strcmp(name, m->branches[k]) == 0) br = k;
+        pl->term_off[n] = m->states[s].off;
+        pl->term_branch[n] = br;
+        if (br < 0) heads++;
+        else own[br]++;
+        n++;
+    }
+    pl->nterms = n;
+    if (heads == 0) {
+        rt_set_err(err, errlen, "policy mmpareto integrates a multi-modal loss (a fusion head's cross-entropy) with each branch's "
+                   "uni-modal one, and model '%s' has no fusion head: give it one and a loss such as ce(fused) + ce(a) + ce(b) "
+                   "(examples/cgmnist_late.mmnet)", m->name);
+        return -1;
+    }
+    for (int k = 0; k < m->nbranches; k++)
+        if (!own[k]) {
+            rt_set_err(err, errlen, "policy mmpareto needs every branch's own loss term, and model '%s' has no ce(%s) (a uni-modal "
+                       "head for it)", m->name, m->branches[k]);
+            return -1;
+        }
+    pl->enc = malloc(sizeof(int) * (size_t)(m->nparams > 0 ? m->nparams : 1));
+    if (!pl->enc) {
+        rt_set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int p = 0; p < m->nparams; p++) {
+        unsigned t = m->params[p].loss_terms;
+        int multi = 0, br = -1, nbr = 0;
+        for (int i = 0; i < n; i++)
+            if (t & (1u << i)) {
+                if (pl->term_branch[i] < 0) multi = 1;
+                else if (br != pl->term_branch[i]) br = pl->term_branch[i], nbr++;
+            }
+        pl->enc[p] = multi && nbr == 1 ? br : -1;
+        if (pl->enc[p] >= 0) enc[br]++;
+    }
+    for (int k = 0; k < m->nbranches; k++)
+        if (!enc[k]) {
+            rt_set_err(err, errlen, "policy mmpareto: no parameter of model '%s' is read by both a fusion head's loss term and "
+                       "ce(%s): branch '%s' has no encoder that the two share", m->name, m->branches[k], m->branches[k]);
+            rt_mmp_plan_free(pl);
+            return -1;
+        }
+    return 0;
+}
+
+void rt_mmp_plan_free(rt_mmp_plan *pl) {
+    free(pl->enc);
+    pl->enc = NULL;
 }

@@ -99,5 +99,36 @@ void rt_agm_coeffs(const double s[2], const double avg[2], double alpha, double 
 double rt_clip_norm(mm_real *g, size_t n, double max_norm);
 /* The running means after step i (counted from 0): avg = (avg i + s) / (i + 1). */
 void rt_agm_average(double avg[2], const double s[2], long i);
+/* MMPareto (Wei & Hu, ICML 2024; docs/methods.md) on a model: its loss
+ * terms, read off the loss-weight states (loss.weight.NAME, NAME a branch
+ * or a fusion head, in the loss's order), and each parameter's encoder:
+ * branch k's encoder is the parameters that a fusion head's term and
+ * branch k's own term read, and no other branch's term. The rest (the
+ * heads) take the loss's plain gradient. */
+#define RT_MMP_MAXTERMS 32
+typedef struct {
+    int nterms;
+    size_t term_off[RT_MMP_MAXTERMS];  /* the weight's offset in the state arena */
+    int term_branch[RT_MMP_MAXTERMS];  /* the term's branch, -1 for a fusion head (multi-modal) */
+    int *enc;                          /* per parameter: the branch of its encoder, or -1 */
+} rt_mmp_plan;
+/* 0; or -1 with why the model cannot take the policy in err (no fusion
+ * head, a branch without its own term, a branch without an encoder). */
+int rt_mmp_plan_make(const rt_model *m, rt_mmp_plan *pl, char *err, size_t errlen);
+void rt_mmp_plan_free(rt_mmp_plan *pl);
+
+/* MMPareto, one encoder: from the
+ * dot products of its multi-modal and uni-modal gradients, mm = g_m.g_m,
+ * mu = g_m.g_u, uu = g_u.g_u, the weights alpha[0] (multi-modal) and
+ * alpha[1] (uni-modal): 1/2 each when cos(g_m, g_u) > 0, else the point of
+ * least norm on the segment between them (Sener & Koltun's two-vector
+ * solution, whose ends the authors' code takes as 0.999 and 0.001).
+ * Returns the cosine (0 when either gradient is zero). */
+double rt_mmp_weights(double mm, double mu, double uu, double alpha[2]);
+/* One parameter of that encoder, gu[0..n) replaced by its integrated
+ * gradient: h = 2 (alpha[0] gm + alpha[1] gu), scaled up to the norm of
+ * gm + gu when it is shorter, times gamma:
+ *   gamma * max(1, |gm + gu| / |h|) * h       (0 when h is 0) */
+void rt_mmp_combine(const mm_real *gm, mm_real *gu, size_t n, const double alpha[2], double gamma);
 
 #endif

@@ -288,6 +288,21 @@ static void gblend_json(const Trainer *T, cJSON *j) {
     cJSON_AddItemToObject(j, "gblend", g);
 }
 
+/* MMPareto (docs/methods.md): the model's loss terms and encoders (rt_main
+ * has refused a model without them), and the step's buffers. */
+static void mmp_setup(Trainer *T) {
+    const rt_model *m = T->m;
+    char err[1024];
+    if (strcmp(T->be->target, "c") != 0)
+        rt_die("policy mmpareto runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
+    if (rt_nranks() > 1) /* it needs each loss term's gradient of the whole batch */
+        rt_die("policy mmpareto runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
+    if (rt_mmp_plan_make(m, &T->mmp, err, sizeof err) != 0) rt_die("%s", err);
+    T->mmp_gm = rt_alloc(sizeof(mm_real) * m->params_floats);
+    T->mmp_states = rt_alloc(sizeof(float) * (m->states_floats + 1));
+    T->mmp_none = rt_alloc((size_t)m->nparams);
+}
+
 /* The back end with the run's arenas, the logs, the graph of each kind of
  * step the policy takes, and the loop's buffers. */
 static void start(Trainer *T, Loop *L) {
@@ -308,6 +323,10 @@ static void start(Trainer *T, Loop *L) {
         strcat(header, ",agm_score_0,agm_score_1,agm_ratio_0,agm_ratio_1,agm_avg_0,agm_avg_1,agm_coeff_0,agm_coeff_1,agm_clip");
     for (int k = 0; cfg->policy == RT_POLICY_GBLEND && k < T->gb.n; k++)
         snprintf(header + strlen(header), sizeof header - strlen(header), ",w_%s", T->gb.name[k]);
+    if (cfg->policy == RT_POLICY_MMPARETO) {
+        for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",mmp_cos_%d", k);
+        for (int k = 0; k < m->nbranches; k++) snprintf(header + strlen(header), sizeof header - strlen(header), ",mmp_alpha_%d", k);
+    }
     strcat(header, "\n");
     rt_run_open_logs(T, header);
 
@@ -340,6 +359,7 @@ static void start(Trainer *T, Loop *L) {
             T->agm_phi[k] = rt_alloc(sizeof(mm_real) * (size_t)T->batch * (size_t)m->classes);
         }
     }
+    if (cfg->policy == RT_POLICY_MMPARETO) mmp_setup(T);
 
     if (cfg->rebalance_update == RT_REBAL_BRANCH)
         for (int k = 0; k < m->nbranches; k++) {
@@ -499,6 +519,92 @@ static void agm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
     agm_clip(T, grads);
 }
 
+/* MMPareto's first pass leaves its gradient (the multi-modal terms') for
+ * the second. */
+static void mmp_keep(void *ctx, const rt_result *r, mm_real *grads) {
+    Trainer *T = ctx;
+    (void)r;
+    memcpy(T->mmp_gm, grads, sizeof(mm_real) * T->m->params_floats);
+}
+
+/* MMPareto's second pass, between its backward pass and the update: grads
+ * holds the uni-modal terms' gradient g_u, mmp_gm the multi-modal terms'
+ * g_m. Each encoder's weights come from its whole gradients (every
+ * parameter of it together), and its parameters get the integrated
+ * gradient (rt_mmp_combine); every other parameter (the heads) gets
+ * g_m + g_u, the loss's own gradient. */
+static void mmp_modulate(void *ctx, const rt_result *r, mm_real *grads) {
+    Trainer *T = ctx;
+    const rt_model *m = T->m;
+    const mm_real *gm = T->mmp_gm;
+    (void)r;
+    double mm[RT_MAXB] = {0}, mu[RT_MAXB] = {0}, uu[RT_MAXB] = {0};
+    for (int p = 0; p < m->nparams; p++) {
+        int k = T->mmp.enc[p];
+        if (k < 0) continue;
+        const mm_real *a = gm + m->params[p].off, *b = grads + m->params[p].off;
+        for (size_t i = 0; i < m->params[p].numel; i++) {
+            mm[k] += (double)a[i] * a[i];
+            mu[k] += (double)a[i] * b[i];
+            uu[k] += (double)b[i] * b[i];
+        }
+    }
+    double alpha[RT_MAXB][2];
+    for (int k = 0; k < m->nbranches; k++) {
+        T->mmp_cos[k] = rt_mmp_weights(mm[k], mu[k], uu[k], alpha[k]);
+        T->mmp_alpha[k] = alpha[k][0];
+    }
+    for (int p = 0; p < m->nparams; p++) {
+        int k = T->mmp.enc[p];
+        size_t off = m->params[p].off, n = m->params[p].numel;
+        if (k >= 0) rt_mmp_combine(gm + off, grads + off, n, alpha[k], T->cfg.mmp_gamma);
+        else
+            for (size_t i = 0; i < n; i++) grads[off + i] += gm[off + i];
+    }
+}
+
+/* The loss terms' weights w in the host copy of the state: the fusion
+ * heads' terms' (multi) or the branches' (!multi), the others 0; both: all
+ * of them. */
+static void mmp_set_loss_weights(Trainer *T, const float *w, int multi, int both) {
+    const rt_mmp_plan *pl = &T->mmp;
+    for (int i = 0; i < pl->nterms; i++)
+        T->mmp_states[pl->term_off[i]] = both || (pl->term_branch[i] < 0) == multi ? w[i] : 0.0f;
+}
+
+/* An MMPareto step: each term's gradient needs a backward pass of its own,
+ * so the step runs twice on the same batch, first with only the fusion
+ * heads' terms weighted (no update: the gradient is kept), then with only
+ * the branches' terms, whose modulate hook integrates the two before the
+ * one update. Both passes start from the step's state, so BatchNorm's
+ * running statistics and the gate means advance once, and draw the same
+ * dropout masks (they depend on the step); the optimizer counts one step.
+ * The weights are the step's own again afterwards, as checkpoints and
+ * evaluation expect. The step's loss is the sum of the two passes'. */
+static void mmp_train(Trainer *T, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
+    const rt_mmp_plan *pl = &T->mmp;
+    float w[RT_MMP_MAXTERMS];
+    T->be->read(T->e, RT_ARENA_STATES, T->mmp_states);
+    for (int i = 0; i < pl->nterms; i++) w[i] = T->mmp_states[pl->term_off[i]];
+    mmp_set_loss_weights(T, w, 1, 0);
+    T->be->write(T->e, RT_ARENA_STATES, T->mmp_states);
+    rt_hyper h1 = *h;
+    h1.update = T->mmp_none;
+    h1.modulate = mmp_keep, h1.ctx = T;
+    rt_result r1;
+    T->be->train(T->e, v, b, &h1, &r1);
+    double loss_mm = r1.loss;
+    mmp_set_loss_weights(T, w, 0, 0);
+    T->be->write(T->e, RT_ARENA_STATES, T->mmp_states);
+    rt_hyper h2 = *h;
+    h2.modulate = mmp_modulate, h2.ctx = T;
+    T->be->train(T->e, v, b, &h2, r);
+    r->loss += loss_mm;
+    T->be->read(T->e, RT_ARENA_STATES, T->mmp_states);
+    mmp_set_loss_weights(T, w, 0, 1);
+    T->be->write(T->e, RT_ARENA_STATES, T->mmp_states);
+}
+
 /* One step of epoch ep on batch b: its kind (the controller's, or RUBi's),
  * the back end's train call, the conditional learning speed and the
  * controller after a regular step, and the step's line in steps.csv. */
@@ -522,7 +628,8 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->agm_batch = b;
     }
     rt_result r;
-    T->be->train(T->e, v, b, &h, &r);
+    if (cfg->policy == RT_POLICY_MMPARETO) mmp_train(T, v, b, &h, &r);
+    else T->be->train(T->e, v, b, &h, &r);
     *t_train += rt_now() - t0;
     if (!isfinite(r.loss)) {
         fflush(T->steps);
@@ -538,7 +645,7 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         T->regular_steps++;
         if (cfg->policy != RT_POLICY_RUBI) rt_controller_after_regular(&T->ctl, ep, &T->speed);
     }
-    char kb[32], line[64 + 24 * (RT_MAXB + 12 + RT_GBLEND_MAX)];
+    char kb[32], line[64 + 24 * (3 * RT_MAXB + 12 + RT_GBLEND_MAX)];
     int n = snprintf(line, sizeof line, "%ld,%d,%s,%.6g", T->step, ep + 1, cfg->policy == RT_POLICY_RUBI ? "rubi" : kind_name(m, kind, kb), r.loss);
     for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->speed.s[k]);
     n += snprintf(line + n, sizeof line - n, ",%.6g,%.6g", T->speed.d_speed, h.opt.lr);
@@ -549,6 +656,10 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
         n += snprintf(line + n, sizeof line - n, ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", T->agm_score[0], T->agm_score[1],
                       T->agm_ratio[0], T->agm_ratio[1], T->agm_avg_used[0], T->agm_avg_used[1], T->agm_coeff[0], T->agm_coeff[1],
                       T->agm_clipped);
+    if (cfg->policy == RT_POLICY_MMPARETO) {
+        for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->mmp_cos[k]);
+        for (int k = 0; k < m->nbranches; k++) n += snprintf(line + n, sizeof line - n, ",%.6g", T->mmp_alpha[k]);
+    }
     snprintf(line + n, sizeof line - n, "\n");
     log_put(T, L, T->steps, "steps.csv", line);
     T->step++;
@@ -852,6 +963,10 @@ static void finish(Trainer *T, Loop *L) {
     free(T->best_states);
     free(T->agm_zero);
     for (int k = 0; k < 2; k++) free(T->agm_pad[k]), free(T->agm_phi[k]);
+    rt_mmp_plan_free(&T->mmp);
+    free(T->mmp_gm);
+    free(T->mmp_states);
+    free(T->mmp_none);
 }
 
 int rt_train(const rt_model *m, const rt_train_opts *o) {

@@ -87,6 +87,14 @@ typedef struct {
     double agm_clipped;            /* the factor the step's gradients were clipped by (1: none) */
     const rt_batch *agm_batch;
     mm_real *agm_zero, *agm_pad[2], *agm_phi[2];
+    /* MMPareto: the model's terms and encoders, the step's multi-modal
+     * gradient, a host copy of the state, an update of nothing, and the
+     * step's cosine and multi-modal weight per branch */
+    rt_mmp_plan mmp;
+    mm_real *mmp_gm;
+    float *mmp_states;
+    unsigned char *mmp_none;
+    double mmp_cos[RT_MAXB], mmp_alpha[RT_MAXB];
 } Trainer;
 
 typedef struct {

@@ -15,9 +15,11 @@ for net in cgmnist cgmnist_late; do
 import sys
 rows = [l.split("|")[1:-1] for l in open(sys.argv[1]) if l.startswith("| ") and not l.startswith("| method")]
 names = [r[0].strip() for r in rows]
-want = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend", "agm"]
+want = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend", "agm", "mmpareto"]
 if sys.argv[2] == "cgmnist_late":  # no MMTMs: no guided or random re-balancing, no conditional utilization
     want = [w for w in want if w not in ("guided", "random")]
+else:  # no fusion head: no mmpareto
+    want = [w for w in want if w != "mmpareto"]
 assert names == want, names
 for r in rows:
     acc, a0, a1 = (float(x) for x in r[3:6])

@@ -67,6 +67,11 @@ for r, s in zip(a, b):
     assert abs(float(r["ogm_ratio"]) - float(s["ogm_ratio"])) <= 1e-5 * float(r["ogm_ratio"]), (r, s)
 PY
 expect 1 "agm runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy agm --out "$W/agm.2"
+# mmpareto needs each loss term's gradient of the whole batch: one process (on a late-fusion variant of rs).
+sed 's/ gap$/ gap @feat/; s/^  mmtm.*/  fuse fused { concat(f.feat, g.feat) linear(3) }/; s/^  predict .*/  predict fused/;
+     s/^  loss .*/  loss ce(fused) + ce(f) + ce(g)/; s/^  policy .*/  policy mmpareto/' "$ROOT/tests/e2e/resume.mmnet" > "$W/late.mmnet"
+"$MMC" build "$W/late.mmnet" -o "$W/late" --mpi > /dev/null || bad "mmc build late.mmnet --mpi"
+expect 1 "mmpareto runs in one process" mpi 2 "$W/late" train --quiet --threads 1 --epochs 1 --policy mmpareto --out "$W/mmp.2"
 kinds=$(cut -d, -f3 "$W/random.3/steps.csv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 say "random's step kinds: $kinds"
 grep -q rebalance "$W/guided.3/steps.csv" || bad "guided took no re-balancing step: the test does not cover the controller"

@@ -46,10 +46,10 @@ static const void *get(const char *name, int dtype, size_t want) {
 /* The model: four parameters, one training variant whose "kernels" copy the
  * step's gradients from the reference. */
 static rt_param_info params[NP] = {
-    {"fc1.weight", 2, {3, 4}, 12, 0, 0, -1, RT_INIT_ZERO, 0},
-    {"fc1.bias", 1, {3}, 3, 12, 0, -1, RT_INIT_ZERO, 0},
-    {"fc2.weight", 2, {2, 3}, 6, 15, 0, -1, RT_INIT_ZERO, 0},
-    {"fc2.bias", 1, {2}, 2, 21, 0, -1, RT_INIT_ZERO, 0},
+    {"fc1.weight", 2, {3, 4}, 12, 0, 0, -1, RT_INIT_ZERO, 0, 0},
+    {"fc1.bias", 1, {3}, 3, 12, 0, -1, RT_INIT_ZERO, 0, 0},
+    {"fc2.weight", 2, {2, 3}, 6, 15, 0, -1, RT_INIT_ZERO, 0, 0},
+    {"fc2.bias", 1, {2}, 2, 21, 0, -1, RT_INIT_ZERO, 0, 0},
 };
 static const char *grad_prefix; /* "adam.grad.3" */
 

@@ -10,7 +10,14 @@
 #  - ogm_ge: steps.csv logs every step's ratio and coefficients, which are
 #    the rule's (1 - tanh(alpha * rho) for the dominant branch, 1 for the
 #    other); outside its epochs the run is the vanilla run bit for bit; a
-#    resumed run is the uninterrupted one (the noise depends on the step).
+#    resumed run is the uninterrupted one (the noise depends on the step);
+#  - mmpareto, on a late-fusion net: steps.csv logs every step's cosines
+#    and multi-modal weights, which follow the rule (1/2 when the cosine
+#    is positive, else inside (0, 1)); its two passes leave BatchNorm's
+#    running statistics as one vanilla step does and the loss weights as
+#    written; its first loss is vanilla's; a resumed run is the
+#    uninterrupted one; a model without a fusion head and a bad gamma
+#    are refused.
 set -u
 MMC=$1; T=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
@@ -73,4 +80,68 @@ PY
 "$W/ogm" train --quiet --resume "$W/ogm_part" --epochs 3 > /dev/null 2>&1 || bad "ogm_ge --resume"
 python3 "$T/same_run.py" "$W/ogm1" "$W/ogm_part" 3 || bad "ogm_ge: a resumed run is not the uninterrupted one"
 expect 2 "ogm-alpha" "$W/ogm" train --ogm-alpha -1 --out "$W/bad"
+
+cat > "$W/late.mmnet" <<'EOF'
+model late {
+  input a [3, 8, 8]
+  input b [1, 8, 8]
+  block net(classes) {
+    batchnorm
+    conv(4, k=3, p=1) relu
+    gap @feat
+    linear(classes)
+  }
+  branch x(a) { net(3) }
+  branch y(b) { net(3) }
+  fuse fused { concat(x.feat, y.feat) linear(3) }
+  predict fused
+  loss ce(fused) + 0.5 * ce(x) + 0.5 * ce(y)
+}
+train {
+  data synthetic(train=64, test=32)
+  optimizer sgd(lr=0.05, momentum=0.9)
+  batch 16
+  epochs 3
+  policy mmpareto(gamma=1.5)
+}
+EOF
+"$MMC" info "$W/late.mmnet" | grep -qF "policy     mmpareto(gamma=1.5)" || bad "mmc info: mmpareto"
+"$MMC" build "$W/late.mmnet" -o "$W/late" > /dev/null || { bad "mmc build late"; exit 1; }
+"$W/late" train --quiet --out "$W/mmp" > /dev/null 2>&1 || bad "train mmpareto"
+python3 - "$W/mmp/steps.csv" <<'PY' || bad "mmpareto: steps.csv's cosines and weights do not follow the rule"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 12, len(rows)
+conflicts = 0
+for r in rows:
+    for k in (0, 1):
+        c, a = float(r["mmp_cos_%d" % k]), float(r["mmp_alpha_%d" % k])
+        assert -1 <= c <= 1, r
+        assert a == 0.5 if c > 0 else 0 < a < 1, r
+        conflicts += c <= 0
+assert conflicts > 0, "no step in conflict: the min-norm weights were not exercised"
+PY
+"$W/late" train --quiet --epochs 2 --out "$W/mmp_part" > /dev/null 2>&1 || bad "train mmpareto --epochs 2"
+"$W/late" train --quiet --resume "$W/mmp_part" --epochs 3 > /dev/null 2>&1 || bad "mmpareto --resume"
+python3 "$T/same_run.py" "$W/mmp" "$W/mmp_part" 3 || bad "mmpareto: a resumed run is not the uninterrupted one"
+# One step each: the same running statistics (counted once), the loss weights as written, other parameters.
+"$W/late" train --quiet --epochs 1 --limit-train 16 --out "$W/mmp1" > /dev/null 2>&1 || bad "train mmpareto, one step"
+"$W/late" train --quiet --epochs 1 --limit-train 16 --policy vanilla --out "$W/van1" > /dev/null 2>&1 || bad "train vanilla, one step"
+python3 - "$W" <<'PY' || bad "mmpareto: one step's state is not one vanilla step's"
+import json, struct, sys, csv
+def t(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+a, b = t(sys.argv[1] + "/mmp1/last.ckpt"), t(sys.argv[1] + "/van1/last.ckpt")
+stats = [k for k in a if "running" in k]
+assert len(stats) == 4 and all(a[k] == b[k] for k in stats), [k for k in stats if a[k] != b[k]]
+w = {k: struct.unpack("<f", a[k])[0] for k in a if k.startswith("loss.weight.")}
+assert w == {"loss.weight.fused": 1.0, "loss.weight.x": 0.5, "loss.weight.y": 0.5}, w
+assert a["x.net1.conv1.weight"] != b["x.net1.conv1.weight"], "the encoder trained as vanilla"
+l = [float(list(csv.DictReader(open(sys.argv[1] + d + "/steps.csv")))[0]["loss"]) for d in ("/mmp1", "/van1")]
+assert abs(l[0] - l[1]) < 1e-5 * abs(l[1]), l
+PY
+expect 2 "mmp-gamma" "$W/late" train --mmp-gamma 0 --out "$W/bad"
+expect 2 "policy mmpareto integrates a multi-modal loss (a fusion head's cross-entropy) .* model 'tiny' has no fusion head" \
+    "$W/drop" train --policy mmpareto --out "$W/bad"
 exit $fail

@@ -2,7 +2,9 @@
  * the conditional learning speed from given norms, and the exact sequence
  * of step kinds the guided controller produces from a given sequence of
  * d_speed values (warm-up, threshold, window Q, sign -> branch), and the
- * random controller's distribution. */
+ * random controller's distribution; modality dropout's draw, OGM-GE's
+ * coefficients and MMPareto's weights and integrated gradients against
+ * values computed by hand. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +77,10 @@ static void test_speed(void) {
     /* Four parameters: main_0, main_1, the shared squeeze (bypass of both),
      * the excitation of branch 0 (bypass_0). */
     rt_param_info p[4] = {
-        {"a", 1, {1}, 1, 0, RT_GROUP_MAIN(0), 0, 0, 0},
-        {"b", 1, {1}, 1, 16, RT_GROUP_MAIN(1), 1, 0, 0},
-        {"sq", 1, {1}, 1, 32, RT_GROUP_BYPASS(0) | RT_GROUP_BYPASS(1), -1, 0, 0},
-        {"e0", 1, {1}, 1, 48, RT_GROUP_BYPASS(0), 0, 0, 0},
+        {"a", 1, {1}, 1, 0, RT_GROUP_MAIN(0), 0, 0, 0, 0},
+        {"b", 1, {1}, 1, 16, RT_GROUP_MAIN(1), 1, 0, 0, 0},
+        {"sq", 1, {1}, 1, 32, RT_GROUP_BYPASS(0) | RT_GROUP_BYPASS(1), -1, 0, 0, 0},
+        {"e0", 1, {1}, 1, 48, RT_GROUP_BYPASS(0), 0, 0, 0, 0},
     };
     rt_model m = {0};
     m.nparams = 4;
@@ -268,6 +270,107 @@ static void test_clip_norm(void) {
     CHECK(rt_clip_norm(h, 2, 1) == 1 && h[0] == 0.3f && h[1] == 0.4f);
 }
 
+/* MMPareto: two gradients in conflict, g_m = (1, 0), g_u = (-1, 1): mm 1,
+ * uu 2, mu -1, cos -1/sqrt(2); the point of least norm on the segment is
+ * c g_m + (1 - c) g_u with c = (uu - mu) / (mm + uu - 2 mu) = 3/5: (0.2,
+ * 0.4), orthogonal to g_m - g_u. h = 2 (0.6 g_m + 0.4 g_u) = (0.4, 0.8) is
+ * shorter than g_m + g_u = (0, 1), so it is scaled to |g_m + g_u| = 1:
+ * (1, 2) / sqrt(5), then times gamma 1.5. Not in conflict, g_m = (1, 2),
+ * g_u = (3, -1) (mu 1): equal weights, h = g_m + g_u, times gamma. A tensor
+ * whose h is longer than its g_m + g_u keeps h (times gamma): the scaling
+ * only lengthens. A zero gradient takes the solver's end (0.999). */
+static void test_mmpareto(void) {
+    double a[2];
+    double cos = rt_mmp_weights(1, -1, 2, a);
+    CHECK_CLOSE(cos, -1 / sqrt(2.0), 1e-12, 0);
+    CHECK_CLOSE(a[0], 0.6, 1e-12, 0);
+    CHECK_CLOSE(a[1], 0.4, 1e-12, 0);
+    mm_real gm[2] = {1, 0}, gu[2] = {-1, 1};
+    rt_mmp_combine(gm, gu, 2, a, 1.5);
+    CHECK_CLOSE(gu[0], 1.5 / sqrt(5.0), 1e-6, 0, "%g", gu[0]);
+    CHECK_CLOSE(gu[1], 3 / sqrt(5.0), 1e-6, 0, "%g", gu[1]);
+
+    cos = rt_mmp_weights(5, 1, 10, a);
+    CHECK_CLOSE(cos, 1 / sqrt(50.0), 1e-12, 0);
+    CHECK(a[0] == 0.5 && a[1] == 0.5);
+    mm_real gm2[2] = {1, 2}, gu2[2] = {3, -1};
+    rt_mmp_combine(gm2, gu2, 2, a, 1.5);
+    CHECK_CLOSE(gu2[0], 6, 1e-6, 0);
+    CHECK_CLOSE(gu2[1], 1.5, 1e-6, 0);
+
+    /* The weights (0.6, 0.4) of the conflict above on a tensor where g_m
+     * and g_u cancel: h = 0.4, g_m + g_u = 0, so h stays, times gamma. */
+    const double w[2] = {0.6, 0.4};
+    mm_real gm3[1] = {1}, gu3[1] = {-1};
+    rt_mmp_combine(gm3, gu3, 1, w, 1.5);
+    CHECK_CLOSE(gu3[0], 0.6, 1e-6, 0);
+
+    /* cos exactly 0 counts as a conflict (the code's test is cos > 0). */
+    rt_mmp_weights(1, 0, 3, a);
+    CHECK_CLOSE(a[0], 0.75, 1e-12, 0);
+    /* g_m zero: the solver's end, 0.999 on g_m, and the result is gamma g_u. */
+    cos = rt_mmp_weights(0, 0, 25, a);
+    CHECK(cos == 0);
+    CHECK_CLOSE(a[0], 0.999, 1e-12, 0);
+    mm_real gm4[2] = {0, 0}, gu4[2] = {3, 4};
+    rt_mmp_combine(gm4, gu4, 2, a, 1.5);
+    CHECK_CLOSE(gu4[0], 4.5, 1e-5, 0);
+    CHECK_CLOSE(gu4[1], 6, 1e-5, 0);
+    mm_real z[2] = {0, 0}, z2[2] = {0, 0};
+    rt_mmp_combine(z, z2, 2, a, 1.5);
+    CHECK(z2[0] == 0 && z2[1] == 0);
+}
+
+/* MMPareto's plan of a model: terms from the loss-weight states (fused,
+ * x, y: bits 0, 1, 2 of loss_terms), and the encoders: read by the fused
+ * term and exactly one branch's own. A parameter that both branch terms
+ * read (an MMTM's) and the heads belong to none. Models without a fusion
+ * head, or without a branch's term, or whose branch shares nothing with
+ * the fusion head, are refused with the reason. */
+static void test_mmpareto_plan(void) {
+    rt_param_info p[6] = {
+        {"x.conv.weight", 1, {1}, 1, 0, RT_GROUP_MAIN(0), 0, 0, 0, 0x3},
+        {"x.head.weight", 1, {1}, 1, 16, RT_GROUP_MAIN(0), 0, 0, 0, 0x2},
+        {"y.conv.weight", 1, {1}, 1, 32, RT_GROUP_MAIN(1), 1, 0, 0, 0x5},
+        {"y.head.weight", 1, {1}, 1, 48, RT_GROUP_MAIN(1), 1, 0, 0, 0x4},
+        {"mmtm.sq.weight", 1, {1}, 1, 64, RT_GROUP_BYPASS(0) | RT_GROUP_BYPASS(1), -1, 0, 0, 0x7},
+        {"fused.weight", 1, {1}, 1, 80, 0, -1, 0, 0, 0x1},
+    };
+    rt_state_info st[4] = {
+        {"x.bn.running_mean", 1, {1}, 1, 0, RT_STATE_BN_MEAN, 0},
+        {"loss.weight.fused", 1, {1}, 1, 16, RT_STATE_LOSS_WEIGHT, 1},
+        {"loss.weight.x", 1, {1}, 1, 32, RT_STATE_LOSS_WEIGHT, 0.5f},
+        {"loss.weight.y", 1, {1}, 1, 48, RT_STATE_LOSS_WEIGHT, 0.5f},
+    };
+    const char *const br[2] = {"x", "y"};
+    rt_model m = {0};
+    m.name = "late";
+    m.nparams = 6, m.params = p;
+    m.nstates = 4, m.states = st;
+    m.nbranches = 2, m.branches = br;
+    rt_mmp_plan pl;
+    char err[512];
+    REQUIRE(rt_mmp_plan_make(&m, &pl, err, sizeof err) == 0, "%s", err);
+    CHECK(pl.nterms == 3);
+    CHECK(pl.term_off[0] == 16 && pl.term_off[1] == 32 && pl.term_off[2] == 48);
+    CHECK(pl.term_branch[0] == -1 && pl.term_branch[1] == 0 && pl.term_branch[2] == 1);
+    const int want[6] = {0, -1, 1, -1, -1, -1};
+    for (int i = 0; i < 6; i++) CHECK(pl.enc[i] == want[i], "%s: encoder %d, want %d", p[i].name, pl.enc[i], want[i]);
+    rt_mmp_plan_free(&pl);
+
+    m.nstates = 1; /* the MMTM net's plain ce(x) + ce(y): no loss-weight state, no fusion head */
+    CHECK(rt_mmp_plan_make(&m, &pl, err, sizeof err) != 0);
+    CHECK_ERR(err, "late", "has no fusion head");
+    rt_state_info st2[2] = {st[1], st[2]}; /* ce(fused) + ce(x): y has no term of its own */
+    m.nstates = 2, m.states = st2;
+    CHECK(rt_mmp_plan_make(&m, &pl, err, sizeof err) != 0);
+    CHECK_ERR(err, "late", "has no ce(y)");
+    m.nstates = 4, m.states = st;
+    p[2].loss_terms = 0x4; /* y's conv read by its own term only: nothing shared with the fusion head */
+    CHECK(rt_mmp_plan_make(&m, &pl, err, sizeof err) != 0);
+    CHECK_ERR(err, "late", "branch 'y' has no encoder");
+}
+
 int main(void) {
     test_guided();
     test_random();
@@ -277,6 +380,8 @@ int main(void) {
     test_gblend();
     test_agm();
     test_clip_norm();
+    test_mmpareto();
+    test_mmpareto_plan();
     return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE, "
-                         "G-Blend, AGM)");
+                         "G-Blend, AGM, MMPareto)");
 }

@@ -23,7 +23,8 @@
 #   METHODS  the methods: by default every policy; RUBi with the colour
 #            branch, the one that learns fastest, as its bias branch. The
 #            methods that re-balance through MMTM gates (guided, random) are
-#            left out on a net without MMTMs.
+#            left out on a net without MMTMs, and mmpareto, which needs a
+#            fusion head, on a net without one.
 set -eu
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -37,7 +38,7 @@ if [ $QUICK = 1 ]; then
     set -- --limit-train 512 --val 256 --limit-test 256 "$@"
 fi
 NETS=${NETS:-"cgmnist cgmnist_late"}
-ALL="vanilla guided random rubi:c modality_dropout ogm_ge gblend agm"
+ALL="vanilla guided random rubi:c modality_dropout ogm_ge gblend agm mmpareto"
 MMC=${MMC:-build/mmc}
 # One job per line: NET NAME POLICY SEED (the train options go through the
 # environment: words without spaces)
@@ -56,8 +57,11 @@ for s in $(seq 1 "$SEEDS"); do
     for net in $NETS; do
         mmtm=1
         $MMC info "examples/$net.mmnet" | grep -q '^fusion: none' && mmtm=0
+        fuse=0
+        $MMC info "examples/$net.mmnet" | grep -q '^  [^ ]*  *fuse ' && fuse=1
         for m in ${METHODS:-$ALL}; do
             case "${m%%:*}" in guided|random) [ "$mmtm" -gt 0 ] || continue ;; esac
+            case "${m%%:*}" in mmpareto) [ "$fuse" -gt 0 ] || continue ;; esac
             echo "$net ${m%%:*} $m $s"
         done
     done

@@ -11,7 +11,7 @@ per method), and with RESULTS.md replaces the text between its lines
 import csv, glob, json, math, os, re, sys
 
 out = sys.argv[1]
-order = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend", "agm"]
+order = ["vanilla", "guided", "random", "rubi", "modality_dropout", "ogm_ge", "gblend", "agm", "mmpareto"]
 
 def mean_dspeed(path):
     v = []

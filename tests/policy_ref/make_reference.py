@@ -177,6 +177,52 @@ def step_agm(P, xs, y, alpha, clip=1.0):
     return sgd(P, G)
 
 
+def min_norm_2(v1v1, v1v2, v2v2):
+    """MinNormSolver._min_norm_element_from2 (MMPareto_ICML2024
+    code/min_norm_solvers.py): the weight c of x1 in the least-norm point
+    c x1 + (1 - c) x2 of the segment, from the dot products."""
+    if v1v2 >= v1v1:
+        return 0.999
+    if v1v2 >= v2v2:
+        return 0.001
+    return -1.0 * ((v1v2 - v2v2) / (v1v1 + v2v2 - 2 * v1v2))
+
+
+MMP_COS = {}
+
+
+def step_mmpareto(P, xs, y, gamma):
+    """MMPareto (Wei & Hu, ICML 2024; GeWu-Lab/MMPareto_ICML2024
+    code/MMPareto.py train_epoch): for each encoder (a branch's parameters
+    but its head: the code's names without 'head'), the multi-modal term's
+    gradient g_m and the branch's own term's g_u; weights 1/2 each when
+    cos(g_m, g_u) > 0, else the two-vector min-norm weights; then per
+    parameter new = 2 (w_m g_m + w_u g_u), scaled by |g_m + g_u| / |new|
+    when that is above 1, times gamma. The heads keep the loss's gradient.
+    Each term is weighted as the loss writes it."""
+    w = LOSS_WEIGHTS
+    G = gradients(P, weighted_loss(forward(P, xs), y))   # the code's loss.backward() of the sum
+    g_mm = gradients(P, w["fused"] * loss_terms(forward(P, xs), y)["fused"])
+    for k, name in enumerate(BRANCHES):
+        enc = [n for n in OWN[k] if ".linear1." not in n]
+        g_u = gradients(P, w[name] * loss_terms(forward(P, xs), y)[name])
+        gm = torch.cat([g_mm[n].flatten() for n in enc])
+        gu = torch.cat([g_u[n].flatten() for n in enc])
+        cos = F.cosine_similarity(gm, gu, dim=0).item()
+        MMP_COS[name] = cos
+        if cos > 0:
+            k0 = k1 = 0.5
+        else:
+            c = min_norm_2((gm @ gm).item(), (gm @ gu).item(), (gu @ gu).item())
+            k0, k1 = c, 1 - c
+        for n in enc:
+            three = G[n].norm()
+            new = 2 * k0 * g_mm[n] + 2 * k1 * g_u[n]
+            diff = three / new.norm()
+            G[n] = diff * new * gamma if diff > 1 else new * gamma
+    return sgd(P, G)
+
+
 POLICIES = {
     "vanilla": (["--policy", "vanilla"], step_vanilla),
     "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
@@ -188,6 +234,10 @@ POLICIES = {
             lambda P, xs, y: step_agm(P, xs, y, 4.0)),
     "agm_clip": (["--policy", "agm", "--agm-alpha", "4", "--agm-start", "0", "--agm-clip", "0.05"],
                  lambda P, xs, y: step_agm(P, xs, y, 4.0, clip=0.05)),
+    "mmpareto": (["--policy", "mmpareto", "--mmp-gamma", "1.5"], lambda P, xs, y: step_mmpareto(P, xs, y, 1.5)),
+    # On the batch's first two examples branch a's gradients conflict (cos -0.50): the min-norm weights.
+    "mmpareto_conflict": (["--policy", "mmpareto", "--mmp-gamma", "2", "--limit-train", "2"],
+                          lambda P, xs, y: step_mmpareto(P, [x[:2] for x in xs], y[:2], 2.0)),
 }
 
 
