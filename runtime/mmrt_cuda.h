@@ -77,7 +77,7 @@ struct rt_exec {
     struct {
         float *x[RT_MAXIN];
         int32_t *y;
-        const void *from_x, *from_y;          /* the host batch it holds (NULL: none) */
+        const void *from_x[RT_MAXIN], *from_y; /* the host batch it holds (from_y NULL: none) */
         int B;
         cudaEvent_t done;
     } staged[2];

@@ -342,8 +342,6 @@ static void start(Trainer *T, Loop *L) {
     if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)
         rt_die("policy ogm_ge needs exactly two branches (it compares two modalities); model '%s' has %d", m->name, m->nbranches);
 
-    if (cfg->policy == RT_POLICY_AGM && strcmp(T->be->target, "c") != 0)
-        rt_die("policy agm runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
     if (cfg->policy == RT_POLICY_AGM && rt_nranks() > 1) /* its scores and running means are the whole batch's */
         rt_die("policy agm runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     if (cfg->policy == RT_POLICY_AGM && m->nbranches != 2)

@@ -7,8 +7,8 @@
 # on a copy stream while the step before runs; the emulation runs that
 # stream's copies only when a step waits for them, so a step that took its
 # batch before the copy, or a batch buffer reused before its copy ran,
-# shows here as different losses. Then the same with ogm_ge, whose steps
-# take the gradients through the host.
+# shows here as different losses. Then the same with ogm_ge and agm, whose
+# steps take the gradients through the host.
 set -u
 MMC=$1; EMU=$2; MMNET=$3; W=$4
 rm -rf "$W"; mkdir -p "$W"
@@ -55,7 +55,25 @@ PY
 # eval reads batches through the same path.
 "$EMU" eval --checkpoint "$W/emu/last.ckpt" > "$W/eval.out" 2>&1 || { bad "emu eval"; tail -5 "$W/eval.out"; }
 grep -q "accuracy" "$W/eval.out" || { bad "emu eval printed no accuracy"; cat "$W/eval.out"; }
-# Policies with a hook between the backward pass and the update run on the C back end only.
-expect 1 "policy agm runs on the C back end only" "$EMU" train --quiet --policy agm --out "$W/agm"
+# AGM: two evaluation passes with one input zeroed before each step (the
+# zeroed input is another batch than the one copied ahead), then the
+# gradients through the host hook: the same scores, coefficients and losses.
+for p in c emu; do
+    prog=$W/cprog; [ $p = emu ] && prog=$EMU
+    "$prog" train --quiet --policy agm --agm-alpha 0.5 --out "$W/agm_$p" > "$W/agm_$p.out" 2>&1 || { bad "$p train agm"; tail -5 "$W/agm_$p.out"; }
+done
+python3 - "$W/agm_c" "$W/agm_emu" <<'PY' || bad "agm: the CUDA program's run differs from the C program's"
+import csv, sys
+a, b = (list(csv.DictReader(open(d + "/steps.csv"))) for d in sys.argv[1:])
+assert len(a) == len(b) >= 12, (len(a), len(b))
+for r, s in zip(a, b):
+    for k in ("loss", "agm_score_0", "agm_score_1", "agm_avg_0", "agm_coeff_0", "agm_coeff_1", "agm_clip"):
+        x, y = float(r[k]), float(s[k])
+        assert abs(x - y) <= 2e-3 * max(1.0, abs(x)), (r["step"], k, x, y)
+# the zeroed passes differ from the full one: the two modalities' scores differ
+assert any(abs(float(r["agm_score_0"]) - float(r["agm_score_1"])) > 1e-3 for r in a), "the two scores are equal: an input was not zeroed"
+assert any(abs(float(r["agm_coeff_0"]) - 1) > 1e-3 for r in a), "agm never modulated"
+print("agm: steps", len(a), "final loss", a[-1]["loss"], b[-1]["loss"])
+PY
 [ $fail = 0 ] && echo "emu_train: the CUDA program trains as the C program does"
 exit $fail

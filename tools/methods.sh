@@ -24,7 +24,9 @@
 #            branch, the one that learns fastest, as its bias branch. The
 #            methods that re-balance through MMTM gates (guided, random) are
 #            left out on a net without MMTMs, and mmpareto, which needs a
-#            fusion head, on a net without one.
+#            fusion head, on a net without one. A method may be written
+#            LABEL=POLICY+OPTION+VALUE...: the runs are named LABEL and get
+#            the options, e.g. METHODS="agm_a0.1=agm+--agm-alpha+0.1".
 set -eu
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -60,17 +62,20 @@ for s in $(seq 1 "$SEEDS"); do
         fuse=0
         $MMC info "examples/$net.mmnet" | grep -q '^  [^ ]*  *fuse ' && fuse=1
         for m in ${METHODS:-$ALL}; do
-            case "${m%%:*}" in guided|random) [ "$mmtm" -gt 0 ] || continue ;; esac
-            case "${m%%:*}" in mmpareto) [ "$fuse" -gt 0 ] || continue ;; esac
-            echo "$net ${m%%:*} $m $s"
+            label=${m%%=*}; spec=${m#*=}        # LABEL=POLICY+OPTIONS, or POLICY
+            policy=${spec%%+*}; extra=${spec#"$policy"}
+            [ "$label" = "$m" ] && label=${policy%%:*}
+            case "${policy%%:*}" in guided|random) [ "$mmtm" -gt 0 ] || continue ;; esac
+            case "${policy%%:*}" in mmpareto) [ "$fuse" -gt 0 ] || continue ;; esac
+            echo "$net $label $policy $s ${extra:-+}"
         done
     done
 done | xargs -P "$JOBS" -L 1 sh -c '
-    net=$0; name=$1; policy=$2; seed=$3
+    net=$0; name=$1; policy=$2; seed=$3; extra=$(echo "$4" | tr + " ")
     run='"$OUT"'/$net/${name}_s$seed
     [ -f "$run/summary.json" ] && exit 0
     prog='"$OUT"'/$net/prog; [ -x ${prog}_$policy ] && prog=${prog}_$policy
-    $prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy --out $run --quiet $OPTS \
+    $prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy $extra --out $run --quiet $OPTS \
         > $run.log 2>&1 && echo "done: $run" || { echo "FAILED: $run (see $run.log)"; echo $run >> '"$fails"'; }
 '
 # A run that stopped (a diverged one: a non-finite loss) is left out of the

@@ -24,10 +24,17 @@ def mean_dspeed(path):
             if math.isfinite(x): v.append(x)
     return sum(v) / len(v) if v else math.nan
 
-rows = []
+rows, stopped = [], []
 for run in sorted(glob.glob(os.path.join(out, "*_s*"))):
     m = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(run))
-    if not m or not os.path.isfile(os.path.join(run, "summary.json")):
+    if not m or not os.path.isdir(run):
+        continue
+    if not os.path.isfile(os.path.join(run, "summary.json")):
+        # a run that stopped: its log's last line says why (a non-finite loss)
+        log = run + ".log"
+        last = [l.strip() for l in open(log) if l.strip()][-1:] if os.path.isfile(log) else []
+        if last and "error" in last[0]:
+            stopped.append("%s, seed %s: %s" % (m.group(1), m.group(2), last[0]))
         continue
     s = json.load(open(os.path.join(run, "summary.json")))
     u = s.get("util", {})
@@ -63,6 +70,8 @@ for me in methods:
                  " | ".join(ms([r[c] for r in rs]) for c in ["test_acc", "acc0", "acc1", "u01", "u10", "d_util", "d_speed"]) +
                  " | %s |" % ms([r["epoch_s"] for r in rs]))
 table = "\n".join(lines) + "\n"
+if stopped:
+    table += "\nStopped, left out of the means:\n\n" + "".join("- %s\n" % x.replace("|", "\\|") for x in stopped)
 open(os.path.join(out, "methods.md"), "w").write(table)
 print(table, end="")
 if len(sys.argv) > 2:
