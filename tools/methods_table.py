@@ -33,8 +33,9 @@ for run in sorted(glob.glob(os.path.join(out, "*_s*"))):
         # a run that stopped: its log's last line says why (a non-finite loss)
         log = run + ".log"
         last = [l.strip() for l in open(log) if l.strip()][-1:] if os.path.isfile(log) else []
-        if last and "error" in last[0]:
-            stopped.append("%s, seed %s: %s" % (m.group(1), m.group(2), last[0]))
+        if last and "error: " in last[0]:
+            why = last[0].split("error: ", 1)[1].split("; training stopped")[0]
+            stopped.append("%s, seed %s: %s" % (m.group(1), m.group(2), why))
         continue
     s = json.load(open(os.path.join(run, "summary.json")))
     u = s.get("util", {})
