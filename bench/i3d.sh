@@ -20,7 +20,10 @@
 #
 # Environment: PYTHON (the interpreter with torch; default python3),
 # ROUNDS, STEPS, REPS, BATCHES (default "1 4"), THREADS (default: all
-# cores), FRAMES, SIZE, PROF_BATCH (the profile's batch, default 1).
+# cores), FRAMES, SIZE, PROF_BATCH (the profile's batch, default 1);
+# BASE=path/to/another/mmc adds that build's program ("before", e.g. an
+# older commit's mmc) to every round and to the profile, for before/after
+# ratios measured in the same run.
 set -eu
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -36,6 +39,10 @@ sed -e "s/\[3, 64, 224, 224\]/[3, $frames, $size, $size]/" -e "s/\[1, 64, 224, 2
 grep -q "\[3, $frames, $size, $size\]" "$W/i3d.mmnet" || { echo "bench: the example's input shapes changed; update this script"; exit 1; }
 "$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d"
 "$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d_prof" --profile
+if [ -n "${BASE:-}" ]; then
+    "$BASE" build "$W/i3d.mmnet" -o "$W/base"
+    "$BASE" build "$W/i3d.mmnet" -o "$W/base_prof" --profile
+fi
 ${CC:-clang} -O2 -march=native -fopenmp bench/peak.c -o "$W/peak"
 peak=$("$W/peak")
 have_torch=0
@@ -52,13 +59,20 @@ median() { python3 -c "import sys, statistics as s; print(s.median(float(v) for 
 field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d['$1'])"; }
 printf '%-6s %-9s %12s %12s %10s %12s %12s\n' batch side train/s eval/s "peak MB" "train ratio" "eval ratio"
 for b in ${BATCHES:-1 4}; do
-    otr=; oev=; omem=; ttr=; tev=; tmem=; rtr=; rev=; rmem=
+    otr=; oev=; omem=; ttr=; tev=; tmem=; rtr=; rev=; btr=; bev=; bmem=; rbtr=; rbev=; t1=; t2=; t3=
     r=0
     while [ $r -lt "$rounds" ]; do
         ours=$("$W/i3d" bench --threads "$threads" --batch "$b" --steps "$steps" --reps "$reps")
         o1=$(echo "$ours" | field train_samples_per_s); o2=$(echo "$ours" | field eval_samples_per_s)
         o3=$(echo "$ours" | field peak_rss_mb)
         otr="$otr $o1"; oev="$oev $o2"; omem="$omem $o3"
+        if [ -n "${BASE:-}" ]; then
+            bs=$("$W/base" bench --threads "$threads" --batch "$b" --steps "$steps" --reps "$reps")
+            b1=$(echo "$bs" | field train_samples_per_s); b2=$(echo "$bs" | field eval_samples_per_s)
+            btr="$btr $b1"; bev="$bev $b2"; bmem="$bmem $(echo "$bs" | field peak_rss_mb)"
+            rbtr="$rbtr $(python3 -c "print($o1 / $b1)")"; rbev="$rbev $(python3 -c "print($o2 / $b2)")"
+            echo "  round $((r + 1)), batch $b: before $b1 / $b2 samples/s, $(echo "$bs" | field peak_rss_mb) MB"
+        fi
         if [ $have_torch = 1 ]; then
             th=$("$PY" bench/torch_i3d.py --threads "$threads" --batch "$b" --frames "$frames" --size "$size" --steps "$steps" --reps "$reps" 2>/dev/null)
             t1=$(echo "$th" | field train_samples_per_s); t2=$(echo "$th" | field eval_samples_per_s)
@@ -70,13 +84,17 @@ for b in ${BATCHES:-1 4}; do
         r=$((r + 1))
     done
     printf '%-6s %-9s %12.3f %12.3f %10.0f\n' "$b" mmnet "$(median $otr)" "$(median $oev)" "$(median $omem)"
+    [ -n "${BASE:-}" ] && printf '%-6s %-9s %12.3f %12.3f %10.0f %12.2f %12.2f   (mmnet/before)\n' "$b" before "$(median $btr)" "$(median $bev)" \
+        "$(median $bmem)" "$(median $rbtr)" "$(median $rbev)"
     [ $have_torch = 1 ] && printf '%-6s %-9s %12.3f %12.3f %10.0f %12.2f %12.2f\n' "$b" pytorch "$(median $ttr)" "$(median $tev)" \
         "$(median $tmem)" "$(median $rtr)" "$(median $rev)"
 done
 pb=${PROF_BATCH:-1}
 echo
 echo "one training step at batch $pb by kind of kernel (mmc build --profile; GFLOP/s against the peak above):"
-"$W/i3d_prof" bench --profile --threads "$threads" --batch "$pb" --steps 1 --reps 1 2>&1 | sed -n '/^profile of one .train/,/^total/p' > "$W/prof"
+for prog in ${BASE:+base_prof} i3d_prof; do
+[ "$prog" = base_prof ] && echo "before (BASE):" || { [ -n "${BASE:-}" ] && echo "after:"; }
+"$W/$prog" bench --profile --threads "$threads" --batch "$pb" --steps 1 --reps 1 2>&1 | sed -n '/^profile of one .train/,/^total/p' > "$W/prof"
 python3 - "$W/prof" <<'PY'
 import re, sys, collections
 t = collections.Counter(); f = collections.Counter(); rows = []
@@ -99,3 +117,4 @@ print("the slowest convolution kernels:")
 for ms, gf, line in sorted(rows, reverse=True)[:12]:
     print("  " + line[:150])
 PY
+done

@@ -396,21 +396,38 @@ static size_t vol_floats(const IrNode *in, const IrAttr *a, const int pad[3], co
     return (size_t)ir_channels(in) * ((size_t)(x[0] + 2 * pad[0]) * s[1] * s[2] * hq * wq + a->k[2] + 64);
 }
 
-/* A 3-D convolution the volumes serve: offsets on the stack (at most 8192
- * rows) and an example's volumes within 4M floats, as the 2-D planes. With
- * `cols` (the GEMM's columns are the slice's padded rows), only where at
- * least half the columns computed are outputs: a 3 x 3 slice padded to 5
- * wide fills 9 of 32. */
+/* The share of an output slice's GEMM columns (YH rows of the padded
+ * width, in blocks of 32) that are outputs. */
+static double vol_col_fill(const IrNode *in, const IrNode *out, const int pad[3], const int s[3]) {
+    size_t wq = (size_t)(in->shape[4] + 2 * pad[2] + s[2] - 1) / s[2], nc = (size_t)out->shape[3] * wq;
+    return (double)out->shape[3] * out->shape[4] / ((nc + 31) / 32 * 32);
+}
+
+/* Computed transposed, Y^T[p][co] with the output positions gathered as
+ * the GEMM's rows and the channels in blocks of 32 (as gather_wins in 2-D),
+ * where that wastes less than the slices' columns, on late maps only (a
+ * 2 x 3 x 3 slice fills 9 of its 32 columns; on 8 x 14 x 14 maps the slices
+ * ran faster even where they wasted more). Not 1x1x1 ones: their plain
+ * GEMM on panels ran faster (4 x 7 x 7 at batch 1: 80 against 50-75
+ * GFLOP/s). */
+static bool vol_gather(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3]) {
+    int yc = ir_channels(out);
+    size_t np = ir_positions(out);
+    return !cg_pointwise(a) && yc > MMK_THIN_MAX_EMIT && np <= 512 && (double)yc / ((yc + 31) / 32 * 32) > vol_col_fill(in, out, pad, s);
+}
+
+/* A 3-D convolution the volumes serve: an example's volumes within 4M
+ * floats, as the 2-D planes. With `cols` (a forward pass or input
+ * gradient), only where the slices' columns are at least half outputs or
+ * the transposed form wastes less. */
 static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3], bool cols) {
     if (a->nsp != 3) return false;
     for (int i = 0; i < 3; i++)
         if (pad[i] < 0 || pad[i] >= a->k[i]) return false;
-    int y[3];
-    cg_spatial(out, 3, y);
     size_t kk = (size_t)ir_channels(in) * a->k[0] * a->k[1] * a->k[2];
-    size_t wq = (size_t)(in->shape[4] + 2 * pad[2] + s[2] - 1) / s[2], nc = (size_t)y[1] * wq;
-    if (cols && (cg_pointwise(a) || 2 * (size_t)y[1] * y[2] < (nc + 31) / 32 * 32)) return false;
-    return kk <= 8192 && vol_floats(in, a, pad, s) <= ((size_t)4 << 20);
+    if (cols && !vol_gather(a, in, out, pad, s) && (cg_pointwise(a) || vol_col_fill(in, out, pad, s) < 0.5)) return false;
+    /* up to 32768 rows: 256 KB of row pointers on the caller's stack */
+    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)4 << 20);
 }
 
 /* Constants of the volumes (in: XC volumes of XD x XH x XW, padded by PAD,
@@ -463,12 +480,72 @@ static void vol_pad_group(Emit *E, const char *src, const int s[3], bool nowait)
     P("            }\n");
 }
 
+/* Y^T = X^T W^T per example and block of 32 output channels (the tasks),
+ * the rows gathered from the volumes, then transposed 16 x 16 into the
+ * channel-major map with the bias and a ReLU. */
+static void vol_gather_body(Emit *E, const IrNode *n, const IrNode *in, const int s[3], size_t vol, size_t g, const char *w, const char *bias,
+                            bool relu) {
+    size_t yc = (size_t)ir_channels(n), np = ir_positions(n), kk = (size_t)ir_channels(in) * n->a.k[0] * n->a.k[1] * n->a.k[2];
+    if (kk * ((yc + 31) / 32 * 32) > E->wt) E->wt = kk * ((yc + 31) / 32 * 32);
+    if (np * 32 > E->scratch) E->scratch = np * 32;
+    if ((g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
+    bool nb = strcmp(bias, "NULL") == 0;
+    P("    enum { NP = YD * YH * YW, NB = (YC + 31) / 32 };\n");
+    P("    mm_real *vols = e->partial, *wp = e->wt;  /* the volumes: [G][XC][PL]; W^T packed by blocks of 32 channels */\n");
+    P("    #pragma omp parallel for schedule(static) if (KK * YC >= 65536)\n");
+    P("    for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR) {\n");
+    if (w)
+        P("        mmk_pack_t(wp + (size_t)c0 * KK, %s + (size_t)c0 * KK, KK, KK, YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n", w);
+    else {
+        /* An input gradient's W'^T[(co, t)][ci] = W[co][ci][T-1-t], packed
+         * straight from W: the flip of the slices' path and a pack after it
+         * cost more than the GEMM on a 2 x 3 x 3 map. */
+        P("        enum { T_ = FD * FH * FW, CO_ = XC };  /* W: [CO_][YC][T_] */\n");
+        P("        mm_real *blk = wp + (size_t)c0 * KK;\n        const int nc = YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR;\n");
+        P("        for (int co = 0; co < CO_; co++)\n            for (int t = 0; t < T_; t++) {\n");
+        P("                mm_real *d = blk + ((size_t)co * T_ + T_ - 1 - t) * MMK_PACK_NR;\n");
+        P("                for (int c = 0; c < nc; c++) d[c] = x1[((size_t)co * YC + c0 + c) * T_ + t];\n");
+        P("                for (int c = nc; c < MMK_PACK_NR; c++) d[c] = 0;\n            }\n");
+    }
+    P("    }\n");
+    P("    #pragma omp parallel\n    {\n");
+    P("        mm_real *ct = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;  /* Y^T of a block: [NP][32] */\n");
+    P("        const mm_real *ap[NP];  /* output position (d, h, w): its example's volumes at d * SD * SL + h * WQ + w */\n");
+    vol_zero(E);
+    P("        for (int n0 = 0; n0 < B; n0 += G) {\n            const int ng = B - n0 < G ? B - n0 : G;\n");
+    vol_pad_group(E, "x0", s, false);
+    P("            #pragma omp for schedule(static)\n            for (int t = 0; t < ng * NB; t++) {\n");
+    P("                const int n = n0 + t / NB, c0 = t %% NB * 32, nc = YC - c0 < 32 ? YC - c0 : 32;\n");
+    P("                const mm_real *v = vols + (size_t)(t / NB) * VOL;\n");
+    P("                for (int d = 0; d < YD; d++)\n                    for (int h = 0; h < YH; h++)\n");
+    P("                        for (int w = 0; w < YW; w++) ap[(d * YH + h) * YW + w] = v + (size_t)d * SD * SL + h * WQ + w;\n");
+    P("                mmk_gemm_gather(NP, nc, KK, ap, off, wp + (size_t)c0 * KK, ct, 32, 0);\n");
+    P("                for (int c = 0; c < nc; c += 16)\n                    for (int p = 0; p < NP; p += 16)\n");
+    P("                        mmk_tr16x(y + ((size_t)(c0 + c) * B + n) * NP + p, (size_t)B * NP, ct + (size_t)p * 32 + c, 32, NP - p < 16 ? NP - p : 16,\n");
+    P("                                  nc - c < 16 ? nc - c : 16, 1, %s, %d);\n", nb ? "NULL" : arena_printf(mm_arena, "%s + c0 + c", bias), relu);
+    if (n->nepi && !relu) {
+        P("                for (int c = c0; c < c0 + nc; c++)\n                    for (int p = 0; p < NP; p++) {\n");
+        P("                        const size_t i = ((size_t)c * B + n) * NP + p;\n                        mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "                        ", "i");
+        P("                        y[i] = v;\n                    }\n");
+    }
+    P("            }\n        }\n    }\n");
+}
+
 /* Y = conv(in) on the volumes, one output slice per task; w: the weights
- * [YC][KK]. */
+ * [YC][KK], or NULL for an input gradient's (x1's, flipped). */
 static void vol_conv_body(Emit *E, const IrNode *n, const IrNode *in, const int pad[3], const int s[3], const char *w, const char *bias,
                           bool relu) {
     size_t vol = vol_floats(in, &n->a, pad, s), g = VOL_FLOATS / vol ? VOL_FLOATS / vol : 1;
     vol_consts(E, in, n, &n->a, pad, s, g);
+    if (vol_gather(&n->a, in, n, pad, s)) {
+        vol_gather_body(E, n, in, s, vol, g, w, bias, relu);
+        return;
+    }
+    if (!w) { /* an input gradient: the flipped weights */
+        flip_weights(E, n, in);
+        w = "e->wt";
+    }
     size_t wq = (size_t)(in->shape[4] + 2 * pad[2] + s[2] - 1) / s[2], ncs = (size_t)n->shape[3] * wq;
     if (ir_channels(n) * ncs > E->scratch) E->scratch = ir_channels(n) * ncs;
     if ((g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
@@ -584,8 +661,7 @@ void cg_c_conv(Emit *E, const IrNode *n) {
         const int q3[3] = {n->a.k[0] - 1 - n->a.p[0], n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2]}, one[3] = {1, 1, 1};
         if (n->a.s[0] == 1 && n->a.s[1] == 1 && n->a.s[2] == 1 && vol_conv(&n->a, dy, n, q3, one, true)) {
             /* stride 1: the forward pass over dY padded by k-1-p, with the weights flipped */
-            flip_weights(E, n, dy);
-            vol_conv_body(E, n, dy, q3, one, "e->wt", "NULL", false);
+            vol_conv_body(E, n, dy, q3, one, NULL, "NULL", false);
             break;
         }
         if (!pointwise_conv(&n->a) && strided_dx(E, n)) break;
