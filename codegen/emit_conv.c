@@ -386,7 +386,7 @@ static void flip_weights(Emit *E, const IrNode *n, const IrNode *dy) {
  * examples are padded together in the shared partial-sum space (G: as many
  * as VOL_FLOATS holds, at least one), so small late maps still give each
  * thread work. */
-enum { VOL_FLOATS = 1 << 20, VOL_KC = 512, VOL_DW_K = 1024 };
+enum { VOL_FLOATS = 1 << 20, VOL_KC = 512, VOL_DW_K = 1024, VOL_QG = 64 }; /* VOL_QG: chunks of dY^T packed at a time */
 
 /* Floats of one example's padded volumes (all channels of `in`). */
 static size_t vol_floats(const IrNode *in, const IrAttr *a, const int pad[3], const int s[3]) {
@@ -416,8 +416,9 @@ static bool vol_gather(const IrAttr *a, const IrNode *in, const IrNode *out, con
     return !cg_pointwise(a) && yc > MMK_THIN_MAX_EMIT && np <= 512 && (double)yc / ((yc + 31) / 32 * 32) > vol_col_fill(in, out, pad, s);
 }
 
-/* A 3-D convolution the volumes serve: an example's volumes within 4M
- * floats, as the 2-D planes. With `cols` (a forward pass or input
+/* A 3-D convolution the volumes serve: an example's volumes within 16M
+ * floats (64 MB, shared by the threads: the 7x7x7 stem over a 64 x 224 x
+ * 224 clip needs 11M). With `cols` (a forward pass or input
  * gradient), only where the slices' columns are at least half outputs or
  * the transposed form wastes less. */
 static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3], bool cols) {
@@ -427,7 +428,7 @@ static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const
     size_t kk = (size_t)ir_channels(in) * a->k[0] * a->k[1] * a->k[2];
     if (cols && !vol_gather(a, in, out, pad, s) && (cg_pointwise(a) || vol_col_fill(in, out, pad, s) < 0.5)) return false;
     /* up to 32768 rows: 256 KB of row pointers on the caller's stack */
-    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)4 << 20);
+    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)16 << 20);
 }
 
 /* Constants of the volumes (in: XC volumes of XD x XH x XW, padded by PAD,
@@ -582,10 +583,11 @@ static void vol_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNod
     if (g > gmax) g = gmax;
     vol_consts(E, xin, dy, &n->a, pad, s, g);
     size_t yc32 = (size_t)(ir_channels(dy) + 31) / 32 * 32, nkc = (g * np + VOL_KC - 1) / VOL_KC;
-    size_t need = ir_numel(n) + g * vol + nkc * VOL_KC * yc32; /* dW^T, the volumes, dY^T's chunks */
+    if (nkc > VOL_QG) nkc = VOL_QG;
+    size_t need = ir_numel(n) + g * vol + nkc * VOL_KC * yc32; /* dW^T, the volumes, VOL_QG chunks of dY^T */
     if ((need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
     if (g * np > E->wt) E->wt = g * np;
-    P("    enum { NW = YC * KK, NP = YD * YH * YW, KC = %d, RB = %d, YC32 = (YC + 31) / 32 * 32 };\n", VOL_KC, DW_ROWS_RB);
+    P("    enum { NW = YC * KK, NP = YD * YH * YW, KC = %d, QG = %d, RB = %d, YC32 = (YC + 31) / 32 * 32 };\n", VOL_KC, VOL_QG, DW_ROWS_RB);
     P("    mm_real *dwt = e->partial, *vols = dwt + (size_t)NW, *dyt = vols + (size_t)G * VOL;  /* dW^T: [KK][YC] */\n");
     P("    int *pos = (int *)e->wt;  /* position (g, d, h, w) of a group: in example g's volumes */\n");
     P("    for (int g = 0; g < G; g++)\n        for (int d = 0; d < YD; d++)\n            for (int h = 0; h < YH; h++)\n");
@@ -595,13 +597,16 @@ static void vol_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNod
     vol_zero(E);
     P("        for (int n0 = 0; n0 < B; n0 += G) {\n            const int ng = B - n0 < G ? B - n0 : G, nq = (ng * NP + KC - 1) / KC;\n");
     vol_pad_group(E, "x1", s, true);
-    P("            #pragma omp for schedule(static)\n            for (int q = 0; q < nq; q++)  /* dY^T[p][co], packed by chunks of KC positions */\n");
-    P("                mmk_pack_t(dyt + (size_t)q * KC * YC32, x0 + (size_t)n0 * NP + (size_t)q * KC, B * NP, ng * NP - q * KC < KC ? ng * NP - q * KC : KC, YC);\n");
-    P("            #pragma omp for schedule(static)\n            for (int r0 = 0; r0 < KK; r0 += RB)\n");
-    P("                for (int q = 0; q < nq; q++)\n");
-    P("                    mmk_gemm_gather(KK - r0 < RB ? KK - r0 : RB, YC, ng * NP - q * KC < KC ? ng * NP - q * KC : KC, rows + r0, pos + q * KC,\n");
-    P("                                    dyt + (size_t)q * KC * YC32, dwt + (size_t)r0 * YC, YC, n0 > 0 || q > 0);\n");
-    P("        }\n    }\n");
+    /* dY^T packed QG chunks at a time: all of a 32 x 56 x 56 map's would take 77 MB */
+    P("            for (int q0 = 0; q0 < nq; q0 += QG) {\n                const int q1 = nq - q0 < QG ? nq : q0 + QG;\n");
+    P("                #pragma omp for schedule(static)\n                for (int q = q0; q < q1; q++)  /* dY^T[p][co], packed by chunks of KC positions */\n");
+    P("                    mmk_pack_t(dyt + (size_t)(q - q0) * KC * YC32, x0 + (size_t)n0 * NP + (size_t)q * KC, B * NP,\n");
+    P("                               ng * NP - q * KC < KC ? ng * NP - q * KC : KC, YC);\n");
+    P("                #pragma omp for schedule(static)\n                for (int r0 = 0; r0 < KK; r0 += RB)\n");
+    P("                    for (int q = q0; q < q1; q++)\n");
+    P("                        mmk_gemm_gather(KK - r0 < RB ? KK - r0 : RB, YC, ng * NP - q * KC < KC ? ng * NP - q * KC : KC, rows + r0, pos + q * KC,\n");
+    P("                                        dyt + (size_t)(q - q0) * KC * YC32, dwt + (size_t)r0 * YC, YC, n0 > 0 || q > 0);\n");
+    P("            }\n        }\n    }\n");
     P("    #pragma omp parallel for schedule(static)\n    for (int k0 = 0; k0 < KK; k0 += 16)\n");
     P("        for (int c0 = 0; c0 < YC; c0 += 16)\n");
     P("            mmk_tr16x(y + (size_t)c0 * KK + k0, KK, dwt + (size_t)k0 * YC + c0, YC, KK - k0 < 16 ? KK - k0 : 16,\n");
