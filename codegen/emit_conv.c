@@ -416,11 +416,12 @@ static bool vol_gather(const IrAttr *a, const IrNode *in, const IrNode *out, con
     return !cg_pointwise(a) && yc > MMK_THIN_MAX_EMIT && np <= 512 && (double)yc / ((yc + 31) / 32 * 32) > vol_col_fill(in, out, pad, s);
 }
 
-/* A 3-D convolution the volumes serve: an example's volumes within 16M
- * floats (64 MB, shared by the threads: the 7x7x7 stem over a 64 x 224 x
- * 224 clip needs 11M). With `cols` (a forward pass or input
- * gradient), only where the slices' columns are at least half outputs or
- * the transposed form wastes less. */
+/* A 3-D convolution the volumes serve: an example's volumes within 32M
+ * floats (128 MB, shared by the threads: at the example's 64 x 224 x 224
+ * clips the 7x7x7 stem needs 11M, the input gradient of the 192-channel
+ * 3x3x3 layer 22M, where im2col's panels took 735 MB a thread). With
+ * `cols` (a forward pass or input gradient), only where the slices'
+ * columns are at least half outputs or the transposed form wastes less. */
 static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3], bool cols) {
     if (a->nsp != 3) return false;
     for (int i = 0; i < 3; i++)
@@ -428,7 +429,7 @@ static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const
     size_t kk = (size_t)ir_channels(in) * a->k[0] * a->k[1] * a->k[2];
     if (cols && !vol_gather(a, in, out, pad, s) && (cg_pointwise(a) || vol_col_fill(in, out, pad, s) < 0.5)) return false;
     /* up to 32768 rows: 256 KB of row pointers on the caller's stack */
-    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)16 << 20);
+    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)32 << 20);
 }
 
 /* Constants of the volumes (in: XC volumes of XD x XH x XW, padded by PAD,
@@ -613,6 +614,38 @@ static void vol_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNod
     P("                      YC - c0 < 16 ? YC - c0 : 16, 1, NULL, 0);\n");
 }
 
+/* A 1x1x1 convolution, or its input gradient (dx: W^T), is a plain GEMM on
+ * panels of its input. On late maps a batch-1 step has one panel (4 x 7 x 7
+ * = 196 positions, 2 x 3 x 3 = 18) and so one busy thread: the output rows
+ * are split too, into as many blocks as give every thread two tasks. Each
+ * output is still one GEMM's sum over all of K, whatever the split. */
+static void pointwise3d_body(Emit *E, const IrNode *n, bool dx) {
+    int m = ir_channels(n), k = ir_channels(n->src[0]);
+    bool relu = !dx && relu_only(n);
+    if ((size_t)k * PANEL > E->scratch) E->scratch = (size_t)k * PANEL;
+    if (dx && (size_t)m * k > E->wt) E->wt = (size_t)m * k;
+    P("    enum { M = %d, K = %d, Q = %zu, NB = %d };\n", m, k, ir_positions(n), PANEL);
+    if (dx) P("    mmk_transpose(e->wt, x1, K, M);  /* W^T: [M][K] */\n");
+    P("    const int N = B * Q, npn = (N + NB - 1) / NB, nt = omp_get_max_threads();\n");
+    P("    const int rs = npn >= 2 * nt ? 1 : (2 * nt + npn - 1) / npn;  /* row blocks per panel */\n");
+    P("    const int MB = ((M + rs - 1) / rs + MMK_MR_BIG - 1) / MMK_MR_BIG * MMK_MR_BIG;\n");
+    P("    #pragma omp parallel for schedule(static)\n");
+    P("    for (int t = 0; t < npn * rs; t++) {\n");
+    P("        const int j0 = t / rs * NB, i0 = t %% rs * MB, nb = N - j0 < NB ? N - j0 : NB, mb = M - i0 < MB ? M - i0 : MB;\n");
+    P("        if (mb <= 0) continue;\n");
+    P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+    P("        mmk_pack(panel, x0 + j0, N, K, nb);  /* the input is its own column matrix */\n");
+    P("        mmk_gemm(mb, nb, K, %s + (size_t)i0 * K, K, panel, y + (size_t)i0 * N + j0, N, %s, 0, %d);\n", dx ? "e->wt" : "x1",
+      !dx && n->a.bias ? "x2 + i0" : "NULL", relu);
+    if (n->nepi && !relu) {
+        P("        for (int co = i0; co < i0 + mb; co++)\n            for (int j = j0; j < j0 + nb; j++) {\n");
+        P("                const size_t i = (size_t)co * N + j;\n                mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "                ", "i");
+        P("                y[i] = v;\n            }\n");
+    }
+    P("    }\n");
+}
+
 /* The kernel of a convolution, of its input gradient or of its weight
  * gradient. */
 void cg_c_conv(Emit *E, const IrNode *n) {
@@ -632,6 +665,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
          * on padded planes: whole examples, pooled in place. */
         if (n->pool || implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
             implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
+            break;
+        }
+        if (pw && n->a.nsp == 3) {
+            pointwise3d_body(E, n, false);
             break;
         }
         window_consts(E, x, n, &n->a);
@@ -667,6 +704,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
         if (n->a.s[0] == 1 && n->a.s[1] == 1 && n->a.s[2] == 1 && vol_conv(&n->a, dy, n, q3, one, true)) {
             /* stride 1: the forward pass over dY padded by k-1-p, with the weights flipped */
             vol_conv_body(E, n, dy, q3, one, NULL, "NULL", false);
+            break;
+        }
+        if (pointwise_conv(&n->a) && n->a.nsp == 3) {
+            pointwise3d_body(E, n, true);
             break;
         }
         if (!pointwise_conv(&n->a) && strided_dx(E, n)) break;
