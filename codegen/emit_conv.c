@@ -504,10 +504,12 @@ static void vol_gather_body(Emit *E, const IrNode *n, const IrNode *in, const in
          * cost more than the GEMM on a 2 x 3 x 3 map. */
         P("        enum { T_ = FD * FH * FW, CO_ = XC };  /* W: [CO_][YC][T_] */\n");
         P("        mm_real *blk = wp + (size_t)c0 * KK;\n        const int nc = YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR;\n");
-        P("        for (int co = 0; co < CO_; co++)\n            for (int t = 0; t < T_; t++) {\n");
-        P("                mm_real *d = blk + ((size_t)co * T_ + T_ - 1 - t) * MMK_PACK_NR;\n");
-        P("                for (int c = 0; c < nc; c++) d[c] = x1[((size_t)co * YC + c0 + c) * T_ + t];\n");
-        P("                for (int c = nc; c < MMK_PACK_NR; c++) d[c] = 0;\n            }\n");
+        /* W read in order (the block's nc rows of T_ taps are contiguous), the
+         * T_ packed rows it writes stay in L1 across them */
+        P("        for (int co = 0; co < CO_; co++) {\n            mm_real *d = blk + (size_t)co * T_ * MMK_PACK_NR;\n");
+        P("            const mm_real *w = x1 + ((size_t)co * YC + c0) * T_;\n");
+        P("            for (int c = 0; c < nc; c++)\n                for (int t = 0; t < T_; t++) d[(T_ - 1 - t) * MMK_PACK_NR + c] = w[(size_t)c * T_ + t];\n");
+        P("            for (int c = nc; c < MMK_PACK_NR; c++)\n                for (int t = 0; t < T_; t++) d[t * MMK_PACK_NR + c] = 0;\n        }\n");
     }
     P("    }\n");
     P("    #pragma omp parallel\n    {\n");
