@@ -352,6 +352,302 @@ static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
     P("                      YC - c0 < 16 ? YC - c0 : 16, 1, NULL, 0);\n");
 }
 
+/* W'[ci][co][t] = W[co][ci][T-1-t] into e->wt: the weights of an input
+ * gradient computed as a convolution of dY (n: the input gradient). */
+static void flip_weights(Emit *E, const IrNode *n, const IrNode *dy) {
+    int t = n->a.k[1] * n->a.k[2] * (n->a.nsp == 3 ? n->a.k[0] : 1);
+    size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * t;
+    if (kk > E->wt) E->wt = kk;
+    P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
+    P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), t);
+    /* by rows of W': stores in order, loads 36 bytes at a time from L2 (the other order stored 4 bytes per line) */
+    P("        #pragma omp parallel for schedule(static) if (CO_ * CI_ * T_ >= 65536)\n");
+    P("        for (int ci = 0; ci < CI_; ci++)\n            for (int co = 0; co < CO_; co++)\n");
+    P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
+}
+
+/* ---- 3-D convolutions on padded volumes ---------------------------------------
+ * A 3-D convolution reads its input as the 2-D one reads planes: channel c
+ * of an example is a zero-padded volume of DQ depth slices, each split into
+ * SH x SW phase planes of HQ x WQ (SL floats a slice), and row (c, kd, kh,
+ * kw) of the unrolled matrix is that volume shifted by kd slices and by
+ * (kh / SH, kw / SW) in the phase plane of (kh % SH, kw % SW). A depth
+ * stride costs nothing: output slice d reads from slice d * SD on.
+ *
+ * Forward pass and stride-1 input gradient: one GEMM per output depth slice
+ * (its YH x WQ columns, WQ - YW of each row wasted, mmk_gemm_off); the
+ * slices of the examples are the threads' tasks, so batch 1 keeps every core
+ * busy (the panels of im2col ran one example per task, and unrolled a
+ * 3x3x3 input into 27 copies). Weight gradient: dW^T[KK][YC], its rows in
+ * fixed blocks per thread (as dw_rows_body), summed over the output
+ * positions gathered from the volumes, VOL_KC positions at a time so that
+ * a chunk of packed dY^T stays in cache for all of a block's tiles; every
+ * sum in the same order whatever the thread count. The volumes of G
+ * examples are padded together in the shared partial-sum space (G: as many
+ * as VOL_FLOATS holds, at least one), so small late maps still give each
+ * thread work. */
+enum { VOL_FLOATS = 1 << 20, VOL_KC = 512, VOL_DW_K = 1024, VOL_QG = 64 }; /* VOL_QG: chunks of dY^T packed at a time */
+
+/* Floats of one example's padded volumes (all channels of `in`). */
+static size_t vol_floats(const IrNode *in, const IrAttr *a, const int pad[3], const int s[3]) {
+    int x[3];
+    cg_spatial(in, 3, x);
+    size_t hq = (size_t)(x[1] + 2 * pad[1] + s[1] - 1) / s[1], wq = (size_t)(x[2] + 2 * pad[2] + s[2] - 1) / s[2];
+    return (size_t)ir_channels(in) * ((size_t)(x[0] + 2 * pad[0]) * s[1] * s[2] * hq * wq + a->k[2] + 64);
+}
+
+/* The share of an output slice's GEMM columns (YH rows of the padded
+ * width, in blocks of 32) that are outputs. */
+static double vol_col_fill(const IrNode *in, const IrNode *out, const int pad[3], const int s[3]) {
+    size_t wq = (size_t)(in->shape[4] + 2 * pad[2] + s[2] - 1) / s[2], nc = (size_t)out->shape[3] * wq;
+    return (double)out->shape[3] * out->shape[4] / ((nc + 31) / 32 * 32);
+}
+
+/* Computed transposed, Y^T[p][co] with the output positions gathered as
+ * the GEMM's rows and the channels in blocks of 32 (as gather_wins in 2-D),
+ * where that wastes less than the slices' columns, on late maps only (a
+ * 2 x 3 x 3 slice fills 9 of its 32 columns; on 8 x 14 x 14 maps the slices
+ * ran faster even where they wasted more). Not 1x1x1 ones: their plain
+ * GEMM on panels ran faster (4 x 7 x 7 at batch 1: 80 against 50-75
+ * GFLOP/s). */
+static bool vol_gather(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3]) {
+    int yc = ir_channels(out);
+    size_t np = ir_positions(out);
+    return !cg_pointwise(a) && yc > MMK_THIN_MAX_EMIT && np <= 512 && (double)yc / ((yc + 31) / 32 * 32) > vol_col_fill(in, out, pad, s);
+}
+
+/* A 3-D convolution the volumes serve: an example's volumes within 32M
+ * floats (128 MB, shared by the threads: at the example's 64 x 224 x 224
+ * clips the 7x7x7 stem needs 11M, the input gradient of the 192-channel
+ * 3x3x3 layer 22M, where im2col's panels took 735 MB a thread). With
+ * `cols` (a forward pass or input gradient), only where the slices'
+ * columns are at least half outputs or the transposed form wastes less. */
+static bool vol_conv(const IrAttr *a, const IrNode *in, const IrNode *out, const int pad[3], const int s[3], bool cols) {
+    if (a->nsp != 3) return false;
+    for (int i = 0; i < 3; i++)
+        if (pad[i] < 0 || pad[i] >= a->k[i]) return false;
+    size_t kk = (size_t)ir_channels(in) * a->k[0] * a->k[1] * a->k[2];
+    if (cols && !vol_gather(a, in, out, pad, s) && (cg_pointwise(a) || vol_col_fill(in, out, pad, s) < 0.5)) return false;
+    /* up to 32768 rows: 256 KB of row pointers on the caller's stack */
+    return kk <= 32768 && vol_floats(in, a, pad, s) <= ((size_t)32 << 20);
+}
+
+/* Constants of the volumes (in: XC volumes of XD x XH x XW, padded by PAD,
+ * PAH, PAW, strides SD, SH, SW; out: YC x YD x YH x YW; kernel FD x FH x
+ * FW), G examples' volumes at a time, and the rows' offsets. */
+static void vol_consts(Emit *E, const IrNode *in, const IrNode *out, const IrAttr *a, const int pad[3], const int s[3], size_t g) {
+    int x[3], y[3];
+    cg_spatial(in, 3, x);
+    cg_spatial(out, 3, y);
+    P("    enum { XC = %d, XD = %d, XH = %d, XW = %d, YC = %d, YD = %d, YH = %d, YW = %d, FD = %d, FH = %d, FW = %d,\n", ir_channels(in), x[0],
+      x[1], x[2], ir_channels(out), y[0], y[1], y[2], a->k[0], a->k[1], a->k[2]);
+    P("           PAD = %d, PAH = %d, PAW = %d, SD = %d, SH = %d, SW = %d, G = %zu,\n", pad[0], pad[1], pad[2], s[0], s[1], s[2], g);
+    P("           HQ = (XH + 2 * PAH + SH - 1) / SH, WQ = (XW + 2 * PAW + SW - 1) / SW, PPL = HQ * WQ, SL = SH * SW * PPL,\n");
+    P("           PL = (XD + 2 * PAD) * SL + FW + 64, VOL = XC * PL, KK = XC * FD * FH * FW,\n");
+    /* Slices, rows and columns no window reads stay zero (as the planes'). */
+    P("           DU = (YD - 1) * SD + FD - PAD < XD ? (YD - 1) * SD + FD - PAD : XD,\n");
+    P("           HU = (YH - 1) * SH + FH - PAH < XH ? (YH - 1) * SH + FH - PAH : XH, WU = (YW - 1) * SW + FW - PAW < XW ? (YW - 1) * SW + FW - PAW : XW };\n");
+    P("    int off[KK];  /* row (c, kd, kh, kw): channel c's volume, shifted */\n");
+    P("    for (int c = 0; c < XC; c++)\n        for (int kd = 0; kd < FD; kd++)\n            for (int kh = 0; kh < FH; kh++)\n");
+    P("                for (int kw = 0; kw < FW; kw++)\n");
+    P("                    off[((c * FD + kd) * FH + kh) * FW + kw] = c * PL + kd * SL + ((kh %% SH) * SW + kw %% SW) * PPL + (kh / SH) * WQ + kw / SW;\n");
+}
+
+/* Channel c of example n of `src` into its volume at xp (the padding is
+ * zero already). */
+static void vol_pad(Emit *E, const char *src, const int s[3], const char *indent) {
+    P("%sfor (int d = 0; d < DU; d++)\n%s    for (int h = 0; h < HU; h++) {\n", indent, indent);
+    P("%s        const mm_real *xr = %s + ((((size_t)c * B + n) * XD + d) * XH + h) * XW;\n", indent, src);
+    P("%s        mm_real *vs = xp + (size_t)c * PL + (size_t)(d + PAD) * SL;\n", indent);
+    if (s[1] == 1 && s[2] == 1)
+        P("%s        memcpy(vs + (size_t)(h + PAH) * WQ + PAW, xr, sizeof(mm_real) * WU);\n", indent);
+    else {
+        P("%s        mm_real *pr = vs + (size_t)((h + PAH) %% SH * SW) * PPL + (size_t)((h + PAH) / SH) * WQ;\n", indent);
+        P("%s        for (int w = 0; w < WU; w++) pr[(w + PAW) %% SW * PPL + (w + PAW) / SW] = xr[w];\n", indent);
+    }
+    P("%s    }\n", indent);
+}
+
+/* Zero the volumes of the first G examples (a parallel region is open). */
+static void vol_zero(Emit *E) {
+    P("        #pragma omp for schedule(static)\n");
+    P("        for (int g = 0; g < (B < G ? B : G); g++) memset(vols + (size_t)g * VOL, 0, sizeof(mm_real) * VOL);  /* the padding stays zero */\n");
+}
+
+/* Pad examples n0 .. n0 + ng - 1 into the volumes, by (example, channel). */
+static void vol_pad_group(Emit *E, const char *src, const int s[3], bool nowait) {
+    P("            #pragma omp for schedule(static)%s\n            for (int t = 0; t < ng * XC; t++) {\n", nowait ? " nowait" : "");
+    P("                const int n = n0 + t / XC, c = t %% XC;\n                mm_real *xp = vols + (size_t)(t / XC) * VOL;\n");
+    vol_pad(E, src, s, "                ");
+    P("            }\n");
+}
+
+/* Y^T = X^T W^T per example and block of 32 output channels (the tasks),
+ * the rows gathered from the volumes, then transposed 16 x 16 into the
+ * channel-major map with the bias and a ReLU. */
+static void vol_gather_body(Emit *E, const IrNode *n, const IrNode *in, const int s[3], size_t vol, size_t g, const char *w, const char *bias,
+                            bool relu) {
+    size_t yc = (size_t)ir_channels(n), np = ir_positions(n), kk = (size_t)ir_channels(in) * n->a.k[0] * n->a.k[1] * n->a.k[2];
+    if (kk * ((yc + 31) / 32 * 32) > E->wt) E->wt = kk * ((yc + 31) / 32 * 32);
+    if (np * 32 > E->scratch) E->scratch = np * 32;
+    if ((g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
+    bool nb = strcmp(bias, "NULL") == 0;
+    P("    enum { NP = YD * YH * YW, NB = (YC + 31) / 32 };\n");
+    P("    mm_real *vols = e->partial, *wp = e->wt;  /* the volumes: [G][XC][PL]; W^T packed by blocks of 32 channels */\n");
+    P("    #pragma omp parallel for schedule(static) if (KK * YC >= 65536)\n");
+    P("    for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR) {\n");
+    if (w)
+        P("        mmk_pack_t(wp + (size_t)c0 * KK, %s + (size_t)c0 * KK, KK, KK, YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n", w);
+    else {
+        /* An input gradient's W'^T[(co, t)][ci] = W[co][ci][T-1-t], packed
+         * straight from W: the flip of the slices' path and a pack after it
+         * cost more than the GEMM on a 2 x 3 x 3 map. */
+        P("        enum { T_ = FD * FH * FW, CO_ = XC };  /* W: [CO_][YC][T_] */\n");
+        P("        mm_real *blk = wp + (size_t)c0 * KK;\n        const int nc = YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR;\n");
+        /* W read in order (the block's nc rows of T_ taps are contiguous), the
+         * T_ packed rows it writes stay in L1 across them */
+        P("        for (int co = 0; co < CO_; co++) {\n            mm_real *d = blk + (size_t)co * T_ * MMK_PACK_NR;\n");
+        P("            const mm_real *w = x1 + ((size_t)co * YC + c0) * T_;\n");
+        P("            for (int c = 0; c < nc; c++)\n                for (int t = 0; t < T_; t++) d[(T_ - 1 - t) * MMK_PACK_NR + c] = w[(size_t)c * T_ + t];\n");
+        P("            for (int c = nc; c < MMK_PACK_NR; c++)\n                for (int t = 0; t < T_; t++) d[t * MMK_PACK_NR + c] = 0;\n        }\n");
+    }
+    P("    }\n");
+    P("    #pragma omp parallel\n    {\n");
+    P("        mm_real *ct = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;  /* Y^T of a block: [NP][32] */\n");
+    P("        const mm_real *ap[NP];  /* output position (d, h, w): its example's volumes at d * SD * SL + h * WQ + w */\n");
+    vol_zero(E);
+    P("        for (int n0 = 0; n0 < B; n0 += G) {\n            const int ng = B - n0 < G ? B - n0 : G;\n");
+    vol_pad_group(E, "x0", s, false);
+    P("            #pragma omp for schedule(static)\n            for (int t = 0; t < ng * NB; t++) {\n");
+    P("                const int n = n0 + t / NB, c0 = t %% NB * 32, nc = YC - c0 < 32 ? YC - c0 : 32;\n");
+    P("                const mm_real *v = vols + (size_t)(t / NB) * VOL;\n");
+    P("                for (int d = 0; d < YD; d++)\n                    for (int h = 0; h < YH; h++)\n");
+    P("                        for (int w = 0; w < YW; w++) ap[(d * YH + h) * YW + w] = v + (size_t)d * SD * SL + h * WQ + w;\n");
+    P("                mmk_gemm_gather(NP, nc, KK, ap, off, wp + (size_t)c0 * KK, ct, 32, 0);\n");
+    P("                for (int c = 0; c < nc; c += 16)\n                    for (int p = 0; p < NP; p += 16)\n");
+    P("                        mmk_tr16x(y + ((size_t)(c0 + c) * B + n) * NP + p, (size_t)B * NP, ct + (size_t)p * 32 + c, 32, NP - p < 16 ? NP - p : 16,\n");
+    P("                                  nc - c < 16 ? nc - c : 16, 1, %s, %d);\n", nb ? "NULL" : arena_printf(mm_arena, "%s + c0 + c", bias), relu);
+    if (n->nepi && !relu) {
+        P("                for (int c = c0; c < c0 + nc; c++)\n                    for (int p = 0; p < NP; p++) {\n");
+        P("                        const size_t i = ((size_t)c * B + n) * NP + p;\n                        mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "                        ", "i");
+        P("                        y[i] = v;\n                    }\n");
+    }
+    P("            }\n        }\n    }\n");
+}
+
+/* Y = conv(in) on the volumes, one output slice per task; w: the weights
+ * [YC][KK], or NULL for an input gradient's (x1's, flipped). */
+static void vol_conv_body(Emit *E, const IrNode *n, const IrNode *in, const int pad[3], const int s[3], const char *w, const char *bias,
+                          bool relu) {
+    size_t vol = vol_floats(in, &n->a, pad, s), g = VOL_FLOATS / vol ? VOL_FLOATS / vol : 1;
+    vol_consts(E, in, n, &n->a, pad, s, g);
+    if (vol_gather(&n->a, in, n, pad, s)) {
+        vol_gather_body(E, n, in, s, vol, g, w, bias, relu);
+        return;
+    }
+    if (!w) { /* an input gradient: the flipped weights */
+        flip_weights(E, n, in);
+        w = "e->wt";
+    }
+    size_t wq = (size_t)(in->shape[4] + 2 * pad[2] + s[2] - 1) / s[2], ncs = (size_t)n->shape[3] * wq;
+    if (ir_channels(n) * ncs > E->scratch) E->scratch = ir_channels(n) * ncs;
+    if ((g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (g * vol + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
+    P("    enum { NCS = YH * WQ };  /* an output slice's columns, on the padded width */\n");
+    P("    mm_real *vols = e->partial;  /* G examples' volumes: [G][XC][PL] */\n");
+    P("    #pragma omp parallel\n    {\n");
+    P("        mm_real *cp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;  /* a slice: [YC][NCS] */\n");
+    vol_zero(E);
+    P("        for (int n0 = 0; n0 < B; n0 += G) {\n            const int ng = B - n0 < G ? B - n0 : G;\n");
+    vol_pad_group(E, "x0", s, false);
+    P("            #pragma omp for schedule(static)\n            for (int t = 0; t < ng * YD; t++) {\n");
+    P("                const int n = n0 + t / YD, d = t %% YD;\n");
+    P("                mmk_gemm_off(YC, NCS, KK, %s, KK, vols + (size_t)(t / YD) * VOL + (size_t)d * SD * SL, off, cp, NCS, %s, %d);\n", w,
+      bias, relu);
+    P("                for (int c = 0; c < YC; c++)\n                    for (int h = 0; h < YH; h++) {\n");
+    P("                        const size_t i0 = ((((size_t)c * B + n) * YD + d) * YH + h) * YW;\n");
+    P("                        const mm_real *cr = cp + (size_t)c * NCS + (size_t)h * WQ;\n");
+    if (n->nepi && !relu) {
+        P("                        for (int w = 0; w < YW; w++) {\n                            const size_t i = i0 + w;\n");
+        P("                            mm_real v = cr[w];\n");
+        cg_c_epilogue(E, n, "                            ", "i");
+        P("                            y[i] = v;\n                        }\n");
+    } else
+        P("                        memcpy(y + i0, cr, sizeof(mm_real) * YW);\n");
+    P("                    }\n            }\n        }\n    }\n");
+}
+
+/* dW[YC][KK] of a 3-D convolution: dW^T by fixed blocks of rows, over the
+ * positions of G examples at a time gathered from their volumes. */
+static void vol_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNode *dy) {
+    const int pad[3] = {n->a.p[0], n->a.p[1], n->a.p[2]}, s[3] = {n->a.s[0], n->a.s[1], n->a.s[2]};
+    size_t vol = vol_floats(xin, &n->a, pad, s), np = ir_positions(dy);
+    size_t g = (VOL_DW_K + np - 1) / np, gmax = VOL_FLOATS / vol ? VOL_FLOATS / vol : 1;
+    if (g > gmax) g = gmax;
+    vol_consts(E, xin, dy, &n->a, pad, s, g);
+    size_t yc32 = (size_t)(ir_channels(dy) + 31) / 32 * 32, nkc = (g * np + VOL_KC - 1) / VOL_KC;
+    if (nkc > VOL_QG) nkc = VOL_QG;
+    size_t need = ir_numel(n) + g * vol + nkc * VOL_KC * yc32; /* dW^T, the volumes, VOL_QG chunks of dY^T */
+    if ((need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS > E->partial) E->partial = (need + RT_DW_CHUNKS - 1) / RT_DW_CHUNKS;
+    if (g * np > E->wt) E->wt = g * np;
+    P("    enum { NW = YC * KK, NP = YD * YH * YW, KC = %d, QG = %d, RB = %d, YC32 = (YC + 31) / 32 * 32 };\n", VOL_KC, VOL_QG, DW_ROWS_RB);
+    P("    mm_real *dwt = e->partial, *vols = dwt + (size_t)NW, *dyt = vols + (size_t)G * VOL;  /* dW^T: [KK][YC] */\n");
+    P("    int *pos = (int *)e->wt;  /* position (g, d, h, w) of a group: in example g's volumes */\n");
+    P("    for (int g = 0; g < G; g++)\n        for (int d = 0; d < YD; d++)\n            for (int h = 0; h < YH; h++)\n");
+    P("                for (int w = 0; w < YW; w++) pos[((g * YD + d) * YH + h) * YW + w] = g * VOL + d * SD * SL + h * WQ + w;\n");
+    P("    const mm_real *rows[KK];\n    for (int k = 0; k < KK; k++) rows[k] = vols + off[k];\n");
+    P("    #pragma omp parallel\n    {\n");
+    vol_zero(E);
+    P("        for (int n0 = 0; n0 < B; n0 += G) {\n            const int ng = B - n0 < G ? B - n0 : G, nq = (ng * NP + KC - 1) / KC;\n");
+    vol_pad_group(E, "x1", s, true);
+    /* dY^T packed QG chunks at a time: all of a 32 x 56 x 56 map's would take 77 MB */
+    P("            for (int q0 = 0; q0 < nq; q0 += QG) {\n                const int q1 = nq - q0 < QG ? nq : q0 + QG;\n");
+    P("                #pragma omp for schedule(static)\n                for (int q = q0; q < q1; q++)  /* dY^T[p][co], packed by chunks of KC positions */\n");
+    P("                    mmk_pack_t(dyt + (size_t)(q - q0) * KC * YC32, x0 + (size_t)n0 * NP + (size_t)q * KC, B * NP,\n");
+    P("                               ng * NP - q * KC < KC ? ng * NP - q * KC : KC, YC);\n");
+    P("                #pragma omp for schedule(static)\n                for (int r0 = 0; r0 < KK; r0 += RB)\n");
+    P("                    for (int q = q0; q < q1; q++)\n");
+    P("                        mmk_gemm_gather(KK - r0 < RB ? KK - r0 : RB, YC, ng * NP - q * KC < KC ? ng * NP - q * KC : KC, rows + r0, pos + q * KC,\n");
+    P("                                        dyt + (size_t)(q - q0) * KC * YC32, dwt + (size_t)r0 * YC, YC, n0 > 0 || q > 0);\n");
+    P("            }\n        }\n    }\n");
+    P("    #pragma omp parallel for schedule(static)\n    for (int k0 = 0; k0 < KK; k0 += 16)\n");
+    P("        for (int c0 = 0; c0 < YC; c0 += 16)\n");
+    P("            mmk_tr16x(y + (size_t)c0 * KK + k0, KK, dwt + (size_t)k0 * YC + c0, YC, KK - k0 < 16 ? KK - k0 : 16,\n");
+    P("                      YC - c0 < 16 ? YC - c0 : 16, 1, NULL, 0);\n");
+}
+
+/* A 1x1x1 convolution, or its input gradient (dx: W^T), is a plain GEMM on
+ * panels of its input. On late maps a batch-1 step has one panel (4 x 7 x 7
+ * = 196 positions, 2 x 3 x 3 = 18) and so one busy thread: the output rows
+ * are split too, into as many blocks as give every thread two tasks. Each
+ * output is still one GEMM's sum over all of K, whatever the split. */
+static void pointwise3d_body(Emit *E, const IrNode *n, bool dx) {
+    int m = ir_channels(n), k = ir_channels(n->src[0]);
+    bool relu = !dx && relu_only(n);
+    if ((size_t)k * PANEL > E->scratch) E->scratch = (size_t)k * PANEL;
+    if (dx && (size_t)m * k > E->wt) E->wt = (size_t)m * k;
+    P("    enum { M = %d, K = %d, Q = %zu, NB = %d };\n", m, k, ir_positions(n), PANEL);
+    if (dx) P("    mmk_transpose(e->wt, x1, K, M);  /* W^T: [M][K] */\n");
+    P("    const int N = B * Q, npn = (N + NB - 1) / NB, nt = omp_get_max_threads();\n");
+    P("    const int rs = npn >= 2 * nt ? 1 : (2 * nt + npn - 1) / npn;  /* row blocks per panel */\n");
+    P("    const int MB = ((M + rs - 1) / rs + MMK_MR_BIG - 1) / MMK_MR_BIG * MMK_MR_BIG;\n");
+    P("    #pragma omp parallel for schedule(static)\n");
+    P("    for (int t = 0; t < npn * rs; t++) {\n");
+    P("        const int j0 = t / rs * NB, i0 = t %% rs * MB, nb = N - j0 < NB ? N - j0 : NB, mb = M - i0 < MB ? M - i0 : MB;\n");
+    P("        if (mb <= 0) continue;\n");
+    P("        mm_real *panel = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;\n");
+    P("        mmk_pack(panel, x0 + j0, N, K, nb);  /* the input is its own column matrix */\n");
+    P("        mmk_gemm(mb, nb, K, %s + (size_t)i0 * K, K, panel, y + (size_t)i0 * N + j0, N, %s, 0, %d);\n", dx ? "e->wt" : "x1",
+      !dx && n->a.bias ? "x2 + i0" : "NULL", relu);
+    if (n->nepi && !relu) {
+        P("        for (int co = i0; co < i0 + mb; co++)\n            for (int j = j0; j < j0 + nb; j++) {\n");
+        P("                const size_t i = (size_t)co * N + j;\n                mm_real v = y[i];\n");
+        cg_c_epilogue(E, n, "                ", "i");
+        P("                y[i] = v;\n            }\n");
+    }
+    P("    }\n");
+}
+
 /* The kernel of a convolution, of its input gradient or of its weight
  * gradient. */
 void cg_c_conv(Emit *E, const IrNode *n) {
@@ -362,10 +658,19 @@ void cg_c_conv(Emit *E, const IrNode *n) {
          * per task: unroll the panel (im2col, packed for the GEMM), then the
          * GEMM; ReLU in the store. */
         bool pw = pointwise_conv(&n->a), relu = relu_only(n);
+        const int p3[3] = {n->a.p[0], n->a.p[1], n->a.p[2]}, s3[3] = {n->a.s[0], n->a.s[1], n->a.s[2]};
+        if (!n->pool && vol_conv(&n->a, x, n, p3, s3, true)) {
+            vol_conv_body(E, n, x, p3, s3, "x1", n->a.bias ? "x2" : "NULL", relu);
+            break;
+        }
         /* With a pooling folded in (passes/fuse.c checked the planes fit), always
          * on padded planes: whole examples, pooled in place. */
         if (n->pool || implicit_conv(&n->a, x, n, n->a.p[1], n->a.p[2], 32, true)) {
             implicit_conv_body(E, n, x, n->a.p[1], n->a.p[2], n->a.s[1], n->a.s[2], "x1", n->a.bias ? "x2" : "NULL", relu);
+            break;
+        }
+        if (pw && n->a.nsp == 3) {
+            pointwise3d_body(E, n, false);
             break;
         }
         window_consts(E, x, n, &n->a);
@@ -393,15 +698,18 @@ void cg_c_conv(Emit *E, const IrNode *n) {
          * two tasks add into the same input). n has x's shape; dy = src 0. */
         const IrNode *dy = n->src[0];
         if (implicit_conv(&n->a, dy, n, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, false)) {
-            size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * n->a.k[1] * n->a.k[2];
-            if (kk > E->wt) E->wt = kk;
-            P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
-            P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), n->a.k[1] * n->a.k[2]);
-            /* by rows of W': stores in order, loads 36 bytes at a time from L2 (the other order stored 4 bytes per line) */
-            P("        #pragma omp parallel for schedule(static) if (CO_ * CI_ * T_ >= 65536)\n");
-            P("        for (int ci = 0; ci < CI_; ci++)\n            for (int co = 0; co < CO_; co++)\n");
-            P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
+            flip_weights(E, n, dy);
             implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
+            break;
+        }
+        const int q3[3] = {n->a.k[0] - 1 - n->a.p[0], n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2]}, one[3] = {1, 1, 1};
+        if (n->a.s[0] == 1 && n->a.s[1] == 1 && n->a.s[2] == 1 && vol_conv(&n->a, dy, n, q3, one, true)) {
+            /* stride 1: the forward pass over dY padded by k-1-p, with the weights flipped */
+            vol_conv_body(E, n, dy, q3, one, NULL, "NULL", false);
+            break;
+        }
+        if (pointwise_conv(&n->a) && n->a.nsp == 3) {
+            pointwise3d_body(E, n, true);
             break;
         }
         if (!pointwise_conv(&n->a) && strided_dx(E, n)) break;
@@ -452,6 +760,11 @@ void cg_c_conv(Emit *E, const IrNode *n) {
          * fixed chunks summed in order (independent of the thread count);
          * each chunk in panels: unroll (row-major), pack dY^T, GEMM. */
         const IrNode *dy = n->src[0], *xin = n->src[1];
+        const int p3[3] = {n->a.p[0], n->a.p[1], n->a.p[2]}, s3[3] = {n->a.s[0], n->a.s[1], n->a.s[2]};
+        if (vol_conv(&n->a, xin, dy, p3, s3, false)) {
+            vol_dw_body(E, n, xin, dy);
+            break;
+        }
         if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true) && dw_by_rows(n, dy)) {
             dw_rows_body(E, n, xin, dy);
             break;

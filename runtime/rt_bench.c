@@ -80,7 +80,7 @@ int rt_bench(const rt_model *m, const rt_optim *opt, int batch, int steps, int r
     getrusage(RUSAGE_SELF, &ru);
     char oname[32];
     printf("{\"model\": \"%s\", \"backend\": \"%s\", \"optimizer\": \"%s\", \"batch\": %d, \"threads\": %d, "
-           "\"train_samples_per_s\": %.1f, \"eval_samples_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
+           "\"train_samples_per_s\": %.3f, \"eval_samples_per_s\": %.3f, \"peak_rss_mb\": %.1f}\n",
            m->name, be->target, rt_name_at(rt_config_fields[RT_CFG_optimizer].names, opt->optimizer, oname, sizeof oname), batch,
            rt_threads(), tt[reps / 2], te[reps / 2], ru.ru_maxrss / 1024.0);
     be->destroy(e);

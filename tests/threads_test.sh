@@ -5,12 +5,14 @@
 # over fixed groups of examples), so training with 1, 2 or 3 threads gives
 # bit-identical parameters, optimizer state and losses. Checked on a net of
 # both kinds of weight gradient (tests/grad/dwrows.mmnet, which sums its
-# batch of 10 in two groups) and on one with MMTMs and batch norm.
+# batch of 10 in two groups), on the 3-D convolutions on padded volumes
+# (tests/grad/conv3d.mmnet: one output slice per task, dW^T by row blocks
+# over groups of examples) and on one with MMTMs and batch norm.
 set -u
 MMC=$1; ROOT=$2; W=$3
 rm -rf "$W"; mkdir -p "$W"
 . "$(dirname "$0")/lib.sh"
-for net in grad/dwrows e2e/resume; do
+for net in grad/dwrows grad/conv3d e2e/resume; do
     name=$(basename "$net")
     "$MMC" build "$ROOT/tests/$net.mmnet" -o "$W/$name" || { bad "mmc build $net"; continue; }
     for t in 1 2 3; do
