@@ -223,6 +223,83 @@ def step_mmpareto(P, xs, y, gamma):
     return sgd(P, G)
 
 
+# ---- the program's random draws (runtime/rt_util.c), for modality_dropout ----
+M64 = (1 << 64) - 1
+
+
+class Rng:
+    """rt_rng: xoshiro256** seeded by splitmix64."""
+
+    def __init__(self, seed):
+        self.s = []
+        for _ in range(4):
+            seed = (seed + 0x9E3779B97F4A7C15) & M64
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            self.s.append(z ^ (z >> 31))
+
+    def next(self):
+        s = self.s
+        rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64
+        out = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return out
+
+    def uniform(self):
+        return (self.next() >> 11) * 2.0 ** -53
+
+    def below(self, n):
+        lim = M64 - M64 % n
+        while True:
+            x = self.next()
+            if x < lim:
+                return x % n
+
+
+def dropped_inputs(seed, n, p, ninputs=2):
+    """For each example of the first epoch (n of them, one batch), the input
+    modality_dropout zeroes, or -1: the epoch's order (rt_train.c
+    train_epoch's Fisher-Yates shuffle), the loader's seed for epoch 0, and
+    rt_modality_drop of each position in that order (docs/methods.md)."""
+    shuffle = Rng(seed ^ 0x73687566)
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = shuffle.below(i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    loader_seed = seed ^ 0x6175676d
+    drop = [-1] * n
+    for g in range(n):
+        r = Rng(loader_seed ^ 0x6d6f64726f70 ^ ((0xD1B54A32D192ED03 * (g + 1)) & M64))
+        if r.uniform() < p:
+            drop[perm[g]] = r.below(ninputs)
+    return drop
+
+
+DROPS = {}
+
+
+def step_modality_dropout(P, xs, y, seed, p):
+    """Modality dropout (docs/methods.md; ModDrop's one-of-M form): each
+    example, with probability p, has one of its inputs, chosen uniformly,
+    set to zero; then a vanilla step on that batch. The draws are the
+    program's own (dropped_inputs), so the step is exact."""
+    drop = dropped_inputs(seed, len(y), p)
+    DROPS[seed] = drop
+    assert 0 in drop and 1 in drop and -1 in drop, drop   # each input dropped somewhere, some examples whole
+    xs = [x.clone() for x in xs]
+    for i, d in enumerate(drop):
+        if d >= 0:
+            xs[d][i] = 0
+    return step_vanilla(P, xs, y)
+
+
 POLICIES = {
     "vanilla": (["--policy", "vanilla"], step_vanilla),
     "ogm_ge": (["--policy", "ogm_ge", "--ogm-alpha", "0.8", "--ogm-ge", "0"],
@@ -238,6 +315,8 @@ POLICIES = {
     # On the batch's first two examples branch a's gradients conflict (cos -0.50): the min-norm weights.
     "mmpareto_conflict": (["--policy", "mmpareto", "--mmp-gamma", "2", "--limit-train", "2"],
                           lambda P, xs, y: step_mmpareto(P, [x[:2] for x in xs], y[:2], 2.0)),
+    "modality_dropout": (["--policy", "modality_dropout", "--drop-p", "0.6", "--seed", "3"],
+                         lambda P, xs, y: step_modality_dropout(P, xs, y, 3, 0.6)),
 }
 
 
