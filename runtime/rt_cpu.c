@@ -146,8 +146,8 @@ static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, r
 #ifndef MMNET_F64 /* the double-precision test build runs in one process */
     if (rt_dist && rt_dist->size > 1) rt_dist_average(b ? b->B : 0, &r->loss, e->grads, e->m->params_floats, e->states, e->m->states_floats);
 #endif
-    /* A policy's gradient modulation (OGM-GE), between backward and update;
-     * such policies run in one process (rt_main refuses them under mpirun). */
+    /* A policy's gradient modulation (OGM-GE, AGM, MMPareto), between
+     * backward and update, on the gradients averaged over the ranks. */
     if (h->modulate) h->modulate(h->ctx, r, e->grads);
     update(e, e->m->variants[v].has_grad, h);
     r->norms = e->norms;

@@ -293,10 +293,6 @@ static void gblend_json(const Trainer *T, cJSON *j) {
 static void mmp_setup(Trainer *T) {
     const rt_model *m = T->m;
     char err[1024];
-    if (strcmp(T->be->target, "c") != 0)
-        rt_die("policy mmpareto runs on the C back end only (this program's is %s); build it without --target cuda", T->be->target);
-    if (rt_nranks() > 1) /* it needs each loss term's gradient of the whole batch */
-        rt_die("policy mmpareto runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     if (rt_mmp_plan_make(m, &T->mmp, err, sizeof err) != 0) rt_die("%s", err);
     T->mmp_gm = rt_alloc(sizeof(mm_real) * m->params_floats);
     T->mmp_states = rt_alloc(sizeof(float) * (m->states_floats + 1));
@@ -342,8 +338,6 @@ static void start(Trainer *T, Loop *L) {
     if (cfg->policy == RT_POLICY_OGM_GE && m->nbranches != 2)
         rt_die("policy ogm_ge needs exactly two branches (it compares two modalities); model '%s' has %d", m->name, m->nbranches);
 
-    if (cfg->policy == RT_POLICY_AGM && rt_nranks() > 1) /* its scores and running means are the whole batch's */
-        rt_die("policy agm runs in one process: run it without mpirun (it has %d ranks)", rt_nranks());
     if (cfg->policy == RT_POLICY_AGM && m->nbranches != 2)
         rt_die("policy agm needs exactly two branches (its Shapley responses are those of two modalities); model '%s' has %d",
                m->name, m->nbranches);
@@ -450,6 +444,7 @@ static void ogm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
 static void agm_zeroed_passes(Trainer *T, const Loop *L, const rt_batch *b) {
     const rt_model *m = T->m;
     const size_t n = (size_t)b->B * (size_t)m->classes;
+    if (b->B == 0) return; /* a rank with no example of a (last, small) batch: no responses */
     for (int k = 0; k < 2; k++) {
         rt_batch z = *b;
         z.x[m->branch_input ? m->branch_input[k] : k] = T->agm_zero;
@@ -487,9 +482,14 @@ static void agm_modulate(void *ctx, const rt_result *r, mm_real *grads) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
     const rt_batch *b = T->agm_batch;
-    if (!r->pred) rt_die("policy agm: model '%s' has no prediction to take the responses from", m->name);
-    rt_agm_responses(r->pred, T->agm_pad[0], T->agm_pad[1], (size_t)b->B * (size_t)m->classes, T->agm_phi[0], T->agm_phi[1]);
-    for (int k = 0; k < 2; k++) T->agm_score[k] = rt_agm_score(T->agm_phi[k], b->y, b->B, m->classes);
+    if (!r->pred && b->B > 0) rt_die("policy agm: model '%s' has no prediction to take the responses from", m->name);
+    if (b->B > 0) rt_agm_responses(r->pred, T->agm_pad[0], T->agm_pad[1], (size_t)b->B * (size_t)m->classes, T->agm_phi[0], T->agm_phi[1]);
+    /* The scores are means over the global batch: under mpirun each rank's
+     * sums over its shard are added (the gradients are already averaged). */
+    double sum[3] = {0, 0, b->B};
+    for (int k = 0; k < 2 && b->B > 0; k++) sum[k] = rt_agm_score(T->agm_phi[k], b->y, b->B, m->classes) * b->B;
+    if (rt_nranks() > 1) rt_dist->sum_d(sum, 3);
+    for (int k = 0; k < 2; k++) T->agm_score[k] = sum[2] > 0 ? sum[k] / sum[2] : NAN;
     if (!isfinite(T->agm_score[0]) || !isfinite(T->agm_score[1]))
         rt_die("policy agm: the mono-modal responses are not finite at epoch %d, step %ld (scores %g, %g); training stopped. "
                "Try a lower learning rate (--lr).", T->epoch + 1, T->step, T->agm_score[0], T->agm_score[1]);

@@ -2,7 +2,7 @@
 # mpi_train.sh MMC ROOT WORKDIR — data-parallel training (mmc build --mpi)
 # under mpirun with 2 and 3 ranks, against one process at the same global
 # batch:
-#  - vanilla, guided, random, modality_dropout and ogm_ge: the same step kinds, and losses, learning
+#  - vanilla, guided, random, modality_dropout, ogm_ge, agm and mmpareto: the same step kinds, and losses, learning
 #    speeds, d_speed and every tensor of last.ckpt within 1e-5 relative
 #    (tests/mpi_close.py): the ranks' gradients are averaged in another
 #    order than one process sums them, which changes the last bits of a
@@ -66,12 +66,34 @@ assert len(a) == len(b) > 0
 for r, s in zip(a, b):
     assert abs(float(r["ogm_ratio"]) - float(s["ogm_ratio"])) <= 1e-5 * float(r["ogm_ratio"]), (r, s)
 PY
-expect 1 "agm runs in one process" mpi 2 "$W/rs" train --quiet --threads 1 --epochs 1 --policy agm --out "$W/agm.2"
-# mmpareto needs each loss term's gradient of the whole batch: one process (on a late-fusion variant of rs).
+# AGM: each rank zeroes and evaluates its shard; the scores are the global
+# batch's means (the ranks' sums added), the coefficients scale the
+# averaged gradients.
+RUN="train --quiet --threads 1 --epochs 2 --batch 14 --policy agm --agm-alpha 0.5"
+"$W/rs" $RUN --out "$W/agm.1" > /dev/null 2>&1 || bad "agm: one process"
+mpi 3 "$W/rs" $RUN --out "$W/agm.3" > /dev/null 2> "$W/agm.3.err" || { bad "agm: 3 ranks"; cat "$W/agm.3.err"; }
+say "agm, 3 ranks: $(close "$W/agm.1" "$W/agm.3" "agm: 3 ranks differ from one process")"
+# MMPareto (on a late-fusion variant of rs): both passes' gradients are
+# averaged before they are integrated.
 sed 's/ gap$/ gap @feat/; s/^  mmtm.*/  fuse fused { concat(f.feat, g.feat) linear(3) }/; s/^  predict .*/  predict fused/;
      s/^  loss .*/  loss ce(fused) + ce(f) + ce(g)/; s/^  policy .*/  policy mmpareto/' "$ROOT/tests/e2e/resume.mmnet" > "$W/late.mmnet"
 "$MMC" build "$W/late.mmnet" -o "$W/late" --mpi > /dev/null || bad "mmc build late.mmnet --mpi"
-expect 1 "mmpareto runs in one process" mpi 2 "$W/late" train --quiet --threads 1 --epochs 1 --policy mmpareto --out "$W/mmp.2"
+RUN="train --quiet --threads 1 --epochs 2 --batch 14 --policy mmpareto"
+"$W/late" $RUN --out "$W/mmp.1" > /dev/null 2>&1 || bad "mmpareto: one process"
+mpi 2 "$W/late" $RUN --out "$W/mmp.2" > /dev/null 2> "$W/mmp.2.err" || { bad "mmpareto: 2 ranks"; cat "$W/mmp.2.err"; }
+say "mmpareto, 2 ranks: $(close "$W/mmp.1" "$W/mmp.2" "mmpareto: 2 ranks differ from one process")"
+python3 - "$W/agm.1/steps.csv" "$W/agm.3/steps.csv" "$W/mmp.1/steps.csv" "$W/mmp.2/steps.csv" <<'PY' || bad "agm or mmpareto: the ranks log other scores or weights than one process"
+import csv, sys
+f = sys.argv[1:]
+for (x, y, cols) in ((f[0], f[1], ("agm_score_0", "agm_score_1", "agm_coeff_0", "agm_coeff_1")),
+                     (f[2], f[3], ("mmp_cos_0", "mmp_cos_1", "mmp_alpha_0", "mmp_alpha_1"))):
+    a, b = (list(csv.DictReader(open(p))) for p in (x, y))
+    assert len(a) == len(b) > 0
+    for r, s in zip(a, b):
+        for c in cols:
+            assert abs(float(r[c]) - float(s[c])) <= 1e-5 * max(1.0, abs(float(r[c]))), (c, r, s)
+    assert any(abs(float(r[cols[2]]) - float(r[cols[3]])) > 1e-6 for r in a) or cols[0].startswith("mmp"), "agm never modulated"
+PY
 kinds=$(cut -d, -f3 "$W/random.3/steps.csv" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
 say "random's step kinds: $kinds"
 grep -q rebalance "$W/guided.3/steps.csv" || bad "guided took no re-balancing step: the test does not cover the controller"
@@ -83,6 +105,10 @@ RUN="train --quiet --threads 1 --workers 2 --data $W/d1"   # 85 train (113 - 28 
 "$W/mp" $RUN --out "$W/arr.1" > /dev/null 2>&1 || bad "arrays: one process"
 mpi 3 "$W/mp" $RUN --out "$W/arr.3" > /dev/null 2> "$W/arr.3.err" || { bad "arrays: 3 ranks"; cat "$W/arr.3.err"; }
 say "arrays, 3 ranks: $(close "$W/arr.1" "$W/arr.3" "arrays: 3 ranks differ from one process")"
+# AGM with two empty shards in the last batch: those ranks add nothing to the scores' sums.
+"$W/mp" $RUN --epochs 1 --policy agm --out "$W/arr_agm.1" > /dev/null 2>&1 || bad "arrays, agm: one process"
+mpi 3 "$W/mp" $RUN --epochs 1 --policy agm --out "$W/arr_agm.3" > /dev/null 2> "$W/arr_agm.3.err" || { bad "arrays, agm: 3 ranks"; cat "$W/arr_agm.3.err"; }
+say "arrays, agm, 3 ranks: $(close "$W/arr_agm.1" "$W/arr_agm.3" "arrays, agm: 3 ranks differ from one process")"
 
 # 3. The all-reduce is used: rank 1 reads inverted images; what rank 0
 #    writes then differs from the one-process run on rank 0's data.
