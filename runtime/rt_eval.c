@@ -253,7 +253,6 @@ static void open_files(Trainer *T, const char *dir, const rt_augment *aug) {
         T->split[RT_SPLIT_VAL] = (rt_split){tr, vi, (int)nval};
         T->split[RT_SPLIT_TRAIN] = (rt_split){tr, ti, tr->n - (int)nval};
     }
-    if (cfg->limit_train > 0 && T->split[RT_SPLIT_TRAIN].n > cfg->limit_train) T->split[RT_SPLIT_TRAIN].n = cfg->limit_train;
     /* Classes: a layout that declares them (class directories) must match
      * the heads; labels must fit them. */
     for (int s = 0; s < 3; s++) {
@@ -271,6 +270,7 @@ void rt_open_data(Trainer *T, const char *dir, int limit_test) {
     bool files = strcmp(cfg->data, "synthetic") != 0 && strcmp(cfg->data, "colored_gray") != 0;
     if (files) open_files(T, dir, &aug);
     else open_memory(T, dir);
+    if (cfg->limit_train > 0 && T->split[RT_SPLIT_TRAIN].n > cfg->limit_train) T->split[RT_SPLIT_TRAIN].n = cfg->limit_train;
     if (limit_test > 0)
         for (int s = RT_SPLIT_VAL; s <= RT_SPLIT_TEST; s++)
             if (T->split[s].n > limit_test) T->split[s].n = limit_test;

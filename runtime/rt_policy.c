@@ -17,6 +17,12 @@ void rt_speed_init(rt_speed *sp, int nb) {
     sp->d_speed = NAN;
 }
 
+int rt_nonfinite_param(const rt_model *m, double (*norms)[2]) {
+    for (int p = 0; norms && p < m->nparams; p++)
+        if (!isfinite(norms[p][0]) || !isfinite(norms[p][1])) return p;
+    return -1;
+}
+
 void rt_speed_add(rt_speed *sp, const rt_model *m, double (*norms)[2]) {
     double g2[2 * RT_MAXB] = {0}, w2[2 * RT_MAXB] = {0};
     for (int p = 0; p < m->nparams; p++) {

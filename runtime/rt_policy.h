@@ -23,6 +23,9 @@ typedef struct {
 void rt_speed_init(rt_speed *sp, int nb);
 /* Add one regular step: norms[p] = {|g|^2, |w|^2} of every parameter. */
 void rt_speed_add(rt_speed *sp, const rt_model *m, double (*norms)[2]);
+/* The first parameter whose |g|^2 or |w|^2 in norms is not finite, or -1:
+ * a step that made it so stops the run, even where the loss stayed finite. */
+int rt_nonfinite_param(const rt_model *m, double (*norms)[2]);
 
 typedef struct {
     int policy;                /* RT_POLICY_* */

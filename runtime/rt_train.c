@@ -637,6 +637,18 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
                isnan(r.loss) ? "NaN" : "infinite", ep + 1, T->step, rt_policy_name(cfg->policy), h.opt.lr, T->o->out_dir,
                T->epoch > 0 ? "" : " (none yet: it is written after the first epoch)");
     }
+    /* A loss can stay finite while a gradient is not (a ReLU turns the NaN
+     * of a NaN weight into 0 in the forward pass, and 0 x NaN is NaN in the
+     * backward pass): the update has spoilt the parameters. */
+    int bad = rt_nonfinite_param(m, r.norms);
+    if (bad >= 0) {
+        fflush(T->steps);
+        fflush(T->metrics);
+        rt_die("the %s of parameter '%s' is not finite at epoch %d, step %ld, while the loss is %g (policy %s, learning rate %g); "
+               "training stopped. The last good checkpoint is %s/last.ckpt%s. Try a lower learning rate (--lr).",
+               isfinite(r.norms[bad][1]) ? "gradient" : "value", m->params[bad].name, ep + 1, T->step, r.loss,
+               rt_policy_name(cfg->policy), h.opt.lr, T->o->out_dir, T->epoch > 0 ? "" : " (none yet: it is written after the first epoch)");
+    }
     T->kind_count[kind == RT_STEP_REGULAR ? 0 : 1 + kind]++;
     if (kind == RT_STEP_REGULAR) {
         rt_speed_add(&T->speed, m, r.norms);

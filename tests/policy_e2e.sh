@@ -138,7 +138,9 @@ assert len(stats) == 4 and all(a[k] == b[k] for k in stats), [k for k in stats i
 w = {k: struct.unpack("<f", a[k])[0] for k in a if k.startswith("loss.weight.")}
 assert w == {"loss.weight.fused": 1.0, "loss.weight.x": 0.5, "loss.weight.y": 0.5}, w
 assert a["x.net1.conv1.weight"] != b["x.net1.conv1.weight"], "the encoder trained as vanilla"
-l = [float(list(csv.DictReader(open(sys.argv[1] + d + "/steps.csv")))[0]["loss"]) for d in ("/mmp1", "/van1")]
+rows = [list(csv.DictReader(open(sys.argv[1] + d + "/steps.csv"))) for d in ("/mmp1", "/van1")]
+assert [len(r) for r in rows] == [1, 1], "--limit-train 16 at batch 16 is not one step on synthetic data: %s" % [len(r) for r in rows]
+l = [float(r[0]["loss"]) for r in rows]
 assert abs(l[0] - l[1]) < 1e-5 * abs(l[1]), l
 PY
 expect 2 "mmp-gamma" "$W/late" train --mmp-gamma 0 --out "$W/bad"

@@ -100,6 +100,22 @@ static void test_speed(void) {
     CHECK_CLOSE(s.d_speed, s0 - s1, 1e-12, 0);
 }
 
+/* The step's check: the first parameter with a non-finite |g|^2 or
+ * |w|^2, or -1 when all are finite. */
+static void test_nonfinite(void) {
+    rt_param_info p[3] = {{"a", 1, {1}, 1, 0, 0, 0, 0, 0, 0}, {"b", 1, {1}, 1, 16, 0, 0, 0, 0, 0}, {"c", 1, {1}, 1, 32, 0, 0, 0, 0, 0}};
+    rt_model m = {0};
+    m.nparams = 3;
+    m.params = p;
+    double ok[3][2] = {{1, 2}, {0, 0}, {1e300, 3}};
+    CHECK(rt_nonfinite_param(&m, ok) == -1);
+    double g[3][2] = {{1, 2}, {NAN, 1}, {INFINITY, 1}};
+    CHECK(rt_nonfinite_param(&m, g) == 1);
+    double w[3][2] = {{1, 2}, {1, 1}, {1, INFINITY}};
+    CHECK(rt_nonfinite_param(&m, w) == 2);
+    CHECK(rt_nonfinite_param(&m, NULL) == -1);
+}
+
 /* Modality dropout's draw: none at p = 0 or with one input; one input at
  * p = 1, each as often; a share p of the examples otherwise; the same
  * for the same (seed, example), another for another seed. */
@@ -375,6 +391,7 @@ int main(void) {
     test_guided();
     test_random();
     test_speed();
+    test_nonfinite();
     test_modality_drop();
     test_ogm();
     test_gblend();
@@ -382,6 +399,6 @@ int main(void) {
     test_clip_norm();
     test_mmpareto();
     test_mmpareto_plan();
-    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, modality dropout, OGM-GE, "
+    return check_summary("test_policy (guided sequence, random distribution, conditional learning speed, the non-finite check, modality dropout, OGM-GE, "
                          "G-Blend, AGM, MMPareto)");
 }

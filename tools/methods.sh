@@ -26,7 +26,8 @@
 #            left out on a net without MMTMs, and mmpareto, which needs a
 #            fusion head, on a net without one. A method may be written
 #            LABEL=POLICY+OPTION+VALUE...: the runs are named LABEL and get
-#            the options, e.g. METHODS="agm_a0.1=agm+--agm-alpha+0.1".
+#            the options, after the TRAIN-OPTIONS (so they win over them),
+#            e.g. METHODS="agm_a0.1=agm+--agm-alpha+0.1 ogm_ge_lr0.01=ogm_ge+--lr+0.01".
 set -eu
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -75,7 +76,7 @@ done | xargs -P "$JOBS" -L 1 sh -c '
     run='"$OUT"'/$net/${name}_s$seed
     [ -f "$run/summary.json" ] && exit 0
     prog='"$OUT"'/$net/prog; [ -x ${prog}_$policy ] && prog=${prog}_$policy
-    $prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy $extra --out $run --quiet $OPTS \
+    $prog train --epochs '"$EPOCHS"' --seed $seed --threads 1 --policy $policy --out $run --quiet $OPTS $extra \
         > $run.log 2>&1 && echo "done: $run" || { echo "FAILED: $run (see $run.log)"; echo $run >> '"$fails"'; }
 '
 # A run that stopped (a diverged one: a non-finite loss) is left out of the
