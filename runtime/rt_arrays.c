@@ -19,17 +19,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
+#include "rt_safetensors.h"
 #include "rt_source.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rt_arrays.c reads little-endian safetensors and .npy data in host order"
 #endif
 
-#define AR_MAX_HEADER (100u << 20)      /* bytes; a larger header is corruption */
-#define AR_MAX_DIM 8
-#define JSON_MAX_INT 9007199254740992.0 /* 2^53 */
+#define AR_MAX_DIM RT_ST_MAX_DIM
 
 /* ---- element types ---------------------------------------------------------- */
 enum { AR_BOOL, AR_U8, AR_I8, AR_U16, AR_I16, AR_U32, AR_I32, AR_U64, AR_I64, AR_F16, AR_BF16, AR_F32, AR_F64, AR_NTYPES };
@@ -274,160 +272,25 @@ static void bind_input(ar_impl *a, int k, const ar_tensor *t) {
 }
 
 /* ---- safetensors ---------------------------------------------------------------------- */
-static bool json_uint(const cJSON *x, uint64_t *v) {
-    if (!cJSON_IsNumber(x)) return false;
-    double d = x->valuedouble;
-    if (!(d >= 0) || d > JSON_MAX_INT || d != floor(d)) return false;
-    *v = (uint64_t)d;
-    return true;
-}
-
-typedef struct {
-    uint64_t b, e;
-    const char *name;
-} ar_range;
-
-static int cmp_range(const void *pa, const void *pb) {
-    const ar_range *a = pa, *b = pb;
-    return a->b < b->b ? -1 : a->b > b->b ? 1 : a->e < b->e ? -1 : a->e > b->e;
-}
-
-/* One header entry, checked against the data section. */
-static int st_entry(const char *path, const cJSON *j, const uint8_t *data, uint64_t dsize, ar_tensor *t, ar_range *r,
-                    char *err, size_t errlen) {
-    const char *name = j->string;
-    memset(t, 0, sizeof *t);
-    t->file = path;
-    t->name = name;
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(j, "shape"),
-                *of = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(dt)) {
-        rt_set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
-        return -1;
-    }
-    snprintf(t->dtype_s, sizeof t->dtype_s, "%s", dt->valuestring);
-    t->dtype = -1;
-    for (int k = 0; k < AR_NTYPES; k++)
-        if (strcmp(dt->valuestring, ar_types[k].st) == 0) t->dtype = k;
-    if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > AR_MAX_DIM) {
-        rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, AR_MAX_DIM);
-        return -1;
-    }
-    uint64_t numel = 1;
-    bool too_big = false, empty = false;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, sh) {
-        uint64_t v;
-        if (!json_uint(x, &v)) {
-            rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
-            return -1;
-        }
-        t->shape[t->ndim++] = (int64_t)v;
-        empty |= v == 0;
-        if (v != 0 && numel > (UINT64_MAX / 8) / v) too_big = true;
-        else numel *= v;
-    }
-    if (empty) numel = 0, too_big = false;
-    uint64_t b, e;
-    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) || !json_uint(of->child->next, &e)) {
-        rt_set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
-        return -1;
-    }
-    if (b > e || e > dsize) {
-        rt_set_err(err, errlen,
-                "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data section (%llu bytes): truncated or corrupt",
-                path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)dsize);
-        return -1;
-    }
-    /* A type we do not read still has its bytes checked for overlaps; its
-     * size we cannot check. */
-    if (t->dtype >= 0 && (too_big || e - b != numel * (uint64_t)ar_types[t->dtype].size)) {
-        char s[AR_MAX_DIM * 24];
-        fmt_shape(s, sizeof s, t->ndim, t->shape, false);
-        if (too_big) rt_set_err(err, errlen, "%s: tensor '%s': shape %s is too large", path, name, s);
-        else
-            rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %llu",
-                    path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)(e - b), s, t->dtype_s,
-                    (unsigned long long)(numel * (uint64_t)ar_types[t->dtype].size));
-        return -1;
-    }
-    t->data = data + b;
-    *r = (ar_range){b, e, name};
-    return 0;
-}
-
 static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *inputs, int ninputs, char *err,
                    size_t errlen) {
     ar_map *m = &a->maps[a->nmaps++];
     if (map_file(path, m, err, errlen) != 0) return -1;
-    if (m->len < 8) {
-        rt_set_err(err, errlen, "%s: too short for a safetensors file (%zu bytes)", path, m->len);
-        return -1;
-    }
-    uint64_t hlen = 0;
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)m->p[i] << (8 * i);
-    if (hlen > m->len - 8) {
-        rt_set_err(err, errlen,
-                "%s: header length %llu is larger than the rest of the file (%zu bytes): truncated or not a safetensors file", path,
-                (unsigned long long)hlen, m->len - 8);
-        return -1;
-    }
-    if (hlen > AR_MAX_HEADER) {
-        rt_set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen,
-                AR_MAX_HEADER);
-        return -1;
-    }
-    /* cJSON wants a terminated string; a NUL inside would cut the header short. */
-    char *h = rt_alloc((size_t)hlen + 1);
-    memcpy(h, m->p + 8, (size_t)hlen);
+    /* Every dtype is parsed (and its bytes checked for overlaps); those we
+     * read have their sizes checked too; which a tensor may have is
+     * checked when it is used. */
+    rt_st_dtype types[AR_NTYPES];
+    for (int k = 0; k < AR_NTYPES; k++) types[k] = (rt_st_dtype){ar_types[k].st, ar_types[k].size};
+    rt_st_header h;
     int rc = -1;
-    cJSON *root = NULL;
-    ar_tensor *t = NULL;
-    ar_range *r = NULL;
-    if (memchr(h, '\0', (size_t)hlen)) {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
-        goto out;
+    if (rt_st_parse(path, m->p, m->len, types, AR_NTYPES, true, &h, err, errlen) != 0) goto out;
+    ar_tensor *t = rt_alloc(sizeof *t * (size_t)(h.n + 1));
+    for (int k = 0; k < h.n; k++) {
+        t[k] = (ar_tensor){.file = path, .name = h.t[k].name, .dtype = h.t[k].dtype, .ndim = h.t[k].ndim, .data = h.t[k].data};
+        snprintf(t[k].dtype_s, sizeof t[k].dtype_s, "%s", h.t[k].dtype_s);
+        memcpy(t[k].shape, h.t[k].shape, sizeof(int64_t) * (size_t)h.t[k].ndim);
     }
-    const char *end = NULL;
-    root = cJSON_ParseWithOpts(h, &end, 0);
-    if (!root) {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
-                (unsigned long long)hlen);
-        goto out;
-    }
-    if (end[strspn(end, " \t\r\n")] != '\0') {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (data after the object)", path);
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        rt_set_err(err, errlen, "%s: header is not a JSON object", path);
-        goto out;
-    }
-
-    const uint8_t *data = m->p + 8 + hlen;
-    uint64_t dsize = m->len - 8 - hlen;
-    int cap = cJSON_GetArraySize(root) + 1, nt = 0;
-    t = rt_alloc(sizeof *t * (size_t)cap);
-    r = rt_alloc(sizeof *r * (size_t)cap);
-    const cJSON *j;
-    cJSON_ArrayForEach(j, root) {
-        if (strcmp(j->string, "__metadata__") == 0) continue;
-        for (int k = 0; k < nt; k++)
-            if (strcmp(t[k].name, j->string) == 0) {
-                rt_set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
-                goto out;
-            }
-        if (st_entry(path, j, data, dsize, &t[nt], &r[nt], err, errlen) != 0) goto out;
-        nt++;
-    }
-    qsort(r, (size_t)nt, sizeof *r, cmp_range);
-    for (int k = 1; k < nt; k++)
-        if (r[k].b < r[k - 1].e && r[k].b < r[k].e) {
-            rt_set_err(err, errlen, "%s: the data of tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path, r[k - 1].name,
-                    (unsigned long long)r[k - 1].b, (unsigned long long)r[k - 1].e, r[k].name, (unsigned long long)r[k].b,
-                    (unsigned long long)r[k].e);
-            goto out;
-        }
+    int nt = h.n;
 
     /* The tensors this source uses, inputs in order and the label last. */
     ar_tensor use[RT_MAXIN + 1];
@@ -446,19 +309,18 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
                         nt ? have : "no tensors");
             else
                 rt_set_err(err, errlen, "%s: no tensor 'label' (the file holds %s)", path, nt ? have : "no tensors");
-            goto out;
+            goto done;
         }
         use[k] = t[found];
-        if (k < ninputs ? check_input(&use[k], &inputs[k], err, errlen) : check_label_type(&use[k], err, errlen)) goto out;
+        if (k < ninputs ? check_input(&use[k], &inputs[k], err, errlen) : check_label_type(&use[k], err, errlen)) goto done;
     }
-    if (check_counts(use, ninputs + 1, err, errlen) != 0 || copy_labels(s, &use[ninputs], err, errlen) != 0) goto out;
+    if (check_counts(use, ninputs + 1, err, errlen) != 0 || copy_labels(s, &use[ninputs], err, errlen) != 0) goto done;
     for (int k = 0; k < ninputs; k++) bind_input(a, k, &use[k]);
     rc = 0;
-out:
+done:
     free(t);
-    free(r);
-    cJSON_Delete(root);
-    free(h);
+out:
+    rt_st_free(&h);
     return rc;
 }
 

@@ -9,7 +9,8 @@
  *
  * Saving is atomic (temporary file, fsync, rename, fsync of the directory),
  * so a crash never leaves a half-written checkpoint at the path. Loading
- * validates every field before handing out a pointer into the data. */
+ * parses the header with rt_safetensors.c, which validates every field
+ * before handing out a pointer into the data. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -23,13 +24,12 @@
 #include <cjson/cJSON.h>
 
 #include "mmrt.h"
+#include "rt_safetensors.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rt_ckpt.c writes tensors in host order, which safetensors requires to be little-endian"
 #endif
 
-#define CKPT_MAX_HEADER (100u << 20) /* bytes; a larger header is corruption, not a model */
-#define CKPT_MAX_DIM 8               /* dimensions accepted when loading */
 #define CKPT_SAVE_MAX_DIM 5          /* rt_tensor.shape */
 #define JSON_MAX_INT 9007199254740992.0 /* 2^53: integers a JSON number holds exactly */
 
@@ -43,14 +43,6 @@ static const char *dtype_name(int dtype) {
 }
 
 static size_t dtype_size(int dtype) { return dtype == RT_F32 ? 4 : 8; }
-
-static int dtype_parse(const char *s) {
-    for (int d = RT_F32; d <= RT_I64; d++) {
-        const char *n = dtype_name(d);
-        if (n && strcmp(s, n) == 0) return d;
-    }
-    return -1;
-}
 
 /* safetensors readers reject a header that is not UTF-8; check names and
  * metadata before writing rather than produce an unreadable file. */
@@ -259,145 +251,24 @@ fail:
 }
 
 /* ---- loading ------------------------------------------------------------------ */
-typedef struct {
-    const char *name;         /* into the cJSON tree */
-    int dtype, ndim;
-    int64_t shape[CKPT_MAX_DIM];
-    uint64_t begin, end;      /* data_offsets */
-    const void *data;
-    void *owned;              /* an aligned copy when the file's bytes were not */
-} ck_entry;
+/* The dtypes a checkpoint holds, in RT_F32, RT_F64, RT_I64 order. */
+static const rt_st_dtype ck_types[] = {{"F32", 4}, {"F64", 8}, {"I64", 8}};
 
 struct rt_ckpt {
     uint8_t *buf;             /* the whole file */
-    cJSON *root;
-    const cJSON *meta;        /* "__metadata__" or NULL */
-    int n;
-    ck_entry *t;
+    rt_st_header h;           /* its tensors, pointing into buf */
+    const void **data;        /* each tensor's data: into buf, or an aligned copy */
+    void **owned;             /* those copies */
 };
 
 void rt_ckpt_free(rt_ckpt *c) {
     if (!c) return;
-    for (int i = 0; i < c->n; i++) free(c->t[i].owned);
-    free(c->t);
-    cJSON_Delete(c->root);
+    for (int i = 0; c->owned && i < c->h.n; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->data);
+    rt_st_free(&c->h);
     free(c->buf);
     free(c);
-}
-
-/* A non-negative integer JSON number up to 2^53. */
-static bool json_uint(const cJSON *x, uint64_t *v) {
-    if (!cJSON_IsNumber(x)) return false;
-    double d = x->valuedouble;
-    if (!(d >= 0) || d > JSON_MAX_INT || d != floor(d)) return false;
-    *v = (uint64_t)d;
-    return true;
-}
-
-static void fmt_shape(char *s, size_t n, const ck_entry *e) {
-    size_t k = (size_t)snprintf(s, n, "[");
-    for (int d = 0; d < e->ndim && k < n; d++) k += (size_t)snprintf(s + k, n - k, "%s%lld", d ? "," : "", (long long)e->shape[d]);
-    if (k < n) snprintf(s + k, n - k, "]");
-}
-
-/* One tensor entry of the header, checked against the data section. */
-static int parse_entry(const char *path, const cJSON *j, const uint8_t *data, uint64_t dsize, ck_entry *e, char *err,
-                       size_t errlen) {
-    const char *name = j->string;
-    e->name = name;
-    if (!cJSON_IsObject(j)) {
-        rt_set_err(err, errlen, "%s: tensor '%s': entry is not a JSON object", path, name);
-        return -1;
-    }
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(j, "shape"),
-                *of = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
-    if (!cJSON_IsString(dt)) {
-        rt_set_err(err, errlen, "%s: tensor '%s': no \"dtype\" string", path, name);
-        return -1;
-    }
-    if ((e->dtype = dtype_parse(dt->valuestring)) < 0) {
-        rt_set_err(err, errlen, "%s: tensor '%s': unsupported dtype '%s' (F32, F64 or I64 expected)", path, name, dt->valuestring);
-        return -1;
-    }
-    if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > CKPT_MAX_DIM) {
-        rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" is not an array of at most %d integers", path, name, CKPT_MAX_DIM);
-        return -1;
-    }
-    uint64_t numel = 1;
-    bool too_big = false;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, sh) {
-        uint64_t v;
-        if (!json_uint(x, &v)) {
-            rt_set_err(err, errlen, "%s: tensor '%s': \"shape\" holds something other than a non-negative integer", path, name);
-            return -1;
-        }
-        e->shape[e->ndim++] = (int64_t)v;
-        /* numel * 8 must not overflow; anything near that is corrupt anyway */
-        if (v != 0 && numel > (UINT64_MAX / 8) / v) too_big = true;
-        else numel *= v;
-    }
-    uint64_t b, en, es = dtype_size(e->dtype);
-    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) || !json_uint(of->child->next, &en)) {
-        rt_set_err(err, errlen, "%s: tensor '%s': \"data_offsets\" is not a pair of non-negative integers", path, name);
-        return -1;
-    }
-    if (b > en || en > dsize) {
-        rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data section (%llu bytes): truncated or corrupt", path, name,
-                (unsigned long long)b, (unsigned long long)en, (unsigned long long)dsize);
-        return -1;
-    }
-    /* A tensor with a zero dimension is empty, whatever the others say. */
-    bool empty = false;
-    for (int d = 0; d < e->ndim; d++) empty |= e->shape[d] == 0;
-    if (empty) too_big = false, numel = 0;
-    if (too_big || en - b != numel * es) {
-        char s[8 * 24];
-        fmt_shape(s, sizeof s, e);
-        if (too_big)
-            rt_set_err(err, errlen, "%s: tensor '%s': shape %s of %s is too large", path, name, s, dt->valuestring);
-        else
-            rt_set_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%llu bytes)", path,
-                    name, (unsigned long long)b, (unsigned long long)en, s, dt->valuestring,
-                    (unsigned long long)(numel * es));
-        return -1;
-    }
-    e->begin = b;
-    e->end = en;
-    const uint8_t *p = data + b;
-    if ((uintptr_t)p % es != 0) {
-        /* Only a file written by someone else can misalign a tensor. */
-        e->owned = rt_alloc(en - b);
-        memcpy(e->owned, p, en - b);
-        p = e->owned;
-    }
-    e->data = p;
-    return 0;
-}
-
-static int by_begin(const void *a, const void *b) {
-    const ck_entry *x = *(const ck_entry *const *)a, *y = *(const ck_entry *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
-}
-
-/* No two tensors share bytes: each one's data is its own (a writer that
- * aliased them would make a change to one a change to the other). */
-static int check_overlaps(const char *path, const rt_ckpt *c, char *err, size_t errlen) {
-    const ck_entry **order = rt_alloc(sizeof(ck_entry *) * (size_t)(c->n + 1));
-    int n = 0;
-    for (int i = 0; i < c->n; i++)
-        if (c->t[i].end > c->t[i].begin) order[n++] = &c->t[i];
-    qsort(order, (size_t)n, sizeof *order, by_begin);
-    int rc = 0;
-    for (int i = 1; i < n && rc == 0; i++)
-        if (order[i]->begin < order[i - 1]->end) {
-            rt_set_err(err, errlen, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap in the data section: corrupt", path,
-                       order[i - 1]->name, (unsigned long long)order[i - 1]->begin, (unsigned long long)order[i - 1]->end,
-                       order[i]->name, (unsigned long long)order[i]->begin, (unsigned long long)order[i]->end);
-            rc = -1;
-        }
-    free(order);
-    return rc;
 }
 
 rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
@@ -414,18 +285,8 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
         return NULL;
     }
     uint64_t size = (uint64_t)st.st_size;
-    if (size == 0) {
-        rt_set_err(err, errlen, "%s: empty file (not a safetensors checkpoint)", path);
-        fclose(f);
-        return NULL;
-    }
-    if (size < 8) {
-        rt_set_err(err, errlen, "%s: too short for a safetensors checkpoint (%llu bytes)", path, (unsigned long long)size);
-        fclose(f);
-        return NULL;
-    }
     rt_ckpt *c = rt_alloc(sizeof *c);
-    c->buf = rt_alloc((size_t)size);
+    c->buf = rt_alloc((size_t)size + 1);
     size_t got = fread(c->buf, 1, (size_t)size, f);
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
@@ -433,74 +294,20 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
         rt_set_err(err, errlen, "%s: read error: %s", path, rerr ? strerror(rerr) : "the file shrank while being read");
         goto fail;
     }
-    uint64_t hlen = 0;
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)c->buf[i] << (8 * i);
-    if (hlen > size - 8) {
-        rt_set_err(err, errlen, "%s: header length %llu is larger than the rest of the file (%llu bytes): truncated or not a safetensors file",
-                path, (unsigned long long)hlen, (unsigned long long)(size - 8));
-        goto fail;
-    }
-    if (hlen > CKPT_MAX_HEADER) {
-        rt_set_err(err, errlen, "%s: header length %llu exceeds the limit of %u bytes", path, (unsigned long long)hlen, CKPT_MAX_HEADER);
-        goto fail;
-    }
-    /* cJSON wants a terminated string; a NUL inside would cut the header short. */
-    char *h = rt_alloc((size_t)hlen + 1);
-    memcpy(h, c->buf + 8, (size_t)hlen);
-    if (memchr(h, '\0', (size_t)hlen)) {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (it contains a NUL byte)", path);
-        free(h);
-        goto fail;
-    }
-    const char *end = NULL;
-    c->root = cJSON_ParseWithOpts(h, &end, 0);
-    if (!c->root) {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (error at byte %lld of %llu)", path, end ? (long long)(end - h) : -1LL,
-                (unsigned long long)hlen);
-        free(h);
-        goto fail;
-    }
-    size_t rest = strspn(end, " \t\r\n");
-    if (end[rest] != '\0') {
-        rt_set_err(err, errlen, "%s: header is not valid JSON (unexpected data at byte %lld after the object)", path,
-                (long long)(end + rest - h));
-        free(h);
-        goto fail;
-    }
-    free(h);
-    if (!cJSON_IsObject(c->root)) {
-        rt_set_err(err, errlen, "%s: header is not a JSON object", path);
-        goto fail;
-    }
-
-    const uint8_t *data = c->buf + 8 + hlen;
-    uint64_t dsize = size - 8 - hlen;
-    c->t = rt_alloc(sizeof(ck_entry) * (size_t)(cJSON_GetArraySize(c->root) + 1));
-    const cJSON *j;
-    cJSON_ArrayForEach(j, c->root) {
-        if (strcmp(j->string, "__metadata__") == 0) {
-            bool ok = cJSON_IsObject(j) && !c->meta;
-            const cJSON *kv;
-            cJSON_ArrayForEach(kv, j) ok = ok && cJSON_IsString(kv);
-            if (!ok) {
-                rt_set_err(err, errlen, "%s: \"__metadata__\" is not a single object of strings", path);
-                goto fail;
-            }
-            c->meta = j;
-            continue;
+    if (rt_st_parse(path, c->buf, size, ck_types, 3, false, &c->h, err, errlen) != 0) goto fail;
+    c->data = rt_alloc(sizeof(void *) * (size_t)(c->h.n + 1));
+    c->owned = rt_alloc(sizeof(void *) * (size_t)(c->h.n + 1));
+    for (int i = 0; i < c->h.n; i++) {
+        const rt_st_tensor *t = &c->h.t[i];
+        c->owned[i] = NULL;
+        c->data[i] = t->data;
+        if ((uintptr_t)t->data % (uintptr_t)ck_types[t->dtype].size != 0) {
+            /* Only a file written by someone else can misalign a tensor. */
+            c->owned[i] = rt_alloc(t->end - t->begin + 1);
+            memcpy(c->owned[i], t->data, t->end - t->begin);
+            c->data[i] = c->owned[i];
         }
-        for (int i = 0; i < c->n; i++)
-            if (strcmp(c->t[i].name, j->string) == 0) {
-                rt_set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
-                goto fail;
-            }
-        if (parse_entry(path, j, data, dsize, &c->t[c->n], err, errlen) != 0) {
-            free(c->t[c->n].owned);
-            goto fail;
-        }
-        c->n++;
     }
-    if (check_overlaps(path, c, err, errlen) != 0) goto fail;
     return c;
 
 fail:
@@ -509,21 +316,21 @@ fail:
 }
 
 const void *rt_ckpt_get(const rt_ckpt *c, const char *name, int dtype, int *ndim, int64_t *shape) {
-    for (int i = 0; i < c->n; i++) {
-        const ck_entry *e = &c->t[i];
+    for (int i = 0; i < c->h.n; i++) {
+        const rt_st_tensor *e = &c->h.t[i];
         if (strcmp(e->name, name) != 0) continue;
         if (e->dtype != dtype) return NULL;
         if (ndim) *ndim = e->ndim;
         if (shape) memcpy(shape, e->shape, sizeof(int64_t) * (size_t)e->ndim);
-        return e->data;
+        return c->data[i];
     }
     return NULL;
 }
 
-int rt_ckpt_count(const rt_ckpt *c) { return c->n; }
+int rt_ckpt_count(const rt_ckpt *c) { return c->h.n; }
 
 const char *rt_ckpt_name(const rt_ckpt *c, int i, int *dtype, int *ndim, int64_t *shape) {
-    const ck_entry *e = &c->t[i];
+    const rt_st_tensor *e = &c->h.t[i];
     if (dtype) *dtype = e->dtype;
     if (ndim) *ndim = e->ndim;
     if (shape) memcpy(shape, e->shape, sizeof(int64_t) * (size_t)e->ndim);
@@ -531,6 +338,6 @@ const char *rt_ckpt_name(const rt_ckpt *c, int i, int *dtype, int *ndim, int64_t
 }
 
 const char *rt_ckpt_meta(const rt_ckpt *c, const char *key) {
-    const cJSON *v = c->meta ? cJSON_GetObjectItemCaseSensitive(c->meta, key) : NULL;
+    const cJSON *v = c->h.meta ? cJSON_GetObjectItemCaseSensitive(c->h.meta, key) : NULL;
     return v && cJSON_IsString(v) ? v->valuestring : NULL;
 }
