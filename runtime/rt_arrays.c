@@ -278,12 +278,13 @@ static int st_open(rt_source *s, ar_impl *a, char *path, const rt_source_input *
     if (map_file(path, m, err, errlen) != 0) return -1;
     /* Every dtype is parsed (and its bytes checked for overlaps); those we
      * read have their sizes checked too; which a tensor may have is
-     * checked when it is used. */
+     * checked when it is used. The metadata is the writer's business
+     * (numpy's and PyTorch's writers put what they like there). */
     rt_st_dtype types[AR_NTYPES];
     for (int k = 0; k < AR_NTYPES; k++) types[k] = (rt_st_dtype){ar_types[k].st, ar_types[k].size};
     rt_st_header h;
     int rc = -1;
-    if (rt_st_parse(path, m->p, m->len, types, AR_NTYPES, true, &h, err, errlen) != 0) goto out;
+    if (rt_st_parse(path, m->p, m->len, types, AR_NTYPES, RT_ST_OTHER_DTYPES | RT_ST_ANY_METADATA, &h, err, errlen) != 0) goto out;
     ar_tensor *t = rt_alloc(sizeof *t * (size_t)(h.n + 1));
     for (int k = 0; k < h.n; k++) {
         t[k] = (ar_tensor){.file = path, .name = h.t[k].name, .dtype = h.t[k].dtype, .ndim = h.t[k].ndim, .data = h.t[k].data};

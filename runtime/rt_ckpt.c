@@ -294,7 +294,7 @@ rt_ckpt *rt_ckpt_load(const char *path, char *err, size_t errlen) {
         rt_set_err(err, errlen, "%s: read error: %s", path, rerr ? strerror(rerr) : "the file shrank while being read");
         goto fail;
     }
-    if (rt_st_parse(path, c->buf, size, ck_types, 3, false, &c->h, err, errlen) != 0) goto fail;
+    if (rt_st_parse(path, c->buf, size, ck_types, 3, 0, &c->h, err, errlen) != 0) goto fail;
     c->data = rt_alloc(sizeof(void *) * (size_t)(c->h.n + 1));
     c->owned = rt_alloc(sizeof(void *) * (size_t)(c->h.n + 1));
     for (int i = 0; i < c->h.n; i++) {

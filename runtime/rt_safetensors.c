@@ -137,7 +137,7 @@ static int check_overlaps(const char *path, const rt_st_header *h, char *err, si
     return rc;
 }
 
-int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st_dtype *types, int ntypes, bool unknown_ok,
+int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st_dtype *types, int ntypes, int flags,
                 rt_st_header *h, char *err, size_t errlen) {
     memset(h, 0, sizeof *h);
     if (size == 0) {
@@ -190,6 +190,7 @@ int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st
     const cJSON *j;
     cJSON_ArrayForEach(j, h->root) {
         if (strcmp(j->string, "__metadata__") == 0) {
+            if (flags & RT_ST_ANY_METADATA) continue;
             bool ok = cJSON_IsObject(j) && !h->meta;
             const cJSON *kv;
             cJSON_ArrayForEach(kv, j) ok = ok && cJSON_IsString(kv);
@@ -205,7 +206,7 @@ int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st
                 rt_set_err(err, errlen, "%s: tensor '%s' appears twice in the header", path, j->string);
                 goto out;
             }
-        if (parse_entry(path, j, data, dsize, types, ntypes, unknown_ok, &h->t[h->n], err, errlen) != 0) goto out;
+        if (parse_entry(path, j, data, dsize, types, ntypes, flags & RT_ST_OTHER_DTYPES, &h->t[h->n], err, errlen) != 0) goto out;
         h->n++;
     }
     rc = check_overlaps(path, h, err, errlen);

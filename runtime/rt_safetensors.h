@@ -37,14 +37,20 @@ typedef struct {
     rt_st_tensor *t;
 } rt_st_header;
 
+/* rt_st_parse's flags. */
+enum {
+    RT_ST_OTHER_DTYPES = 1, /* dtypes outside the caller's table are allowed (dtype -1, their size unchecked) */
+    RT_ST_ANY_METADATA = 2, /* "__metadata__" is skipped, not checked to be an object of strings */
+};
+
 /* Parses the header of the file whose bytes are buf[0..size) into h: the
- * length, the JSON, and every entry: its dtype one of types[0..ntypes)
- * (with unknown_ok any other as well, as dtype -1, its size unchecked), a
- * shape of at most RT_ST_MAX_DIM non-negative integers, data_offsets
- * inside the data section that hold exactly the shape's bytes; no name
- * twice, no two tensors sharing bytes. 0, or -1 with err naming path;
+ * length, the JSON, "__metadata__" (an object of strings, as the format
+ * says), and every entry: its dtype one of types[0..ntypes), a shape of
+ * at most RT_ST_MAX_DIM non-negative integers, data_offsets inside the
+ * data section that hold exactly the shape's bytes; no name twice, no two
+ * tensors sharing bytes. flags: RT_ST_*. 0, or -1 with err naming path;
  * rt_st_free(h) either way. */
-int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st_dtype *types, int ntypes, bool unknown_ok,
+int rt_st_parse(const char *path, const uint8_t *buf, uint64_t size, const rt_st_dtype *types, int ntypes, int flags,
                 rt_st_header *h, char *err, size_t errlen);
 void rt_st_free(rt_st_header *h);
 /* "[4, 1, 2, 2]" */

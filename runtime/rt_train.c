@@ -644,7 +644,8 @@ static rt_result train_step(Trainer *T, const Loop *L, int ep, const rt_batch *b
     if (bad >= 0) {
         fflush(T->steps);
         fflush(T->metrics);
-        rt_die("the %s of parameter '%s' is not finite at epoch %d, step %ld, while the loss is %g (policy %s, learning rate %g); "
+        rt_die("the %s of parameter '%s' is not finite (or so large that its square overflows) at epoch %d, step %ld, while the "
+               "loss is %g (policy %s, learning rate %g); "
                "training stopped. The last good checkpoint is %s/last.ckpt%s. Try a lower learning rate (--lr).",
                isfinite(r.norms[bad][1]) ? "gradient" : "value", m->params[bad].name, ep + 1, T->step, r.loss,
                rt_policy_name(cfg->policy), h.opt.lr, T->o->out_dir, T->epoch > 0 ? "" : " (none yet: it is written after the first epoch)");

@@ -20,6 +20,7 @@ random in a policy is switched off by its flags, so that the step is exact.
 Needs PyTorch; the file it writes is committed, so the test runs without."""
 import math
 import os
+import struct
 import sys
 
 import torch
@@ -274,6 +275,7 @@ def dropped_inputs(seed, n, p, ninputs=2):
         j = shuffle.below(i + 1)
         perm[i], perm[j] = perm[j], perm[i]
     loader_seed = seed ^ 0x6175676d
+    p = struct.unpack("f", struct.pack("f", p))[0]   # the program compares with the float32 p
     drop = [-1] * n
     for g in range(n):
         r = Rng(loader_seed ^ 0x6d6f64726f70 ^ ((0xD1B54A32D192ED03 * (g + 1)) & M64))

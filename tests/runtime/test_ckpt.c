@@ -278,6 +278,8 @@ static const struct {
      "shape [4000000000, 4000000000, 4000000000] of F32 is too large"},
     {"dtype-f16", HEADER, 16, "{\"a\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]}}", "unsupported dtype 'F16'"},
     {"dtype-missing", HEADER, 16, "{\"a\":{\"shape\":[4],\"data_offsets\":[0,16]}}", "no \"dtype\""},
+    {"meta-number", HEADER, 16, "{\"__metadata__\":{\"epoch\":3},\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+     "\"__metadata__\" is not a single object of strings"},
     {"shape-9-dims", HEADER, 16, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,4],\"data_offsets\":[0,16]}}", "at most 8"},
     {"shape-negative", HEADER, 16, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,16]}}", "non-negative integer"},
     {"shape-fraction", HEADER, 16, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,16]}}", "non-negative integer"},
