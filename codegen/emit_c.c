@@ -608,8 +608,42 @@ static void run_table(Emit *E, KernelTable *kt, const char **kn, const int *ki, 
     P("        for (int j = 0; j < n; j++) p[j] = mmk_at(e, bt, MB, pl[j]);\n");
     if (profile) P("        MMK_CALL(e, k, %s_fns[s[0] >> 8](p, B, e, h));\n", E->gname);
     else P("        %s_fns[s[0] >> 8](p, B, e, h);\n", E->gname);
-    P("        if (e->trace) e->trace(e->trace_user, k, mmk_at(e, bt, MB, pl[n]), (s[2] & 1 ? (size_t)B : 1) * (size_t)(s[2] >> 1));\n    }\n");
+    P("        if (e->trace) e->trace(e->trace_user, k, mmk_at(e, bt, MB, pl[n]), (s[2] & 1 ? (size_t)B : 1) * (size_t)(s[2] >> 1));\n");
+    if (E->grads) P("        if (e->grads_ready) e->grads_ready(e, k);\n");
+    P("    }\n");
     results(E);
+}
+
+/* When the gradients are final, for a data-parallel run that averages them
+ * in buckets as the backward pass goes (rt_cpu.c): per kernel k, the
+ * offset from which on the gradient arena is no longer touched (read or
+ * written) by any later kernel. NULL for a graph that touches no gradient. */
+static size_t *grad_ready(const IrGraph *g, int nk) {
+    size_t *end = NEWN(size_t, nk > 0 ? nk : 1), *lo = NEWN(size_t, nk > 0 ? nk : 1);
+    bool any = false;
+    int k = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const IrNode *n = IR_NODE(g, i);
+        if (!cg_has_kernel(n)) continue;
+        const IrNode *pl[MAX_OPERANDS + 1];
+        int np = operands(n, pl);
+        pl[np++] = written(n);
+        end[k] = 0;
+        for (int j = 0; j < np; j++)
+            if (pl[j]->buf == BUF_GRAD) {
+                size_t e = pl[j]->off + ir_numel(pl[j]);
+                end[k] = e > end[k] ? e : end[k];
+                any = true;
+            }
+        k++;
+    }
+    if (!any) return NULL;
+    size_t later = 0;
+    for (int j = nk - 1; j >= 0; j--) {
+        lo[j] = later;
+        later = end[j] > later ? end[j] : later;
+    }
+    return lo;
 }
 
 static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
@@ -649,6 +683,13 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         P("};\n");
     }
     E->nk = nk;
+    size_t *ready = grad_ready(g, nk);
+    E->grads = ready != NULL;
+    if (ready) {
+        P("/* per kernel: the gradients from this offset on are final after it */\nstatic const size_t %s_grad_ready[%d] = {", E->gname, nk);
+        for (int k = 0; k < nk; k++) P("%s%s%zu", k ? "," : "", k % 16 ? "" : "\n    ", ready[k]);
+        P("};\n");
+    }
 
     if (nk > RUN_TABLE) {
         run_table(E, kt, kn, ki, profile);
@@ -669,6 +710,7 @@ static void emit_graph(Emit *E, KernelTable *kt, bool profile) {
         else P("    %s\n", call);
         const IrNode *t = written(n);
         P("    if (e->trace) e->trace(e->trace_user, %d, %s, %s);\n", k, ptr(t), count(t));
+        if (ready && (k == 0 || ready[k] < ready[k - 1])) P("    if (e->grads_ready) e->grads_ready(e, %d);\n", k);
         k++;
     }
     results(E);
@@ -695,12 +737,12 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     buf_puts(b, "#include \"mmrt_cpu.h\"\n");
     buf_puts(b, "#ifndef MMNET_BUILD_FLAGS\n#define MMNET_BUILD_FLAGS \"\"\n#endif\n");
     size_t scratch = 16, partial = 16, wt = 16, act = 0, fixed = 0;
-    PtrVec names = {0};
+    PtrVec names = {0}, has_grads = {0};
     KernelTable kt = {0};
     kt.prefix = ident(p->name);
     for (int gi = 0; gi < p->graphs.n; gi++) {
         const IrGraph *g = p->graphs.v[gi];
-        Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0, 0};
+        Emit E = {b, p, g, gi, ident(g->name), 0, 0, 0, 0, false};
         emit_graph(&E, &kt, o->profile);
         if (E.scratch > scratch) scratch = E.scratch;
         if (E.partial > partial) partial = E.partial;
@@ -708,6 +750,7 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
         if (g->act_floats > act) act = g->act_floats;
         if (g->fixed_floats > fixed) fixed = g->fixed_floats;
         vec_push(&names, (void *)E.gname);
+        vec_push(&has_grads, E.grads ? (void *)1 : NULL);
     }
     buf_puts(b, "\nstatic const rt_cpu_run_fn runs[] = {");
     for (int i = 0; i < names.n; i++) buf_printf(b, "%srun_%s", i ? ", " : "", (char *)names.v[i]);
@@ -720,9 +763,12 @@ static void emit(const IrProgram *p, const CgOptions *o, CgOutput *out) {
     }
     buf_puts(b, "};\nstatic const rt_kernel_info *const kernels[] = {");
     for (int i = 0; i < names.n; i++) buf_printf(b, "%s%s_kernels", i ? ", " : "", (char *)names.v[i]);
+    buf_puts(b, "};\nstatic const size_t *const grad_ready[] = {");
+    for (int i = 0; i < names.n; i++)
+        buf_printf(b, "%s%s%s", i ? ", " : "", has_grads.v[i] ? (char *)names.v[i] : "NULL", has_grads.v[i] ? "_grad_ready" : "");
     buf_puts(b, "};\n");
-    buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d};\n", act,
-               fixed, scratch, partial, wt, o->profile);
+    buf_printf(b, "static const rt_cpu_impl cpu_impl = {runs, %zu, %zu, %zu, %zu, %zu, nkernels, kernels, MMK_SIMD, %d, grad_ready};\n",
+               act, fixed, scratch, partial, wt, o->profile);
     out->scratch_floats = scratch;
     out->work_floats = partial * RT_DW_CHUNKS + wt; /* as rt_cpu.c's cpu_memory counts them */
     cg_tables(b, p, "cpu_impl", "rt_cpu_backend");

@@ -16,6 +16,7 @@ typedef struct {
     size_t partial;      /* floats per chunk */
     size_t wt;           /* floats of the largest transposed weight */
     int nk;              /* kernels emitted in this graph */
+    bool grads;          /* it has a table of when its gradients are final (grad_ready) */
 } Emit;
 
 #define P(...) buf_printf(E->b, __VA_ARGS__)

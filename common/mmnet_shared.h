@@ -125,6 +125,9 @@ enum { RT_VAR_FORWARD, RT_VAR_TRAIN, RT_VAR_REBALANCE, RT_VAR_RUBI, RT_VAR_EVAL,
     X(RUN, wait, ENUM, (.names = "passive|active", .flag = "--wait", .any_command = 1, /* RT_WAIT_* */                     \
                         .help = "how idle CPU threads wait: passive (sleep at once, the default) or active (spin a while, "  \
                                 "OpenMP's own default: far slower when other processes use the cores)"))                      \
+    X(RUN, bucket_mb, FLOAT, (.lo = 0, .hi = 1e6, .flag = "--bucket-mb", .meta = "MB", .resume = RT_RESUME_FREE,           \
+                              .help = "under mpirun: average the gradients in buckets of MB as the backward pass finishes them "  \
+                                      "(0, the default: all after it)"))                                                     \
     X(RUN, variance, FLOAT, (.key = "variance", .dflt = 0.02, .lo = 0, .hi = 1)) /* colour noise */                       \
     X(RUN, synth_train, INT, (.key = "train", RT_OPTION_DEFAULT(2048), .lo = 1, .hi = 1e7)) /* synthetic examples */      \
     X(RUN, synth_test, INT, (.key = "test", RT_OPTION_DEFAULT(512), .lo = 1, .hi = 1e7))                                  \

@@ -53,6 +53,12 @@ struct rt_exec {
     /* tracing (rt_backend.trace) */
     void (*trace)(void *user, int k, const float *out, size_t n);
     void *trace_user;
+    /* A data-parallel step's buckets (rt_cpu.c): called after kernel k
+     * wherever impl->grad_ready says more gradients became final. */
+    void (*grads_ready)(rt_exec *e, int k);
+    int run_v;               /* the variant running */
+    size_t bucket_hi;        /* the gradients from here on are being averaged */
+    float bucket_w;          /* this rank's examples: each bucket's weight before the sum */
 };
 
 typedef void (*rt_cpu_run_fn)(rt_exec *e, const rt_batch *b, const rt_hyper *h, rt_result *r);
@@ -115,6 +121,8 @@ struct rt_cpu_impl {
     const rt_kernel_info *const *kernels; /* per variant */
     const char *simd;                  /* the instruction set the kernels were compiled for */
     int profiled;                      /* built with mmc build --profile */
+    const size_t *const *grad_ready;   /* per variant, per kernel: the gradient arena is final from this offset on
+                                        * after the kernel (NULL: a variant without gradients) */
 };
 
 extern const rt_backend rt_cpu_backend;

@@ -137,14 +137,57 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
     }
 }
 
-static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
-    memset(r, 0, sizeof *r);
-    /* A rank of a data-parallel run may have no example of a (last, small)
-     * batch: it contributes nothing but takes part in the averages. */
-    if (!b || b->B > 0) e->impl->run[v](e, b, h, r); /* b NULL: a test's own tensors, set by hand */
-    else memset(e->grads, 0, sizeof(mm_real) * e->m->params_floats);
 #ifndef MMNET_F64 /* the double-precision test build runs in one process */
-    if (rt_dist && rt_dist->size > 1) rt_dist_average(b ? b->B : 0, &r->loss, e->grads, e->m->params_floats, e->states, e->m->states_floats);
+/* A data-parallel step's buckets, after kernel k of the backward pass: the
+ * gradients from grad_ready[k] on are final; once those not yet on their
+ * way make a bucket (rt_dist_bucket), they are weighted by this rank's
+ * examples and their sum across the ranks is started, while the next
+ * kernels run. The decisions depend on the table alone, so every rank
+ * starts the same sums in the same order. */
+static void grads_ready(rt_exec *e, int k) {
+    const size_t lo = e->impl->grad_ready[e->run_v][k];
+    if (e->bucket_hi <= lo || e->bucket_hi - lo < rt_dist_bucket) {
+        rt_dist->poll();
+        return;
+    }
+    double t0 = rt_now();
+    mm_real *g = e->grads + lo;
+    const size_t n = e->bucket_hi - lo;
+    for (size_t i = 0; i < n; i++) g[i] *= e->bucket_w;
+    rt_dist->start_sum_f(g, n);
+    rt_dist_buckets++;
+    e->bucket_hi = lo;
+    rt_dist_seconds += rt_now() - t0;
+}
+#endif
+
+static void cpu_train(rt_exec *e, int v, const rt_batch *b, const rt_hyper *h, rt_result *r) {
+    const rt_model *m = e->m;
+    memset(r, 0, sizeof *r);
+    bool buckets = false;
+#ifndef MMNET_F64
+    buckets = rt_dist && rt_dist->size > 1 && rt_dist_bucket > 0 && b && e->impl->grad_ready && e->impl->grad_ready[v];
+    if (buckets) {
+        e->run_v = v;
+        e->bucket_hi = m->params_floats;
+        e->bucket_w = (float)b->B;
+        e->grads_ready = grads_ready;
+    }
+#endif
+    /* A rank of a data-parallel run may have no example of a (last, small)
+     * batch: it contributes nothing but takes part in the averages (and
+     * starts the buckets the others start). */
+    if (!b || b->B > 0) e->impl->run[v](e, b, h, r); /* b NULL: a test's own tensors, set by hand */
+    else {
+        memset(e->grads, 0, sizeof(mm_real) * m->params_floats);
+        for (int k = 0; buckets && k < e->impl->nkernels[v]; k++) e->grads_ready(e, k);
+    }
+    e->grads_ready = NULL;
+#ifndef MMNET_F64
+    if (buckets) rt_dist_average_rest(b->B, e->bucket_hi, &r->loss, e->grads, m->params_floats, e->states, m->states_floats);
+    else if (rt_dist && rt_dist->size > 1) rt_dist_average(b ? b->B : 0, &r->loss, e->grads, m->params_floats, e->states, m->states_floats);
+#else
+    (void)buckets;
 #endif
     /* A policy's gradient modulation (OGM-GE, AGM, MMPareto), between
      * backward and update, on the gradients averaged over the ranks. */

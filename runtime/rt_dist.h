@@ -28,6 +28,13 @@ typedef struct {
     void (*sum_d)(double *buf, size_t n);
     void (*bcast)(void *buf, size_t bytes, int root);
     void (*barrier)(void);
+    /* A sum in place started now and finished by finish_sums (every rank
+     * starts the same sums in the same order): the gradient buckets of a
+     * step, averaged while the backward pass goes on. poll lets the
+     * transfers progress between kernels. */
+    void (*start_sum_f)(float *buf, size_t n);
+    void (*poll)(void);
+    void (*finish_sums)(void);
     /* Stop every rank of the run with status `code` (the message is
      * already printed): an error on one rank must not leave the others
      * waiting in a collective. */
@@ -68,8 +75,22 @@ static inline void rt_shard(int Bg, int r, int n, int *lo, int *hi) {
  * each rank weighted by its share B / sum(B). Returns the global batch's
  * size. */
 int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *states, size_t nstates);
+/* The same, after a step whose gradients [hi, ngrads) were already sent
+ * in buckets, each weighted by B (rt_cpu.c): [0, hi) and the state are
+ * weighted and sent likewise, every sum waited for, and the whole divided
+ * by the global batch's size. */
+int rt_dist_average_rest(int B, size_t hi, double *loss, float *grads, size_t ngrads, float *states, size_t nstates);
 /* Seconds spent in rt_dist_average so far (waits for slower ranks included). */
 extern double rt_dist_seconds;
+/* The gradient buckets (--bucket-mb, in floats): the CPU back end starts
+ * averaging the gradients from the end of the arena in buckets of at
+ * least this size as soon as the backward pass has finished them (the
+ * last layers' first, as PyTorch's DDP does), and averages the rest after
+ * it; 0 (the default): all of them after it, in one blocking all-reduce,
+ * which is faster on one machine's shared memory (bench/RESULTS.md). */
+extern size_t rt_dist_bucket;
+/* Buckets sent during backward passes so far (metrics.jsonl: allreduce_buckets). */
+extern long rt_dist_buckets;
 
 /* rt_mpi.c: MPI_Init, rt_dist set, MPI_Finalize at exit. */
 void rt_mpi_start(int *argc, char ***argv);

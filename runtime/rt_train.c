@@ -55,6 +55,7 @@ typedef struct {
     double data_wait;              /* of which waiting for the loader's batches */
     double data_cpu;               /* CPU time the loader spent on the epoch's examples */
     double allreduce;              /* of train_time, in the ranks' averaging (rank 0's) */
+    long buckets;                  /* gradient buckets sent during the backward passes */
     double t0;                     /* when the epoch began */
 } EpochStats;
 
@@ -305,6 +306,7 @@ static void start(Trainer *T, Loop *L) {
     const rt_model *m = T->m;
     const rt_config *cfg = &T->cfg;
     if (cfg->policy == RT_POLICY_GBLEND) gblend_setup(T);
+    rt_dist_bucket = (size_t)(cfg->bucket_mb * (1 << 20) / sizeof(float));
     T->e = T->be->create(m, T->batch);
     T->be->write(T->e, RT_ARENA_PARAMS, T->params);
     T->be->write(T->e, RT_ARENA_MOMENTUM, T->mom);
@@ -715,6 +717,7 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
     /* The augmentation's draws depend on the seed and the epoch only, so a
      * resumed run makes the same ones. */
     double t_loop = rt_now(), c_data = rt_loader_cpu_s(T->loader), t_ar = rt_dist_seconds;
+    long nb = rt_dist_buckets;
     rt_pass_shard(T, RT_SPLIT_TRAIN, perm, n, true, cfg->seed ^ (0x6175676dULL + (uint64_t)ep * 0x9E3779B97F4A7C15ULL));
     double t_wait = rt_now() - t_loop;
     for (int s = 0; s < L->steps_per_epoch; s++) {
@@ -748,7 +751,8 @@ static EpochStats train_epoch(Trainer *T, Loop *L) {
         right = (long)t[0], c_data = t[1];
     }
     if (L->tty && rt_is_root()) fputc('\n', stderr);
-    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, rt_dist_seconds - t_ar, t_epoch};
+    return (EpochStats){loss_sum / seen, (double)right / seen, seen, t_train, t_loop, t_wait, c_data, rt_dist_seconds - t_ar,
+                        rt_dist_buckets - nb, t_epoch};
 }
 
 /* Best validation accuracy: keep its test accuracy (its weights are kept
@@ -814,6 +818,7 @@ static void log_epoch(Trainer *T, const Loop *L, const EpochStats *st, const Sco
     cJSON_AddNumberToObject(j, "data_wait_s", st->data_wait);
     cJSON_AddNumberToObject(j, "data_cpu_s", st->data_cpu);
     if (rt_nranks() > 1) cJSON_AddNumberToObject(j, "allreduce_s", st->allreduce);
+    if (rt_nranks() > 1) cJSON_AddNumberToObject(j, "allreduce_buckets", (double)st->buckets);
     cJSON_AddNumberToObject(j, "epoch_time_s", rt_now() - st->t0);
     char *line = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -45,6 +45,27 @@ int rt_dist_average(int B, double *loss, float *grads, size_t ngrads, float *sta
     return (int)t[1];
 }
 
+size_t rt_dist_bucket;
+long rt_dist_buckets;
+
+int rt_dist_average_rest(int B, size_t hi, double *loss, float *grads, size_t ngrads, float *states, size_t nstates) {
+    double t0 = rt_now();
+    double t[2] = {B > 0 ? *loss * B : 0.0, (double)B};
+    const float w = (float)B;
+    for (size_t i = 0; i < hi; i++) grads[i] *= w;
+    for (size_t i = 0; i < nstates; i++) states[i] *= w;
+    if (hi) rt_dist->start_sum_f(grads, hi);
+    if (nstates) rt_dist->start_sum_f(states, nstates);
+    rt_dist->sum_d(t, 2);
+    rt_dist->finish_sums();
+    const float inv = (float)(1.0 / t[1]);
+    for (size_t i = 0; i < ngrads; i++) grads[i] *= inv;
+    for (size_t i = 0; i < nstates; i++) states[i] *= inv;
+    *loss = t[0] / t[1];
+    rt_dist_seconds += rt_now() - t0;
+    return (int)t[1];
+}
+
 void rt_warn(const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "%s: warning: ", rt_prog);

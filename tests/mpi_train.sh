@@ -9,6 +9,7 @@
 #    float32 (a few 1e-8 relative per step; these runs stay below 3e-7);
 #  - batches that N does not divide, a last batch smaller than N (empty
 #    shards), the arrays reader with worker threads;
+#  - gradients averaged in buckets during the backward pass, or after it;
 #  - the all-reduce is used: rank 1 reading other data changes the
 #    parameters rank 0 writes;
 #  - --resume with another number of ranks continues the same run;
@@ -105,6 +106,20 @@ RUN="train --quiet --threads 1 --workers 2 --data $W/d1"   # 85 train (113 - 28 
 "$W/mp" $RUN --out "$W/arr.1" > /dev/null 2>&1 || bad "arrays: one process"
 mpi 3 "$W/mp" $RUN --out "$W/arr.3" > /dev/null 2> "$W/arr.3.err" || { bad "arrays: 3 ranks"; cat "$W/arr.3.err"; }
 say "arrays, 3 ranks: $(close "$W/arr.1" "$W/arr.3" "arrays: 3 ranks differ from one process")"
+# Gradients averaged in buckets while the backward pass goes on (--bucket-mb,
+# here a few hundred bytes, so a step sends several; two ranks have empty
+# shards in the last batch and send the same buckets of zeros): the same
+# run; --bucket-mb 0 sends none before the backward pass ends.
+mpi 3 "$W/mp" $RUN --bucket-mb 0.0002 --out "$W/arr_bk.3" > /dev/null 2> "$W/arr_bk.3.err" || { bad "arrays, buckets: 3 ranks"; cat "$W/arr_bk.3.err"; }
+say "arrays, buckets of 52 floats, 3 ranks: $(close "$W/arr.1" "$W/arr_bk.3" "arrays, buckets: 3 ranks differ from one process")"
+mpi 2 "$W/mp" $RUN --bucket-mb 0 --out "$W/arr_bk0.2" > /dev/null 2> "$W/arr_bk0.2.err" || { bad "arrays, no buckets: 2 ranks"; cat "$W/arr_bk0.2.err"; }
+say "arrays, no buckets, 2 ranks: $(close "$W/arr.1" "$W/arr_bk0.2" "arrays, no buckets: 2 ranks differ from one process")"
+python3 - "$W/arr_bk.3/metrics.jsonl" "$W/arr_bk0.2/metrics.jsonl" <<'PY' || bad "allreduce_buckets: buckets were not sent during the backward pass, or were with --bucket-mb 0"
+import json, sys
+a, b = ([json.loads(l) for l in open(f)] for f in sys.argv[1:])
+assert all(e["allreduce_buckets"] >= 7 for e in a), [e["allreduce_buckets"] for e in a]   # 7 steps an epoch, several each
+assert all(e["allreduce_buckets"] == 0 for e in b), [e["allreduce_buckets"] for e in b]
+PY
 # AGM with two empty shards in the last batch: those ranks add nothing to the scores' sums.
 "$W/mp" $RUN --epochs 1 --policy agm --out "$W/arr_agm.1" > /dev/null 2>&1 || bad "arrays, agm: one process"
 mpi 3 "$W/mp" $RUN --epochs 1 --policy agm --out "$W/arr_agm.3" > /dev/null 2> "$W/arr_agm.3.err" || { bad "arrays, agm: 3 ranks"; cat "$W/arr_agm.3.err"; }
