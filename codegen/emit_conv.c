@@ -352,6 +352,69 @@ static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
     P("                      YC - c0 < 16 ? YC - c0 : 16, 1, NULL, 0);\n");
 }
 
+/* Winograd F(2x2, 3x3) (runtime/mmrt_cpu_wino.h): a 3x3 stride-1 2-D
+ * convolution of in into out, both with at least 16 channels and 8 x 8
+ * outputs, padded by at most 2 (so that its input gradient, padded by 2 - p,
+ * is one too): 2.25x fewer multiplications than the direct convolution.
+ * bench/resnet.sh and bench/run.sh measured where it pays (bench/RESULTS.md). */
+static bool wino_conv(const IrAttr *a, const IrNode *in, const IrNode *out) {
+    return a->nsp == 2 && a->k[1] == 3 && a->k[2] == 3 && a->s[1] == 1 && a->s[2] == 1 && a->p[1] == a->p[2] && a->p[1] <= 2 &&
+           ir_channels(in) >= 16 && ir_channels(out) >= 16 && out->shape[2] >= 8 && out->shape[3] >= 8 && ir_channels(in) <= 4096;
+}
+
+/* out = the convolution of in (padded by pad) with the weights w (x1: [K][C]
+ * 3x3, or flipped for an input gradient), + bias, ReLU, then n's other
+ * epilogues. wino_plan: a task is R tile rows, R (TW + 1) stripe columns:
+ * the GEMMs' width, at most 128 (or one tile row), filling their blocks of
+ * 32 columns best (bench/wino.c on a Zen 4: 1.2-1.5x faster than 64 or 96
+ * columns that leave a block part empty); the scratch it needs per thread
+ * (runtime/mmrt_cpu_wino.h). */
+static int wino_plan(Emit *E, int c, int k, int w, int pad, bool dw, int *ld) {
+    int cols = (w + 2 * pad - 1) / 2 + 1, r = 1; /* stripe columns per tile row: TW + 1 */
+    for (int t = 2; t * cols <= 128; t++) {
+        double ft = t * cols / (32.0 * ((t * cols + 31) / 32)), fr = r * cols / (32.0 * ((r * cols + 31) / 32));
+        if (ft >= fr) r = t;
+    }
+    *ld = (r * cols + 15) / 16 * 16 + 32;
+    size_t need = (size_t)16 * (c + k) * *ld + 8 * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
+    if (need > E->scratch) E->scratch = need;
+    return r;
+}
+
+static void wino_body(Emit *E, const IrNode *n, const IrNode *in, int pad, bool flip, const char *bias, bool relu) {
+    int c = ir_channels(in), k = ir_channels(n), h = in->shape[2], w = in->shape[3], ld, r = wino_plan(E, c, k, w, pad, false, &ld);
+    if ((size_t)16 * c * k > E->wt) E->wt = (size_t)16 * c * k;
+    P("    mmk_wino_weights(e->wt, x1, %d, %d, %d);  /* U = G g G^T */\n", k, c, flip);
+    P("    mmk_wino_conv(B, %d, %d, %d, %d, %d, x0, e->wt, %s, %d, y, %d, %d, e->scratch, e->impl->scratch_floats);\n", c, k, h, w, pad,
+      bias, relu, r, ld);
+    if (n->nepi && !relu) {
+        P("    #pragma omp parallel for schedule(static)\n");
+        P("    for (size_t i = 0; i < (size_t)B * %zu; i++) {\n        mm_real v = y[i];\n", ir_numel(n));
+        cg_c_epilogue(E, n, "        ", "i");
+        P("        y[i] = v;\n    }\n");
+    }
+}
+
+/* Its weight gradient by Winograd too, on maps of at least 1024 outputs:
+ * there its GEMMs sum over long runs of tiles. On smaller maps a chunk of
+ * the batch holds few tiles, and each GEMM reads and writes the whole dU
+ * (16 K C floats) for a short sum: ResNet-18's 28 x 28 layers gained
+ * nothing at batch 8, its 14 x 14 ones ran 3x slower, cgmnist's 14 x 14
+ * gained nothing (bench/RESULTS.md). */
+static bool wino_dw(const IrNode *dy) { return (size_t)dy->shape[2] * dy->shape[3] >= 1024; }
+
+/* The weight gradient of a convolution wino_conv takes (n: dW, dy: dY, xin:
+ * its input): dU per chunk of tile rows (e->partial), then dW = G^T dU G. */
+static void wino_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNode *dy) {
+    int c = ir_channels(xin), k = ir_channels(dy), ld, r = wino_plan(E, c, k, xin->shape[3], n->a.p[1], true, &ld);
+    if ((size_t)16 * c * k > E->partial) E->partial = (size_t)16 * c * k;
+    int th = (dy->shape[2] + 1) / 2;
+    P("    const int nch = B * %d < RT_DW_CHUNKS ? B * %d : RT_DW_CHUNKS;  /* chunks of the B x TH tile rows */\n", th, th);
+    P("    mmk_wino_dw(B, %d, %d, %d, %d, %d, x1, x0, e->partial, e->impl->partial_floats, nch, %d, %d, e->scratch, e->impl->scratch_floats);\n", c,
+      k, xin->shape[2], xin->shape[3], n->a.p[1], r, ld);
+    P("    mmk_wino_dw_reduce(y, e->partial, e->impl->partial_floats, nch, %d, %d);\n", k, c);
+}
+
 /* W'[ci][co][t] = W[co][ci][T-1-t] into e->wt: the weights of an input
  * gradient computed as a convolution of dY (n: the input gradient). */
 static void flip_weights(Emit *E, const IrNode *n, const IrNode *dy) {
@@ -650,7 +713,7 @@ static void pointwise3d_body(Emit *E, const IrNode *n, bool dx) {
 
 /* The kernel of a convolution, of its input gradient or of its weight
  * gradient. */
-void cg_c_conv(Emit *E, const IrNode *n) {
+static void conv_kernel(Emit *E, const IrNode *n, bool wino) {
     const IrNode *x = n->src[0];
     switch (n->op) {
     case OP_CONV: {
@@ -661,6 +724,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
         const int p3[3] = {n->a.p[0], n->a.p[1], n->a.p[2]}, s3[3] = {n->a.s[0], n->a.s[1], n->a.s[2]};
         if (!n->pool && vol_conv(&n->a, x, n, p3, s3, true)) {
             vol_conv_body(E, n, x, p3, s3, "x1", n->a.bias ? "x2" : "NULL", relu);
+            break;
+        }
+        if (wino && !n->pool && wino_conv(&n->a, x, n)) {
+            wino_body(E, n, x, n->a.p[1], false, n->a.bias ? "x2" : "NULL", relu);
             break;
         }
         /* With a pooling folded in (passes/fuse.c checked the planes fit), always
@@ -697,6 +764,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
         /* dX = col2im(W^T . dY), a panel of whole examples per task (so no
          * two tasks add into the same input). n has x's shape; dy = src 0. */
         const IrNode *dy = n->src[0];
+        if (wino && wino_conv(&n->a, dy, n)) {
+            wino_body(E, n, dy, 2 - n->a.p[1], true, "NULL", false);
+            break;
+        }
         if (implicit_conv(&n->a, dy, n, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, false)) {
             flip_weights(E, n, dy);
             implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
@@ -765,6 +836,10 @@ void cg_c_conv(Emit *E, const IrNode *n) {
             vol_dw_body(E, n, xin, dy);
             break;
         }
+        if (wino && wino_conv(&n->a, xin, dy) && wino_dw(dy)) {
+            wino_dw_body(E, n, xin, dy);
+            break;
+        }
         if (implicit_conv(&n->a, xin, dy, n->a.p[1], n->a.p[2], 1, true) && dw_by_rows(n, dy)) {
             dw_rows_body(E, n, xin, dy);
             break;
@@ -818,4 +893,22 @@ void cg_c_conv(Emit *E, const IrNode *n) {
     }
     default: mm_assert(!"not a convolution");
     }
+}
+
+/* Where Winograd applies (wino_conv), both forms, chosen when the kernel
+ * is compiled: MMK_WINO (runtime/mmrt_cpu_wino.h) holds for AVX-512 builds,
+ * where it measured faster, and double precision (the gradient checks). */
+void cg_c_conv(Emit *E, const IrNode *n) {
+    const IrNode *a = n->op == OP_CONV_DW ? n->src[1] : n->src[0]; /* what the convolution reads, and writes */
+    const IrNode *b = n->op == OP_CONV_DW ? n->src[0] : n;
+    bool w = wino_conv(&n->a, a, b) && (n->op != OP_CONV || !n->pool) && (n->op != OP_CONV_DW || wino_dw(b));
+    if (!w) {
+        conv_kernel(E, n, false);
+        return;
+    }
+    P("#if MMK_WINO\n");
+    conv_kernel(E, n, true);
+    P("#else\n");
+    conv_kernel(E, n, false);
+    P("#endif\n");
 }

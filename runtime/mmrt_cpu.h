@@ -373,6 +373,7 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
 
 /* ---- GEMM: the micro-kernels and their drivers --------------------------- */
 #include "mmrt_cpu_gemm.h"
+#include "mmrt_cpu_wino.h"
 
 /* Dot product with independent partial sums (vectorises without -ffast-math). */
 static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict b, int n) {

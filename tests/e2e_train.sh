@@ -23,8 +23,11 @@ fi
 "$MMC" build "$ROOT/examples/cgmnist.mmnet" -o "$W/cg" || { bad "mmc build cgmnist"; exit 1; }
 
 # 1. A short real run of the uni-modal net: loss falls, accuracy far above chance.
+# Four epochs: after three the net is still in its steepest descent, where
+# its test accuracy moves by 0.06 with the last bits of the kernels'
+# rounding and 0.43-0.60 with the seed; after four it is 0.59-0.62.
 COMMON="--data $DATA --limit-train 3000 --limit-test 1000 --val 1000 --batch 32 --lr 0.05 --quiet"
-"$W/gray" train $COMMON --epochs 3 --out "$W/gray_run" > "$W/gray.out" 2> "$W/gray.err" || { bad "gray train"; cat "$W/gray.err"; }
+"$W/gray" train $COMMON --epochs 4 --out "$W/gray_run" > "$W/gray.out" 2> "$W/gray.err" || { bad "gray train"; cat "$W/gray.err"; }
 for f in metrics.jsonl steps.csv summary.json best.ckpt last.ckpt; do
     [ -s "$W/gray_run/$f" ] || bad "gray run has no $f"
 done

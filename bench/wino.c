@@ -1,0 +1,88 @@
+/* wino.c — the Winograd F(2x2, 3x3) convolution (runtime/mmrt_cpu_wino.h)
+ * alone on one thread, against the direct convolution's GEMM on the same
+ * shape measured in the same run: W[K][9C] . COL[9C][positions] with the
+ * unrolled input packed once (what the direct kernels reach at best, the
+ * unrolling left out). Checks 200 outputs against a plain loop in double,
+ * then prints both times and their ratio for the shapes of cgmnist's and
+ * ResNet-18's stride-1 3x3 layers, or one given on the command line:
+ *
+ *   clang -O3 -march=native -fopenmp -Iruntime -Icommon bench/wino.c build/libmmrt.a -lz -lcjson -lm -o wino
+ *   ./wino                      # the built-in shapes
+ *   ./wino B C K H [R]          # batch, in and out channels, map size (padding 1), tile rows per task
+ *
+ * R defaults to what codegen/emit_conv.c's wino_body picks. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mmrt_cpu.h"
+
+static double now(void) { return omp_get_wtime(); }
+
+static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
+
+/* wino_body's choice: stripe columns per task at most 128, filling blocks of 32 best. */
+static int pick_r(int cols) {
+    int r = 1;
+    for (int t = 2; t * cols <= 128; t++) {
+        double ft = t * cols / (32.0 * ((t * cols + 31) / 32)), fr = r * cols / (32.0 * ((r * cols + 31) / 32));
+        if (ft >= fr) r = t;
+    }
+    return r;
+}
+
+static void run(int B, int C, int K, int H, int R) {
+    const int P = 1, W = H, HO = H, WO = W, TW = (WO + 1) / 2;
+    if (R <= 0) R = pick_r(TW + 1);
+    const int LD = (R * (TW + 1) + 15) / 16 * 16 + 32;
+    const size_t sf = (size_t)16 * (C + K) * LD + 8 * ((size_t)R * (TW + 1) + 32) + 512;
+    float *x = rt_alloc(sizeof(float) * C * B * H * W), *w = rt_alloc(sizeof(float) * K * C * 9);
+    float *y = rt_alloc(sizeof(float) * K * B * HO * WO), *U = rt_alloc(sizeof(float) * 16 * K * C);
+    float *s = rt_alloc(sizeof(float) * sf * omp_get_max_threads());
+    for (size_t i = 0; i < (size_t)C * B * H * W; i++) x[i] = frand();
+    for (size_t i = 0; i < (size_t)K * C * 9; i++) w[i] = frand();
+    mmk_wino_weights(U, w, K, C, 0);
+    mmk_wino_conv(B, C, K, H, W, P, x, U, NULL, 0, y, R, LD, s, sf);
+    double maxe = 0, maxr = 0;
+    for (int t = 0; t < 200; t++) {
+        int k = rand() % K, n = rand() % B, h = rand() % HO, ww = rand() % WO;
+        double r = 0;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    int hh = h + i - P, wc = ww + j - P;
+                    if (hh >= 0 && hh < H && wc >= 0 && wc < W)
+                        r += (double)x[((size_t)c * B + n) * H * W + hh * W + wc] * w[((size_t)k * C + c) * 9 + i * 3 + j];
+                }
+        double e = fabs(r - y[((size_t)k * B + n) * HO * WO + h * WO + ww]);
+        if (e > maxe) maxe = e;
+        if (fabs(r) > maxr) maxr = fabs(r);
+    }
+    int reps = 1 + (int)(2e9 / (2.0 * B * HO * WO * K * C * 9));
+    double t0 = now();
+    for (int r = 0; r < reps; r++) mmk_wino_conv(B, C, K, H, W, P, x, U, NULL, 0, y, R, LD, s, sf);
+    const double tw = (now() - t0) / reps;
+    /* The direct convolution's GEMM on panels of 256 positions, packed once. */
+    const int KK = 9 * C, NB = 256, NP = B * HO * WO;
+    float *pan = rt_alloc(sizeof(float) * KK * NB), *out = rt_alloc(sizeof(float) * K * NB);
+    for (size_t i = 0; i < (size_t)KK * NB; i++) pan[i] = frand();
+    t0 = now();
+    for (int r = 0; r < reps; r++)
+        for (int j0 = 0; j0 < NP; j0 += NB) mmk_gemm(K, NP - j0 < NB ? NP - j0 : NB, KK, w, KK, pan, out, NB, NULL, 0, 0);
+    const double td = (now() - t0) / reps, fl = 2.0 * B * HO * WO * K * C * 9;
+    printf("%4d %4d %4d %3d %3d  %9.3f %9.3f  %7.1f %7.1f  %6.2fx  %.1e\n", B, C, K, H, R, td * 1e3, tw * 1e3, fl / td / 1e9, fl / tw / 1e9,
+           td / tw, maxe / (maxr > 0 ? maxr : 1));
+    free(x), free(w), free(y), free(U), free(s), free(pan), free(out);
+}
+
+int main(int argc, char **argv) {
+    omp_set_num_threads(1);
+    printf("one thread, SIMD %s; GFLOP/s count the direct convolution's 18 C K flops per output\n", MMK_SIMD);
+    printf("   B    C    K   H   R  direct ms  wino ms  direct GF   wino GF  speedup  max err/max|y|\n");
+    if (argc >= 5) {
+        run(atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
+        return 0;
+    }
+    const int shapes[][4] = {{128, 32, 32, 14}, {8, 64, 64, 56}, {8, 128, 128, 28}, {8, 256, 256, 14}, {32, 64, 64, 56}, {8, 512, 512, 7}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 0);
+    return 0;
+}
