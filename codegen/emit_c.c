@@ -127,10 +127,16 @@ static void pool_kernel(Emit *E, const IrNode *n) {
     if (rec) /* the argmaxes follow the values: [B*C][DO*HO*WO] int32 */
         P("        int32_t *ix = (int32_t *)(y + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
     int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
-    bool planar = n->a.nsp == 2 && (size_t)hi * ((wo + 15) / 16 * 16) * 8 <= 65536;  /* its passes' stack */
-    if (mx && !bwd && planar) {
+    size_t ho = out->shape[n->a.nsp == 3 ? 3 : 2], stack = (size_t)hi * ((wo + 15) / 16 * 16) * 8;
+    if (n->a.nsp == 3) stack += (size_t)(n->a.k[0] + 1) * ho * wo * 8;
+    /* its passes' stack; in 3-D, planes of at least 8 columns (on smaller ones the 16 lanes idle and the general loop was faster) */
+    bool planar = n->a.nsp == 2 ? stack <= 65536 : stack <= 131072 && wo >= 4;
+    if (mx && !bwd && planar && n->a.nsp == 2) {
         /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */
         P("        mmk_maxpool2d(xs, WI, ys, %s, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);\n", rec ? "ix" : "NULL");
+    } else if (mx && !bwd && planar) {
+        /* 3-D: those passes on each input slice, merged along the depth. */
+        P("        mmk_maxpool3d(xs, ys, %s, DI, HI, WI, DO, HO, WO, KD, KH, KW, SD, SH, SW, PD, PH, PW);\n", rec ? "ix" : "NULL");
     } else if (bwd && mx) {
         P("        const int32_t *ix = (const int32_t *)(x1 + (size_t)B * CO * DO * HO * WO) + (size_t)nc * DO * HO * WO;\n");
         if (pooled_mask) {

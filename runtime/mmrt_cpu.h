@@ -504,6 +504,48 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
 #endif
 }
 
+/* 3-D max pooling of one (example, channel) volume: for each output slice,
+ * the 2-D poolings (mmk_maxpool2d) of the input slices its window covers,
+ * merged in depth order with `>`. Each pass keeps the first maximum in its
+ * order, so the result is the window's first maximum in (d, h, w) order,
+ * the one the general loop and the CUDA kernel record; a window without one
+ * (all NaN) gives NaN and index -1. ix (NULL in evaluation) receives indices
+ * in the volume, (d * HI + h) * WI + w. A ring of KD pooled slices (slice d
+ * in slot d % KD) pools each input slice once. The stack holds
+ * mmk_maxpool2d's passes and KD + 1 pairs of HO x WO planes. */
+__attribute__((always_inline)) static inline void mmk_maxpool3d(const mm_real *restrict xs, mm_real *restrict ys, int32_t *restrict ix,
+                                                                int DI, int HI, int WI, int DO, int HO, int WO, int KD, int KH, int KW,
+                                                                int SD, int SH, int SW, int PD, int PH, int PW) {
+    const int NO = HO * WO;
+    mm_real rm[KD * NO], am[NO];
+    int32_t ra[KD * NO], aa[NO], tag[KD];
+    for (int k = 0; k < KD; k++) tag[k] = -1;
+    for (int od = 0; od < DO; od++) {
+        for (int o = 0; o < NO; o++) am[o] = -INFINITY, aa[o] = -1;
+        for (int kd = 0; kd < KD; kd++) {
+            const int d = od * SD - PD + kd;
+            if (d < 0 || d >= DI) continue;
+            mm_real *sm = rm + (size_t)(d % KD) * NO;
+            int32_t *sa = ra + (size_t)(d % KD) * NO;
+            if (tag[d % KD] != d) {
+                mmk_maxpool2d(xs + (size_t)d * HI * WI, WI, sm, sa, HI, WI, HO, WO, KH, KW, SH, SW, PH, PW);
+                const int32_t base = d * HI * WI;
+                for (int o = 0; o < NO; o++) sa[o] += sa[o] >= 0 ? base : 0;
+                tag[d % KD] = d;
+            }
+            for (int o = 0; o < NO; o++) {
+                const int gt = sm[o] > am[o]; /* false for NaN: a slice's window without a maximum */
+                am[o] = gt ? sm[o] : am[o];
+                aa[o] = gt ? sa[o] : aa[o];
+            }
+        }
+        mm_real *y = ys + (size_t)od * NO;
+        for (int o = 0; o < NO; o++) y[o] = aa[o] >= 0 ? am[o] : (mm_real)NAN;
+        if (ix)
+            for (int o = 0; o < NO; o++) ix[(size_t)od * NO + o] = aa[o];
+    }
+}
+
 /* 2-D max pooling of a convolution's output held transposed, positions x
  * channels (x[p * ldx + c], p = h * WI + w, as mmk_gemm_gather leaves it),
  * before its bias and ReLU: those are monotonic, so they are applied to the

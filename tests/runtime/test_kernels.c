@@ -6,7 +6,8 @@
  * column counts that are not multiples of 32; 2-D max pooling (mmk_maxpool2d) for
  * strides 1, 2 and 3, padding, odd sizes, ties and all-NaN windows, values
  * and argmax indices exactly, also from rows further apart than the width
- * (a convolution's padded rows, read in place), and of a map held
+ * (a convolution's padded rows, read in place), 3-D max pooling
+ * (mmk_maxpool3d) the same way, and of a map held
  * transposed before its bias and ReLU (mmk_maxpool_t16); the few-output-channel
  * convolution (mmk_conv_thin) for 1-3 channels, odd heights and widths
  * across 16 and 32; the block transpose (mmk_tr16) and the transposed
@@ -214,7 +215,65 @@ static void pool_t_case(int C, int HI, int WI, int KH, int KW, int SH, int SW, i
     free(x), free(bias), free(plane), free(yt), free(yr), free(it), free(ir), free(itr);
 }
 
+/* 3-D max pooling (mmk_maxpool3d) against the first maximum of each clipped
+ * window in (d, h, w) order: values and volume indices exactly, with ties
+ * across slices, ReLU zeros and a window of NaN. */
+static void pool3_ref(const float *x, float *y, int32_t *ix, int DI, int HI, int WI, int DO, int HO, int WO, int KD, int KH, int KW,
+                      int SD, int SH, int SW, int PD, int PH, int PW) {
+    for (int od = 0; od < DO; od++)
+        for (int oh = 0; oh < HO; oh++)
+            for (int ow = 0; ow < WO; ow++) {
+                float m = -INFINITY;
+                int at = -1;
+                for (int kd = 0; kd < KD; kd++)
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int id = od * SD - PD + kd, ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+                            if (id < 0 || id >= DI || ih < 0 || ih >= HI || iw < 0 || iw >= WI) continue;
+                            const int i = (id * HI + ih) * WI + iw;
+                            if (x[i] > m) m = x[i], at = i;
+                        }
+                const int o = (od * HO + oh) * WO + ow;
+                y[o] = at >= 0 ? m : NAN;
+                ix[o] = at;
+            }
+}
+
+__attribute__((noinline)) static void pool3_run(const float *x, float *y, int32_t *ix, const int *d) {
+    mmk_maxpool3d(x, y, ix, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]);
+}
+
+static void pool3_case(int DI, int HI, int WI, int KD, int KH, int KW, int SD, int SH, int SW, int PD, int PH, int PW) {
+    const int DO = (DI + 2 * PD - KD) / SD + 1, HO = (HI + 2 * PH - KH) / SH + 1, WO = (WI + 2 * PW - KW) / SW + 1, ni = DI * HI * WI,
+              no = DO * HO * WO;
+    const int d[15] = {DI, HI, WI, DO, HO, WO, KD, KH, KW, SD, SH, SW, PD, PH, PW};
+    float *x = malloc(sizeof(float) * ni), *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no), *y2 = malloc(sizeof(float) * no);
+    int32_t *ix = malloc(sizeof(int32_t) * no), *ixr = malloc(sizeof(int32_t) * no);
+    for (int t = 0; t < 3; t++) { /* random values; small integers (ties across slices); ReLU outputs with a window of NaN */
+        for (int i = 0; i < ni; i++) x[i] = t == 1 ? (float)(rand() % 3) : t == 2 ? fmaxf(rnd(), 0) : rnd();
+        if (t == 2)
+            for (int dd = 0; dd < KD && dd < DI; dd++)
+                for (int h = 0; h < KH && h < HI; h++)
+                    for (int w = 0; w < KW && w < WI; w++) x[(dd * HI + h) * WI + w] = NAN;
+        pool3_run(x, y, ix, d);
+        pool3_ref(x, yr, ixr, DI, HI, WI, DO, HO, WO, KD, KH, KW, SD, SH, SW, PD, PH, PW);
+        for (int o = 0; o < no; o++)
+            CHECK(ix[o] == ixr[o] && (memcmp(&y[o], &yr[o], 4) == 0 || (isnan(y[o]) && isnan(yr[o]))),
+                  "maxpool3d %dx%dx%d k%dx%dx%d s%dx%dx%d p%dx%dx%d, data %d, output %d: %g at %d, expected %g at %d", DI, HI, WI, KD, KH,
+                  KW, SD, SH, SW, PD, PH, PW, t, o, y[o], ix[o], yr[o], ixr[o]);
+        pool3_run(x, y2, NULL, d);
+        CHECK(memcmp(y, y2, sizeof(float) * no) == 0, "maxpool3d without indices differs");
+    }
+    free(x), free(y), free(yr), free(y2), free(ix), free(ixr);
+}
+
 static void test_maxpool(void) {
+    pool3_case(8, 28, 28, 3, 3, 3, 1, 1, 1, 1, 1, 1); /* I3D's inception pooling */
+    pool3_case(8, 28, 28, 3, 3, 3, 2, 2, 2, 1, 1, 1);
+    pool3_case(8, 56, 56, 1, 3, 3, 1, 2, 2, 0, 1, 1);
+    pool3_case(4, 7, 7, 2, 2, 2, 2, 2, 2, 0, 0, 0);
+    pool3_case(5, 9, 11, 3, 2, 3, 3, 1, 2, 1, 0, 1);
+    pool3_case(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0);
     for (int relu = 0; relu < 2; relu++) {
         pool_t_case(32, 28, 28, 3, 3, 2, 2, 1, 1, relu);
         pool_t_case(20, 9, 7, 2, 2, 2, 2, 0, 0, relu);
