@@ -77,7 +77,6 @@ static void implicit_pad(Emit *E, const char *src, int sh, int sw, const char *i
     implicit_pad_cs(E, src, sh, sw, indent, "PL");
 }
 
-/* Y = conv(in), read from the padded planes. */
 /* Computed transposed when that wastes less: Y^T[p][co] = sum_k X[p][k]
  * W^T[k][co] with the output positions p as GEMM rows gathered from the
  * planes (mmk_gemm_gather), so no padded column is computed; the columns
@@ -94,6 +93,43 @@ static void pool_consts(Emit *E, const IrNode *m) {
       m->a.k[1], m->a.k[2], m->a.s[1], m->a.s[2], m->a.p[1], m->a.p[2], m->shape[2], m->shape[3], m->id);
 }
 
+/* W'[ci][co][t] = W[co][ci][T-1-t] into e->wt: the weights of an input
+ * gradient computed as a convolution of dY (n: the input gradient). */
+static void flip_weights(Emit *E, const IrNode *n, const IrNode *dy) {
+    int t = n->a.k[1] * n->a.k[2] * (n->a.nsp == 3 ? n->a.k[0] : 1);
+    size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * t;
+    if (kk > E->wt) E->wt = kk;
+    P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
+    P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), t);
+    /* by rows of W': stores in order, loads 36 bytes at a time from L2 (the other order stored 4 bytes per line) */
+    P("        #pragma omp parallel for schedule(static) if (CO_ * CI_ * T_ >= 65536)\n");
+    P("        for (int ci = 0; ci < CI_; ci++)\n            for (int co = 0; co < CO_; co++)\n");
+    P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
+}
+
+/* The body of a loop over blocks c0 of MMK_PACK_NR output channels: W^T
+ * packed by those blocks into wp (mmk_pack_t), from w ([YC][KK]), or, w
+ * NULL, an input gradient's W'^T[(co, t)][ci] = W[co][ci][T-1-t] (taps: T)
+ * packed straight from W (x1): a flip into e->wt and a pack after it
+ * passed over the weights twice (2 ms of a 7 x 7, 512-channel input
+ * gradient's 11; more than the GEMM on a 2 x 3 x 3 map). */
+static void pack_wt(Emit *E, const char *w, const char *taps) {
+    if (w) {
+        P("        mmk_pack_t(wp + (size_t)c0 * KK, %s + (size_t)c0 * KK, KK, KK, YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n", w);
+        return;
+    }
+    P("        enum { T_ = %s, CO_ = XC };  /* W: [CO_][YC][T_] */\n", taps);
+    P("        mm_real *blk = wp + (size_t)c0 * KK;\n        const int nc = YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR;\n");
+    /* W read in order (the block's nc rows of T_ taps are contiguous), the
+     * T_ packed rows it writes stay in L1 across them */
+    P("        for (int co = 0; co < CO_; co++) {\n            mm_real *d = blk + (size_t)co * T_ * MMK_PACK_NR;\n");
+    P("            const mm_real *w = x1 + ((size_t)co * YC + c0) * T_;\n");
+    P("            for (int c = 0; c < nc; c++)\n                for (int t = 0; t < T_; t++) d[(T_ - 1 - t) * MMK_PACK_NR + c] = w[(size_t)c * T_ + t];\n");
+    P("            for (int c = nc; c < MMK_PACK_NR; c++)\n                for (int t = 0; t < T_; t++) d[t * MMK_PACK_NR + c] = 0;\n        }\n");
+}
+
+/* Y = conv(in) (+ bias, ReLU) from the padded planes; w: the weights
+ * [YC][KK], or NULL for an input gradient's (x1's, flipped). */
 static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int pah, int paw, int sh, int sw, const char *w,
                                const char *bias, bool relu) {
     implicit_consts(E, in, n, &n->a, pah, paw, sh, sw);
@@ -101,7 +137,7 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
     int wq = (in->shape[3] + 2 * paw + sw - 1) / sw;
     if (gather_wins(n, wq)) {
         size_t yc = (size_t)ir_channels(n), np = (size_t)n->shape[2] * n->shape[3];
-        size_t kk = (size_t)ir_channels(in) * n->a.k[1] * n->a.k[2], at = strcmp(w, "x1") == 0 ? 0 : yc * kk;
+        size_t kk = (size_t)ir_channels(in) * n->a.k[1] * n->a.k[2], at = !w || strcmp(w, "x1") == 0 ? 0 : yc * kk;
         size_t po = n->pool ? (size_t)n->pool->shape[2] * n->pool->shape[3] : 0;
         size_t g = implicit_floats(in, n, &n->a, pah, paw, sh, sw, false) - yc * n->shape[2] * wq + np * yc + 32 * po;
         if (g > E->scratch) E->scratch = g;
@@ -109,9 +145,9 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
         P("    enum { NP = YH * YW };\n");
         P("    mm_real *wp = e->wt + %zu;  /* W^T, packed: by blocks of MMK_PACK_NR channels, in parallel for wide layers */\n", at);
         P("    #pragma omp parallel for schedule(static) if (KK * YC >= 65536)\n");
-        P("    for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR)\n");
-        P("        mmk_pack_t(wp + (size_t)c0 * KK, %s + (size_t)c0 * KK, KK, KK, YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n", w);
-        P("    #pragma omp parallel\n    {\n");
+        P("    for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR) {\n");
+        pack_wt(E, w, "FH * FW");
+        P("    }\n    #pragma omp parallel\n    {\n");
         P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *ct = xp + (size_t)XC * PL;  /* Y^T: [NP][YC] */\n");
         P("        const mm_real *ap[NP];  /* output position p = (h, w): its planes at h * WQ + w */\n");
         P("        for (int h = 0; h < YH; h++)\n            for (int w = 0; w < YW; w++) ap[h * YW + w] = xp + (size_t)h * WQ + w;\n");
@@ -151,6 +187,10 @@ static void implicit_conv_body(Emit *E, const IrNode *n, const IrNode *in, int p
         return;
     }
     if (need > E->scratch) E->scratch = need;
+    if (!w) { /* an input gradient: the flipped weights */
+        flip_weights(E, n, in);
+        w = "e->wt";
+    }
     P("    #pragma omp parallel\n    {\n");
     P("        mm_real *xp = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats, *cp = xp + (size_t)XC * PL;\n");
     P("        memset(xp, 0, sizeof(mm_real) * XC * PL);  /* the padding stays zero */\n");
@@ -415,20 +455,6 @@ static void wino_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
     P("    mmk_wino_dw_reduce(y, e->partial, e->impl->partial_floats, nch, %d, %d);\n", k, c);
 }
 
-/* W'[ci][co][t] = W[co][ci][T-1-t] into e->wt: the weights of an input
- * gradient computed as a convolution of dY (n: the input gradient). */
-static void flip_weights(Emit *E, const IrNode *n, const IrNode *dy) {
-    int t = n->a.k[1] * n->a.k[2] * (n->a.nsp == 3 ? n->a.k[0] : 1);
-    size_t kk = (size_t)ir_channels(n) * ir_channels(dy) * t;
-    if (kk > E->wt) E->wt = kk;
-    P("    {   /* W'[ci][co][t] = W[co][ci][FH*FW-1-t]: the weights flipped, in and out channels swapped */\n");
-    P("        enum { CO_ = %d, CI_ = %d, T_ = %d };\n", ir_channels(dy), ir_channels(n), t);
-    /* by rows of W': stores in order, loads 36 bytes at a time from L2 (the other order stored 4 bytes per line) */
-    P("        #pragma omp parallel for schedule(static) if (CO_ * CI_ * T_ >= 65536)\n");
-    P("        for (int ci = 0; ci < CI_; ci++)\n            for (int co = 0; co < CO_; co++)\n");
-    P("                for (int t = 0; t < T_; t++) e->wt[((size_t)ci * CO_ + co) * T_ + t] = x1[((size_t)co * CI_ + ci) * T_ + T_ - 1 - t];\n    }\n");
-}
-
 /* ---- 3-D convolutions on padded volumes ---------------------------------------
  * A 3-D convolution reads its input as the 2-D one reads planes: channel c
  * of an example is a zero-padded volume of DQ depth slices, each split into
@@ -559,21 +585,7 @@ static void vol_gather_body(Emit *E, const IrNode *n, const IrNode *in, const in
     P("    mm_real *vols = e->partial, *wp = e->wt;  /* the volumes: [G][XC][PL]; W^T packed by blocks of 32 channels */\n");
     P("    #pragma omp parallel for schedule(static) if (KK * YC >= 65536)\n");
     P("    for (int c0 = 0; c0 < YC; c0 += MMK_PACK_NR) {\n");
-    if (w)
-        P("        mmk_pack_t(wp + (size_t)c0 * KK, %s + (size_t)c0 * KK, KK, KK, YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR);\n", w);
-    else {
-        /* An input gradient's W'^T[(co, t)][ci] = W[co][ci][T-1-t], packed
-         * straight from W: the flip of the slices' path and a pack after it
-         * cost more than the GEMM on a 2 x 3 x 3 map. */
-        P("        enum { T_ = FD * FH * FW, CO_ = XC };  /* W: [CO_][YC][T_] */\n");
-        P("        mm_real *blk = wp + (size_t)c0 * KK;\n        const int nc = YC - c0 < MMK_PACK_NR ? YC - c0 : MMK_PACK_NR;\n");
-        /* W read in order (the block's nc rows of T_ taps are contiguous), the
-         * T_ packed rows it writes stay in L1 across them */
-        P("        for (int co = 0; co < CO_; co++) {\n            mm_real *d = blk + (size_t)co * T_ * MMK_PACK_NR;\n");
-        P("            const mm_real *w = x1 + ((size_t)co * YC + c0) * T_;\n");
-        P("            for (int c = 0; c < nc; c++)\n                for (int t = 0; t < T_; t++) d[(T_ - 1 - t) * MMK_PACK_NR + c] = w[(size_t)c * T_ + t];\n");
-        P("            for (int c = nc; c < MMK_PACK_NR; c++)\n                for (int t = 0; t < T_; t++) d[t * MMK_PACK_NR + c] = 0;\n        }\n");
-    }
+    pack_wt(E, w, "FD * FH * FW");
     P("    }\n");
     P("    #pragma omp parallel\n    {\n");
     P("        mm_real *ct = e->scratch + (size_t)MMK_THREAD() * e->impl->scratch_floats;  /* Y^T of a block: [NP][32] */\n");
@@ -769,8 +781,7 @@ static void conv_kernel(Emit *E, const IrNode *n, bool wino) {
             break;
         }
         if (implicit_conv(&n->a, dy, n, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, false)) {
-            flip_weights(E, n, dy);
-            implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, "e->wt", "NULL", false);
+            implicit_conv_body(E, n, dy, n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2], 1, 1, NULL, "NULL", false);
             break;
         }
         const int q3[3] = {n->a.k[0] - 1 - n->a.p[0], n->a.k[1] - 1 - n->a.p[1], n->a.k[2] - 1 - n->a.p[2]}, one[3] = {1, 1, 1};
