@@ -10,7 +10,8 @@
  *   ./wino                      # the built-in shapes
  *   ./wino B C K H [R]          # batch, in and out channels, map size (padding 1), tile rows per task
  *
- * R defaults to what codegen/emit_conv.c's wino_body picks. */
+ * R defaults to the plan the generated kernels use (mm_wino_plan,
+ * common/mmnet_shared.h). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,21 +21,11 @@ static double now(void) { return omp_get_wtime(); }
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 
-/* wino_body's choice: stripe columns per task at most 128, filling blocks of 32 best. */
-static int pick_r(int cols) {
-    int r = 1;
-    for (int t = 2; t * cols <= 128; t++) {
-        double ft = t * cols / (32.0 * ((t * cols + 31) / 32)), fr = r * cols / (32.0 * ((r * cols + 31) / 32));
-        if (ft >= fr) r = t;
-    }
-    return r;
-}
-
 static void run(int B, int C, int K, int H, int R) {
     const int P = 1, W = H, HO = H, WO = W, TW = (WO + 1) / 2;
-    if (R <= 0) R = pick_r(TW + 1);
-    const int LD = (R * (TW + 1) + 15) / 16 * 16 + 32;
-    const size_t sf = (size_t)16 * (C + K) * LD + 8 * ((size_t)R * (TW + 1) + 32) + 512;
+    int LD;
+    size_t sf;
+    R = mm_wino_plan(TW + 1, C, K, 0, R, &LD, &sf);
     float *x = rt_alloc(sizeof(float) * C * B * H * W), *w = rt_alloc(sizeof(float) * K * C * 9);
     float *y = rt_alloc(sizeof(float) * K * B * HO * WO), *U = rt_alloc(sizeof(float) * 16 * K * C);
     float *s = rt_alloc(sizeof(float) * sf * omp_get_max_threads());

@@ -396,27 +396,23 @@ static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
  * convolution of in into out, both with at least 16 channels and 8 x 8
  * outputs, padded by at most 2 (so that its input gradient, padded by 2 - p,
  * is one too): 2.25x fewer multiplications than the direct convolution.
- * bench/resnet.sh and bench/run.sh measured where it pays (bench/RESULTS.md). */
+ * bench/resnet.sh and bench/run.sh measured where it pays (bench/RESULTS.md).
+ * At most 2048 channels in and out together: a thread's scratch grows as
+ * 16 (C + K) LD floats (mm_wino_plan), 23 MB there. */
 static bool wino_conv(const IrAttr *a, const IrNode *in, const IrNode *out) {
     return a->nsp == 2 && a->k[1] == 3 && a->k[2] == 3 && a->s[1] == 1 && a->s[2] == 1 && a->p[1] == a->p[2] && a->p[1] <= 2 &&
-           ir_channels(in) >= 16 && ir_channels(out) >= 16 && out->shape[2] >= 8 && out->shape[3] >= 8 && ir_channels(in) <= 4096;
+           ir_channels(in) >= 16 && ir_channels(out) >= 16 && out->shape[2] >= 8 && out->shape[3] >= 8 &&
+           ir_channels(in) + ir_channels(out) <= 2048;
 }
 
 /* out = the convolution of in (padded by pad) with the weights w (x1: [K][C]
  * 3x3, or flipped for an input gradient), + bias, ReLU, then n's other
- * epilogues. wino_plan: a task is R tile rows, R (TW + 1) stripe columns:
- * the GEMMs' width, at most 128 (or one tile row), filling their blocks of
- * 32 columns best (bench/wino.c on a Zen 4: 1.2-1.5x faster than 64 or 96
- * columns that leave a block part empty); the scratch it needs per thread
- * (runtime/mmrt_cpu_wino.h). */
+ * epilogues. wino_plan: R tile rows a task and the planes' row length
+ * (mm_wino_plan, common/mmnet_shared.h), and the scratch it needs per
+ * thread. */
 static int wino_plan(Emit *E, int c, int k, int w, int pad, bool dw, int *ld) {
-    int cols = (w + 2 * pad - 1) / 2 + 1, r = 1; /* stripe columns per tile row: TW + 1 */
-    for (int t = 2; t * cols <= 128; t++) {
-        double ft = t * cols / (32.0 * ((t * cols + 31) / 32)), fr = r * cols / (32.0 * ((r * cols + 31) / 32));
-        if (ft >= fr) r = t;
-    }
-    *ld = (r * cols + 15) / 16 * 16 + 32;
-    size_t need = (size_t)16 * (c + k) * *ld + 8 * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
+    size_t need;
+    int r = mm_wino_plan((w + 2 * pad - 1) / 2 + 1, c, k, dw, 0, ld, &need);
     if (need > E->scratch) E->scratch = need;
     return r;
 }

@@ -18,9 +18,9 @@
  * padded by 2 - p, the weights flipped and transposed: mmk_wino_weights'
  * flip).
  *
- * Part of mmrt_cpu.h (after mmrt_cpu_gemm.h). The task size R and the
- * scratch each thread needs are chosen by codegen/emit_conv.c (wino_body):
- * 16 (C + K) LD + 8 (R (TW + 1) + 32) + 512 floats, LD >= R (TW + 1) + 32. */
+ * Part of mmrt_cpu.h (after mmrt_cpu_gemm.h). The task size R, the planes'
+ * row length LD and the scratch each thread needs are mm_wino_plan's
+ * (common/mmnet_shared.h), which codegen/emit_conv.c emits. */
 #ifndef MMRT_CPU_WINO_H
 #define MMRT_CPU_WINO_H
 
@@ -180,8 +180,11 @@ __attribute__((noinline, unused)) static void mmk_wino_conv(int B, int C, int K,
         mm_real *V = scratch + (size_t)MMK_THREAD() * sfloats, *M = V + 16 * SV, *st = M + 16 * SM; /* st: stripes */
         int off[C];
         for (int c = 0; c < C; c++) off[c] = c * LD;
-        /* Columns no task writes (the GEMM reads them, and the transforms one
-         * past a task's last) hold zeros, not whatever the scratch held. */
+        /* Columns past a full task's (the GEMM reads them, and the transforms
+         * one past a task's last) start as zeros, not whatever the scratch
+         * held. A shorter last task leaves the task before's finite values
+         * in its spare columns: GEMM columns are independent, and the
+         * output transform stores none of them. */
         for (int xi = 0; xi < 16; xi++)
             for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + (size_t)R * (TW + 1), LD - R * (TW + 1));
         memset(st, 0, sizeof(mm_real) * 8 * ss);
