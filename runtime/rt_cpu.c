@@ -12,6 +12,11 @@
 #include "rt_optim.h"
 
 #define UPDATE_CHUNK 65536  /* elements per work item of the update */
+#ifdef __clang__ /* a loop to vectorise, its float sums in lanes */
+#define RT_VECTORIZE _Pragma("clang loop vectorize(enable)")
+#else
+#define RT_VECTORIZE
+#endif
 
 static size_t update_items(const rt_model *m) {
     size_t n = 0;
@@ -111,18 +116,44 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
         const float *bias = h->bias ? h->bias[p] : NULL;
         int upd = !h->update || h->update[p];
         int hg = has_grad[p];
-        mm_real g2 = 0.0f, w2 = 0.0f;
         double sg = 0.0, sw = 0.0;
-        for (size_t i = lo; i < hi; i++) {
-            mm_real wi = w[i];
-            mm_real gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
-            g2 += gi * gi;
-            w2 += wi * wi;
-            if ((i & 1023) == 1023) { sg += g2; sw += w2; g2 = w2 = 0.0f; }
-            if (upd) w[i] = rt_optim_update(&o, bias, wi, gi, &mo[i], &mo2[i]);
+        /* Blocks of 1024 elements: the sums of squares in float within a
+         * block (in vector lanes), in double across blocks. The loops are
+         * vectorised, the choices between them made once per block: a
+         * scalar loop that tested them per element ran at 60% of the
+         * memory's speed (SGD over I3D x2's 37.5M parameters). */
+        for (size_t b0 = lo; b0 < hi; b0 += 1024) {
+            const size_t b1 = b0 + 1024 < hi ? b0 + 1024 : hi;
+            mm_real g2 = 0.0f, w2 = 0.0f;
+            if (upd && !rt_optim_is_adam(o.optimizer)) {
+                RT_VECTORIZE
+                for (size_t i = b0; i < b1; i++) {
+                    const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
+                    g2 += gi * gi;
+                    w2 += wi * wi;
+                    w[i] = rt_optim_sgd(&o, wi, gi, &mo[i]);
+                }
+            } else if (upd) {
+                RT_VECTORIZE
+                for (size_t i = b0; i < b1; i++) {
+                    const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
+                    g2 += gi * gi;
+                    w2 += wi * wi;
+                    w[i] = rt_optim_adam(&o, bias, wi, gi, &mo[i], &mo2[i]);
+                }
+            } else {
+                RT_VECTORIZE
+                for (size_t i = b0; i < b1; i++) {
+                    const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
+                    g2 += gi * gi;
+                    w2 += wi * wi;
+                }
+            }
+            sg += g2;
+            sw += w2;
         }
-        e->norm_parts[it][0] = sg + g2;
-        e->norm_parts[it][1] = sw + w2;
+        e->norm_parts[it][0] = sg;
+        e->norm_parts[it][1] = sw;
     }
     size_t it = 0;
     for (int p = 0; p < m->nparams; p++) {

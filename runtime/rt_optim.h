@@ -78,13 +78,15 @@ RT_OPTIM_FN mm_real rt_optim_grad(const rt_optim *o, mm_real w, mm_real g) {
 
 /* The element's new value, from w and rt_optim_grad's g; updates its state
  * (the buffers' elements m and v). bias: rt_optim_bias's values for this
- * parameter (NULL: none, as after infinitely many steps). */
-RT_OPTIM_FN mm_real rt_optim_update(const rt_optim *o, const float *bias, mm_real w, mm_real g, mm_real *m, mm_real *v) {
-    if (!rt_optim_is_adam(o->optimizer)) {
-        mm_real mi = o->momentum * *m + g + o->weight_decay * w;
-        *m = mi;
-        return w - o->lr * mi;
-    }
+ * parameter (NULL: none, as after infinitely many steps). rt_optim_update
+ * picks the rule; a loop over many elements may pick it once and call
+ * rt_optim_sgd or rt_optim_adam (branch-free within, so it vectorises). */
+RT_OPTIM_FN mm_real rt_optim_sgd(const rt_optim *o, mm_real w, mm_real g, mm_real *m) {
+    mm_real mi = o->momentum * *m + g + o->weight_decay * w;
+    *m = mi;
+    return w - o->lr * mi;
+}
+RT_OPTIM_FN mm_real rt_optim_adam(const rt_optim *o, const float *bias, mm_real w, mm_real g, mm_real *m, mm_real *v) {
     if (o->optimizer == RT_OPTIMIZER_ADAM) g += o->weight_decay * w;
     else w *= (mm_real)1 - o->lr * o->weight_decay;
     mm_real mi = *m + ((mm_real)1 - o->beta1) * (g - *m);
@@ -98,6 +100,9 @@ RT_OPTIM_FN mm_real rt_optim_update(const rt_optim *o, const float *bias, mm_rea
     mm_real denom = sqrt(vi) / bc2 + o->eps;
 #endif
     return w - step * mi / denom;
+}
+RT_OPTIM_FN mm_real rt_optim_update(const rt_optim *o, const float *bias, mm_real w, mm_real g, mm_real *m, mm_real *v) {
+    return rt_optim_is_adam(o->optimizer) ? rt_optim_adam(o, bias, w, g, m, v) : rt_optim_sgd(o, w, g, m);
 }
 
 #endif
