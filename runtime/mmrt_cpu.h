@@ -467,6 +467,50 @@ __attribute__((always_inline)) static inline void mmk_maxpool2d(const mm_real *r
             _mm512_mask_storeu_ps(ys + oh * WO + o0, st, _mm512_mask_mov_ps(_mm512_set1_ps(NAN), found, m));
             if (ix) _mm512_mask_storeu_epi32(ix + oh * WO + o0, st, a);
         }
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(MMNET_F64)
+    /* The same two passes 8 lanes wide. */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), none = _mm256_set1_epi32(-1);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int ih = 0; ih < HI; ih++) {
+        memcpy(pr + PW, xs + (size_t)ih * LDX, sizeof(float) * WI);
+        for (int o0 = 0; o0 < WV; o0 += 8) {
+            __m256 m = ninf;
+            __m256i a = none;
+            const __m256i at0 = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32(o0)), _mm256_set1_epi32(SW)),
+                                                 _mm256_set1_epi32(ih * WI - PW));
+            for (int kw = 0; kw < KW; kw++) {
+                const float *p = pr + o0 * SW + kw;
+                __m256 v;
+                if (SW == 1) v = _mm256_loadu_ps(p);
+                else if (SW == 2) /* the even elements of p[0..15]: [0 2 8 10 | 4 6 12 14], then the 64-bit pairs in order */
+                    v = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                        _mm256_castps_pd(_mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+                else v = _mm256_i32gather_ps(p, _mm256_mullo_epi32(lane, _mm256_set1_epi32(SW)), 4);
+                const __m256 gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);
+                m = _mm256_blendv_ps(m, v, gt);
+                a = _mm256_blendv_epi8(a, _mm256_add_epi32(at0, _mm256_set1_epi32(kw)), _mm256_castps_si256(gt));
+            }
+            _mm256_storeu_ps(hm + ih * WV + o0, m);
+            _mm256_storeu_si256((__m256i *)(ha + ih * WV + o0), a);
+        }
+    }
+    for (int oh = 0; oh < HO; oh++)
+        for (int o0 = 0; o0 < WO; o0 += 8) {
+            __m256 m = ninf;
+            __m256i a = none;
+            for (int kh = 0; kh < KH; kh++) {
+                const int ih = oh * SH - PH + kh;
+                if (ih < 0 || ih >= HI) continue;
+                const __m256 v = _mm256_loadu_ps(hm + ih * WV + o0), gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);
+                m = _mm256_blendv_ps(m, v, gt);
+                a = _mm256_blendv_epi8(a, _mm256_loadu_si256((const __m256i *)(ha + ih * WV + o0)), _mm256_castps_si256(gt));
+            }
+            const int nv = WO - o0 < 8 ? WO - o0 : 8;
+            const __m256i st = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), lane);   /* the lanes inside the row */
+            const __m256 found = _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, none)); /* a >= 0 */
+            _mm256_maskstore_ps(ys + oh * WO + o0, st, _mm256_blendv_ps(_mm256_set1_ps(NAN), m, found));
+            if (ix) _mm256_maskstore_epi32(ix + oh * WO + o0, st, a);
+        }
 #else
     for (int ih = 0; ih < HI; ih++) {
         for (int w = 0; w < WI; w++) pr[PW + w] = xs[(size_t)ih * LDX + w];
