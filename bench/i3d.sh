@@ -21,6 +21,10 @@
 # Environment: PYTHON (the interpreter with torch; default python3),
 # ROUNDS, STEPS, REPS, BATCHES (default "1 4"), THREADS (default: all
 # cores), FRAMES, SIZE, PROF_BATCH (the profile's batch, default 1);
+# AVX2=1 on an AVX-512 machine: both sides without AVX-512, as on the
+# AVX2-only machines of the same kind (mmc build --arch x86-64-v3, the
+# peak measured with AVX2, PyTorch with ATEN_CPU_CAPABILITY=avx2 and oneDNN
+# with DNNL_MAX_CPU_ISA=AVX2);
 # BASE=path/to/another/mmc adds that build's program ("before", e.g. an
 # older commit's mmc) to every round and to the profile, for before/after
 # ratios measured in the same run.
@@ -37,20 +41,26 @@ frames=${FRAMES:-16}; size=${SIZE:-112}
 sed -e "s/\[3, 64, 224, 224\]/[3, $frames, $size, $size]/" -e "s/\[1, 64, 224, 224\]/[1, $frames, $size, $size]/" \
     examples/nvgesture_i3d.mmnet > "$W/i3d.mmnet"
 grep -q "\[3, $frames, $size, $size\]" "$W/i3d.mmnet" || { echo "bench: the example's input shapes changed; update this script"; exit 1; }
-"$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d"
-"$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d_prof" --profile
-if [ -n "${BASE:-}" ]; then
-    "$BASE" build "$W/i3d.mmnet" -o "$W/base"
-    "$BASE" build "$W/i3d.mmnet" -o "$W/base_prof" --profile
+arch=native
+if [ "${AVX2:-0}" = 1 ]; then
+    arch=x86-64-v3
+    export ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 fi
-${CC:-clang} -O2 -march=native -fopenmp bench/peak.c -o "$W/peak"
+"$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d" --arch $arch
+"$B/mmc" build "$W/i3d.mmnet" -o "$W/i3d_prof" --profile --arch $arch
+if [ -n "${BASE:-}" ]; then
+    "$BASE" build "$W/i3d.mmnet" -o "$W/base" --arch $arch
+    "$BASE" build "$W/i3d.mmnet" -o "$W/base_prof" --profile --arch $arch
+fi
+${CC:-clang} -O2 -march=$arch -fopenmp bench/peak.c -o "$W/peak"
 peak=$("$W/peak")
 have_torch=0
 "$PY" -c "import torch" 2>/dev/null && have_torch=1
 
 echo "mmnet I3D x2 CPU benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), clips ${frames}x${size}x${size} (the example's: 64x224x224)"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores," \
-     "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no); $threads threads; load:$(uptime | sed 's/.*average://')"
+     "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no); $threads threads, -march=$arch; load:$(uptime | sed 's/.*average://')"
+[ $arch = native ] || echo "both sides restricted to AVX2 (AVX2=1): ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY DNNL_MAX_CPU_ISA=$DNNL_MAX_CPU_ISA"
 echo "$peak"
 [ $have_torch = 1 ] && echo "PyTorch $("$PY" -c 'import torch; print(torch.__version__)') eager" \
     || echo "PyTorch: not installed for $PY (pip install torch; PYTHON=...): its columns are skipped"

@@ -15,7 +15,11 @@
 #   bench/resnet.sh [BUILD_DIR]           (default: build)
 #
 # Environment: PYTHON (the interpreter with torch; default python3),
-# ROUNDS, STEPS, REPS, BATCHES (default "8 32"), THREADS (default: all cores).
+# ROUNDS, STEPS, REPS, BATCHES (default "8 32"), THREADS (default: all cores);
+# AVX2=1 on an AVX-512 machine: both sides without AVX-512, as on the
+# AVX2-only machines of the same kind (mmc build --arch x86-64-v3, the
+# peak measured with AVX2, PyTorch with ATEN_CPU_CAPABILITY=avx2 and oneDNN
+# with DNNL_MAX_CPU_ISA=AVX2).
 set -eu
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -25,16 +29,22 @@ trap 'rm -rf "$W"' EXIT
 threads=${THREADS:-$(nproc)}
 rounds=${ROUNDS:-2}; steps=${STEPS:-3}; reps=${REPS:-3}
 [ -x "$B/mmc" ] || { echo "bench: no $B/mmc; build first (cmake -S . -B $B && cmake --build $B)"; exit 1; }
-"$B/mmc" build examples/modelnet40_resnet18.mmnet -o "$W/rn"
-"$B/mmc" build examples/modelnet40_resnet18.mmnet -o "$W/rn_prof" --profile
-${CC:-clang} -O2 -march=native -fopenmp bench/peak.c -o "$W/peak"
+arch=native
+if [ "${AVX2:-0}" = 1 ]; then
+    arch=x86-64-v3
+    export ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+fi
+"$B/mmc" build examples/modelnet40_resnet18.mmnet -o "$W/rn" --arch $arch
+"$B/mmc" build examples/modelnet40_resnet18.mmnet -o "$W/rn_prof" --profile --arch $arch
+${CC:-clang} -O2 -march=$arch -fopenmp bench/peak.c -o "$W/peak"
 peak=$("$W/peak")
 have_torch=0
 "$PY" -c "import torch" 2>/dev/null && have_torch=1
 
 echo "mmnet ResNet-18 x2 CPU benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores," \
-     "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no); $threads threads"
+     "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no); $threads threads; -march=$arch"
+[ $arch = native ] || echo "both sides restricted to AVX2 (AVX2=1): ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY DNNL_MAX_CPU_ISA=$DNNL_MAX_CPU_ISA"
 echo "$peak"
 [ $have_torch = 1 ] && echo "PyTorch $("$PY" -c 'import torch; print(torch.__version__)') eager" \
     || echo "PyTorch: not installed for $PY (pip install torch; PYTHON=...): its columns are skipped"
