@@ -125,7 +125,7 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
         for (size_t b0 = lo; b0 < hi; b0 += 1024) {
             const size_t b1 = b0 + 1024 < hi ? b0 + 1024 : hi;
             mm_real g2 = 0.0f, w2 = 0.0f;
-            if (upd && !rt_optim_is_adam(o.optimizer)) {
+            if (upd && o.optimizer == RT_OPTIMIZER_SGD) {
                 RT_VECTORIZE
                 for (size_t i = b0; i < b1; i++) {
                     const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
@@ -133,13 +133,20 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
                     w2 += wi * wi;
                     w[i] = rt_optim_sgd(&o, wi, gi, &mo[i]);
                 }
-            } else if (upd) {
+            } else if (upd && rt_optim_is_adam(o.optimizer)) {
                 RT_VECTORIZE
                 for (size_t i = b0; i < b1; i++) {
                     const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
                     g2 += gi * gi;
                     w2 += wi * wi;
                     w[i] = rt_optim_adam(&o, bias, wi, gi, &mo[i], &mo2[i]);
+                }
+            } else if (upd) { /* a rule without a loop of its own here */
+                for (size_t i = b0; i < b1; i++) {
+                    const mm_real wi = w[i], gi = rt_optim_grad(&o, wi, hg ? g[i] : 0.0f);
+                    g2 += gi * gi;
+                    w2 += wi * wi;
+                    w[i] = rt_optim_update(&o, bias, wi, gi, &mo[i], &mo2[i]);
                 }
             } else {
                 RT_VECTORIZE
