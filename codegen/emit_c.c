@@ -129,7 +129,7 @@ static void pool_kernel(Emit *E, const IrNode *n) {
     int hi = in->shape[n->a.nsp == 3 ? 3 : 2], wo = out->shape[n->a.nsp == 3 ? 4 : 3];
     size_t ho = out->shape[n->a.nsp == 3 ? 3 : 2], stack = (size_t)hi * ((wo + 15) / 16 * 16) * 8;
     if (n->a.nsp == 3) stack += (size_t)(n->a.k[0] + 1) * ho * wo * 8;
-    /* its passes' stack; in 3-D, planes of at least 8 columns (on smaller ones the 16 lanes idle and the general loop was faster) */
+    /* its passes' stack; in 3-D, planes of at least 4 columns (on 3 x 3 ones most lanes idle and the general loop was faster) */
     bool planar = n->a.nsp == 2 ? stack <= 65536 : stack <= 131072 && wo >= 4;
     if (mx && !bwd && planar && n->a.nsp == 2) {
         /* 2-D max pooling: two branch-free passes over the plane (mmrt_cpu.h). */

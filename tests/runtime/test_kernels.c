@@ -273,6 +273,7 @@ static void test_maxpool(void) {
     pool3_case(8, 56, 56, 1, 3, 3, 1, 2, 2, 0, 1, 1);
     pool3_case(4, 7, 7, 2, 2, 2, 2, 2, 2, 0, 0, 0);
     pool3_case(5, 9, 11, 3, 2, 3, 3, 1, 2, 1, 0, 1);
+    pool3_case(7, 9, 9, 1, 2, 2, 3, 2, 2, 0, 0, 0); /* depth stride > kernel depth: slices skipped */
     pool3_case(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0);
     for (int relu = 0; relu < 2; relu++) {
         pool_t_case(32, 28, 28, 3, 3, 2, 2, 1, 1, relu);
