@@ -108,7 +108,7 @@ for prog in ${BASE:+base_prof} i3d_prof; do
 python3 - "$W/prof" <<'PY'
 import re, sys, collections
 t = collections.Counter(); f = collections.Counter(); rows = []
-total = 0
+total = 0; upd = None
 for line in open(sys.argv[1]):
     m = re.match(r"%\d+ (\S+).*?\s([\d.]+)\s+[\d.]+%\s+([\d.]+)\s*$", line)
     if m:
@@ -117,12 +117,15 @@ for line in open(sys.argv[1]):
         if op.startswith("conv"): rows.append((ms, gf, line.strip()))
     elif line.startswith("total"):
         total = float(line.split()[-1])
+    elif line.startswith("update"):
+        upd = line.split()[-1]
 for op, ms in t.most_common(10):
     print("  %-12s %8.1f ms  %5.1f%%  %6.1f GFLOP/s" % (op, ms, 100 * ms / total, f[op] / ms * 1e3 if ms else 0))
 for o in ("conv", "conv_dx", "conv_dw"):
     if t[o]: print("  %-12s %.1f GFLOP/s" % (o, f[o] / t[o] * 1e3))
 conv = sum(t[o] for o in ("conv", "conv_dx", "conv_dw")); cf = sum(f[o] for o in ("conv", "conv_dx", "conv_dw"))
 print("  convolutions: %.1f ms of %.1f, %.1f GFLOP/s" % (conv, total, cf / conv * 1e3 if conv else 0))
+if upd: print("  optimizer update (after the kernels, one run): %s ms" % upd)
 print("the slowest convolution kernels:")
 for ms, gf, line in sorted(rows, reverse=True)[:12]:
     print("  " + line[:150])

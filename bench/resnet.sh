@@ -77,7 +77,7 @@ echo "one training step at batch 8 by kind of kernel (mmc build --profile; GFLOP
 python3 - "$W/prof" <<'PY'
 import re, sys, collections
 t = collections.Counter(); f = collections.Counter()
-total = 0
+total = 0; upd = None
 for line in open(sys.argv[1]):
     m = re.match(r"%\d+ (\S+).*?\s([\d.]+)\s+[\d.]+%\s+([\d.]+)\s*$", line)
     if m:
@@ -85,8 +85,11 @@ for line in open(sys.argv[1]):
         t[op] += ms; f[op] += ms * gf / 1e3   # GFLOP
     elif line.startswith("total"):
         total = float(line.split()[-1])
+    elif line.startswith("update"):
+        upd = line.split()[-1]
 for op, ms in t.most_common(8):
     print("  %-12s %8.1f ms  %5.1f%%  %6.1f GFLOP/s" % (op, ms, 100 * ms / total, f[op] / ms * 1e3 if ms else 0))
 conv = sum(t[o] for o in ("conv", "conv_dx", "conv_dw")); cf = sum(f[o] for o in ("conv", "conv_dx", "conv_dw"))
 print("  convolutions: %.1f ms of %.1f, %.1f GFLOP/s" % (conv, total, cf / conv * 1e3))
+if upd: print("  optimizer update (after the kernels, one run): %s ms" % upd)
 PY

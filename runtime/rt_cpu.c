@@ -119,9 +119,9 @@ static void update(rt_exec *e, const unsigned char *has_grad, const rt_hyper *h)
         double sg = 0.0, sw = 0.0;
         /* Blocks of 1024 elements: the sums of squares in float within a
          * block (in vector lanes), in double across blocks. The loops are
-         * vectorised, the choices between them made once per block: a
-         * scalar loop that tested them per element ran at 60% of the
-         * memory's speed (SGD over I3D x2's 37.5M parameters). */
+         * vectorised, the choices between them made once per block (a
+         * scalar loop that tested them per element took 2x as long for SGD
+         * over I3D x2's 37.5M parameters: bench/RESULTS.md). */
         for (size_t b0 = lo; b0 < hi; b0 += 1024) {
             const size_t b1 = b0 + 1024 < hi ? b0 + 1024 : hi;
             mm_real g2 = 0.0f, w2 = 0.0f;
