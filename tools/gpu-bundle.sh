@@ -9,6 +9,10 @@
 #   tools/gpu-bundle.sh 90 gpu-bundle        here (sm_90: H100, H200)
 #   tools/gpu-check.sh --bundle gpu-bundle   there
 #
+# It also writes gpu-bundle.tar.xz (about 51 MB: the programs link FFmpeg,
+# whose libraries are most of the 190 MB), which gpu-check.sh takes in place
+# of the folder: `tools/gpu-check.sh --bundle gpu-bundle.tar.xz`.
+#
 # The C side (gpu_check's reference kernels, the CPU build of cgmnist) is
 # compiled for x86-64-v3 (AVX2), so the bundle runs on any recent x86-64 host.
 set -eu
@@ -37,14 +41,21 @@ mmc build examples/cgmnist.mmnet --target cuda --arch "sm_$arch" --conv cudnn -o
 mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --conv cudnn -o "$D/bin/modelnet40_resnet18-cudnn"
 mmc build examples/modelnet40_resnet18.mmnet --target cuda --arch "sm_$arch" --conv cudnn --profile \
     -o "$D/bin/modelnet40_resnet18-cudnn-profile"
+# The training programs of tests/emu_train.sh, gblend_emu.sh and mmp_emu.sh
+# (every policy's host hooks), CUDA and C builds: gpu-check runs those tests
+# with the GPU in place of the emulation.
+for m in cuda_train cuda_gblend; do
+    mmc build "tests/e2e/$m.mmnet" --target cuda --arch "sm_$arch" -o "$D/bin/$m"
+    mmc build "tests/e2e/$m.mmnet" --arch x86-64-v3 -o "$D/bin/$m-cpu"
+done
 # Libraries beyond the C library's own, libstdc++, cuBLAS and cuDNN (hundreds
 # of megabytes, and part of every CUDA installation and of PyTorch's wheels).
 for f in "$D"/bin/*; do ldd "$f"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcublas|libcublasLt|libcudnn)\.so' |
     while read -r l; do cp -L "$l" "$D/lib/"; done
-# Without their symbol tables the programs are about 13% smaller: the bundle
-# and Fashion-MNIST then travel together within 64 MiB.
+# Without their symbol tables the programs are about 13% smaller.
 ! command -v strip > /dev/null || strip "$D"/bin/*
 echo "$arch" > "$D/arch"
+tar -C "$(dirname "$D")" -cf - "$(basename "$D")" | xz -T0 -9 > "$D.tar.xz"
 echo "gpu-bundle: $D (sm_$arch): $(ls "$D/bin" | tr '\n' ' ')"
-du -sh "$D" | cut -f1
+echo "$(du -sh "$D" | cut -f1) in $D, $(du -sh "$D.tar.xz" | cut -f1) in $D.tar.xz"

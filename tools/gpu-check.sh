@@ -2,7 +2,8 @@
 # gpu-check.sh — on a machine with an NVIDIA GPU: compare every CUDA kernel
 # (forward and backward, in every graph variant) with the C back end on
 # random data, one training step and ten steps of cgmnist from the same
-# weights; train cgmnist on the GPU and evaluate its checkpoint with both
+# weights; run the CUDA training programs of tests/emu_train.sh,
+# gblend_emu.sh and mmp_emu.sh (every policy) against their C builds; train cgmnist on the GPU and evaluate its checkpoint with both
 # builds (when Fashion-MNIST is there); then time training and evaluation of
 # cgmnist (batch 128) and of the two-branch ResNet-18 (batch 8 and 64,
 # 224x224) against PyTorch eager and torch.compile, and print one table of
@@ -15,6 +16,7 @@
 #   tools/gpu-check.sh                  build the programs here first (tools/gpu-bundle.sh; needs
 #                                       the build dependencies and nvcc)
 #   tools/gpu-check.sh --bundle DIR     run the programs tools/gpu-bundle.sh built elsewhere
+#                                       (DIR, or the DIR.tar.xz it also writes)
 #
 # Environment: MMNET_DATA, the Fashion-MNIST IDX files (default
 # /usr/share/datasets/fashion-mnist; the training check is skipped without
@@ -28,8 +30,15 @@ command -v nvidia-smi > /dev/null || { echo "gpu-check: no nvidia-smi: this need
 gpu=$(nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader | head -1)
 arch=$(echo "$gpu" | sed 's/.*, *//; s/\.//')
 echo "== $gpu (sm_$arch), $(date -u '+%Y-%m-%d %H:%M UTC')"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
 if [ "${1:-}" = --bundle ]; then
-    D=${2:?usage: tools/gpu-check.sh --bundle DIR}
+    D=${2:?usage: tools/gpu-check.sh --bundle DIR|DIR.tar.xz}
+    case $D in
+    *.tar.xz)
+        tar -C "$W" -xJf "$D" || { echo "gpu-check: cannot unpack $D"; exit 1; }
+        D=$W/$(basename "$D" .tar.xz) ;;
+    esac
 else
     D=${TMPDIR:-/tmp}/mmnet-gpu-bundle
     tools/gpu-bundle.sh "$arch" "$D" > /dev/null
@@ -57,8 +66,6 @@ for l in libcublas.so libcublasLt.so libcudnn.so; do
     fi
 done
 LOG=${GPU_CHECK_LOG:-}
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
 fail=0
 
 echo "== kernels, one step, ten steps: CUDA against the C back end"
@@ -72,6 +79,18 @@ for m in grad_layers2d_cudnn grad_layers3d_cudnn; do
     [ "$cudnn" = 1 ] || break
     echo "-- $m, operands copied to NCHW order (MMNET_CUDNN_LAYOUT=nchw)"
     MMNET_CUDNN_LAYOUT=nchw timeout 600 "$BIN/gpu_check_$m" || fail=1
+done
+
+echo "== training programs, every policy: CUDA against the C program (tests/emu_train.sh, gblend_emu.sh, mmp_emu.sh)"
+# Those tests build the C program with mmc; here a stand-in for
+# "mmc build MMNET -o OUT" copies the bundle's C build of MMNET.
+printf '#!/bin/sh\ncp "%s/$(basename "$2" .mmnet)-cpu" "$4"\n' "$(cd "$BIN" && pwd)" > "$W/mmc"
+chmod +x "$W/mmc"
+for t in "emu_train cuda_train" "gblend_emu cuda_gblend" "mmp_emu cuda_gblend"; do
+    # shellcheck disable=SC2086
+    set -- $t
+    echo "-- $1"
+    timeout 300 bash "tests/$1.sh" "$W/mmc" "$BIN/$2" "tests/e2e/$2.mmnet" "$W/$1" || fail=1
 done
 
 echo "== cgmnist trained on the GPU; its checkpoint evaluated by the CUDA and the C build"
