@@ -244,6 +244,13 @@ static bool plane_kernel(Emit *E, const IrNode *n) {
     return false;
 }
 
+/* The row of sums `acc` of a linear layer's gradient kernels, zeroed: local
+ * for up to 4096 inputs (copied to `row` at the end), else `row` itself. */
+static void linear_grad_row(Emit *E, int I, const char *row) {
+    if (I <= 4096) P("        mm_real acc[I];\n        for (int i = 0; i < I; i++) acc[i] = 0;\n");
+    else P("        mm_real *acc = %s;\n        memset(acc, 0, sizeof(mm_real) * I);\n", row);
+}
+
 static void kernel_body(Emit *E, const IrNode *n) {
     const IrNode *x = n->nsrc ? n->src[0] : NULL;
     const char *total = count(n);
@@ -274,28 +281,52 @@ static void kernel_body(Emit *E, const IrNode *n) {
         else P("        memcpy(y + o, x0 + (size_t)n * C * Q + (size_t)c * Q, sizeof(mm_real) * Q);\n    }\n");
         break;
     }
-    case OP_LINEAR:
-        P("    enum { I = %d, O = %d };\n", x->shape[1], n->shape[1]);
-        P("%s", omp_for("B * I * O"));
-        P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
-        P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
-          n->a.bias ? "x2[o] + " : "");
+    case OP_LINEAR: {
+        /* Up to 16384 weights: W transposed once on the stack, then each
+         * example's outputs are sums of rows of it (a vector of O sums kept
+         * in registers, no per-output reduction); larger layers take a dot
+         * product per output. */
+        const int I = x->shape[1], O = n->shape[1];
+        P("    enum { I = %d, O = %d };\n", I, O);
+        if ((size_t)I * O <= 16384) {
+            P("    mm_real wt[I * O];\n    for (int o = 0; o < O; o++)\n        for (int i = 0; i < I; i++) wt[i * O + o] = x1[(size_t)o * I + i];\n");
+            P("%s", omp_for("B * I * O"));
+            P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O, acc[O];\n");
+            P("        for (int o = 0; o < O; o++) acc[o] = %s;\n", n->a.bias ? "x2[o]" : "0");
+            P("        for (int i = 0; i < I; i++) {\n            const mm_real g = x0[(size_t)n * I + i];\n");
+            P("            for (int o = 0; o < O; o++) acc[o] += g * wt[i * O + o];\n        }\n");
+            P("        for (int o = 0; o < O; o++) {\n            mm_real v = acc[o];\n");
+        } else {
+            P("%s", omp_for("B * I * O"));
+            P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O;\n");
+            P("        for (int o = 0; o < O; o++) {\n            mm_real v = %smmk_dot(x0 + (size_t)n * I, x1 + (size_t)o * I, I);\n",
+              n->a.bias ? "x2[o] + " : "");
+        }
         cg_c_epilogue(E, n, "            ", "(size_t)n * O + o");
         P("            ys[o] = v;\n        }\n    }\n");
         break;
+    }
+    /* The gradients sum into a row of sums, local (registers, for the
+     * widths of MMTM and the heads) up to 4096 inputs, stored once. */
     case OP_LINEAR_DX: /* dx[n][i] = sum_o dy[n][o] w[o][i] */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->src[0]->shape[1]);
         P("%s", omp_for("B * I * O"));
-        P("    for (int n = 0; n < B; n++) {\n        mm_real *dx = y + (size_t)n * I;\n        memset(dx, 0, sizeof(mm_real) * I);\n");
+        P("    for (int n = 0; n < B; n++) {\n");
+        linear_grad_row(E, n->shape[1], "y + (size_t)n * I");
         P("        for (int o = 0; o < O; o++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
-        P("            for (int i = 0; i < I; i++) dx[i] += g * x1[(size_t)o * I + i];\n        }\n    }\n");
+        P("            for (int i = 0; i < I; i++) acc[i] += g * x1[(size_t)o * I + i];\n        }\n");
+        if (n->shape[1] <= 4096) P("        memcpy(y + (size_t)n * I, acc, sizeof(mm_real) * I);\n");
+        P("    }\n");
         break;
     case OP_LINEAR_DW: /* dw[o][i] = sum_n dy[n][o] x[n][i]; rows in parallel, examples in order */
         P("    enum { I = %d, O = %d };\n", n->shape[1], n->shape[0]);
         P("%s", omp_for("B * I * O"));
-        P("    for (int o = 0; o < O; o++) {\n        mm_real *dw = y + (size_t)o * I;\n        memset(dw, 0, sizeof(mm_real) * I);\n");
+        P("    for (int o = 0; o < O; o++) {\n");
+        linear_grad_row(E, n->shape[1], "y + (size_t)o * I");
         P("        for (int n = 0; n < B; n++) {\n            const mm_real g = x0[(size_t)n * O + o];\n");
-        P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) dw[i] += g * xs[i];\n        }\n    }\n");
+        P("            const mm_real *xs = x1 + (size_t)n * I;\n            for (int i = 0; i < I; i++) acc[i] += g * xs[i];\n        }\n");
+        if (n->shape[1] <= 4096) P("        memcpy(y + (size_t)o * I, acc, sizeof(mm_real) * I);\n");
+        P("    }\n");
         break;
     case OP_BN_STATS: {
         /* Batch mean and 1/std per channel (biased variance, as PyTorch
@@ -351,13 +382,17 @@ static void kernel_body(Emit *E, const IrNode *n) {
     case OP_REDUCE_CH:
         P("    enum { C = %d, Q = %zu };\n", ir_channels(x), positions(x));
         P("%s", omp_for("B * C * Q"));
-        /* Per channel: 16 lanes per example, summed in double. */
-        P("    for (int c = 0; c < C; c++) {\n        double s = 0.0;\n");
-        P("        for (int n = 0; n < B; n++) {\n            const mm_real *xs = x0 + %s;\n", base(x));
-        P("            mm_real l[16] = {0};\n            int q = 0;\n");
-        P("            for (; q + 16 <= Q; q += 16)\n                for (int u = 0; u < 16; u++) l[u] += xs[q + u];\n");
-        P("            for (; q < Q; q++) l[0] += xs[q];\n");
-        P("            for (int u = 0; u < 16; u++) s += l[u];\n        }\n        y[c] = (mm_real)s;\n    }\n");
+        /* Per channel, in double: a channel-major map's channel is one run of
+         * B Q values (mmk_sum_long); otherwise each example's Q values. */
+        P("    for (int c = 0; c < C; c++) {\n");
+        if (cb(x)) {
+            P("        y[c] = (mm_real)mmk_sum_long(x0 + (size_t)c * B * Q, (size_t)B * Q);\n    }\n");
+            break;
+        }
+        P("        double s = 0.0;\n");
+        P("        for (int n = 0; n < B; n++) s += %s;\n", positions(x) == 1 ? arena_printf(mm_arena, "x0[%s]", base(x))
+                                                                              : arena_printf(mm_arena, "mmk_sum(x0 + %s, Q)", base(x)));
+        P("        y[c] = (mm_real)s;\n    }\n");
         break;
     case OP_CONCAT: {
         int off = 0;

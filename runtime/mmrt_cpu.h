@@ -375,6 +375,16 @@ static inline void mmk_col2im_cb(mm_real *restrict dx, const mm_real *restrict p
 #include "mmrt_cpu_gemm.h"
 #include "mmrt_cpu_wino.h"
 
+/* The 16 partial sums of mmk_dot and mmk_sum, added pairwise (8 + 8, 4 +
+ * 4, ...): four dependent vector adds where adding them in turn was a chain
+ * of 16 scalar ones, which cost more than the sums themselves on the short
+ * runs (a 7 x 7 plane) of pooling, gate and bias gradients. */
+static inline mm_real mmk_fold16(mm_real *restrict s, mm_real t) {
+    for (int w = 8; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) s[l] += s[l + w];
+    return t + s[0];
+}
+
 /* Dot product with independent partial sums (vectorises without -ffast-math). */
 static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict b, int n) {
     mm_real s[16] = {0};
@@ -383,8 +393,7 @@ static inline mm_real mmk_dot(const mm_real *restrict a, const mm_real *restrict
         for (int l = 0; l < 16; l++) s[l] += a[i + l] * b[i + l];
     mm_real t = 0;
     for (; i < n; i++) t += a[i] * b[i];
-    for (int l = 0; l < 16; l++) t += s[l];
-    return t;
+    return mmk_fold16(s, t);
 }
 
 /* Sum with independent partial sums (vectorises; a plain loop is a chain of
@@ -396,8 +405,15 @@ static inline mm_real mmk_sum(const mm_real *restrict a, int n) {
         for (int l = 0; l < 16; l++) s[l] += a[i + l];
     mm_real t = 0;
     for (; i < n; i++) t += a[i];
-    for (int l = 0; l < 16; l++) t += s[l];
-    return t;
+    return mmk_fold16(s, t);
+}
+
+/* The sum of n floats in double, from float sums of 1024 each (mmk_sum): a
+ * channel's values in a bias gradient. The grouping depends on n alone. */
+static inline double mmk_sum_long(const mm_real *restrict a, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i += 1024) s += mmk_sum(a + i, n - i < 1024 ? (int)(n - i) : 1024);
+    return s;
 }
 
 /* dst[c][r] = src[r][c] for an R x C matrix. */
