@@ -392,13 +392,14 @@ static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
     P("                      YC - c0 < 16 ? YC - c0 : 16, 1, NULL, 0);\n");
 }
 
-/* Winograd F(2x2, 3x3) (runtime/mmrt_cpu_wino.h): a 3x3 stride-1 2-D
- * convolution of in into out, both with at least 16 channels and 8 x 8
- * outputs, padded by at most 2 (so that its input gradient, padded by 2 - p,
- * is one too): 2.25x fewer multiplications than the direct convolution.
- * bench/resnet.sh and bench/run.sh measured where it pays (bench/RESULTS.md).
- * At most 2048 channels in and out together: a thread's scratch grows as
- * 16 (C + K) LD floats (mm_wino_plan), 23 MB there. */
+/* Winograd (runtime/mmrt_cpu_wino.h): a 3x3 stride-1 2-D convolution of in
+ * into out, both with at least 16 channels and 8 x 8 outputs, padded by at
+ * most 2 (so that its input gradient, padded by 2 - p, is one too), by
+ * F(2x2, 3x3) (2.25x fewer multiplications than the direct convolution) or
+ * F(4x4, 3x3) (4x; wino_tile). bench/resnet.sh and bench/run.sh measured
+ * where it pays (bench/RESULTS.md). At most 2048 channels in and out
+ * together: a thread's scratch grows as 16 (C + K) LD floats
+ * (mm_wino_plan), 23 MB there. */
 static bool wino_conv(const IrAttr *a, const IrNode *in, const IrNode *out) {
     return a->nsp == 2 && a->k[1] == 3 && a->k[2] == 3 && a->s[1] == 1 && a->s[2] == 1 && a->p[1] == a->p[2] && a->p[1] <= 2 &&
            ir_channels(in) >= 16 && ir_channels(out) >= 16 && out->shape[2] >= 8 && out->shape[3] >= 8 &&
@@ -410,18 +411,26 @@ static bool wino_conv(const IrAttr *a, const IrNode *in, const IrNode *out) {
  * epilogues. wino_plan: R tile rows a task and the planes' row length
  * (mm_wino_plan, common/mmnet_shared.h), and the scratch it needs per
  * thread. */
-static int wino_plan(Emit *E, int c, int k, int w, int pad, bool dw, int *ld) {
+static int wino_plan(Emit *E, int m, int c, int k, int w, int pad, bool dw, int *ld) {
     size_t need;
-    int r = mm_wino_plan((w + 2 * pad - 1) / 2 + 1, c, k, dw, 0, ld, &need);
+    int r = mm_wino_plan(m, (w + 2 * pad - 2 + m - 1) / m + 1, c, k, dw, 0, ld, &need);
     if (need > E->scratch) E->scratch = need;
     return r;
 }
 
+/* F(4x4, 3x3) where it measured faster than F(2x2, 3x3) (bench/wino.c,
+ * bench/RESULTS.md): outputs of at least 28 x 28, and at most 1024
+ * channels in and out together (its scratch is 36 (C + K) LD floats a
+ * thread). */
+static int wino_tile(int c, int k, int ho, int wo) { return ho >= 28 && wo >= 28 && c + k <= 1024 ? 4 : 2; }
+
 static void wino_body(Emit *E, const IrNode *n, const IrNode *in, int pad, bool flip, const char *bias, bool relu) {
-    int c = ir_channels(in), k = ir_channels(n), h = in->shape[2], w = in->shape[3], ld, r = wino_plan(E, c, k, w, pad, false, &ld);
-    if ((size_t)16 * c * k > E->wt) E->wt = (size_t)16 * c * k;
-    P("    mmk_wino_weights(e->wt, x1, %d, %d, %d);  /* U = G g G^T */\n", k, c, flip);
-    P("    mmk_wino_conv(B, %d, %d, %d, %d, %d, x0, e->wt, %s, %d, y, %d, %d, e->scratch, e->impl->scratch_floats);\n", c, k, h, w, pad,
+    int c = ir_channels(in), k = ir_channels(n), h = in->shape[2], w = in->shape[3];
+    int m = wino_tile(c, k, n->shape[2], n->shape[3]), ld, r = wino_plan(E, m, c, k, w, pad, false, &ld);
+    const char *f = m == 4 ? "wino4" : "wino";
+    if ((size_t)(m + 2) * (m + 2) * c * k > E->wt) E->wt = (size_t)(m + 2) * (m + 2) * c * k;
+    P("    mmk_%s_weights(e->wt, x1, %d, %d, %d);  /* U = G g G^T, F(%dx%d, 3x3) */\n", f, k, c, flip, m, m);
+    P("    mmk_%s_conv(B, %d, %d, %d, %d, %d, x0, e->wt, %s, %d, y, %d, %d, e->scratch, e->impl->scratch_floats);\n", f, c, k, h, w, pad,
       bias, relu, r, ld);
     if (n->nepi && !relu) {
         P("    #pragma omp parallel for schedule(static)\n");
@@ -442,7 +451,7 @@ static bool wino_dw(const IrNode *dy) { return (size_t)dy->shape[2] * dy->shape[
 /* The weight gradient of a convolution wino_conv takes (n: dW, dy: dY, xin:
  * its input): dU per chunk of tile rows (e->partial), then dW = G^T dU G. */
 static void wino_dw_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNode *dy) {
-    int c = ir_channels(xin), k = ir_channels(dy), ld, r = wino_plan(E, c, k, xin->shape[3], n->a.p[1], true, &ld);
+    int c = ir_channels(xin), k = ir_channels(dy), ld, r = wino_plan(E, 2, c, k, xin->shape[3], n->a.p[1], true, &ld);
     if ((size_t)16 * c * k > E->partial) E->partial = (size_t)16 * c * k;
     int th = (dy->shape[2] + 1) / 2;
     P("    const int nch = B * %d < RT_DW_CHUNKS ? B * %d : RT_DW_CHUNKS;  /* chunks of the B x TH tile rows */\n", th, th);
@@ -903,8 +912,10 @@ static void conv_kernel(Emit *E, const IrNode *n, bool wino) {
 }
 
 /* Where Winograd applies (wino_conv), both forms, chosen when the kernel
- * is compiled: MMK_WINO (runtime/mmrt_cpu_wino.h) holds for AVX-512 builds,
- * where it measured faster, and double precision (the gradient checks). */
+ * is compiled (runtime/mmrt_cpu_wino.h): F(2x2, 3x3) where MMK_WINO holds
+ * (AVX-512 builds, where it measured faster, and double precision, which
+ * the gradient checks run), F(4x4, 3x3) where MMK_WINO4 does (AVX2 builds
+ * too). */
 void cg_c_conv(Emit *E, const IrNode *n) {
     const IrNode *a = n->op == OP_CONV_DW ? n->src[1] : n->src[0]; /* what the convolution reads, and writes */
     const IrNode *b = n->op == OP_CONV_DW ? n->src[0] : n;
@@ -913,7 +924,8 @@ void cg_c_conv(Emit *E, const IrNode *n) {
         conv_kernel(E, n, false);
         return;
     }
-    P("#if MMK_WINO\n");
+    bool f4 = n->op != OP_CONV_DW && wino_tile(ir_channels(a), ir_channels(b), b->shape[2], b->shape[3]) == 4;
+    P("#if %s\n", f4 ? "MMK_WINO4" : "MMK_WINO");
     conv_kernel(E, n, true);
     P("#else\n");
     conv_kernel(E, n, false);

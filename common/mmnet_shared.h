@@ -433,9 +433,9 @@ rt_mem_sizes rt_mem_bytes(const rt_mem_plan *p, long batch, int threads);
 /* The largest batch whose plan fits in avail bytes (0: not even 1). */
 long rt_mem_max_batch(const rt_mem_plan *p, double avail, int threads);
 
-/* ---- Winograd F(2x2, 3x3) task plan ----------------------------------------
+/* ---- Winograd F(m x m, 3x3) task plan (m = 2 or 4) ---------------------------
  * For runtime/mmrt_cpu_wino.h's kernels on maps whose tile rows have cols =
- * TW + 1 stripe columns (cols = (W + 2 pad - 1) / 2 + 1): R tile rows a
+ * TW + 1 stripe columns (TW = ceil(WO / m) tiles a row): R tile rows a
  * task, so that a task's R cols stripe columns, at most 128 (or one tile
  * row), fill the GEMM's blocks of 32 columns best (bench/wino.c on a Zen 4:
  * 1.2-1.5x faster than 64 or 96 columns that leave a block part empty);
@@ -444,7 +444,7 @@ long rt_mem_max_batch(const rt_mem_plan *p, double avail, int threads);
  * of scratch each thread needs for C input and K output channels, with
  * (dw) or without the weight gradient's packed V^T. codegen/emit_conv.c
  * emits the plan, bench/wino.c measures it (and other R: r0 > 0). */
-static inline int mm_wino_plan(int cols, int c, int k, int dw, int r0, int *ld, size_t *scratch) {
+static inline int mm_wino_plan(int m, int cols, int c, int k, int dw, int r0, int *ld, size_t *scratch) {
     int r = 1;
     for (int t = 2; r0 <= 0 && t * cols <= 128; t++) {
         double ft = t * cols / (32.0 * ((t * cols + 31) / 32)), fr = r * cols / (32.0 * ((r * cols + 31) / 32));
@@ -452,8 +452,9 @@ static inline int mm_wino_plan(int cols, int c, int k, int dw, int r0, int *ld, 
     }
     if (r0 > 0) r = r0;
     *ld = (r * cols + 15) / 16 * 16 + 32;
-    /* V and M planes (16 each, padded by 16 floats), 8 stripes, slack; dw: V^T packed by 32 columns */
-    *scratch = (size_t)16 * (c + k) * *ld + 8 * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
+    /* V and M planes ((m + 2)^2 each, padded by 16 floats), stripes (F(2x2): 8, F(4x4): 36), slack; dw: V^T packed by 32 columns */
+    const size_t planes = (size_t)(m + 2) * (m + 2), stripes = m == 2 ? 8 : planes;
+    *scratch = planes * ((c + k) * *ld + 32) + stripes * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
     return r;
 }
 

@@ -39,6 +39,14 @@
 #else
 #define MMK_WINO 0
 #endif
+/* F(4x4, 3x3) (below), on the maps codegen/emit_conv.c gives it: AVX2 builds
+ * too, where it measured 1.5-1.9x the direct form's speed on 28 x 28 and
+ * 56 x 56 maps (bench/wino.c). */
+#if MMK_WINO || (defined(__AVX2__) && defined(__FMA__))
+#define MMK_WINO4 1
+#else
+#define MMK_WINO4 0
+#endif
 
 /* U[xi][k][c] = (G g G^T)[xi] for g = W[k][c] (3x3), or with flip the
  * weights of the input gradient: g = W[c][k] rotated by 180 degrees (W then
@@ -162,6 +170,17 @@ static inline void mmk_wino_out(mm_real *restrict q0, mm_real *restrict q1, cons
     }
 }
 
+/* The tile rows of a task for G rows on this many threads: R (the plan's)
+ * or fewer, so that every thread gets as many tasks (ResNet's 28 x 28
+ * layers at batch 8 had 4 tasks of 16, 16, 16 and 8 rows on two threads).
+ * Each output is computed alike whatever the task, so the result does not
+ * depend on it. */
+static inline int mmk_wino_rows(int G, int R) {
+    const int T = omp_get_max_threads(), per = ((G + R - 1) / R + T - 1) / T;
+    const int r = (G + per * T - 1) / (per * T);
+    return r < 1 ? 1 : r < R ? r : R;
+}
+
 /* y[K][B][HO][WO] = conv3x3(x[C][B][H][W] padded by P) (+ bias, ReLU), HO =
  * H + 2P - 2, WO likewise, with the weights transformed by
  * mmk_wino_weights. Tasks of R tile rows, R (TW + 1) stripe columns; LD >=
@@ -172,6 +191,7 @@ __attribute__((noinline, unused)) static void mmk_wino_conv(int B, int C, int K,
                                                             int R, int LD, mm_real *scratch, size_t sfloats) {
     const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TH = (HO + 1) / 2, TW = (WO + 1) / 2, G = B * TH, WP = 2 * (TW + 1);
     const size_t KC = (size_t)K * C, PL = (size_t)H * W, PO = (size_t)HO * WO, ss = (size_t)R * (TW + 1) + 32;
+    R = mmk_wino_rows(G, R); /* ss stays the plan's */
 #pragma omp parallel
     {
         /* V[xi][C][LD] and M[xi][K][LD], their xi planes SV and SM floats apart: 64 bytes more than C LD and K LD,
@@ -211,6 +231,200 @@ __attribute__((noinline, unused)) static void mmk_wino_conv(int B, int C, int K,
                     mm_real *yr = y + ((size_t)k * B + n) * PO + (size_t)2 * th * WO;
                     mmk_copy(yr, q0 + (size_t)gr * WP, WO);
                     if (2 * th + 1 < HO) mmk_copy(yr + WO, q1 + (size_t)gr * WP, WO);
+                }
+            }
+        }
+    }
+}
+
+/* ---- F(4x4, 3x3) --------------------------------------------------------------
+ * Each 4 x 4 block of outputs from its 6 x 6 input patch: 36 multiplications
+ * per channel pair instead of 144, 4x fewer than the direct convolution
+ * (F(2x2, 3x3): 2.25x), for larger transforms and rounding a few times the
+ * direct form's (bench/wino.c prints both). The matrices are Lavin and
+ * Gray's, for the points 0, 1, -1, 2, -2 and infinity:
+ *
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ *
+ * Laid out as F(2x2)'s, tile (g, tw) at stripe column u = g (TW + 1) + tw,
+ * but each row of the patches split into six stripes, one per patch column
+ * (mmk_wino4_split). */
+
+/* G g for a column (or row) g of 3: 6 values. */
+#define MMK_W4G(u0, u1, u2, u3, u4, u5, g0, g1, g2)                                                       \
+    u0 = (mm_real)0.25 * (g0), u1 = (mm_real)(-1.0 / 6) * ((g0) + (g1) + (g2)),                          \
+    u2 = (mm_real)(-1.0 / 6) * ((g0) - (g1) + (g2)), u3 = (mm_real)(1.0 / 24) * (g0) + (mm_real)(1.0 / 12) * (g1) + (mm_real)(1.0 / 6) * (g2), \
+    u4 = (mm_real)(1.0 / 24) * (g0) - (mm_real)(1.0 / 12) * (g1) + (mm_real)(1.0 / 6) * (g2), u5 = (g2)
+
+/* U[xi][k][c] (xi < 36) = (G g G^T)[xi] for g = W[k][c], or with flip the
+ * input gradient's weights (as mmk_wino_weights). */
+__attribute__((noinline, unused)) static void mmk_wino4_weights(mm_real *restrict U, const mm_real *restrict W, int K, int C, int flip) {
+    const size_t KC = (size_t)K * C;
+#pragma omp parallel for schedule(static) if (KC >= 16384)
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            const mm_real *w = flip ? W + ((size_t)c * K + k) * 9 : W + ((size_t)k * C + c) * 9;
+            mm_real g[3][3], t[6][3];
+            for (int i = 0; i < 9; i++) g[i / 3][i % 3] = flip ? w[8 - i] : w[i];
+            for (int j = 0; j < 3; j++) /* G g: down the columns */
+                MMK_W4G(t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j], g[0][j], g[1][j], g[2][j]);
+            for (int i = 0; i < 6; i++) { /* (G g) G^T: along the rows */
+                mm_real *u = U + (size_t)i * 6 * KC + (size_t)k * C + c;
+                MMK_W4G(u[0], u[KC], u[2 * KC], u[3 * KC], u[4 * KC], u[5 * KC], t[i][0], t[i][1], t[i][2]);
+            }
+        }
+}
+
+/* p[j][t] (j < 6; p[j] = p0 + j ps) = the padded row's column 4 t + j, t <
+ * TW, for row xr (W floats) padded by P on the left (zeros outside): the six
+ * columns of tile t's patch, each a stripe (a loop over the tiles then
+ * reads no value another iteration reads, which clang would make a
+ * recurrence it does not vectorise). */
+static inline void mmk_wino4_split(mm_real *restrict p0, size_t ps, const mm_real *restrict xr, int W, int P, int TW) {
+    mm_real *restrict p1 = p0 + ps, *restrict p2 = p1 + ps, *restrict p3 = p2 + ps, *restrict p4 = p3 + ps, *restrict p5 = p4 + ps;
+    /* t in [ta, tb): columns 4 t - P to 4 t + 5 - P all inside the row */
+    int ta = (P + 3) / 4, tb = W + P >= 6 ? (W + P - 6) / 4 + 1 : 0;
+    if (ta > TW) ta = TW;
+    if (tb > TW) tb = TW;
+    if (tb < ta) tb = ta;
+    for (int t = 0; t < TW; t++) {
+        if (t == ta) t = tb; /* the inside, below */
+        if (t >= TW) break;
+        for (int j = 0; j < 6; j++) {
+            const int c = 4 * t + j - P;
+            p0[(size_t)j * ps + t] = c >= 0 && c < W ? xr[c] : 0;
+        }
+    }
+    const mm_real *x = xr + 4 * ta - P;
+    for (int v = 0; v < tb - ta; v++) {
+        p0[ta + v] = x[4 * v], p1[ta + v] = x[4 * v + 1], p2[ta + v] = x[4 * v + 2];
+        p3[ta + v] = x[4 * v + 3], p4[ta + v] = x[4 * v + 4], p5[ta + v] = x[4 * v + 5];
+    }
+}
+
+/* The six input rows of each tile row of a task, padded and split: tile
+ * row g's padded row i (4 th - P + i of the plane), patch column j at
+ * s[6 i + j][g (TW + 1)] (the tile row's last stripe column unused),
+ * stripes ss floats apart. */
+static inline void mmk_wino4_stripes(mm_real *restrict s, size_t ss, const mm_real *restrict xc, size_t PL, int g0, int nr, int TH, int TW,
+                                     int H, int W, int P) {
+    for (int gr = 0; gr < nr; gr++) {
+        const int n = (g0 + gr) / TH, th = (g0 + gr) % TH;
+        for (int i = 0; i < 6; i++) {
+            mm_real *p = s + (size_t)6 * i * ss + (size_t)gr * (TW + 1);
+            const int r = 4 * th - P + i;
+            if (r < 0 || r >= H) {
+                for (int j = 0; j < 6; j++) mmk_zero(p + (size_t)j * ss, TW);
+            } else {
+                mmk_wino4_split(p, ss, xc + (size_t)n * PL + (size_t)r * W, W, P, TW);
+            }
+        }
+    }
+}
+
+/* B^T d for a column (or row) d of 6. */
+#define MMK_W4B(t0, t1, t2, t3, t4, t5, d0, d1, d2, d3, d4, d5)                                          \
+    t0 = 4 * (d0) - 5 * (d2) + (d4), t1 = (d3) + (d4) - 4 * ((d1) + (d2)), t2 = 4 * ((d1) - (d2)) + (d4) - (d3), \
+    t3 = 2 * ((d3) - (d1)) + (d4) - (d2), t4 = 2 * ((d1) - (d3)) + (d4) - (d2), t5 = 4 * (d1) - 5 * (d3) + (d5)
+
+/* V[xi][u] (rows S apart) = B^T d B for the patches of stripe columns [0,
+ * nu), 64 columns at a time: each patch row through B (into t, 36 rows of
+ * 64), then each column of those. Each pass is a loop of six streams in and
+ * six out, which the compiler vectorises (one loop of 36 and 36 it does
+ * not). */
+static inline void mmk_wino4_in(mm_real *restrict v, size_t S, const mm_real *restrict s, size_t ss, int nu) {
+    mm_real t[36][64];
+    for (int u0 = 0; u0 < nu; u0 += 64) {
+        const int nb = nu - u0 < 64 ? nu - u0 : 64;
+        for (int i = 0; i < 6; i++) {
+            const mm_real *restrict p0 = s + (size_t)6 * i * ss + u0, *restrict p1 = p0 + ss, *restrict p2 = p1 + ss, *restrict p3 = p2 + ss,
+                                    *restrict p4 = p3 + ss, *restrict p5 = p4 + ss;
+            mm_real *restrict t0 = t[6 * i], *restrict t1 = t[6 * i + 1], *restrict t2 = t[6 * i + 2], *restrict t3 = t[6 * i + 3],
+                              *restrict t4 = t[6 * i + 4], *restrict t5 = t[6 * i + 5];
+            for (int u = 0; u < nb; u++) MMK_W4B(t0[u], t1[u], t2[u], t3[u], t4[u], t5[u], p0[u], p1[u], p2[u], p3[u], p4[u], p5[u]);
+        }
+        for (int j = 0; j < 6; j++) {
+            mm_real *restrict v0 = v + (size_t)j * S + u0, *restrict v1 = v0 + 6 * S, *restrict v2 = v1 + 6 * S, *restrict v3 = v2 + 6 * S,
+                              *restrict v4 = v3 + 6 * S, *restrict v5 = v4 + 6 * S;
+            const mm_real *restrict r0 = t[j], *restrict r1 = t[6 + j], *restrict r2 = t[12 + j], *restrict r3 = t[18 + j],
+                                    *restrict r4 = t[24 + j], *restrict r5 = t[30 + j];
+            for (int u = 0; u < nb; u++) MMK_W4B(v0[u], v1[u], v2[u], v3[u], v4[u], v5[u], r0[u], r1[u], r2[u], r3[u], r4[u], r5[u]);
+        }
+    }
+}
+
+/* A^T m for a column (or row) m of 6. */
+#define MMK_W4A(y0, y1, y2, y3, m0, m1, m2, m3, m4, m5)                                                   \
+    y0 = (m0) + (m1) + (m2) + (m3) + (m4), y1 = (m1) - (m2) + 2 * ((m3) - (m4)), y2 = (m1) + (m2) + 4 * ((m3) + (m4)), \
+    y3 = (m1) - (m2) + 8 * ((m3) - (m4)) + (m5)
+
+/* The four output rows of stripe columns [0, nu) from M[xi][u] (rows S
+ * apart): A^T M A, + bk, ReLU; row i into q[i] (q rows qs floats apart), 4
+ * nu each. Two passes, as mmk_wino4_in. */
+static inline void mmk_wino4_out(mm_real *restrict q, size_t qs, const mm_real *restrict m, size_t S, int nu, mm_real bk, int relu) {
+    mm_real w[24][64];
+    for (int u0 = 0; u0 < nu; u0 += 64) {
+        const int nb = nu - u0 < 64 ? nu - u0 : 64;
+        for (int j = 0; j < 6; j++) { /* w[6 i + j] = row i of A^T M, column j */
+            const mm_real *restrict m0 = m + (size_t)j * S + u0, *restrict m1 = m0 + 6 * S, *restrict m2 = m1 + 6 * S,
+                                    *restrict m3 = m2 + 6 * S, *restrict m4 = m3 + 6 * S, *restrict m5 = m4 + 6 * S;
+            mm_real *restrict w0 = w[j], *restrict w1 = w[6 + j], *restrict w2 = w[12 + j], *restrict w3 = w[18 + j];
+            for (int u = 0; u < nb; u++) MMK_W4A(w0[u], w1[u], w2[u], w3[u], m0[u], m1[u], m2[u], m3[u], m4[u], m5[u]);
+        }
+        for (int i = 0; i < 4; i++) {
+            const mm_real *restrict a0 = w[6 * i], *restrict a1 = w[6 * i + 1], *restrict a2 = w[6 * i + 2], *restrict a3 = w[6 * i + 3],
+                                    *restrict a4 = w[6 * i + 4], *restrict a5 = w[6 * i + 5];
+            mm_real *restrict qi = q + (size_t)i * qs + 4 * (size_t)u0;
+            for (int u = 0; u < nb; u++) {
+                mm_real y0, y1, y2, y3;
+                MMK_W4A(y0, y1, y2, y3, a0[u], a1[u], a2[u], a3[u], a4[u], a5[u]);
+                y0 += bk, y1 += bk, y2 += bk, y3 += bk;
+                if (relu) {
+                    y0 = y0 > 0 ? y0 : 0, y1 = y1 > 0 ? y1 : 0;
+                    y2 = y2 > 0 ? y2 : 0, y3 = y3 > 0 ? y3 : 0;
+                }
+                qi[4 * u] = y0, qi[4 * u + 1] = y1, qi[4 * u + 2] = y2, qi[4 * u + 3] = y3;
+            }
+        }
+    }
+}
+
+/* mmk_wino_conv by F(4x4, 3x3): U from mmk_wino4_weights; the plan
+ * mm_wino_plan(4, TW + 1, ...) with TW = ceil(WO / 4). */
+__attribute__((noinline, unused)) static void mmk_wino4_conv(int B, int C, int K, int H, int W, int P, const mm_real *restrict x,
+                                                             const mm_real *restrict U, const mm_real *bias, int relu, mm_real *restrict y,
+                                                             int R, int LD, mm_real *scratch, size_t sfloats) {
+    const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TH = (HO + 3) / 4, TW = (WO + 3) / 4, G = B * TH, WP = 4 * (TW + 1);
+    const size_t KC = (size_t)K * C, PL = (size_t)H * W, PO = (size_t)HO * WO, ss = (size_t)R * (TW + 1) + 32;
+    R = mmk_wino_rows(G, R);
+#pragma omp parallel
+    {
+        const size_t SV = (size_t)C * LD + 16, SM = (size_t)K * LD + 16;
+        mm_real *V = scratch + (size_t)MMK_THREAD() * sfloats, *M = V + 36 * SV, *st = M + 36 * SM; /* st: 36 stripes */
+        int off[C];
+        for (int c = 0; c < C; c++) off[c] = c * LD;
+        /* Columns past a full task's start as zeros (see mmk_wino_conv). */
+        for (int xi = 0; xi < 36; xi++)
+            for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + (size_t)R * (TW + 1), LD - R * (TW + 1));
+        memset(st, 0, sizeof(mm_real) * 36 * ss);
+#pragma omp for schedule(static)
+        for (int g0 = 0; g0 < G; g0 += R) {
+            const int nr = G - g0 < R ? G - g0 : R, nu = nr * (TW + 1);
+            for (int c = 0; c < C; c++) {
+                mmk_wino4_stripes(st, ss, x + (size_t)c * B * PL, PL, g0, nr, TH, TW, H, W, P);
+                mmk_wino4_in(V + (size_t)c * LD, SV, st, ss, nu);
+            }
+            for (int xi = 0; xi < 36; xi++)
+                mmk_gemm_off(K, nu, C, U + xi * KC, C, V + xi * SV, off, M + xi * SM, LD, NULL, 0);
+            /* Four output rows per tile row, 4 ss floats apart in the stripes. */
+            for (int k = 0; k < K; k++) {
+                mmk_wino4_out(st, 4 * ss, M + (size_t)k * LD, SM, nu, bias ? bias[k] : 0, relu);
+                for (int gr = 0; gr < nr; gr++) {
+                    const int n = (g0 + gr) / TH, th = (g0 + gr) % TH;
+                    mm_real *yr = y + ((size_t)k * B + n) * PO + (size_t)4 * th * WO;
+                    for (int i = 0; i < 4 && 4 * th + i < HO; i++) mmk_copy(yr + (size_t)i * WO, st + (size_t)i * 4 * ss + (size_t)gr * WP, WO);
                 }
             }
         }

@@ -13,7 +13,8 @@
  * across 16 and 32; the block transpose (mmk_tr16) and the transposed
  * packing built on it (mmk_pack_t) for every block size up to 16 x 16 and
  * ragged matrices, exactly, with the zero fill they promise, and the
- * transposed store with a bias and a ReLU (mmk_tr16x). Built three
+ * transposed store with a bias and a ReLU (mmk_tr16x); Winograd's F(2x2,
+ * 3x3) and F(4x4, 3x3) convolutions against a direct loop. Built three
  * times (tests/runtime/CMakeLists.txt): for the host (AVX-512 where it has
  * it), for AVX2 and portable. Exit 0 when every check passes (tests/check.h). */
 #include <math.h>
@@ -342,8 +343,68 @@ static void test_transpose(void) {
         }
 }
 
+/* Winograd F(m x m, 3x3) (mmk_wino_conv, m = 2; mmk_wino4_conv, m = 4)
+ * and its input-gradient weights (flip) against a direct loop in double:
+ * padding 0-2, maps whose sides are not multiples of m, a bias and a ReLU,
+ * a last task of fewer tile rows, on one and on several threads. The
+ * relative error bound is the float rounding of the transforms (bench/wino.c
+ * measures 3e-7 and 5e-6 of the largest output on ResNet's shapes). */
+static void wino_case(int m, int B, int C, int K, int H, int W, int P, int relu, int R) {
+    const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TW = (WO + m - 1) / m;
+    int LD;
+    size_t sf;
+    R = mm_wino_plan(m, TW + 1, C, K, 0, R, &LD, &sf);
+    float *x = malloc(sizeof(float) * C * B * H * W), *w = malloc(sizeof(float) * K * C * 9), *bias = malloc(sizeof(float) * K);
+    float *y = malloc(sizeof(float) * K * B * HO * WO), *U = malloc(sizeof(float) * (m + 2) * (m + 2) * K * C);
+    float *s = malloc(sizeof(float) * sf * omp_get_max_threads());
+    for (int i = 0; i < C * B * H * W; i++) x[i] = rnd();
+    for (int i = 0; i < K * C * 9; i++) w[i] = rnd();
+    for (int k = 0; k < K; k++) bias[k] = rnd();
+    for (int flip = 0; flip < 2; flip++) {
+        /* flip: the weights as an input gradient takes them, w read as [C][K] */
+        if (m == 2) mmk_wino_weights(U, w, K, C, flip);
+        else mmk_wino4_weights(U, w, K, C, flip);
+        if (m == 2) mmk_wino_conv(B, C, K, H, W, P, x, U, bias, relu, y, R, LD, s, sf);
+        else mmk_wino4_conv(B, C, K, H, W, P, x, U, bias, relu, y, R, LD, s, sf);
+        double maxe = 0, maxr = 0;
+        for (int k = 0; k < K; k++)
+            for (int n = 0; n < B; n++)
+                for (int h = 0; h < HO; h++)
+                    for (int v = 0; v < WO; v++) {
+                        double r = bias[k];
+                        for (int c = 0; c < C; c++)
+                            for (int i = 0; i < 3; i++)
+                                for (int j = 0; j < 3; j++) {
+                                    const int hh = h + i - P, ww = v + j - P;
+                                    const float g = flip ? w[((size_t)c * K + k) * 9 + 8 - (i * 3 + j)] : w[((size_t)k * C + c) * 9 + i * 3 + j];
+                                    if (hh >= 0 && hh < H && ww >= 0 && ww < W) r += (double)x[((size_t)c * B + n) * H * W + hh * W + ww] * g;
+                                }
+                        if (relu && r < 0) r = 0;
+                        const double e = fabs(r - y[((size_t)k * B + n) * HO * WO + h * WO + v]);
+                        if (!(e <= maxe)) maxe = e;
+                        if (fabs(r) > maxr) maxr = fabs(r);
+                    }
+        CHECK(maxe <= (m == 2 ? 2e-6 : 3e-5) * maxr, "wino F(%dx%d) B=%d C=%d K=%d %dx%d P=%d relu=%d R=%d flip=%d: max error %g of %g", m, m, B, C,
+              K, H, W, P, relu, R, flip, maxe, maxr);
+    }
+    free(x), free(w), free(bias), free(y), free(U), free(s);
+}
+
+static void test_wino(void) {
+    for (int m = 2; m <= 4; m += 2) {
+        wino_case(m, 3, 16, 17, 29, 31, 1, 1, 0);
+        wino_case(m, 2, 18, 16, 9, 11, 2, 0, 0);
+        wino_case(m, 3, 17, 18, 30, 13, 0, 1, 2); /* 2 tile rows a task: a last task of one */
+        wino_case(m, 1, 33, 40, 28, 28, 1, 0, 0);
+        omp_set_num_threads(1);
+        wino_case(m, 2, 16, 16, 14, 14, 1, 1, 0);
+        omp_set_num_threads(omp_get_num_procs());
+    }
+}
+
 int main(void) {
     srand(7);
+    test_wino();
     test_transpose();
     test_gemm();
     test_thin();
