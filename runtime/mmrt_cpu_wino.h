@@ -181,63 +181,7 @@ static inline int mmk_wino_rows(int G, int R) {
     return r < 1 ? 1 : r < R ? r : R;
 }
 
-/* y[K][B][HO][WO] = conv3x3(x[C][B][H][W] padded by P) (+ bias, ReLU), HO =
- * H + 2P - 2, WO likewise, with the weights transformed by
- * mmk_wino_weights. Tasks of R tile rows, R (TW + 1) stripe columns; LD >=
- * those + 32 (the GEMM reads up to 31 columns past its last); each
- * thread's scratch at scratch + thread * sfloats. */
-__attribute__((noinline, unused)) static void mmk_wino_conv(int B, int C, int K, int H, int W, int P, const mm_real *restrict x,
-                                                            const mm_real *restrict U, const mm_real *bias, int relu, mm_real *restrict y,
-                                                            int R, int LD, mm_real *scratch, size_t sfloats) {
-    const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TH = (HO + 1) / 2, TW = (WO + 1) / 2, G = B * TH, WP = 2 * (TW + 1);
-    const size_t KC = (size_t)K * C, PL = (size_t)H * W, PO = (size_t)HO * WO, ss = (size_t)R * (TW + 1) + 32;
-    R = mmk_wino_rows(G, R); /* ss stays the plan's */
-#pragma omp parallel
-    {
-        /* V[xi][C][LD] and M[xi][K][LD], their xi planes SV and SM floats apart: 64 bytes more than C LD and K LD,
-         * so that the 16 streams of a transform do not fall into one set of the L1 cache */
-        const size_t SV = (size_t)C * LD + 16, SM = (size_t)K * LD + 16;
-        mm_real *V = scratch + (size_t)MMK_THREAD() * sfloats, *M = V + 16 * SV, *st = M + 16 * SM; /* st: stripes */
-        int off[C];
-        for (int c = 0; c < C; c++) off[c] = c * LD;
-        /* Columns past a full task's (the GEMM reads them, and the transforms
-         * one past a task's last) start as zeros, not whatever the scratch
-         * held. A shorter last task leaves the task before's finite values
-         * in its spare columns: GEMM columns are independent, and the
-         * output transform stores none of them. */
-        for (int xi = 0; xi < 16; xi++)
-            for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + (size_t)R * (TW + 1), LD - R * (TW + 1));
-        memset(st, 0, sizeof(mm_real) * 8 * ss);
-#pragma omp for schedule(static)
-        for (int g0 = 0; g0 < G; g0 += R) {
-            const int nr = G - g0 < R ? G - g0 : R, nu = nr * (TW + 1);
-            /* V = B^T d B for every tile of the task and channel. */
-            for (int c = 0; c < C; c++) {
-                mmk_wino_stripes(st, ss, x + (size_t)c * B * PL, PL, g0, nr, TH, TW, H, W, P);
-                mm_real *v = V + (size_t)c * LD;
-                mmk_wino_in(v, SV, st, ss, nu);
-            }
-            /* M_xi = U_xi . V_xi */
-            for (int xi = 0; xi < 16; xi++)
-                mmk_gemm_off(K, nu, C, U + xi * KC, C, V + xi * SV, off, M + xi * SM, LD, NULL, 0);
-            /* Y = A^T M A: two output rows per tile row, in stripes like the input's. */
-            mm_real *q0 = st, *q1 = st + 2 * ss;
-            for (int k = 0; k < K; k++) {
-                const mm_real bk = bias ? bias[k] : 0;
-                const mm_real *m = M + (size_t)k * LD;
-                mmk_wino_out(q0, q1, m, SM, nu, bk, relu);
-                for (int gr = 0; gr < nr; gr++) {
-                    const int n = (g0 + gr) / TH, th = (g0 + gr) % TH;
-                    mm_real *yr = y + ((size_t)k * B + n) * PO + (size_t)2 * th * WO;
-                    mmk_copy(yr, q0 + (size_t)gr * WP, WO);
-                    if (2 * th + 1 < HO) mmk_copy(yr + WO, q1 + (size_t)gr * WP, WO);
-                }
-            }
-        }
-    }
-}
-
-/* ---- F(4x4, 3x3) --------------------------------------------------------------
+/* ---- F(4x4, 3x3): its transforms ----------------------------------------------
  * Each 4 x 4 block of outputs from its 6 x 6 input patch: 36 multiplications
  * per channel pair instead of 144, 4x fewer than the direct convolution
  * (F(2x2, 3x3): 2.25x), for larger transforms and rounding a few times the
@@ -391,44 +335,78 @@ static inline void mmk_wino4_out(mm_real *restrict q, size_t qs, const mm_real *
     }
 }
 
-/* mmk_wino_conv by F(4x4, 3x3): U from mmk_wino4_weights; the plan
- * mm_wino_plan(4, TW + 1, ...) with TW = ceil(WO / 4). */
-__attribute__((noinline, unused)) static void mmk_wino4_conv(int B, int C, int K, int H, int W, int P, const mm_real *restrict x,
-                                                             const mm_real *restrict U, const mm_real *bias, int relu, mm_real *restrict y,
-                                                             int R, int LD, mm_real *scratch, size_t sfloats) {
-    const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TH = (HO + 3) / 4, TW = (WO + 3) / 4, G = B * TH, WP = 4 * (TW + 1);
+/* ---- The convolution -----------------------------------------------------------
+ * y[K][B][HO][WO] = conv3x3(x[C][B][H][W] padded by P) (+ bias, ReLU), HO =
+ * H + 2P - 2, WO likewise, by F(m x m, 3x3), m = 2 or 4, with the weights U
+ * transformed by mmk_wino_weights (m = 2) or mmk_wino4_weights (m = 4).
+ * Tasks of R tile rows (m output rows of one example each), R (TW + 1)
+ * stripe columns, TW = ceil(WO / m); LD >= those + 32 (the GEMM reads up
+ * to 31 columns past its last); each thread's scratch (mm_wino_plan(m,
+ * ...)) at scratch + thread * sfloats. */
+static inline void mmk_winom_conv(int m, int B, int C, int K, int H, int W, int P, const mm_real *restrict x, const mm_real *restrict U,
+                                  const mm_real *bias, int relu, mm_real *restrict y, int R, int LD, mm_real *scratch, size_t sfloats) {
+    const int HO = H + 2 * P - 2, WO = W + 2 * P - 2, TH = (HO + m - 1) / m, TW = (WO + m - 1) / m, G = B * TH, WP = m * (TW + 1);
+    const int NX = (m + 2) * (m + 2), NS = m == 2 ? 8 : 36; /* transform planes; stripes */
     const size_t KC = (size_t)K * C, PL = (size_t)H * W, PO = (size_t)HO * WO, ss = (size_t)R * (TW + 1) + 32;
-    R = mmk_wino_rows(G, R);
+    R = mmk_wino_rows(G, R); /* ss stays the plan's */
 #pragma omp parallel
     {
+        /* V[xi][C][LD] and M[xi][K][LD], their xi planes SV and SM floats apart: 64 bytes more than C LD and K LD,
+         * so that the streams of a transform do not fall into one set of the L1 cache */
         const size_t SV = (size_t)C * LD + 16, SM = (size_t)K * LD + 16;
-        mm_real *V = scratch + (size_t)MMK_THREAD() * sfloats, *M = V + 36 * SV, *st = M + 36 * SM; /* st: 36 stripes */
+        mm_real *V = scratch + (size_t)MMK_THREAD() * sfloats, *M = V + NX * SV, *st = M + NX * SM; /* st: stripes */
         int off[C];
         for (int c = 0; c < C; c++) off[c] = c * LD;
-        /* Columns past a full task's start as zeros (see mmk_wino_conv). */
-        for (int xi = 0; xi < 36; xi++)
+        /* Columns past a full task's (the GEMM reads them, and the transforms
+         * one past a task's last) start as zeros, not whatever the scratch
+         * held. A shorter last task leaves the task before's finite values
+         * in its spare columns: GEMM columns are independent, and the
+         * output transform stores none of them. */
+        for (int xi = 0; xi < NX; xi++)
             for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + (size_t)R * (TW + 1), LD - R * (TW + 1));
-        memset(st, 0, sizeof(mm_real) * 36 * ss);
+        memset(st, 0, sizeof(mm_real) * NS * ss);
 #pragma omp for schedule(static)
         for (int g0 = 0; g0 < G; g0 += R) {
             const int nr = G - g0 < R ? G - g0 : R, nu = nr * (TW + 1);
+            /* V = B^T d B for every tile of the task and channel. */
             for (int c = 0; c < C; c++) {
-                mmk_wino4_stripes(st, ss, x + (size_t)c * B * PL, PL, g0, nr, TH, TW, H, W, P);
-                mmk_wino4_in(V + (size_t)c * LD, SV, st, ss, nu);
+                const mm_real *xc = x + (size_t)c * B * PL;
+                if (m == 2) {
+                    mmk_wino_stripes(st, ss, xc, PL, g0, nr, TH, TW, H, W, P);
+                    mmk_wino_in(V + (size_t)c * LD, SV, st, ss, nu);
+                } else {
+                    mmk_wino4_stripes(st, ss, xc, PL, g0, nr, TH, TW, H, W, P);
+                    mmk_wino4_in(V + (size_t)c * LD, SV, st, ss, nu);
+                }
             }
-            for (int xi = 0; xi < 36; xi++)
+            /* M_xi = U_xi . V_xi */
+            for (int xi = 0; xi < NX; xi++)
                 mmk_gemm_off(K, nu, C, U + xi * KC, C, V + xi * SV, off, M + xi * SM, LD, NULL, 0);
-            /* Four output rows per tile row, 4 ss floats apart in the stripes. */
+            /* Y = A^T M A: m output rows per tile row, in stripes like the input's, m ss floats apart. */
             for (int k = 0; k < K; k++) {
-                mmk_wino4_out(st, 4 * ss, M + (size_t)k * LD, SM, nu, bias ? bias[k] : 0, relu);
+                const mm_real bk = bias ? bias[k] : 0;
+                if (m == 2) mmk_wino_out(st, st + 2 * ss, M + (size_t)k * LD, SM, nu, bk, relu);
+                else mmk_wino4_out(st, 4 * ss, M + (size_t)k * LD, SM, nu, bk, relu);
                 for (int gr = 0; gr < nr; gr++) {
                     const int n = (g0 + gr) / TH, th = (g0 + gr) % TH;
-                    mm_real *yr = y + ((size_t)k * B + n) * PO + (size_t)4 * th * WO;
-                    for (int i = 0; i < 4 && 4 * th + i < HO; i++) mmk_copy(yr + (size_t)i * WO, st + (size_t)i * 4 * ss + (size_t)gr * WP, WO);
+                    mm_real *yr = y + ((size_t)k * B + n) * PO + (size_t)m * th * WO;
+                    for (int i = 0; i < m && m * th + i < HO; i++) mmk_copy(yr + (size_t)i * WO, st + (size_t)i * m * ss + (size_t)gr * WP, WO);
                 }
             }
         }
     }
+}
+
+__attribute__((noinline, unused)) static void mmk_wino_conv(int B, int C, int K, int H, int W, int P, const mm_real *restrict x,
+                                                            const mm_real *restrict U, const mm_real *bias, int relu, mm_real *restrict y,
+                                                            int R, int LD, mm_real *scratch, size_t sfloats) {
+    mmk_winom_conv(2, B, C, K, H, W, P, x, U, bias, relu, y, R, LD, scratch, sfloats);
+}
+
+__attribute__((noinline, unused)) static void mmk_wino4_conv(int B, int C, int K, int H, int W, int P, const mm_real *restrict x,
+                                                             const mm_real *restrict U, const mm_real *bias, int relu, mm_real *restrict y,
+                                                             int R, int LD, mm_real *scratch, size_t sfloats) {
+    mmk_winom_conv(4, B, C, K, H, W, P, x, U, bias, relu, y, R, LD, scratch, sfloats);
 }
 
 /* Z[xi][u] (rows S apart) = A dY A^T for the 2 x 2 output blocks of stripe
