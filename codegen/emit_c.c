@@ -282,13 +282,14 @@ static void kernel_body(Emit *E, const IrNode *n) {
         break;
     }
     case OP_LINEAR: {
-        /* Up to 16384 weights: W transposed once on the stack, then each
-         * example's outputs are sums of rows of it (a vector of O sums kept
-         * in registers, no per-output reduction); larger layers take a dot
-         * product per output. */
+        /* Up to 16384 weights and 16 to 1024 outputs: W transposed once on
+         * the stack, then each example's outputs are sums of rows of it (a
+         * vector of O sums kept in registers, no per-output reduction).
+         * Other layers (a head of a few classes: each sum would be a chain
+         * of I dependent adds) take a dot product per output. */
         const int I = x->shape[1], O = n->shape[1];
         P("    enum { I = %d, O = %d };\n", I, O);
-        if ((size_t)I * O <= 16384) {
+        if ((size_t)I * O <= 16384 && O >= 16 && O <= 1024) {
             P("    mm_real wt[I * O];\n    for (int o = 0; o < O; o++)\n        for (int i = 0; i < I; i++) wt[i * O + o] = x1[(size_t)o * I + i];\n");
             P("%s", omp_for("B * I * O"));
             P("    for (int n = 0; n < B; n++) {\n        mm_real *ys = y + (size_t)n * O, acc[O];\n");

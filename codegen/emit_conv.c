@@ -398,8 +398,10 @@ static void dw_rows_body(Emit *E, const IrNode *n, const IrNode *xin, const IrNo
  * F(2x2, 3x3) (2.25x fewer multiplications than the direct convolution) or
  * F(4x4, 3x3) (4x; wino_tile). bench/resnet.sh and bench/run.sh measured
  * where it pays (bench/RESULTS.md). At most 2048 channels in and out
- * together: a thread's scratch grows as 16 (C + K) LD floats
- * (mm_wino_plan), 23 MB there. */
+ * together: a thread's scratch grows as 16 (C + K) LD floats for F(2x2)
+ * and 36 (C + K) LD for F(4x4) (mm_wino_plan), about 23 MB at 2048 and
+ * 1024 channels on maps up to 500 wide (LD grows with the width past
+ * that). */
 static bool wino_conv(const IrAttr *a, const IrNode *in, const IrNode *out) {
     return a->nsp == 2 && a->k[1] == 3 && a->k[2] == 3 && a->s[1] == 1 && a->s[2] == 1 && a->p[1] == a->p[2] && a->p[1] <= 2 &&
            ir_channels(in) >= 16 && ir_channels(out) >= 16 && out->shape[2] >= 8 && out->shape[3] >= 8 &&

@@ -443,7 +443,9 @@ long rt_mem_max_batch(const rt_mem_plan *p, double avail, int threads);
  * 31 columns past its last). Returns R; *ld = LD, and *scratch = the floats
  * of scratch each thread needs for C input and K output channels, with
  * (dw) or without the weight gradient's packed V^T. codegen/emit_conv.c
- * emits the plan, bench/wino.c measures it (and other R: r0 > 0). */
+ * emits the plan, bench/wino.c measures it (and other R: r0 > 0). The
+ * forward kernels may take fewer rows a task, to give every thread as many
+ * tasks (mmk_wino_rows); the plan's R bounds them. */
 static inline int mm_wino_plan(int m, int cols, int c, int k, int dw, int r0, int *ld, size_t *scratch) {
     int r = 1;
     for (int t = 2; r0 <= 0 && t * cols <= 128; t++) {
@@ -454,7 +456,7 @@ static inline int mm_wino_plan(int m, int cols, int c, int k, int dw, int r0, in
     *ld = (r * cols + 15) / 16 * 16 + 32;
     /* V and M planes ((m + 2)^2 each, padded by 16 floats), stripes (F(2x2): 8, F(4x4): 36), slack; dw: V^T packed by 32 columns */
     const size_t planes = (size_t)(m + 2) * (m + 2), stripes = m == 2 ? 8 : planes;
-    *scratch = planes * ((c + k) * *ld + 32) + stripes * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
+    *scratch = planes * ((size_t)(c + k) * *ld + 32) + stripes * ((size_t)r * cols + 32) + 512 + (dw ? (size_t)*ld * ((c + 31) / 32 * 32) : 0);
     return r;
 }
 

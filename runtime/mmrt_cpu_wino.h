@@ -16,7 +16,9 @@
  * along stripes of those rows (mmk_wino_stripes), where clang vectorises
  * them. The input gradient of such a convolution is one too (dY
  * padded by 2 - p, the weights flipped and transposed: mmk_wino_weights'
- * flip).
+ * flip). F(4x4, 3x3) (below: 4x4 blocks from 6x6 patches, 36 GEMMs, 4x
+ * fewer multiplications) runs the same way on larger maps, through the same
+ * driver (mmk_winom_conv).
  *
  * Part of mmrt_cpu.h (after mmrt_cpu_gemm.h). The task size R, the planes'
  * row length LD and the scratch each thread needs are mm_wino_plan's
@@ -28,12 +30,12 @@
 #error "mmrt_cpu_wino.h is part of mmrt_cpu.h: include that instead"
 #endif
 
-/* Generated kernels take the Winograd form where it applies only when this
- * holds (both forms are emitted, codegen/emit_conv.c): AVX-512 builds, where
- * it measured 1.1-1.6x the direct form's speed (bench/wino.c), and double
+/* Generated kernels take F(2x2, 3x3) where it applies only when this holds
+ * (both forms are emitted, codegen/emit_conv.c): AVX-512 builds, where it
+ * measured 1.1-1.6x the direct form's speed (bench/wino.c), and double
  * precision, which the gradient checks run. The AVX2 builds keep the direct
- * form: their 4-row GEMM tile gains little on the short sums over channels
- * (0.7-1.3x on a Zen 4 built for x86-64-v3). */
+ * form there: their 4-row GEMM tile gains little on the short sums over
+ * channels (0.7-1.3x on a Zen 4 built for x86-64-v3). */
 #if defined(__AVX512F__) || defined(MMNET_F64)
 #define MMK_WINO 1
 #else
@@ -359,15 +361,17 @@ static inline void mmk_winom_conv(int m, int B, int C, int K, int H, int W, int 
         for (int c = 0; c < C; c++) off[c] = c * LD;
         /* Columns past a full task's (the GEMM reads them, and the transforms
          * one past a task's last) start as zeros, not whatever the scratch
-         * held. A shorter last task leaves the task before's finite values
-         * in its spare columns: GEMM columns are independent, and the
-         * output transform stores none of them. */
+         * held; so do a short task's spare columns (below). GEMM columns are
+         * independent, and the output transform stores none of them. */
         for (int xi = 0; xi < NX; xi++)
             for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + (size_t)R * (TW + 1), LD - R * (TW + 1));
         memset(st, 0, sizeof(mm_real) * NS * ss);
 #pragma omp for schedule(static)
         for (int g0 = 0; g0 < G; g0 += R) {
             const int nr = G - g0 < R ? G - g0 : R, nu = nr * (TW + 1);
+            if (nr < R) /* the last task, maybe this thread's first: no stale (or never written) scratch in its spare columns */
+                for (int xi = 0; xi < NX; xi++)
+                    for (int c = 0; c < C; c++) mmk_zero(V + xi * SV + (size_t)c * LD + nu, (R - nr) * (TW + 1));
             /* V = B^T d B for every tile of the task and channel. */
             for (int c = 0; c < C; c++) {
                 const mm_real *xc = x + (size_t)c * B * PL;
